@@ -1,0 +1,323 @@
+"""run_shard, describe_task and describe_worker end to end in Temporal's ActivityEnvironment, with
+the conftest recurrent model and key-value task injected in place of the registries: outputs obey
+the contract, heartbeats carry progress, results are deterministic, bad payloads fail for good."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+import types
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from conftest import TEST_WORDS, KeyValueRecallTask, TinyRecurrentLM, WordTokenizer
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.testing import ActivityEnvironment
+
+from twice_inference import contract
+from twice_inference.activities import InferenceActivities
+from twice_inference.engine.naive import naive_greedy_generate
+from twice_inference.protocols import StrategySpec
+from twice_inference.tasks.scoring import contains, exact
+
+
+@dataclass
+class LoadedTestModel:
+    model: TinyRecurrentLM
+    tokenizer: WordTokenizer
+    info: SimpleNamespace
+
+    def state_bytes(self, prompt_len: int) -> int:
+        return self.model.state_size_bytes(1, prompt_len)
+
+
+class Registries:
+    """Records calls so tests can see what the activities asked the registries for."""
+
+    def __init__(self) -> None:
+        self.loads: list[tuple[str, str, str]] = []
+        self.slice_calls: list[tuple[list[int], list[float]]] = []
+
+    def load_model(self, name: str, revision: str, device: str) -> LoadedTestModel:
+        if name == "broken":
+            raise RuntimeError("kernels for this family are not installed")
+        if name != "tiny":
+            raise KeyError(f"unknown model {name!r}")
+        self.loads.append((name, revision, device))
+        model = TinyRecurrentLM(vocab_size=len(TEST_WORDS) + 2, dim=16, seed=int(revision))
+        info = SimpleNamespace(
+            family=model.family,
+            parameters=sum(p.numel() for p in model.parameters()),
+            dtype="float64",
+        )
+        return LoadedTestModel(model, WordTokenizer(TEST_WORDS), info)
+
+    def build_task(self, name: str, version: int, params: dict[str, Any]) -> KeyValueRecallTask:
+        if name != KeyValueRecallTask.name:
+            raise KeyError(f"unknown task {name!r}")
+        return KeyValueRecallTask(params)
+
+    def slice_sums(
+        self, prompt_ids: list[int], nll: list[float], settings: contract.SliceSettings
+    ) -> list[dict[str, Any]]:
+        # A simple honest split: tokens whose bigram already occurred in the prompt vs the rest.
+        self.slice_calls.append((prompt_ids, nll))
+        seen: set[tuple[int, int]] = set()
+        sums = {"ar_hit": [0.0, 0], "other": [0.0, 0]}
+        for position in range(1, len(prompt_ids)):
+            bigram = (prompt_ids[position - 1], prompt_ids[position])
+            bucket = sums["ar_hit" if bigram in seen else "other"]
+            bucket[0] += nll[position - 1]
+            bucket[1] += 1
+            seen.add(bigram)
+        return [{"slice": k, "nllSum": v[0], "tokenCount": v[1]} for k, v in sums.items()]
+
+
+SHARD: dict[str, Any] = {
+    "cellKey": "d" * 64,
+    "shardIndex": 1,
+    "exampleStart": 5,
+    "exampleEnd": 12,
+    "model": {"name": "tiny", "revision": "3"},
+    "task": {"name": "kv_recall_test", "version": 1, "params": {"numExamples": 20, "seed": 7}},
+    "strategy": {"name": "jrt_prompt", "version": 1, "params": {"repeats": 2}},
+    "generation": {"maxNewTokens": 6, "stopAtNewline": True, "batchSize": 3, "maxPromptTokens": 12},
+    "scorer": {"name": "contains", "version": 1},
+    "slices": {
+        "frequencyThreshold": 10,
+        "frequencyBinEdges": [0],
+        "distanceBinEdges": [1],
+        "bigramCounts": None,
+    },
+    "device": "cpu",
+}
+
+
+def _run(activities: InferenceActivities, payload: Any, heartbeats: list[Any] | None = None) -> Any:
+    env = ActivityEnvironment()
+    if heartbeats is not None:
+        env.on_heartbeat = lambda *details: heartbeats.append(details)
+    return env.run(activities.run_shard, payload)
+
+
+def _activities(registries: Registries, **kwargs: Any) -> InferenceActivities:
+    return InferenceActivities(
+        device="cpu",
+        load_model=registries.load_model,
+        build_task=registries.build_task,
+        slice_sums=registries.slice_sums,
+        **kwargs,
+    )
+
+
+def test_run_shard_end_to_end() -> None:
+    registries = Registries()
+    heartbeats: list[Any] = []
+    output = _run(_activities(registries), SHARD, heartbeats)
+
+    parsed = contract.RunShardOutput.model_validate(output)
+    assert parsed.to_json() == output
+    assert parsed.cell_key == SHARD["cellKey"] and parsed.shard_index == 1
+    assert [e.example_id for e in parsed.examples] == list(range(5, 12))
+
+    # Every record is what the task, tokenizer and a naive decode of the truncated prompt give.
+    loaded = registries.load_model("tiny", "3", "cpu")
+    task = KeyValueRecallTask(SHARD["task"]["params"])
+    strategy = contract.StrategyRef.model_validate(SHARD["strategy"])
+
+    examples = task.examples(
+        5, 12, loaded.tokenizer, StrategySpec(strategy.name, strategy.version, strategy.params)
+    )
+    prompts = [e.prompt_ids[-12:] for e in examples]
+    assert any(len(e.prompt_ids) > 12 for e in examples), "fixture should exercise truncation"
+    expected = naive_greedy_generate(
+        loaded.model, prompts, max_new_tokens=6, stop_id=loaded.tokenizer.newline_id
+    )
+    rows = zip(parsed.examples, prompts, examples, expected, strict=True)
+    for record, prompt, example, tokens in rows:
+        assert record.prompt_tokens == len(prompt) <= 12
+        assert (
+            record.prompt_digest
+            == hashlib.sha256(json.dumps(prompt, separators=(",", ":")).encode()).hexdigest()
+        )
+        assert record.prediction == loaded.tokenizer.decode(tokens)
+        assert record.generated_tokens == len(tokens)
+        assert record.gold == example.gold
+        assert record.score == contains(record.prediction, example.gold)
+
+    # Batches of 3 over 7 examples: generation beats 3, 6, 7; the NLL pass keeps beating 7.
+    done = [h[0]["examplesDone"] for h in heartbeats]
+    assert done[:3] == [3, 6, 7] and set(done[3:]) == {7}
+    assert parsed.timing.batches == 3
+    assert parsed.timing.prefill_tokens == sum(len(p) for p in prompts)
+    assert parsed.timing.load_seconds > 0
+
+    # Slice sums are the per-example sums added up, over the truncated prompts' NLL.
+    assert [p for p, _ in registries.slice_calls] == prompts
+    assert all(len(n) == len(p) - 1 for p, n in registries.slice_calls)
+    by_name = {s.slice: s for s in parsed.slices}
+    assert sorted(by_name) == ["ar_hit", "other"]
+    assert sum(s.token_count for s in parsed.slices) == sum(len(p) - 1 for p in prompts)
+    assert sum(s.nll_sum for s in parsed.slices) == pytest.approx(
+        sum(sum(n) for _, n in registries.slice_calls)
+    )
+
+    assert parsed.model.family == "tiny_recurrent" and parsed.model.state_bytes == 16 * 8
+    assert parsed.worker.device == "cpu"
+
+
+def test_run_shard_is_deterministic_and_reuses_the_loaded_model() -> None:
+    registries = Registries()
+    activities = _activities(registries)
+    first = _run(activities, SHARD)
+    second = _run(activities, SHARD)
+    assert len(registries.loads) == 1
+    assert second["timing"]["loadSeconds"] == 0.0
+    strip = lambda out: {k: v for k, v in out.items() if k not in ("timing", "worker")}  # noqa: E731
+    assert strip(first) == strip(second)
+    # A fresh process (new activities object) gives the same results too.
+    assert strip(_run(_activities(Registries()), SHARD)) == strip(first)
+
+
+def test_model_cache_evicts_least_recently_used() -> None:
+    registries = Registries()
+    activities = _activities(registries, model_cache_size=1)
+    other_model = {**SHARD, "model": {"name": "tiny", "revision": "4"}, "slices": None}
+    for payload in (SHARD, other_model, SHARD):
+        _run(activities, payload)
+    assert [load[1] for load in registries.loads] == ["3", "4", "3"]
+
+
+def test_no_slices_requested_means_no_nll_pass() -> None:
+    registries = Registries()
+    output = _run(_activities(registries), {**SHARD, "slices": None})
+    assert output["slices"] == [] and registries.slice_calls == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"cellKey": "not-a-digest"}, "cellKey"),
+        ({"exampleStart": -1}, "exampleStart"),
+        ({"exampleEnd": 5}, "exampleEnd"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_shard_fails_without_retry_naming_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), {**SHARD, **change})
+    assert caught.value.type == "InvalidShard" and caught.value.non_retryable
+    assert field in caught.value.message
+
+
+def test_unknown_model_and_task_are_not_retried() -> None:
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), {**SHARD, "model": {"name": "nope", "revision": "1"}})
+    assert caught.value.type == "ModelLoadFailed" and caught.value.non_retryable
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), {**SHARD, "task": {**SHARD["task"], "name": "nope"}})
+    assert caught.value.type == "InvalidShard" and caught.value.non_retryable
+    out_of_range = copy.deepcopy(SHARD)
+    out_of_range["exampleEnd"] = 25
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), out_of_range)
+    assert caught.value.type == "InvalidShard" and "[5, 25)" in caught.value.message
+
+
+def test_scorer_named_by_the_shard_is_used() -> None:
+    output = _run(_activities(Registries()), {**SHARD, "scorer": {"name": "exact", "version": 1}})
+    for record in output["examples"]:
+        assert record["score"] == exact(record["prediction"], record["gold"])
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), {**SHARD, "scorer": {"name": "exact", "version": 9}})
+    assert caught.value.type == "InvalidShard" and "version 9" in caught.value.message
+
+
+def test_unexpected_load_failure_is_retryable() -> None:
+    with pytest.raises(ApplicationError) as caught:
+        _run(_activities(Registries()), {**SHARD, "model": {"name": "broken", "revision": "1"}})
+    assert caught.value.type == "ModelLoadFailed" and not caught.value.non_retryable
+    assert "kernels" in caught.value.message
+
+
+def test_cancellation_between_batches() -> None:
+    env = ActivityEnvironment()
+    heartbeats: list[Any] = []
+
+    def cancel_on_first(*details: Any) -> None:
+        heartbeats.append(details)
+        env.cancel()
+
+    env.on_heartbeat = cancel_on_first
+    with pytest.raises(CancelledError):
+        env.run(_activities(Registries()).run_shard, SHARD)
+    assert len(heartbeats) == 1
+
+
+def test_describe_task_and_worker() -> None:
+    env = ActivityEnvironment()
+    activities = _activities(Registries())
+    described = env.run(activities.describe_task, {"task": SHARD["task"]})
+    parsed = contract.DescribeTaskOutput.model_validate(described)
+    assert parsed.num_examples == 20
+    assert parsed.data_digest == KeyValueRecallTask(SHARD["task"]["params"]).data_digest()
+    with pytest.raises(ApplicationError) as caught:
+        env.run(activities.describe_task, {"task": {**SHARD["task"], "version": 0}})
+    assert caught.value.type == "InvalidShard" and "task.version" in caught.value.message
+
+    info = contract.WorkerInfo.model_validate(env.run(activities.describe_worker))
+    assert info.device == "cpu" and info.worker_version == "0.1.0" and info.pid > 0
+
+
+def test_default_registries_are_imported_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without injection the activities call twice_inference.{models,tasks}.registry and
+    tasks.slices by these exact names and signatures."""
+    registries = Registries()
+    for module_name, attribute, function in (
+        ("twice_inference.models.registry", "load_model", registries.load_model),
+        ("twice_inference.tasks.registry", "build_task", registries.build_task),
+        ("twice_inference.tasks.slices", "slice_sums", registries.slice_sums),
+    ):
+        module = types.ModuleType(module_name)
+        setattr(module, attribute, function)
+        monkeypatch.setitem(sys.modules, module_name, module)
+    output = _run(InferenceActivities(device="cpu"), SHARD)
+    contract.RunShardOutput.model_validate(output)
+    assert registries.loads == [("tiny", "3", "cpu")] and registries.slice_calls
+
+
+def test_real_task_registry_tokenizer_and_slices() -> None:
+    """Everything but the weights is the real thing: the mqar task, the synthetic tokenizer, the
+    contains scorer and the slice sums (the zoo's trained weights are not needed to check the
+    plumbing between them)."""
+    from twice_inference.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer("synthetic-v1")
+    model = TinyRecurrentLM(vocab_size=tokenizer.vocab_size, dim=8, seed=1)
+    info = SimpleNamespace(family=model.family, parameters=1, dtype="float64")
+    loaded = LoadedTestModel(model, tokenizer, info)  # type: ignore[arg-type]
+    activities = InferenceActivities(device="cpu", load_model=lambda *_: loaded)
+    shard = {
+        **SHARD,
+        "task": {"name": "mqar", "version": 1, "params": {"numExamples": 10, "seed": 0}},
+        "strategy": {"name": "jrt_prompt", "version": 1, "params": {}},
+        "generation": {**SHARD["generation"], "maxPromptTokens": 2000},
+        "exampleStart": 2,
+        "exampleEnd": 6,
+    }
+    output = contract.RunShardOutput.model_validate(_run(activities, shard))
+    assert [e.example_id for e in output.examples] == [2, 3, 4, 5]
+    slices = {s.slice: s for s in output.slices}
+    # jrt_prompt repeats the context, so the second copy is full of repeated bigrams: AR hits.
+    assert slices["ar_hit"].token_count > 0
+    scored = sum(e.prompt_tokens - 1 for e in output.examples)
+    assert slices["ar_hit"].token_count + slices["other"].token_count == scored
+
+    described = ActivityEnvironment().run(activities.describe_task, {"task": shard["task"]})
+    assert described["numExamples"] == 10 and len(described["dataDigest"]) == 64

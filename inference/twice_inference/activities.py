@@ -1,0 +1,374 @@
+"""The GPU task queue's Temporal activities: ``run_shard``, ``describe_task``, ``describe_worker``.
+
+Payloads are plain JSON dicts validated against ``contract.py`` at entry and exit. The model and
+task registries are imported lazily (and can be injected), so the worker starts without loading any
+adapter. ``tests/test_activities.py`` runs them in ``temporalio.testing.ActivityEnvironment``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+import torch
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from twice_inference import contract
+from twice_inference.engine.device_info import resolve_device, worker_info
+from twice_inference.engine.generate import greedy_generate, prompt_nll
+from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
+
+# Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
+INVALID_SHARD = "InvalidShard"  # payload or task parameters are wrong: never retry
+MODEL_LOAD_FAILED = "ModelLoadFailed"
+TASK_FAILED = "TaskFailed"
+DEVICE_UNAVAILABLE = "DeviceUnavailable"  # e.g. cuda asked of a CPU-only worker: retry elsewhere
+GPU_OUT_OF_MEMORY = "GpuOutOfMemory"
+
+
+class ModelDescription(Protocol):
+    family: str
+    parameters: int
+    dtype: str
+
+
+class LoadedModel(Protocol):
+    """What ``twice_inference.models.registry.load_model`` returns."""
+
+    model: LanguageModel
+    tokenizer: Tokenizer
+    info: ModelDescription
+
+    def state_bytes(self, prompt_len: int) -> int: ...
+
+
+LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
+BuildTask = Callable[[str, int, dict[str, Any]], Task]  # (name, version, params)
+SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
+M = TypeVar("M", bound=contract.ContractModel)
+
+
+def _registry_load_model(name: str, revision: str, device: str) -> LoadedModel:
+    from twice_inference.models.registry import load_model
+
+    return load_model(name, revision, device)
+
+
+def _registry_build_task(name: str, version: int, params: dict[str, Any]) -> Task:
+    from twice_inference.tasks.registry import build_task
+
+    return build_task(name, version, params)
+
+
+def _registry_slice_sums(
+    prompt_ids: list[int], nll: list[float], settings: contract.SliceSettings
+) -> list[Any]:
+    from twice_inference.tasks.slices import slice_sums
+
+    return slice_sums(prompt_ids, nll, settings)
+
+
+def parse_payload(model: type[M], payload: Any) -> M:
+    """Validate an incoming payload; a bad one fails the activity for good, naming each field."""
+    try:
+        return model.model_validate(payload)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<payload>'}: {e['msg']}"
+            f" (got {e['input']!r:.80})"
+            for e in error.errors()
+        )
+        raise ApplicationError(
+            f"invalid {model.__name__}: {problems}", type=INVALID_SHARD, non_retryable=True
+        ) from error
+
+
+def prompt_digest(prompt_ids: list[int]) -> str:
+    """sha256 of the token ids the model actually saw (after truncation), as compact JSON."""
+    return hashlib.sha256(json.dumps(prompt_ids, separators=(",", ":")).encode()).hexdigest()
+
+
+def task_data_digest(task: Task, ref: contract.TaskRef) -> str:
+    """The task's own data digest where it provides one; otherwise the canonical JSON of its
+    reference, which pins a synthetic generator completely."""
+    own = getattr(task, "data_digest", None)
+    if callable(own):
+        return str(own())
+    canonical = json.dumps(
+        {"name": ref.name, "version": ref.version, "params": ref.params},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _sum_slices(per_example: list[list[Any]]) -> list[contract.SliceSum]:
+    totals: dict[str, tuple[float, int]] = {}
+    for sums in per_example:
+        for item in sums:
+            row = item if isinstance(item, Mapping) else vars(item)
+            name = str(row["slice"])
+            nll = float(row["nllSum"] if "nllSum" in row else row["nll_sum"])
+            count = int(row["tokenCount"] if "tokenCount" in row else row["token_count"])
+            previous_nll, previous_count = totals.get(name, (0.0, 0))
+            totals[name] = (previous_nll + nll, previous_count + count)
+    return [
+        contract.SliceSum(slice=name, nll_sum=nll, token_count=count)
+        for name, (nll, count) in sorted(totals.items())
+    ]
+
+
+class InferenceActivities:
+    """Activities bound to one worker process: its default device and a small LRU of loaded
+    models (shards arrive model-major, so one resident model is usually enough)."""
+
+    def __init__(
+        self,
+        *,
+        device: str = "auto",
+        model_cache_size: int = 1,
+        load_model: LoadModel = _registry_load_model,
+        build_task: BuildTask = _registry_build_task,
+        slice_sums: SliceSums = _registry_slice_sums,
+    ) -> None:
+        if model_cache_size < 1:
+            raise ValueError(f"model_cache_size must be >= 1, got {model_cache_size}")
+        self.default_device = device
+        resolve_device(device)  # fail at start-up, not on the first shard
+        self._cache_size = model_cache_size
+        self._models: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
+        self._models_lock = threading.Lock()
+        self._load_model = load_model
+        self._build_task = build_task
+        self._slice_sums = slice_sums
+
+    # ---- activities ------------------------------------------------------------------------
+
+    @activity.defn(name=contract.DESCRIBE_WORKER)
+    def describe_worker(self) -> dict[str, Any]:
+        return worker_info(resolve_device(self.default_device)).to_json()
+
+    @activity.defn(name=contract.DESCRIBE_TASK)
+    def describe_task(self, payload: dict[str, Any]) -> dict[str, Any]:
+        request = parse_payload(contract.DescribeTaskInput, payload)
+        task = self._task(request.task)
+        return contract.DescribeTaskOutput(
+            num_examples=task.num_examples(), data_digest=task_data_digest(task, request.task)
+        ).to_json()
+
+    @activity.defn(name=contract.RUN_SHARD)
+    def run_shard(self, payload: dict[str, Any]) -> dict[str, Any]:
+        shard = parse_payload(contract.RunShardInput, payload)
+        device = self._device(shard.device)
+        loaded, load_seconds = self._model(shard.model, device)
+        task = self._task(shard.task)
+        scorer = _scorer(shard.scorer)
+        strategy = StrategySpec(
+            shard.strategy.name, shard.strategy.version, dict(shard.strategy.params)
+        )
+        try:
+            examples = task.examples(
+                shard.example_start, shard.example_end, loaded.tokenizer, strategy
+            )
+        except (KeyError, ValueError) as error:
+            raise ApplicationError(
+                f"task {shard.task.name} v{shard.task.version} cannot build examples "
+                f"[{shard.example_start}, {shard.example_end}): {error}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            ) from error
+        expected_ids = list(range(shard.example_start, shard.example_end))
+        if [e.example_id for e in examples] != expected_ids:
+            raise ApplicationError(
+                f"task {shard.task.name} returned example ids "
+                f"{[e.example_id for e in examples][:10]}..., expected {shard.example_start}.."
+                f"{shard.example_end - 1} in order",
+                type=TASK_FAILED,
+                non_retryable=True,
+            )
+
+        settings = shard.generation
+        # Left truncation keeps the end of the prompt (the question), as the paper's harness does.
+        prompts = [e.prompt_ids[-settings.max_prompt_tokens :] for e in examples]
+        tokenizer = loaded.tokenizer
+
+        def progress(done: int) -> None:
+            activity.heartbeat(contract.ShardHeartbeat(examples_done=done).to_json())
+            if activity.is_cancelled():
+                raise CancelledError("run_shard cancelled")
+
+        # JRT-RNN's Table 4 modes are strategies; "iterate" re-encodes after every new token, the
+        # others prefill once. Set per shard: the cached model may have served another strategy.
+        set_mode = getattr(loaded.model, "set_inference_mode", None)
+        if set_mode is not None:
+            set_mode("iterate" if strategy.name == "jrt_rnn_iterate" else "left_pad")
+
+        with _typed_gpu_errors():
+            result = greedy_generate(
+                loaded.model,
+                prompts,
+                max_new_tokens=settings.max_new_tokens,
+                stop_id=tokenizer.newline_id if settings.stop_at_newline else None,
+                batch_size=settings.batch_size,
+                pad_id=tokenizer.pad_id,
+                on_batch_done=progress,
+            )
+            slices: list[contract.SliceSum] = []
+            if shard.slices is not None:
+                nll = prompt_nll(
+                    loaded.model,
+                    prompts,
+                    batch_size=settings.batch_size,
+                    pad_id=tokenizer.pad_id,
+                    on_batch_done=lambda _: progress(len(prompts)),
+                )
+                per_example = [
+                    self._slice_sums(prompt, values.tolist(), shard.slices)
+                    for prompt, values in zip(prompts, nll, strict=True)
+                ]
+                slices = _sum_slices(per_example)
+
+        records = []
+        for example, prompt, generation in zip(examples, prompts, result.generations, strict=True):
+            prediction = tokenizer.decode(generation.tokens)
+            if settings.stop_at_newline:
+                # A multi-character token can carry the newline; the harness cuts the text there.
+                prediction = prediction.split("\n", 1)[0]
+            records.append(
+                contract.ExampleRecord(
+                    example_id=example.example_id,
+                    prompt_digest=prompt_digest(prompt),
+                    prediction=prediction,
+                    gold=list(example.gold),
+                    score=_score(scorer, prediction, example),
+                    prompt_tokens=len(prompt),
+                    generated_tokens=len(generation.tokens),
+                )
+            )
+
+        timing = result.timing
+        return contract.RunShardOutput(
+            cell_key=shard.cell_key,
+            shard_index=shard.shard_index,
+            examples=records,
+            slices=slices,
+            timing=contract.ShardTiming(
+                load_seconds=load_seconds,
+                prefill_seconds=timing.prefill_seconds,
+                decode_seconds=timing.decode_seconds,
+                prefill_tokens=timing.prefill_tokens,
+                batches=timing.batches,
+            ),
+            worker=worker_info(device),
+            model=contract.ModelInfo(
+                family=loaded.info.family,
+                parameters=int(loaded.info.parameters),
+                # state after the shard's longest prompt (constant for recurrent families)
+                state_bytes=int(loaded.state_bytes(max((len(p) for p in prompts), default=0))),
+                dtype=str(loaded.info.dtype),
+            ),
+        ).to_json()
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _device(self, requested: str) -> torch.device:
+        try:
+            return resolve_device(self.default_device if requested == "auto" else requested)
+        except ValueError as error:
+            raise ApplicationError(str(error), type=DEVICE_UNAVAILABLE) from error
+
+    def _task(self, ref: contract.TaskRef) -> Task:
+        try:
+            return self._build_task(ref.name, ref.version, dict(ref.params))
+        except (KeyError, ValueError) as error:
+            raise ApplicationError(
+                f"task {ref.name!r} v{ref.version}: {error}", type=INVALID_SHARD, non_retryable=True
+            ) from error
+
+    def _model(self, ref: contract.ModelRef, device: torch.device) -> tuple[LoadedModel, float]:
+        """(model, seconds spent loading it: 0 when it was already resident)."""
+        key = (ref.name, ref.revision, str(device))
+        with self._models_lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key], 0.0
+            while len(self._models) >= self._cache_size:
+                self._models.popitem(last=False)
+                if device.type == "cuda":
+                    gc.collect()
+                    torch.cuda.empty_cache()  # hand the evicted weights' memory back first
+            started = time.perf_counter()
+            where = f"model {ref.name!r} revision {ref.revision!r}"
+            try:
+                with _typed_gpu_errors():
+                    loaded = self._load_model(ref.name, ref.revision, str(device))
+            except ApplicationError:
+                raise
+            except (FileNotFoundError, KeyError, ValueError) as error:
+                # The model or revision does not exist here; retrying cannot help.
+                raise ApplicationError(
+                    f"{where}: {error}", type=MODEL_LOAD_FAILED, non_retryable=True
+                ) from error
+            except Exception as error:  # e.g. a family whose kernels are missing on this host
+                raise ApplicationError(f"{where}: {error}", type=MODEL_LOAD_FAILED) from error
+            if loaded.tokenizer is None:
+                raise ApplicationError(
+                    f"{where} was loaded without a tokenizer",
+                    type=MODEL_LOAD_FAILED,
+                    non_retryable=True,
+                )
+            self._models[key] = loaded
+            return loaded, time.perf_counter() - started
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.run_shard, self.describe_task, self.describe_worker]
+
+
+Scorer = Callable[[str, list[str]], float]
+
+
+def _scorer(ref: contract.ScorerRef) -> Scorer:
+    """The scorer the shard names, at the version it names: the version is part of the cell key,
+    so scoring with another one would file results under the wrong key."""
+    from twice_inference.tasks.scoring import SCORER_VERSIONS, get_scorer
+
+    implemented = SCORER_VERSIONS.get(ref.name)
+    if implemented != ref.version:
+        raise ApplicationError(
+            f"scorer {ref.name!r} version {ref.version} requested, this worker implements "
+            f"version {implemented}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        )
+    return get_scorer(ref.name)
+
+
+def _score(scorer: Scorer, prediction: str, example: Example) -> float:
+    try:
+        return float(scorer(prediction, list(example.gold)))
+    except ValueError as error:  # e.g. an empty gold, which would match everything
+        raise ApplicationError(
+            f"example {example.example_id}: cannot score: {error}",
+            type=TASK_FAILED,
+            non_retryable=True,
+        ) from error
+
+
+@contextmanager
+def _typed_gpu_errors() -> Iterator[None]:
+    """Turns a CUDA out-of-memory into a typed, retryable failure (another attempt may land on a
+    larger GPU, or the orchestrator may shrink the batch)."""
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        torch.cuda.empty_cache()
+        raise ApplicationError(f"out of GPU memory: {error}", type=GPU_OUT_OF_MEMORY) from error

@@ -1,0 +1,195 @@
+"""Pydantic twins of the orchestrator contract (``workflows/contract.ts``): activity names, the GPU
+task queue and every payload that crosses the TypeScript/Python boundary. JSON on the wire is
+camelCase, Python attributes are snake_case. ``tests/test_contract.py`` checks these models against
+the JSON Schema exported from zod (``contract.schema.json``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+GPU_QUEUE = "twice-gpu"
+
+# Activity names are fixed here and in contract.ts (PYTHON_ACTIVITIES); SDKs would otherwise name
+# them differently.
+RUN_SHARD = "run_shard"
+DESCRIBE_TASK = "describe_task"
+DESCRIBE_WORKER = "describe_worker"
+
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class ContractModel(BaseModel):
+    """Base for every payload: unknown keys are errors (a typo must not silently become a default),
+    values are not coerced (zod does not coerce either), and payloads are immutable."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        strict=True,
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase JSON form the TypeScript side reads."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class ModelRef(ContractModel):
+    name: NonEmptyStr
+    # weights digest for zoo models, HF revision (or local directory digest) for checkpoints
+    revision: NonEmptyStr
+
+
+class TaskRef(ContractModel):
+    name: NonEmptyStr
+    version: PositiveInt
+    params: dict[str, Any]
+
+
+class StrategyRef(ContractModel):
+    name: NonEmptyStr
+    version: PositiveInt
+    params: dict[str, Any]
+
+
+class GenerationSettings(ContractModel):
+    max_new_tokens: PositiveInt
+    stop_at_newline: bool
+    batch_size: PositiveInt
+    # prompts longer than this are left-truncated, as the paper's harness does (2048 - 48)
+    max_prompt_tokens: PositiveInt
+
+
+class ScorerRef(ContractModel):
+    name: Literal["contains", "exact"]
+    version: PositiveInt
+
+
+class SliceSettings(ContractModel):
+    frequency_threshold: PositiveInt
+    frequency_bin_edges: Annotated[list[NonNegativeInt], Field(min_length=1)]
+    distance_bin_edges: Annotated[list[PositiveInt], Field(min_length=1)]
+    # relative to the worker's data root; None: every re-occurring bigram counts as infrequent
+    bigram_counts: NonEmptyStr | None
+
+
+class RunShardInput(ContractModel):
+    cell_key: Digest
+    shard_index: NonNegativeInt
+    example_start: NonNegativeInt
+    example_end: PositiveInt
+    model: ModelRef
+    task: TaskRef
+    strategy: StrategyRef
+    generation: GenerationSettings
+    scorer: ScorerRef
+    slices: SliceSettings | None
+    device: Literal["auto", "cpu", "cuda"]
+
+    # A field validator (not a model validator) so the error is located at exampleEnd, as zod's
+    # refine reports it.
+    @field_validator("example_end")
+    @classmethod
+    def _end_after_start(cls, example_end: int, info: ValidationInfo) -> int:
+        start = info.data.get("example_start")
+        if start is not None and example_end <= start:
+            raise ValueError(
+                f"exampleEnd must be greater than exampleStart ({example_end} <= {start})"
+            )
+        return example_end
+
+
+class ExampleRecord(ContractModel):
+    example_id: NonNegativeInt
+    prompt_digest: Digest
+    prediction: str
+    gold: list[str]
+    score: Annotated[float, Field(ge=0, le=1)]
+    prompt_tokens: NonNegativeInt
+    generated_tokens: NonNegativeInt
+
+
+class SliceSum(ContractModel):
+    """Sums, not means, so Postgres can aggregate perplexity across shards exactly."""
+
+    slice: NonEmptyStr
+    nll_sum: NonNegativeFloat
+    token_count: NonNegativeInt
+
+
+class ShardTiming(ContractModel):
+    load_seconds: NonNegativeFloat
+    prefill_seconds: NonNegativeFloat
+    decode_seconds: NonNegativeFloat
+    prefill_tokens: NonNegativeInt
+    batches: NonNegativeInt
+
+
+class WorkerInfo(ContractModel):
+    worker_version: str
+    python: str
+    torch: str
+    device: str
+    gpu_name: str | None
+    driver: str | None
+    cuda: str | None
+    hostname: str
+    pid: int
+
+
+class ModelInfo(ContractModel):
+    family: str
+    parameters: NonNegativeInt
+    state_bytes: NonNegativeInt
+    dtype: str
+
+
+class RunShardOutput(ContractModel):
+    cell_key: Digest
+    shard_index: NonNegativeInt
+    examples: list[ExampleRecord]
+    slices: list[SliceSum]
+    timing: ShardTiming
+    worker: WorkerInfo
+    model: ModelInfo
+
+
+class ShardHeartbeat(ContractModel):
+    examples_done: NonNegativeInt
+
+
+class DescribeTaskInput(ContractModel):
+    task: TaskRef
+
+
+class DescribeTaskOutput(ContractModel):
+    num_examples: NonNegativeInt
+    # digest of the examples' source data (generator version + params for synthetic tasks)
+    data_digest: Digest
+
+
+# Mirrors CROSS_LANGUAGE_SCHEMAS in contract.ts: the schemas the zod export must agree with.
+CROSS_LANGUAGE_MODELS: dict[str, type[ContractModel]] = {
+    "RunShardInput": RunShardInput,
+    "RunShardOutput": RunShardOutput,
+    "ShardHeartbeat": ShardHeartbeat,
+    "WorkerInfo": WorkerInfo,
+    "DescribeTaskInput": DescribeTaskInput,
+    "DescribeTaskOutput": DescribeTaskOutput,
+}

@@ -1,0 +1,333 @@
+"""Based hybrid adapter: per-layer mixers of three kinds (gated short-conv "BaseConv", Taylor
+linear attention, sliding-window softmax attention), each followed by a SwiGLU MLP. The parallel
+linear attention lives in one function, ``based_linear_attention``, so a fused kernel can take it
+over later; ``based_linear_attention_reference`` is the per-timestep loop it is tested against
+(``tests/test_models_linear.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from .feature_maps import taylor_feature_dim, taylor_feature_map
+from .layers import Block, DecoderLM, Mixer, ShortConv
+from .transformer import Attention
+
+LINEAR_ATTENTION_CHUNK = 64
+
+
+class BasedConfig(BaseModel):
+    """Layers listed in ``linear_attn_layers`` / ``sliding_window_layers`` get those mixers; every
+    other layer is a BaseConv layer (the hazy configs' alt_mixer_layers / alt_mixer_2_layers)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vocab_size: int = Field(gt=0)
+    d_model: int = Field(gt=0)
+    n_layers: int = Field(gt=0)
+    linear_attn_layers: list[int]
+    sliding_window_layers: list[int]
+    mlp_hidden: int = Field(gt=0)
+    # linear attention
+    la_heads: int = Field(default=16, gt=0)
+    feature_dim: int = Field(default=16, gt=0)
+    la_head_dim: int | None = Field(default=None, gt=0)  # value head dim; None: d_model / la_heads
+    la_eps: float = Field(default=1e-12, ge=0.0)
+    # sliding-window attention: query i sees keys i-window..i
+    swa_heads: int = Field(default=16, gt=0)
+    window: int = Field(default=128, gt=0)
+    rotary_fraction: float = Field(default=1.0, ge=0.0, le=1.0)
+    rotary_base: float = 10000.0
+    # BaseConv
+    conv_kernel: int = Field(default=3, gt=0)
+    conv_expand: int = Field(default=4, gt=0)
+    conv_bias: bool = False  # the depthwise filter's bias (projections always have one)
+    norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+
+    @model_validator(mode="after")
+    def _check_layers(self) -> BasedConfig:
+        la, swa = set(self.linear_attn_layers), set(self.sliding_window_layers)
+        for name, layers in (("linear_attn_layers", la), ("sliding_window_layers", swa)):
+            bad = [i for i in layers if not 0 <= i < self.n_layers]
+            if bad:
+                raise ValueError(f"{name} has indices {bad} outside 0..{self.n_layers - 1}")
+        if la & swa:
+            raise ValueError(
+                f"layers {sorted(la & swa)} are in both linear_attn_layers and "
+                "sliding_window_layers"
+            )
+        if self.d_model % self.swa_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by swa_heads={self.swa_heads}"
+            )
+        if self.la_head_dim is None and self.d_model % self.la_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by la_heads={self.la_heads}")
+        if (self.conv_expand * self.d_model) % 2:
+            raise ValueError(
+                f"conv_expand * d_model must be even, got {self.conv_expand * self.d_model}"
+            )
+        return self
+
+    def layer_kind(self, index: int) -> str:
+        if index in self.linear_attn_layers:
+            return "linear_attn"
+        if index in self.sliding_window_layers:
+            return "sliding_window"
+        return "conv"
+
+    @property
+    def value_head_dim(self) -> int:
+        return self.la_head_dim or self.d_model // self.la_heads
+
+    @property
+    def rotary_dim(self) -> int:
+        dim = int(self.rotary_fraction * (self.d_model // self.swa_heads))
+        return dim - dim % 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Linear attention: the parallel function (kernel dispatch point) and its slow reference
+# ---------------------------------------------------------------------------------------------
+
+
+def masked_features(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float32 phi(q), phi(k), v with phi(k) and v zeroed at pads. Zeroing phi(k), not k, matters:
+    phi(0) = [1, 0, ...] would still add 1 to every normaliser."""
+    phi_q, phi_k, v = taylor_feature_map(q.float()), taylor_feature_map(k.float()), v.float()
+    if key_mask is not None:
+        keep = key_mask[:, None, :, None].to(torch.float32)
+        phi_k, v = phi_k * keep, v * keep
+    return phi_q, phi_k, v
+
+
+def causal_linear_attention_parts(
+    phi_q: torch.Tensor, phi_k: torch.Tensor, v: torch.Tensor, chunk: int = LINEAR_ATTENTION_CHUNK
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunked causal sums: numerator sum_{j<=i} (phi_q_i . phi_k_j) v_j [B,H,T,Dv] and normaliser
+    sum_{j<=i} phi_q_i . phi_k_j [B,H,T]. Inside a chunk the quadratic form is used; across chunks
+    an exclusive prefix sum of per-chunk states, so memory is linear in T."""
+    b, h, t, f = phi_q.shape
+    pad = (-t) % chunk
+    if pad:
+        phi_q, phi_k, v = (F.pad(x, (0, 0, 0, pad)) for x in (phi_q, phi_k, v))
+    n = (t + pad) // chunk
+    qc = phi_q.view(b, h, n, chunk, f)
+    kc = phi_k.view(b, h, n, chunk, f)
+    vc = v.view(b, h, n, chunk, v.shape[-1])
+    scores = torch.tril(qc @ kc.transpose(-1, -2))  # [B, H, N, C, C]
+    chunk_kv = kc.transpose(-1, -2) @ vc  # [B, H, N, F, Dv]
+    chunk_z = kc.sum(dim=-2)  # [B, H, N, F]
+    prior_kv = chunk_kv.cumsum(dim=2) - chunk_kv
+    prior_z = chunk_z.cumsum(dim=2) - chunk_z
+    num = scores @ vc + qc @ prior_kv
+    den = scores.sum(dim=-1) + (qc * prior_z[:, :, :, None, :]).sum(dim=-1)
+    num = num.reshape(b, h, n * chunk, -1)[:, :, :t]
+    den = den.reshape(b, h, n * chunk)[:, :, :t]
+    return num, den
+
+
+def based_linear_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    """Parallel causal Taylor linear attention. q, k [B, H, T, d] (before the feature map), v
+    [B, H, T, Dv], key_mask [B, T] bool or None -> float32 [B, H, T, Dv].
+    This is the single dispatch point for a fused kernel."""
+    phi_q, phi_k, v = masked_features(q, k, v, key_mask)
+    num, den = causal_linear_attention_parts(phi_q, phi_k, v)
+    return num / (den[..., None] + eps)
+
+
+def based_linear_attention_reference(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    """The recurrence written out one timestep at a time: s += phi(k)^T v, z += phi(k),
+    y = phi(q) s / (phi(q) . z + eps)."""
+    phi_q, phi_k, v = masked_features(q, k, v, key_mask)
+    b, h, t, f = phi_q.shape
+    s = phi_q.new_zeros(b, h, f, v.shape[-1])
+    z = phi_q.new_zeros(b, h, f)
+    outputs = []
+    for i in range(t):
+        s = s + phi_k[:, :, i, :, None] * v[:, :, i, None, :]
+        z = z + phi_k[:, :, i]
+        num = (phi_q[:, :, i, :, None] * s).sum(dim=-2)
+        den = (phi_q[:, :, i] * z).sum(dim=-1)
+        outputs.append(num / (den[..., None] + eps))
+    return torch.stack(outputs, dim=2)
+
+
+@dataclass
+class LinearAttentionState:
+    s: torch.Tensor  # [B, H, F, Dv] float32: sum of phi(k)^T v
+    z: torch.Tensor  # [B, H, F] float32: sum of phi(k)
+
+
+def linear_attention_step(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, state: LinearAttentionState, eps: float
+) -> tuple[torch.Tensor, LinearAttentionState]:
+    """One token: q, k [B, H, d], v [B, H, Dv] -> (y [B, H, Dv] float32, advanced state)."""
+    phi_q, phi_k = taylor_feature_map(q.float()), taylor_feature_map(k.float())
+    s = state.s + phi_k[..., :, None] * v.float()[..., None, :]
+    z = state.z + phi_k
+    num = torch.einsum("bhf,bhfd->bhd", phi_q, s)
+    den = (phi_q * z).sum(dim=-1)
+    return num / (den[..., None] + eps), LinearAttentionState(s, z)
+
+
+class LinearAttention(Mixer):
+    """Taylor linear attention. Its state is kept in float32 whatever the weights' dtype: it
+    is a running sum over the whole prompt, where bf16 would drop small terms."""
+
+    def __init__(self, config: BasedConfig) -> None:
+        super().__init__()
+        self.heads = config.la_heads
+        self.feature_dim = config.feature_dim
+        self.value_dim = config.value_head_dim
+        self.eps = config.la_eps
+        d = config.d_model
+        self.proj_q = nn.Linear(d, self.heads * self.feature_dim, bias=False)
+        self.proj_k = nn.Linear(d, self.heads * self.feature_dim, bias=False)
+        self.proj_v = nn.Linear(d, self.heads * self.value_dim, bias=False)
+        self.out_proj = nn.Linear(self.heads * self.value_dim, d, bias=False)
+
+    def _split(self, x: torch.Tensor, proj: nn.Linear, dim: int) -> torch.Tensor:
+        b, t, _ = x.shape
+        return proj(x).view(b, t, self.heads, dim).transpose(1, 2)
+
+    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            self._split(x, self.proj_q, self.feature_dim),
+            self._split(x, self.proj_k, self.feature_dim),
+            self._split(x, self.proj_v, self.value_dim),
+        )
+
+    def _out(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        b, _, t, _ = y.shape
+        return self.out_proj(y.transpose(1, 2).reshape(b, t, -1).to(like.dtype))
+
+    def forward(self, x, mask, positions):
+        q, k, v = self._qkv(x)
+        return self._out(based_linear_attention(q, k, v, mask, self.eps), x)
+
+    def prefill(self, x, mask, positions):
+        q, k, v = self._qkv(x)
+        y = self._out(based_linear_attention(q, k, v, mask, self.eps), x)
+        _, phi_k, v32 = masked_features(q, k, v, mask)
+        state = LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, v32), phi_k.sum(dim=2))
+        return y, state
+
+    def step(self, x, positions, state: LinearAttentionState):
+        q, k, v = self._qkv(x[:, None, :])
+        y, state = linear_attention_step(q[:, :, 0], k[:, :, 0], v[:, :, 0], state, self.eps)
+        return self._out(y[:, :, None, :], x)[:, 0], state
+
+    def state_bytes(self, prompt_len: int, element_size: int) -> int:
+        features = taylor_feature_dim(self.feature_dim)
+        return self.heads * features * (self.value_dim + 1) * 4  # float32 s and z
+
+
+# ---------------------------------------------------------------------------------------------
+# BaseConv: in_proj -> [u1, u2]; out_proj(silu(short_conv(u1)) * u2)
+# ---------------------------------------------------------------------------------------------
+
+
+class BaseConv(Mixer):
+    def __init__(self, config: BasedConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.inner = config.conv_expand * d // 2
+        self.in_proj = nn.Linear(d, config.conv_expand * d, bias=True)
+        self.conv = ShortConv(self.inner, config.conv_kernel, bias=config.conv_bias)
+        self.out_proj = nn.Linear(self.inner, d, bias=True)
+
+    def forward(self, x, mask, positions):
+        u1, u2 = self.in_proj(x).split(self.inner, dim=-1)
+        return self.out_proj(F.silu(self.conv(u1, mask)) * u2)
+
+    def prefill(self, x, mask, positions):
+        u1, u2 = self.in_proj(x).split(self.inner, dim=-1)
+        y = self.out_proj(F.silu(self.conv(u1, mask)) * u2)
+        return y, self.conv.tail_state(u1, mask)
+
+    def step(self, x, positions, state: torch.Tensor):
+        u1, u2 = self.in_proj(x).split(self.inner, dim=-1)
+        conv_out, state = self.conv.step(u1, state)
+        return self.out_proj(F.silu(conv_out) * u2), state
+
+    def state_bytes(self, prompt_len: int, element_size: int) -> int:
+        return self.inner * (self.conv.kernel_size - 1) * element_size
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+def build_mixer(config: BasedConfig, index: int, linear_attention: type[Mixer]) -> Mixer:
+    kind = config.layer_kind(index)
+    if kind == "linear_attn":
+        return linear_attention(config)
+    if kind == "sliding_window":
+        return Attention(
+            config.d_model,
+            config.swa_heads,
+            config.rotary_dim,
+            config.rotary_base,
+            window=config.window,
+        )
+    return BaseConv(config)
+
+
+class BasedLM(DecoderLM):
+    family = "based"
+
+    def __init__(
+        self, config: BasedConfig, linear_attention: type[Mixer] = LinearAttention
+    ) -> None:
+        super().__init__(config.vocab_size, config.d_model, config.norm_eps, config.tie_embeddings)
+        self.config = config
+        for index in range(config.n_layers):
+            mixer = build_mixer(config, index, linear_attention)
+            self.layers.append(Block(config.d_model, mixer, config.mlp_hidden, config.norm_eps))
+
+
+def build(config: dict) -> BasedLM:
+    return BasedLM(BasedConfig.model_validate(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoint names: flash-attn GPT layout used by hazyresearch/{attn,based,JRT}-* checkpoints
+# ---------------------------------------------------------------------------------------------
+
+_RENAMES = (
+    ("embeddings.word_embeddings.weight", "embeddings.weight"),
+    ("ln_f.weight", "final_norm.weight"),
+    (".mixer.conv1.conv.", ".mixer.conv."),  # older BaseConv naming
+    (".mixer.conv.conv.", ".mixer.conv."),
+)
+_DROPPED_SUFFIXES = ("inv_freq", "_cos_cached", "_sin_cached", "tril_indices")
+
+
+def convert_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map hazy (flash-attn GPTLMHeadModel) keys onto this package's module names. Names were
+    inferred from the public training code; a strict load afterwards reports anything unmatched."""
+    converted: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        if key.endswith(_DROPPED_SUFFIXES):
+            continue
+        name = key
+        for prefix in ("model.", "transformer.", "backbone."):
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+        for old, new in _RENAMES:
+            name = name.replace(old, new)
+        converted[name] = tensor
+    return converted

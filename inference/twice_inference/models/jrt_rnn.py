@@ -1,0 +1,199 @@
+"""JRT-RNN adapter: a Based hybrid whose linear-attention layers are prefix linear attention (PLA,
+spec section 6.1). Encoder projections k_e, v_e read a sequence's first M real tokens
+non-causally; decoder projections k_d, v_d run causally over every position. After prefill the
+state is s = sum(phi(k_e)^T v_e) + sum(phi(k_d)^T v_d) (z likewise) and decoding is ordinary
+linear attention. ``prefix_linear_attention`` is the kernel dispatch point;
+``prefix_linear_attention_reference`` is its loop form. Tested in ``tests/test_models_linear.py``.
+
+Inference modes (paper Table 4): "left_pad" (default) pads a prompt shorter than M to M with
+masked pads, encodes once, then decodes recurrently; "iterate" re-encodes the whole sequence
+non-causally after every generated token (plain and expensive). "Read-2x" is a prompt strategy
+(the prompt is repeated) and uses "left_pad" here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from .based import (
+    BasedConfig,
+    BasedLM,
+    LinearAttention,
+    LinearAttentionState,
+    causal_linear_attention_parts,
+    masked_features,
+)
+from .layers import DecodeState, resolve_mask
+
+INFERENCE_MODES = ("left_pad", "iterate")
+
+
+class JrtRnnConfig(BasedConfig):
+    encoder_length: int = Field(default=1024, gt=0)  # M: real tokens the encoder reads
+
+
+def encoder_mask(mask: torch.Tensor, encoder_length: int) -> torch.Tensor:
+    """True on each sequence's first M real tokens. Counting real tokens (not raw columns) keeps a
+    prompt's encoder region the same whatever padding its batch needed."""
+    return mask & (mask.long().cumsum(dim=1) <= encoder_length)
+
+
+def encoder_state(
+    k_enc: torch.Tensor, v_enc: torch.Tensor, enc_mask: torch.Tensor
+) -> LinearAttentionState:
+    """Non-causal encoder sums over the masked region: s_e [B, H, F, Dv], z_e [B, H, F]."""
+    _, phi_k, v = masked_features(k_enc, k_enc, v_enc, enc_mask)
+    return LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, v), phi_k.sum(dim=2))
+
+
+def prefix_linear_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor,
+    v_enc: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    enc_mask: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """Parallel PLA. q, k, k_enc [B, H, T, d] (before the feature map); v, v_enc [B, H, T, Dv];
+    key_mask [B, T] (real tokens), enc_mask [B, T] (encoder region) -> float32 [B, H, T, Dv].
+    This is the single dispatch point for a fused kernel."""
+    phi_q, phi_k, v32 = masked_features(q, k, v, key_mask)
+    num, den = causal_linear_attention_parts(phi_q, phi_k, v32)
+    enc = encoder_state(k_enc, v_enc, enc_mask)
+    num = num + torch.einsum("bhtf,bhfd->bhtd", phi_q, enc.s)
+    den = den + torch.einsum("bhtf,bhf->bht", phi_q, enc.z)
+    return num / (den[..., None] + eps)
+
+
+def prefix_linear_attention_reference(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor,
+    v_enc: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    enc_mask: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """Spec 6.1 written out: first sum the encoder over its region, then walk the decoder one
+    timestep at a time, each output reading (decoder prefix + whole encoder)."""
+    phi_q, phi_k, v32 = masked_features(q, k, v, key_mask)
+    _, phi_ke, ve = masked_features(k_enc, k_enc, v_enc, enc_mask)
+    b, h, t, f = phi_q.shape
+    s_enc = phi_q.new_zeros(b, h, f, v32.shape[-1])
+    z_enc = phi_q.new_zeros(b, h, f)
+    for j in range(t):
+        s_enc = s_enc + phi_ke[:, :, j, :, None] * ve[:, :, j, None, :]
+        z_enc = z_enc + phi_ke[:, :, j]
+    s, z = s_enc, z_enc
+    outputs = []
+    for i in range(t):
+        s = s + phi_k[:, :, i, :, None] * v32[:, :, i, None, :]
+        z = z + phi_k[:, :, i]
+        num = (phi_q[:, :, i, :, None] * s).sum(dim=-2)
+        den = (phi_q[:, :, i] * z).sum(dim=-1)
+        outputs.append(num / (den[..., None] + eps))
+    return torch.stack(outputs, dim=2)
+
+
+class PrefixLinearAttention(LinearAttention):
+    """Decoder projections (proj_q, proj_k, proj_v) are inherited; ``step`` is plain linear
+    attention on the state prefill leaves behind."""
+
+    def __init__(self, config: JrtRnnConfig) -> None:
+        super().__init__(config)
+        self.encoder_length = config.encoder_length
+        d = config.d_model
+        self.proj_k_enc = nn.Linear(d, self.heads * self.feature_dim, bias=False)
+        self.proj_v_enc = nn.Linear(d, self.heads * self.value_dim, bias=False)
+
+    def _attend(self, x: torch.Tensor, mask: torch.Tensor):
+        q, k, v = self._qkv(x)
+        k_enc = self._split(x, self.proj_k_enc, self.feature_dim)
+        v_enc = self._split(x, self.proj_v_enc, self.value_dim)
+        enc_mask = encoder_mask(mask, self.encoder_length)
+        y = prefix_linear_attention(q, k, v, k_enc, v_enc, mask, enc_mask, self.eps)
+        return y, (k, v, k_enc, v_enc, enc_mask)
+
+    def forward(self, x, mask, positions):
+        y, _ = self._attend(x, mask)
+        return self._out(y, x)
+
+    def prefill(self, x, mask, positions):
+        y, (k, v, k_enc, v_enc, enc_mask) = self._attend(x, mask)
+        _, phi_k, v32 = masked_features(k, k, v, mask)
+        enc = encoder_state(k_enc, v_enc, enc_mask)
+        state = LinearAttentionState(
+            enc.s + torch.einsum("bhtf,bhtd->bhfd", phi_k, v32), enc.z + phi_k.sum(dim=2)
+        )
+        return self._out(y, x), state
+
+
+@dataclass
+class IterateState:
+    """State of the "iterate" mode: the whole sequence so far, re-encoded at every step."""
+
+    input_ids: torch.Tensor
+    mask: torch.Tensor
+    decode_state: DecodeState
+
+    def nbytes(self) -> int:
+        return self.decode_state.nbytes()
+
+
+class JrtRnnLM(BasedLM):
+    family = "jrt_rnn"
+
+    def __init__(self, config: JrtRnnConfig, inference_mode: str = "left_pad") -> None:
+        super().__init__(config, linear_attention=PrefixLinearAttention)
+        self.inference_mode = "left_pad"
+        self.set_inference_mode(inference_mode)
+
+    def set_inference_mode(self, mode: str) -> JrtRnnLM:
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"inference_mode must be one of {INFERENCE_MODES}, got {mode!r}")
+        self.inference_mode = mode
+        return self
+
+    def _pad_to_encoder(self, input_ids: torch.Tensor, mask: torch.Tensor):
+        """Left-pad to M columns with masked pads (spec 6.1). Pads never enter any state, so this
+        only fixes the shape the encoder sees; the pad id itself is irrelevant."""
+        short = self.config.encoder_length - input_ids.shape[1]
+        if short <= 0:
+            return input_ids, mask
+        pad_ids = input_ids.new_zeros(input_ids.shape[0], short)
+        pad_mask = mask.new_zeros(mask.shape[0], short)
+        return torch.cat([pad_ids, input_ids], dim=1), torch.cat([pad_mask, mask], dim=1)
+
+    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor):
+        mask = resolve_mask(input_ids, mask)
+        input_ids, mask = self._pad_to_encoder(input_ids, mask)
+        logits, state = super().prefill(input_ids, mask)
+        if self.inference_mode == "iterate":
+            return logits, IterateState(input_ids, mask, state)
+        return logits, state
+
+    def step(self, token_ids: torch.Tensor, state):
+        if isinstance(state, IterateState):
+            ids = torch.cat([state.input_ids, token_ids[:, None]], dim=1)
+            mask = torch.cat([state.mask, torch.ones_like(state.mask[:, :1])], dim=1)
+            logits, decode_state = super().prefill(ids, mask)
+            return logits, IterateState(ids, mask, decode_state)
+        return super().step(token_ids, state)
+
+
+def build(config: dict) -> JrtRnnLM:
+    return JrtRnnLM(JrtRnnConfig.model_validate(config))
+
+
+def convert_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """hazyresearch/JRT-* share Based's flash-attn GPT layout (plus proj_k_enc, proj_v_enc)."""
+    from .based import convert_checkpoint as convert_hazy
+
+    return convert_hazy(state_dict)

@@ -1,0 +1,337 @@
+"""Building blocks shared by the attention and linear-attention adapters: RMSNorm, SwiGLU MLP,
+rotary embedding, a causal depthwise short convolution with a recurrent step form, softmax
+attention with key masks, and the left-padding helpers every family uses.
+
+Tested through ``tests/test_models_linear.py`` (each model's parallel vs recurrent agreement).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ---------------------------------------------------------------------------------------------
+# Padding helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_mask(input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Return a bool [B, T] mask (True = real token), checking shape and left padding."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids must be [B, T], got shape {tuple(input_ids.shape)}")
+    if mask is None:
+        return torch.ones_like(input_ids, dtype=torch.bool)
+    if mask.shape != input_ids.shape:
+        raise ValueError(
+            f"mask shape {tuple(mask.shape)} must equal input_ids shape {tuple(input_ids.shape)}"
+        )
+    mask = mask.to(torch.bool)
+    # Left padding means once a row has a real token, every later position is real too.
+    if (mask[:, :-1] & ~mask[:, 1:]).any():
+        raise ValueError("mask must be left-padded: found a pad position after a real token")
+    return mask
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Per-sequence position of each token, counting real tokens only ([B, T], pads get 0), so a
+    prompt's positions do not depend on how much padding its batch needed."""
+    return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+def rel_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """max |a - e| / max |e|: the agreement measure the tests hold to 1e-4."""
+    denom = expected.abs().max().clamp(min=1e-30)
+    return float((actual - expected).abs().max() / denom)
+
+
+# ---------------------------------------------------------------------------------------------
+# Norm and MLP
+# ---------------------------------------------------------------------------------------------
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32: bf16 mean-of-squares loses too much precision.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return (normed * self.weight.float()).to(x.dtype)
+
+
+class SwiGLU(nn.Module):
+    """fc1 produces [value, gate]; out = fc2(value * silu(gate)) (the flash-attn GatedMlp layout
+    the hazy checkpoints use)."""
+
+    def __init__(self, d_model: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, 2 * hidden, bias=False)
+        self.fc2 = nn.Linear(hidden, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(value * F.silu(gate))
+
+
+def swiglu_hidden_default(d_model: int, multiple_of: int = 128) -> int:
+    """flash-attn's GatedMlp default width: 8/3 * d rounded up to a multiple of 128."""
+    return int(math.ceil(8 * d_model / 3 / multiple_of) * multiple_of)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rotary embedding (non-interleaved, rotating the first ``rotary_dim`` channels)
+# ---------------------------------------------------------------------------------------------
+
+
+class Rotary(nn.Module):
+    def __init__(self, rotary_dim: int, base: float = 10000.0) -> None:
+        super().__init__()
+        if rotary_dim % 2:
+            raise ValueError(f"rotary_dim must be even, got {rotary_dim}")
+        self.rotary_dim = rotary_dim
+        self.base = base
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """x [B, H, T, Dh], positions [B, T] -> x with its first rotary_dim channels rotated."""
+        if self.rotary_dim == 0:
+            return x
+        half = self.rotary_dim // 2
+        inv_freq = 1.0 / (
+            self.base ** (torch.arange(half, device=x.device, dtype=torch.float32) / half)
+        )
+        angles = positions.to(torch.float32)[:, None, :, None] * inv_freq  # [B, 1, T, half]
+        cos, sin = angles.cos(), angles.sin()
+        rot, rest = x[..., : self.rotary_dim].float(), x[..., self.rotary_dim :]
+        x1, x2 = rot[..., :half], rot[..., half:]
+        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+        return torch.cat([rotated.to(x.dtype), rest], dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Causal depthwise short convolution
+# ---------------------------------------------------------------------------------------------
+
+
+class ShortConv(nn.Module):
+    """Causal depthwise conv over time. Parallel form pads K-1 zeros on the left; recurrent form
+    keeps the last K-1 inputs. Pad positions are zeroed before the conv, so a left-padded prompt
+    sees exactly the zeros it would see alone."""
+
+    def __init__(self, channels: int, kernel_size: int, bias: bool = False) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.weight = nn.Parameter(torch.empty(channels, 1, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        nn.init.normal_(self.weight, std=kernel_size**-0.5)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x [B, T, C], mask [B, T] bool -> [B, T, C]."""
+        x = x * mask[..., None].to(x.dtype)
+        xt = F.pad(x.transpose(1, 2), (self.kernel_size - 1, 0))
+        return F.conv1d(xt, self.weight, self.bias, groups=x.shape[-1]).transpose(1, 2)
+
+    def tail_state(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The last K-1 (masked) inputs as [B, C, K-1], zero-filled for short prompts."""
+        x = (x * mask[..., None].to(x.dtype)).transpose(1, 2)
+        need = self.kernel_size - 1
+        if x.shape[-1] < need:
+            x = F.pad(x, (need - x.shape[-1], 0))
+        return x[..., x.shape[-1] - need :].contiguous()
+
+    def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C], state [B, C, K-1] -> (y [B, C], new state)."""
+        window = torch.cat([state, x[..., None]], dim=-1)  # [B, C, K]
+        y = (window * self.weight[:, 0, :]).sum(dim=-1)
+        if self.bias is not None:
+            y = y + self.bias
+        return y, window[..., 1:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax attention with key masks
+# ---------------------------------------------------------------------------------------------
+
+
+def masked_causal_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor,
+    window: int | None = None,
+) -> torch.Tensor:
+    """Causal SDPA over [B, H, T, Dh] with pad keys excluded. ``window`` w limits query i to keys
+    i-w..i. A pad query may see itself so no softmax row is empty (an empty row is NaN, and NaN
+    would leak through later layers even where it is masked)."""
+    t = q.shape[-2]
+    idx = torch.arange(t, device=q.device)
+    allowed = idx[None, :] <= idx[:, None]
+    if window is not None:
+        allowed = allowed & (idx[:, None] - idx[None, :] <= window)
+    allowed = allowed[None, None] & key_mask[:, None, None, :]
+    allowed = allowed | torch.eye(t, dtype=torch.bool, device=q.device)[None, None]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def attend_one(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor
+) -> torch.Tensor:
+    """One query per sequence: q [B, H, 1, Dh] over cached k, v [B, H, S, Dh], key_mask [B, S]."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask[:, None, None, :])
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoder skeleton every family here shares: embed -> [norm, mixer, norm, MLP] x N -> head
+# ---------------------------------------------------------------------------------------------
+
+
+def tensors_nbytes(obj: object) -> int:
+    """Bytes held by every tensor inside nested dataclasses / lists / tuples / dicts."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensors_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensors_nbytes(v) for v in obj)
+    if hasattr(obj, "__dataclass_fields__"):
+        return sum(tensors_nbytes(getattr(obj, name)) for name in obj.__dataclass_fields__)
+    return 0
+
+
+class Mixer(nn.Module):
+    """Sequence mixer interface. ``x`` is [B, T, D]; ``positions`` are per-sequence positions."""
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prefill(
+        self, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, object]:
+        raise NotImplementedError
+
+    def step(
+        self, x: torch.Tensor, positions: torch.Tensor, state: object
+    ) -> tuple[torch.Tensor, object]:
+        """x [B, D], positions [B] -> (y [B, D], state)."""
+        raise NotImplementedError
+
+    def state_bytes(self, prompt_len: int, element_size: int) -> int:
+        """Decoding-state bytes for one sequence after ``prompt_len`` tokens."""
+        raise NotImplementedError
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + mixer(norm1(x)), then + mlp(norm2(.))."""
+
+    def __init__(self, d_model: int, mixer: Mixer, mlp_hidden: int, norm_eps: float) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(d_model, norm_eps)
+        self.mixer = mixer
+        self.norm2 = RMSNorm(d_model, norm_eps)
+        self.mlp = SwiGLU(d_model, mlp_hidden)
+
+    def _mlp(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.mlp(self.norm2(h))
+
+
+class DecodeState:
+    """Per-layer mixer states plus the next per-sequence position."""
+
+    def __init__(self, layers: list[object], positions: torch.Tensor) -> None:
+        self.layers = layers
+        self.positions = positions
+
+    def nbytes(self) -> int:
+        return tensors_nbytes(self.layers)
+
+
+class DecoderLM(nn.Module):
+    """Shared body of the Transformer++, Based and JRT-RNN adapters. Subclasses build
+    ``self.layers`` (a list of ``Block``) and set ``family``."""
+
+    family: str = ""
+
+    def __init__(
+        self, vocab_size: int, d_model: int, norm_eps: float, tie_embeddings: bool
+    ) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.embeddings = nn.Embedding(vocab_size, d_model)
+        self.layers = nn.ModuleList()
+        self.final_norm = RMSNorm(d_model, norm_eps)
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        if tie_embeddings:
+            self.lm_head.weight = self.embeddings.weight
+
+    # -- weights --------------------------------------------------------------------------------
+
+    def init_random(self, seed: int = 0, std: float = 0.02) -> DecoderLM:
+        """Random weights for tests and tiny zoo models: normal(0, std) matrices, unit norms."""
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if (
+                    name.endswith("norm1.weight")
+                    or name.endswith("norm2.weight")
+                    or name == "final_norm.weight"
+                ):
+                    p.fill_(1.0)
+                elif p.dim() == 1:
+                    p.zero_()
+                else:
+                    scale = p.shape[-1] ** -0.5 if name.endswith("conv.weight") else std
+                    p.copy_(torch.randn(p.shape, generator=gen) * scale)
+        return self
+
+    def _dtype(self) -> torch.dtype:
+        return self.embeddings.weight.dtype
+
+    # -- parallel form --------------------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = resolve_mask(input_ids, mask)
+        positions = positions_from_mask(mask)
+        h = self.embeddings(input_ids)
+        for block in self.layers:
+            h = h + block.mixer(block.norm1(h), mask, positions)
+            h = block._mlp(h)
+        return self.lm_head(self.final_norm(h)).float()
+
+    # -- recurrent form -------------------------------------------------------------------------
+
+    def prefill(
+        self, input_ids: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, DecodeState]:
+        mask = resolve_mask(input_ids, mask)
+        positions = positions_from_mask(mask)
+        h = self.embeddings(input_ids)
+        states: list[object] = []
+        for block in self.layers:
+            y, layer_state = block.mixer.prefill(block.norm1(h), mask, positions)
+            h = block._mlp(h + y)
+            states.append(layer_state)
+        logits = self.lm_head(self.final_norm(h[:, -1])).float()
+        return logits, DecodeState(states, mask.long().sum(dim=1))
+
+    def step(self, token_ids: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        if token_ids.dim() != 1:
+            raise ValueError(f"token_ids must be [B], got shape {tuple(token_ids.shape)}")
+        h = self.embeddings(token_ids)
+        new_states: list[object] = []
+        for block, layer_state in zip(self.layers, state.layers, strict=True):
+            y, layer_state = block.mixer.step(block.norm1(h), state.positions, layer_state)
+            h = block._mlp(h + y)
+            new_states.append(layer_state)
+        logits = self.lm_head(self.final_norm(h)).float()
+        return logits, DecodeState(new_states, state.positions + 1)
+
+    def state_size_bytes(self, batch_size: int = 1, prompt_len: int = 0) -> int:
+        size = self._dtype().itemsize
+        per_seq = sum(block.mixer.state_bytes(prompt_len, size) for block in self.layers)
+        return batch_size * per_seq

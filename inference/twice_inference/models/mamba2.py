@@ -1,0 +1,295 @@
+"""Mamba-2 (SSD, scalar-times-identity A per head) adapter with mamba_ssm's ``Mamba2`` key names,
+on the residual backbone of ``mamba.py``. Tested by ``tests/test_models_ssm.py`` (chunked SSD vs
+the step loop, parallel vs recurrent, padded batches, logits against transformers'
+``Mamba2ForCausalLM``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from .layers import ShortConv
+from .mamba import SSMLanguageModel
+from .mamba import convert_checkpoint as _convert_mamba_checkpoint
+
+FAMILY = "mamba2"
+
+
+class Mamba2SSMConfig(BaseModel):
+    """``ssm_cfg`` of a Mamba-2 checkpoint (mamba_ssm ``Mamba2`` constructor arguments).
+    ``dt_limit`` is (min, max) with ``None`` for an absent upper bound (JSON has no infinity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: Literal["Mamba2"]
+    d_state: int = Field(128, gt=0)
+    d_conv: int = Field(4, gt=1)
+    expand: int = Field(2, gt=0)
+    headdim: int = Field(64, gt=0)
+    ngroups: int = Field(1, gt=0)
+    chunk_size: int = Field(256, gt=0)
+    rmsnorm: Literal[True] = True
+    norm_before_gate: Literal[False] = False
+    D_has_hdim: bool = False
+    conv_bias: bool = True
+    bias: bool = False
+    dt_limit: tuple[float, float | None] = (0.0, None)
+
+
+class Mamba2Config(BaseModel):
+    """mamba_ssm ``MambaConfig`` with ``ssm_cfg.layer == "Mamba2"``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    d_model: int = Field(gt=0)
+    n_layer: int = Field(gt=0)
+    vocab_size: int = Field(gt=0)
+    ssm_cfg: Mamba2SSMConfig
+    d_intermediate: Literal[0] = 0
+    attn_layer_idx: list[int] = Field(default_factory=list, max_length=0)
+    attn_cfg: dict = Field(default_factory=dict, max_length=0)
+    rms_norm: bool = True
+    norm_epsilon: float = 1e-5
+    residual_in_fp32: bool = True
+    fused_add_norm: bool = True
+    pad_vocab_size_multiple: int = Field(16, gt=0)
+    tie_embeddings: bool = True
+
+    @property
+    def padded_vocab_size(self) -> int:
+        m = self.pad_vocab_size_multiple
+        return m * math.ceil(self.vocab_size / m)
+
+    @property
+    def d_inner(self) -> int:
+        return self.ssm_cfg.expand * self.d_model
+
+    @property
+    def nheads(self) -> int:
+        return self.d_inner // self.ssm_cfg.headdim
+
+    @property
+    def conv_dim(self) -> int:
+        return self.d_inner + 2 * self.ssm_cfg.ngroups * self.ssm_cfg.d_state
+
+
+# state-spaces/mamba2-*: same d_model/n_layer pattern as Mamba-1 (spec 1.1), mamba_ssm Mamba2
+# defaults (d_state 128, headdim 64, ngroups 1), GPT-NeoX vocabulary padded to a multiple of 16.
+# The vocab padding multiple is [UNCONFIRMED] against the real config.json.
+_MAMBA2_SSM = {"layer": "Mamba2"}
+PAPER_CONFIGS: dict[str, dict] = {
+    f"state-spaces/mamba2-{size}": {
+        "d_model": d_model,
+        "n_layer": n_layer,
+        "vocab_size": 50277,
+        "ssm_cfg": dict(_MAMBA2_SSM),
+    }
+    for size, d_model, n_layer in [
+        ("130m", 768, 24),
+        ("370m", 1024, 48),
+        ("1.3b", 2048, 48),
+        ("2.7b", 2560, 64),
+    ]
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# SSD: the obvious loop and the chunked form
+# ---------------------------------------------------------------------------------------------
+
+
+def ssd_reference(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,  y_t = h_t C_t, one step at a time.
+
+    x [Bt, T, H, P]; dt [Bt, T, H]; A [H]; B, C [Bt, T, H, N] (groups already expanded to heads);
+    h [Bt, H, P, N] -> (y [Bt, T, H, P], h_T).
+    """
+    ys = []
+    for t in range(x.shape[1]):
+        decay = torch.exp(dt[:, t] * A)[..., None, None]
+        h = decay * h + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, :, None, :]
+        ys.append((h * C[:, t, :, None, :]).sum(-1))
+    return torch.stack(ys, dim=1), h
+
+
+def ssd_chunked(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+    chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same function as ``ssd_reference``. Within a chunk the output is a masked "attention"
+    (C_t . B_s) exp(cum_t - cum_s) over the chunk plus the decayed incoming state; the state is
+    carried between chunks sequentially. Decays only ever exponentiate non-positive numbers."""
+    ys = []
+    for start in range(0, x.shape[1], chunk):
+        xc = x[:, start : start + chunk] * dt[:, start : start + chunk, :, None]  # dt-scaled input
+        Bc, Cc = B[:, start : start + chunk], C[:, start : start + chunk]
+        length = xc.shape[1]
+        cum = torch.cumsum(dt[:, start : start + chunk] * A, dim=1)  # [Bt, L, H]
+        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+        diff = cum[:, :, None, :] - cum[:, None, :, :]  # [Bt, L(t), L(s), H]
+        decay = torch.where(causal[None, :, :, None], diff, float("-inf")).exp()
+        scores = torch.einsum("bthn,bshn->btsh", Cc, Bc) * decay
+        y_intra = torch.einsum("btsh,bshp->bthp", scores, xc)
+        y_state = torch.einsum("bthn,bhpn->bthp", Cc, h) * cum.exp()[..., None]
+        ys.append(y_intra + y_state)
+        to_end = (cum[:, -1:, :] - cum).exp()  # [Bt, L, H] decay from s to the chunk end
+        h = cum[:, -1, :, None, None].exp() * h + torch.einsum(
+            "bshn,bshp->bhpn", Bc * to_end[..., None], xc
+        )
+    return torch.cat(ys, dim=1), h
+
+
+# ---------------------------------------------------------------------------------------------
+# Mixer
+# ---------------------------------------------------------------------------------------------
+
+
+class GatedGroupRMSNorm(nn.Module):
+    """mamba_ssm ``RMSNormGated`` with norm_before_gate=False: rmsnorm(y * silu(z)) per group of
+    d_inner / ngroups channels, then the weight."""
+
+    def __init__(self, dim: int, group_size: int, eps: float) -> None:
+        super().__init__()
+        self.group_size, self.eps = group_size, eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        g = (y.float() * F.silu(z.float())).unflatten(-1, (-1, self.group_size))
+        g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (g.flatten(-2) * self.weight.float()).to(y.dtype)
+
+
+class Mamba2Mixer(nn.Module):
+    """in_proj -> [z | xBC | dt]; causal conv on xBC; SSD; gated group RMSNorm; out_proj.
+    Padding: the conv input is zeroed and dt forced to 0 at pad positions, so the state keeps
+    its value (exp(0 A) = 1, 0 x B = 0)."""
+
+    def __init__(self, cfg: Mamba2Config) -> None:
+        super().__init__()
+        s = cfg.ssm_cfg
+        if cfg.d_inner % s.headdim:
+            raise ValueError(f"d_inner {cfg.d_inner} must be a multiple of headdim {s.headdim}")
+        if cfg.nheads % s.ngroups:
+            raise ValueError(f"nheads {cfg.nheads} must be a multiple of ngroups {s.ngroups}")
+        self.d_inner, self.nheads, self.headdim = cfg.d_inner, cfg.nheads, s.headdim
+        self.ngroups, self.d_state, self.chunk_size = s.ngroups, s.d_state, s.chunk_size
+        self.dt_min, self.dt_max = s.dt_limit
+        d_in_proj = 2 * self.d_inner + 2 * s.ngroups * s.d_state + self.nheads
+        self.in_proj = nn.Linear(cfg.d_model, d_in_proj, bias=s.bias)
+        self.conv1d = ShortConv(cfg.conv_dim, s.d_conv, bias=s.conv_bias)
+        self.dt_bias = nn.Parameter(torch.zeros(self.nheads))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, self.nheads + 1, dtype=torch.float32)))
+        self.D = nn.Parameter(torch.ones(self.d_inner if s.D_has_hdim else self.nheads))
+        # mamba_ssm fixes this norm's eps at 1e-5 whatever norm_epsilon says.
+        self.norm = GatedGroupRMSNorm(self.d_inner, self.d_inner // s.ngroups, eps=1e-5)
+        self.out_proj = nn.Linear(self.d_inner, cfg.d_model, bias=s.bias)
+        self.use_chunked_scan = True
+
+    def _split(self, zxbcdt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return zxbcdt.split([self.d_inner, self.conv1d.weight.shape[0], self.nheads], dim=-1)
+
+    def _ssm_inputs(self, xBC: torch.Tensor, dt: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Post-conv xBC and raw dt -> x [..., H, P], dt [..., H], B, C [..., H, N] (float32)."""
+        gn = self.ngroups * self.d_state
+        x, B, C = F.silu(xBC).split([self.d_inner, gn, gn], dim=-1)
+        per_group = self.nheads // self.ngroups
+        B = B.unflatten(-1, (self.ngroups, self.d_state)).repeat_interleave(per_group, dim=-2)
+        C = C.unflatten(-1, (self.ngroups, self.d_state)).repeat_interleave(per_group, dim=-2)
+        dt = F.softplus(dt.float() + self.dt_bias.float())
+        if self.dt_min > 0.0 or self.dt_max is not None:
+            dt = dt.clamp(min=self.dt_min, max=self.dt_max)
+        return x.unflatten(-1, (self.nheads, self.headdim)), dt, B.float(), C.float()
+
+    def _skip(self, x: torch.Tensor) -> torch.Tensor:
+        D = self.D.float()
+        return x * (D.view(self.nheads, self.headdim) if D.numel() == self.d_inner else D[:, None])
+
+    def forward(
+        self, hidden: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """hidden [B, T, D], mask [B, T] bool -> (out, conv state [B, C, K-1], ssm [B, H, P, N])."""
+        z, xBC, dt = self._split(self.in_proj(hidden))
+        conv_state = self.conv1d.tail_state(xBC, mask)
+        x, dt, B, C = self._ssm_inputs(self.conv1d(xBC, mask), dt)
+        dt = dt * mask[..., None]
+        A = -torch.exp(self.A_log.float())
+        xf = x.float()
+        h0 = xf.new_zeros(x.shape[0], self.nheads, self.headdim, self.d_state)
+        if self.use_chunked_scan:
+            y, h = ssd_chunked(xf, dt, A, B, C, h0, self.chunk_size)
+        else:
+            y, h = ssd_reference(xf, dt, A, B, C, h0)
+        y = (y + self._skip(xf)).flatten(-2).to(hidden.dtype)
+        return self.out_proj(self.norm(y, z)), conv_state, h
+
+    def step(
+        self, hidden: torch.Tensor, conv_state: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """hidden [B, D] one token -> (out [B, D], conv state, ssm state)."""
+        z, xBC, dt = self._split(self.in_proj(hidden))
+        xBC, conv_state = self.conv1d.step(xBC, conv_state)
+        x, dt, B, C = self._ssm_inputs(xBC, dt)
+        A = -torch.exp(self.A_log.float())
+        xf = x.float()
+        h = torch.exp(dt * A)[..., None, None] * h + (dt[..., None] * xf)[..., None] * B[:, :, None]
+        y = (h * C[:, :, None, :]).sum(-1) + self._skip(xf)
+        return self.out_proj(self.norm(y.flatten(-2).to(hidden.dtype), z)), conv_state, h
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def mamba2_state_bytes_per_layer(cfg: Mamba2Config, act_bytes: int) -> int:
+    """One layer, one sequence: SSM state nheads x headdim x d_state (= d_inner x d_state) in
+    float32 plus the conv state (d_inner + 2 ngroups d_state) x (d_conv - 1) in the activation
+    dtype. Spec 1.1 counts only the SSM part: 2 d_model x 128 elements per layer."""
+    s = cfg.ssm_cfg
+    return cfg.d_inner * s.d_state * 4 + cfg.conv_dim * (s.d_conv - 1) * act_bytes
+
+
+def build(config: dict) -> SSMLanguageModel:
+    """config: a mamba_ssm Mamba-2 config.json dict -> model implementing ``LanguageModel``.
+
+    state_size_bytes = batch x n_layer x (d_inner x d_state x 4
+                                          + (d_inner + 2 ngroups d_state) x (d_conv-1) x bytes)."""
+    cfg = Mamba2Config.model_validate(config)
+    return SSMLanguageModel(
+        family=FAMILY,
+        d_model=cfg.d_model,
+        n_layer=cfg.n_layer,
+        vocab=cfg.padded_vocab_size,
+        make_mixer=lambda: Mamba2Mixer(cfg),
+        rms_norm=cfg.rms_norm,
+        eps=cfg.norm_epsilon,
+        residual_in_fp32=cfg.residual_in_fp32,
+        tie_embeddings=cfg.tie_embeddings,
+        bytes_per_layer=lambda act_bytes: mamba2_state_bytes_per_layer(cfg, act_bytes),
+    )
+
+
+def convert_checkpoint(
+    state_dict: dict[str, torch.Tensor], tie_embeddings: bool = True
+) -> dict[str, torch.Tensor]:
+    """mamba_ssm Mamba-2 keys are this module's keys; transformers' only differ in
+    ``backbone.embeddings``. Same rules as Mamba-1."""
+    return _convert_mamba_checkpoint(state_dict, tie_embeddings)

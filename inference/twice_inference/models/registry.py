@@ -1,0 +1,346 @@
+"""Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
+by family, loads its weights (in-house zoo directory or a local Hugging Face layout directory) and
+its tokenizer. Family builders are imported lazily by "module:function" name, so a family whose
+adapter is not installed fails only when used. ``python -m twice_inference.models.registry --list``
+prints the catalog. Tested in ``tests/test_registry.py`` (every entry built on the meta device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..protocols import LanguageModel, Tokenizer
+
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
+ZOO_TOKENIZER = "synthetic-v1"
+
+# family -> (builder, checkpoint converter), each "module:function" under twice_inference.models.
+FAMILIES: dict[str, tuple[str, str]] = {
+    "transformer": ("transformer:build", "transformer:convert_checkpoint"),
+    "based": ("based:build", "based:convert_checkpoint"),
+    "jrt_rnn": ("jrt_rnn:build", "jrt_rnn:convert_checkpoint"),
+    "mamba": ("mamba:build", "mamba:convert_checkpoint"),
+    "mamba2": ("mamba2:build", "mamba2:convert_checkpoint"),
+    "gla": ("gla:build", "gla:convert_checkpoint"),
+}
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+class FamilyUnavailable(RuntimeError):
+    """The family's adapter module is not importable (not written yet, or a missing dependency)."""
+
+
+class WeightsMissing(FileNotFoundError):
+    """No weights at the place a catalog entry points to."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Catalog schema
+# ---------------------------------------------------------------------------------------------
+
+
+class ZooSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["zoo"]
+    path: str = Field(pattern=r"^zoo/[A-Za-z0-9._-]+$")  # relative to the twice_inference package
+
+
+class HFSource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["hf"]
+    hfId: str
+    tokenizer: str  # "gpt2" | "EleutherAI/gpt-neox-20b" | "own" (the checkpoint directory's)
+
+
+class CatalogEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    family: Literal["transformer", "based", "jrt_rnn", "mamba", "mamba2", "gla"]
+    source: ZooSource | HFSource = Field(discriminator="kind")
+    dtype: Literal["float32", "bfloat16", "float16"]
+    config: dict[str, Any]
+    nominalParams: int = Field(gt=0)
+    notes: str = ""
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    models: list[CatalogEntry]
+
+    def get(self, name: str) -> CatalogEntry:
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        raise KeyError(
+            f"model {name!r} is not in the catalog; known: {[e.name for e in self.models]}"
+        )
+
+
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    catalog = Catalog.model_validate(json.loads(path.read_text()))
+    names = [e.name for e in catalog.models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{path}: duplicate model names {duplicates}")
+    return catalog
+
+
+# ---------------------------------------------------------------------------------------------
+# Building
+# ---------------------------------------------------------------------------------------------
+
+
+def _resolve(family: str, which: int) -> Callable[..., Any]:
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r} is unknown; known: {sorted(FAMILIES)}")
+    module_name, function = FAMILIES[family][which].split(":")
+    try:
+        module = importlib.import_module(f"{__package__}.{module_name}")
+    except ImportError as error:
+        raise FamilyUnavailable(
+            f"family {family!r}: cannot import {module_name}.py ({error})"
+        ) from error
+    return getattr(module, function)
+
+
+def build_model(family: str, config: dict[str, Any]) -> LanguageModel:
+    return _resolve(family, 0)(config)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Distinct parameters (a tied head counts once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_on_meta(entry: CatalogEntry) -> torch.nn.Module:
+    """The entry's model with shapes only (no memory), in the entry's dtype."""
+    with torch.device("meta"):
+        model = build_model(entry.family, entry.config)
+    return model.to(DTYPES[entry.dtype])
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------------------------
+
+
+def hf_model_dir(hf_id: str, revision: str) -> Path:
+    """Where a Hugging Face checkpoint is on this machine: ``$TWICE_MODEL_DIR/<hfId>`` first, then
+    the HF hub cache snapshot for ``revision`` (a commit, or a ref such as "main")."""
+    candidates: list[Path] = []
+    model_dir = os.environ.get("TWICE_MODEL_DIR")
+    if model_dir:
+        candidates.append(Path(model_dir) / hf_id)
+    hub = Path(
+        os.environ.get("HF_HUB_CACHE")
+        or Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub"
+    )
+    repo = hub / f"models--{hf_id.replace('/', '--')}"
+    ref_file = repo / "refs" / revision
+    commit = ref_file.read_text().strip() if ref_file.is_file() else revision
+    candidates.append(repo / "snapshots" / commit)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise WeightsMissing(
+        f"checkpoint {hf_id!r} (revision {revision!r}) not found; looked in: {tried}"
+    )
+
+
+def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """All *.safetensors in ``directory`` (sharded or not), else pytorch_model.bin."""
+    shards = sorted(directory.glob("*.safetensors"))
+    if shards:
+        from safetensors.torch import load_file
+
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            state.update(load_file(str(shard)))
+        return state
+    bin_file = directory / "pytorch_model.bin"
+    if bin_file.is_file():
+        loaded = torch.load(bin_file, map_location="cpu", weights_only=True)
+        return loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    raise WeightsMissing(f"no *.safetensors or pytorch_model.bin in {directory}")
+
+
+def load_weights(
+    model: torch.nn.Module, family: str, state_dict: dict[str, torch.Tensor], where: Path
+) -> None:
+    converted = _resolve(family, 1)(state_dict)
+    expected = model.state_dict()
+    # A tied head is one tensor under two names; checkpoints usually store only the embedding.
+    for key, tensor in expected.items():
+        if key not in converted:
+            for other, other_tensor in expected.items():
+                if (
+                    other != key
+                    and other in converted
+                    and other_tensor.data_ptr() == tensor.data_ptr()
+                ):
+                    converted[key] = converted[other]
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(set(converted) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"weights in {where} do not match family {family!r}: missing {missing[:8]}"
+            f"{'...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}"
+            f"{'...' if len(unexpected) > 8 else ''}"
+        )
+    for key, tensor in converted.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise ValueError(
+                f"weights in {where}: {key} has shape {tuple(tensor.shape)}, the config expects "
+                f"{tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(converted, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    revision: str
+    parameters: int
+    dtype: str
+    device: str
+    weights_path: str
+
+
+@dataclass
+class LoadedModel:
+    model: LanguageModel
+    tokenizer: Tokenizer | None
+    info: ModelInfo
+
+    def state_bytes(self, prompt_len: int) -> int:
+        """Decoding-state bytes for one sequence after ``prompt_len`` tokens."""
+        return int(self.model.state_size_bytes(1, prompt_len))
+
+
+def load_entry(
+    entry: CatalogEntry,
+    revision: str,
+    device: str,
+    dtype: str | None = None,
+    with_tokenizer: bool = True,
+) -> LoadedModel:
+    """Build ``entry`` and load its weights. ``with_tokenizer=False`` skips the tokenizer (tests
+    that check weights alone, on machines without tokenizer files)."""
+    dtype_name = dtype or entry.dtype
+    if dtype_name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype_name!r}")
+    config = dict(entry.config)
+    if isinstance(entry.source, ZooSource):
+        directory = ZOO_DIR / Path(entry.source.path).relative_to("zoo")
+        config_file = directory / "config.json"
+        if config_file.is_file():
+            # The zoo's own config.json is what the weights were trained with.
+            config = json.loads(config_file.read_text())
+        weights = directory / "model.safetensors"
+        if not weights.is_file():
+            raise WeightsMissing(f"zoo model {entry.name!r}: no weights at {weights}")
+        tokenizer_spec = ZOO_TOKENIZER
+    else:
+        directory = hf_model_dir(entry.source.hfId, revision)
+        tokenizer_spec = (
+            str(directory) if entry.source.tokenizer == "own" else entry.source.tokenizer
+        )
+
+    state_dict = read_state_dict(directory)  # first: a missing file fails before a big build
+    # Built for real (not on meta + to_empty) so buffers an adapter computes at init stay valid.
+    with torch.device(device):
+        model = build_model(entry.family, config)
+    model = model.to(dtype=DTYPES[dtype_name])
+    load_weights(model, entry.family, state_dict, directory)
+    model = model.eval()
+
+    tokenizer = None
+    if with_tokenizer:
+        from ..tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer_spec)
+    info = ModelInfo(
+        name=entry.name,
+        family=entry.family,
+        revision=revision,
+        parameters=count_parameters(model),
+        dtype=dtype_name,
+        device=device,
+        weights_path=str(directory),
+    )
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+
+
+def load_model(name: str, revision: str, device: str, dtype: str | None = None) -> LoadedModel:
+    """The catalog model ``name`` on ``device`` (dtype defaults to the catalog's)."""
+    return load_entry(load_catalog().get(name), revision, device, dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def describe(entry: CatalogEntry, prompt_len: int) -> dict[str, Any]:
+    """Name, family, parameters and state bytes from shapes alone (meta device)."""
+    row: dict[str, Any] = {
+        "name": entry.name,
+        "family": entry.family,
+        "nominal": entry.nominalParams,
+    }
+    try:
+        model = build_on_meta(entry)
+    except FamilyUnavailable as error:
+        return {**row, "params": None, "state_bytes": None, "error": str(error)}
+    row.update(
+        params=count_parameters(model), state_bytes=int(model.state_size_bytes(1, prompt_len))
+    )
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m twice_inference.models.registry")
+    parser.add_argument("--list", action="store_true", help="print every catalog model")
+    parser.add_argument(
+        "--prompt-len", type=int, default=2048, help="prompt length for state bytes"
+    )
+    args = parser.parse_args(argv)
+    if not args.list:
+        parser.print_help()
+        return 0
+    print(f"{'name':<18} {'family':<12} {'params':>15} {'nominal':>15} {'state bytes':>14}")
+    for entry in load_catalog().models:
+        row = describe(entry, args.prompt_len)
+        params = f"{row['params']:,}" if row["params"] is not None else "unavailable"
+        state = f"{row['state_bytes']:,}" if row["state_bytes"] is not None else "-"
+        print(
+            f"{row['name']:<18} {row['family']:<12} {params:>15} {row['nominal']:>15,} {state:>14}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

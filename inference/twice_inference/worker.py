@@ -1,0 +1,98 @@
+"""Process entry point: a Temporal worker polling the GPU task queue and running the synchronous
+inference activities in a thread pool.
+
+    python -m twice_inference.worker --address 127.0.0.1:7233 --namespace default \\
+        --task-queue twice-gpu [--max-concurrent 1] [--device auto] [--model-cache 1]
+
+SIGTERM/SIGINT stop polling and give running shards ``--graceful-shutdown-seconds`` to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from twice_inference.activities import InferenceActivities
+from twice_inference.contract import GPU_QUEUE
+from twice_inference.engine.device_info import DEVICE_CHOICES
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(
+        prog="python -m twice_inference.worker", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--address", default=env.get("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
+    parser.add_argument("--namespace", default=env.get("TEMPORAL_NAMESPACE", "default"))
+    parser.add_argument("--task-queue", default=env.get("TWICE_GPU_QUEUE", GPU_QUEUE))
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=env.get("TWICE_DEVICE", "auto"))
+    parser.add_argument(
+        "--max-concurrent",
+        type=_positive_int,
+        default=1,
+        help="shards run at once; one per GPU is usual, since each fills it with its batch",
+    )
+    parser.add_argument(
+        "--model-cache", type=_positive_int, default=1, help="loaded models kept resident (LRU)"
+    )
+    parser.add_argument("--graceful-shutdown-seconds", type=float, default=30.0)
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+async def serve(args: argparse.Namespace) -> None:
+    activities = InferenceActivities(device=args.device, model_cache_size=args.model_cache)
+    client = await Client.connect(args.address, namespace=args.namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    with ThreadPoolExecutor(max_workers=args.max_concurrent, thread_name_prefix="shard") as pool:
+        worker = Worker(
+            client,
+            task_queue=args.task_queue,
+            activities=activities.activities(),
+            activity_executor=pool,
+            max_concurrent_activities=args.max_concurrent,
+            graceful_shutdown_timeout=timedelta(seconds=args.graceful_shutdown_seconds),
+        )
+        async with worker:
+            device = activities.describe_worker()["device"]
+            print(
+                f"worker ready: queue={args.task_queue} device={device} "
+                f"address={args.address} namespace={args.namespace}",
+                flush=True,
+            )
+            await stop.wait()
+            print("worker stopping: waiting for running shards", flush=True)
+    print("worker stopped", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # Line-buffered so log collectors (kubectl logs, the embedded launcher) see lines as they come.
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(serve(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
