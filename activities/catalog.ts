@@ -1,0 +1,85 @@
+// The model catalog as the orchestrator sees it: names, families and pinned revisions. The Python
+// worker's registry reads the same files (inference/twice_inference/models/catalog.json and the
+// zoo manifest), so both sides agree on what a model name means. A zoo model's revision is the
+// SHA-256 of its weights file, so retraining it changes every key that uses it.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { type ModelCatalogView } from '../workflows/sweep-spec';
+
+const CatalogEntry = z
+  .object({
+    name: z.string().min(1),
+    family: z.string().min(1),
+    source: z.union([
+      z.object({ kind: z.literal('zoo'), path: z.string().min(1) }).loose(),
+      z.object({ kind: z.literal('hf'), hfId: z.string().min(1) }).loose(),
+    ]),
+    dtype: z.string().min(1),
+    revision: z.string().min(1).optional(),
+  })
+  .loose();
+export type CatalogEntry = z.infer<typeof CatalogEntry>;
+
+const ZooManifest = z
+  .object({
+    models: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).loose()),
+  })
+  .loose();
+
+export interface ModelCatalog extends ModelCatalogView {
+  entries: Map<string, CatalogEntry>;
+  /** The revision that pins a model: weights digest (zoo) or Hugging Face revision. */
+  revisionOf(name: string): string;
+}
+
+export function catalogPaths(root: string) {
+  const pkg = join(root, 'inference', 'twice_inference');
+  return { catalog: join(pkg, 'models', 'catalog.json'), zooManifest: join(pkg, 'zoo', 'manifest.json') };
+}
+
+export function loadModelCatalog(root: string): ModelCatalog {
+  const paths = catalogPaths(root);
+  const raw = JSON.parse(readFileSync(paths.catalog, 'utf8')) as unknown;
+  const list = z.array(CatalogEntry).parse(Array.isArray(raw) ? raw : (raw as { models: unknown }).models);
+  const zoo = existsSync(paths.zooManifest)
+    ? ZooManifest.parse(JSON.parse(readFileSync(paths.zooManifest, 'utf8')))
+    : { models: {} };
+  const entries = new Map(list.map((e) => [e.name, e]));
+  return {
+    entries,
+    families: Object.fromEntries(list.map((e) => [e.name, e.family])),
+    revisionOf(name) {
+      const e = entries.get(name);
+      if (!e) throw new Error(`unknown model "${name}"`);
+      if (e.source.kind === 'zoo') {
+        const m = zoo.models[name];
+        if (!m) {
+          throw new Error(
+            `zoo model "${name}" has no entry in ${paths.zooManifest}: train it first (python -m twice_inference.train)`,
+          );
+        }
+        return `sha256:${m.sha256}`;
+      }
+      return `hf:${e.source.hfId}@${e.revision ?? 'main'}`;
+    },
+  };
+}
+
+export function createCatalogActivities(root: string) {
+  return {
+    /** Pins each model's revision and precision; runs in an activity because it reads files. */
+    async resolveModels(input: { names: string[]; dtype: string | null }): Promise<
+      Array<{ name: string; revision: string; family: string; dtype: string }>
+    > {
+      const catalog = loadModelCatalog(root);
+      return input.names.map((name) => {
+        const entry = catalog.entries.get(name);
+        if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${name}"`, 'InvalidSpec');
+        return { name, revision: catalog.revisionOf(name), family: entry.family, dtype: input.dtype ?? entry.dtype };
+      });
+    },
+  };
+}
+export type CatalogActivities = ReturnType<typeof createCatalogActivities>;

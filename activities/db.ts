@@ -1,0 +1,238 @@
+// Database activities: register a sweep and its cells, record shard results exactly once, close a
+// sweep. Activities run at least once, so every write is keyed and idempotent: a retried
+// recordShard finds its ShardRecord and does nothing. Tested against real PostgreSQL in
+// test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
+import { ApplicationFailure } from '@temporalio/common';
+import { RunShardOutput } from '../workflows/contract';
+import {
+  type RecordShardInput,
+  type RecordShardResult,
+  type RegisterSweepInput,
+  type SweepState,
+} from '../workflows/messages';
+import { expandCells, shardsOf } from '../workflows/sweep-spec';
+import { type Db } from './prisma';
+
+export function createDbActivities(db: Db) {
+  return {
+    async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
+      const cells = expandCells(input.resolved);
+      const shardSize = input.resolved.spec.execution.shardSize;
+      const keys = cells.map((c) => c.key);
+      await db.$transaction(async (tx) => {
+        await tx.sweep.upsert({
+          where: { id: input.sweepId },
+          create: {
+            id: input.sweepId,
+            name: input.resolved.spec.name,
+            specFile: input.specFile,
+            specYaml: input.specYaml,
+            spec: input.resolved as object,
+            specDigest: input.resolved.specDigest,
+            workflowId: input.workflowId,
+            gitSha: input.gitSha,
+          },
+          update: {},
+        });
+        await tx.cell.createMany({
+          skipDuplicates: true,
+          data: cells.map((c) => ({
+            key: c.key,
+            modelName: c.model.name,
+            modelRevision: c.model.revision,
+            modelFamily: c.model.family,
+            dtype: c.model.dtype,
+            taskName: c.task.name,
+            taskVersion: c.task.version,
+            taskParams: c.task.params as object,
+            taskDataDigest: c.taskDataDigest,
+            strategyName: c.strategy.name,
+            strategyVersion: c.strategy.version,
+            strategyParams: c.strategy.params as object,
+            generation: c.generation as object,
+            scorer: c.scorer as object,
+            slices: (c.slices ?? undefined) as object | undefined,
+            numExamples: c.numExamples,
+            numShards: shardsOf(c, shardSize).length,
+          })),
+        });
+        if (input.retryFailed) {
+          // a new sweep gives failed cells another chance; a continued one does not loop on them
+          await tx.cell.updateMany({
+            where: { key: { in: keys }, status: 'failed' },
+            data: { status: 'pending', error: null },
+          });
+        }
+        const doneBefore = await tx.cell.findMany({
+          where: { key: { in: keys }, status: 'done' },
+          select: { key: true },
+        });
+        const reused = new Set(doneBefore.map((c) => c.key));
+        await tx.sweepCell.createMany({
+          skipDuplicates: true,
+          data: keys.map((cellKey) => ({ sweepId: input.sweepId, cellKey, reused: reused.has(cellKey) })),
+        });
+      });
+      return loadSweepState(db, input.sweepId, keys);
+    },
+
+    async recordShard(input: RecordShardInput): Promise<RecordShardResult> {
+      const parsed = RunShardOutput.safeParse(input.output);
+      if (!parsed.success) {
+        throw ApplicationFailure.nonRetryable(
+          `worker returned a malformed shard result: ${parsed.error.issues
+            .map((i) => `${i.path.join('.')}: ${i.message}`)
+            .join('; ')}`,
+          'MalformedShardResult',
+        );
+      }
+      const out = parsed.data;
+      const { shard } = input;
+      if (out.cellKey !== shard.cellKey || out.shardIndex !== shard.shardIndex) {
+        throw ApplicationFailure.nonRetryable(
+          `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`,
+          'MalformedShardResult',
+        );
+      }
+      const expected = shard.exampleEnd - shard.exampleStart;
+      if (out.examples.length !== expected) {
+        throw ApplicationFailure.nonRetryable(
+          `shard ${shard.cellKey}#${shard.shardIndex} returned ${out.examples.length} examples, expected ${expected}`,
+          'MalformedShardResult',
+        );
+      }
+      return db.$transaction(async (tx) => {
+        // serialise the shards of one cell, so exactly one of them sees the cell complete
+        await tx.$queryRaw`SELECT key FROM cells WHERE key = ${shard.cellKey} FOR UPDATE`;
+        const prior = await tx.shardRecord.findUnique({
+          where: { cellKey_shardIndex: { cellKey: shard.cellKey, shardIndex: shard.shardIndex } },
+          select: { cellKey: true },
+        });
+        if (prior) return { alreadyRecorded: true, cellDone: await isDone(tx, shard.cellKey) };
+        await tx.exampleResult.createMany({
+          skipDuplicates: true,
+          data: out.examples.map((e) => ({
+            cellKey: shard.cellKey,
+            exampleId: e.exampleId,
+            shardIndex: shard.shardIndex,
+            promptDigest: e.promptDigest,
+            prediction: e.prediction,
+            gold: e.gold,
+            score: e.score,
+            promptTokens: e.promptTokens,
+            generatedTokens: e.generatedTokens,
+          })),
+        });
+        await tx.sliceStat.createMany({
+          skipDuplicates: true,
+          data: out.slices.map((s) => ({
+            cellKey: shard.cellKey,
+            shardIndex: shard.shardIndex,
+            slice: s.slice,
+            nllSum: s.nllSum,
+            tokenCount: s.tokenCount,
+          })),
+        });
+        await tx.shardRecord.create({
+          data: {
+            cellKey: shard.cellKey,
+            shardIndex: shard.shardIndex,
+            exampleStart: shard.exampleStart,
+            exampleEnd: shard.exampleEnd,
+            loadSeconds: out.timing.loadSeconds,
+            prefillSeconds: out.timing.prefillSeconds,
+            decodeSeconds: out.timing.decodeSeconds,
+            prefillTokens: out.timing.prefillTokens,
+            batches: out.timing.batches,
+            worker: out.worker,
+          },
+        });
+        if (out.timing.prefillSeconds > 0) {
+          await tx.throughputMeasurement.create({
+            data: {
+              cellKey: shard.cellKey,
+              shardIndex: shard.shardIndex,
+              source: 'shard-prefill',
+              implementation: input.modelName,
+              tokens: out.timing.prefillTokens,
+              seconds: out.timing.prefillSeconds,
+              tokensPerSecond: out.timing.prefillTokens / out.timing.prefillSeconds,
+              device: out.worker.device,
+              gpuName: out.worker.gpuName,
+              versions: { torch: out.worker.torch, python: out.worker.python, cuda: out.worker.cuda, driver: out.worker.driver, worker: out.worker.workerVersion },
+            },
+          });
+        }
+        const cell = await tx.cell.findUniqueOrThrow({ where: { key: shard.cellKey }, select: { numShards: true } });
+        const recorded = await tx.shardRecord.count({ where: { cellKey: shard.cellKey } });
+        if (recorded < cell.numShards) return { alreadyRecorded: false, cellDone: false };
+        await tx.cell.update({
+          where: { key: shard.cellKey },
+          data: {
+            status: 'done',
+            error: null,
+            finishedAt: new Date(),
+            provenance: {
+              gitSha: input.gitSha,
+              sweepId: input.sweepId,
+              worker: out.worker,
+              model: out.model,
+            },
+          },
+        });
+        return { alreadyRecorded: false, cellDone: true };
+      });
+    },
+
+    async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {
+      await db.cell.updateMany({
+        where: { key: input.cellKey, status: { not: 'done' } },
+        data: { status: 'failed', error: input.error.slice(0, 4000) },
+      });
+    },
+
+    /** Status and recorded shard count of each cell, for `twice plan`. */
+    async cellStatuses(input: { keys: string[] }): Promise<Record<string, { status: string; shards: number }>> {
+      const cells = await db.cell.findMany({
+        where: { key: { in: input.keys } },
+        select: { key: true, status: true, _count: { select: { shards: true } } },
+      });
+      return Object.fromEntries(cells.map((c) => [c.key, { status: c.status, shards: c._count.shards }]));
+    },
+
+    async finishSweep(input: { sweepId: string; status: 'completed' | 'failed' | 'cancelled' }): Promise<void> {
+      await db.sweep.update({
+        where: { id: input.sweepId },
+        data: { status: input.status, finishedAt: new Date() },
+      });
+    },
+  };
+}
+export type DbActivities = ReturnType<typeof createDbActivities>;
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+async function isDone(tx: Tx, cellKey: string): Promise<boolean> {
+  const c = await tx.cell.findUnique({ where: { key: cellKey }, select: { status: true } });
+  return c?.status === 'done';
+}
+
+export async function loadSweepState(db: Db, sweepId: string, keys: string[]): Promise<SweepState> {
+  const cells = await db.cell.findMany({
+    where: { key: { in: keys } },
+    select: { key: true, status: true, sweeps: { where: { sweepId }, select: { reused: true } } },
+  });
+  const partial = cells.filter((c) => c.status !== 'done').map((c) => c.key);
+  const shards = await db.shardRecord.findMany({
+    where: { cellKey: { in: partial } },
+    select: { cellKey: true, shardIndex: true },
+  });
+  const doneShards: Record<string, number[]> = {};
+  for (const s of shards) (doneShards[s.cellKey] ??= []).push(s.shardIndex);
+  return {
+    doneCells: cells.filter((c) => c.status === 'done').map((c) => c.key),
+    reusedCells: cells.filter((c) => c.sweeps[0]?.reused).map((c) => c.key),
+    failedCells: cells.filter((c) => c.status === 'failed').map((c) => c.key),
+    doneShards,
+  };
+}

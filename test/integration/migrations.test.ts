@@ -1,0 +1,92 @@
+// The migration runner on real PostgreSQL: a fresh database migrates, keeps Prisma's bookkeeping,
+// round-trips every model through the generated client, refuses an edited migration, and a second
+// run is a no-op.
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { listMigrations, migrate } from '../../activities/migrations';
+import { MIGRATIONS_DIR, testPostgres } from '../helpers/fixtures';
+
+describe('migrations', () => {
+  let fx: Awaited<ReturnType<typeof testPostgres>>;
+  before(async () => {
+    fx = await testPostgres({ migrated: false });
+  });
+  after(async () => {
+    await fx.stop();
+  });
+
+  it('applies every migration once, with Prisma-compatible bookkeeping', async () => {
+    const names = listMigrations(MIGRATIONS_DIR).map((m) => m.name);
+    const first = await migrate(fx.url, MIGRATIONS_DIR);
+    assert.deepEqual(first.applied, names);
+    const second = await migrate(fx.url, MIGRATIONS_DIR);
+    assert.deepEqual(second, { applied: [], alreadyApplied: names });
+    const client = new pg.Client({ connectionString: fx.url });
+    await client.connect();
+    const { rows } = await client.query('SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations"');
+    await client.end();
+    assert.equal(rows.length, names.length);
+    for (const r of rows) {
+      assert.match(r.checksum, /^[0-9a-f]{64}$/);
+      assert.ok(r.finished_at instanceof Date);
+      assert.equal(r.applied_steps_count, 1);
+    }
+  });
+
+  it('refuses a migration edited after it was applied', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'twice-mig-'));
+    cpSync(MIGRATIONS_DIR, dir, { recursive: true });
+    const [first] = listMigrations(dir);
+    writeFileSync(join(dir, first!.name, 'migration.sql'), `${first!.sql.toString()}\n-- edited\n`);
+    await assert.rejects(migrate(fx.url, dir), /was changed after it was applied/);
+  });
+
+  it('round-trips every model through the generated client', async () => {
+    const db = fx.db;
+    const key = 'a'.repeat(64);
+    await db.sweep.create({
+      data: { id: 's1', name: 'n', specFile: 'f.yaml', specYaml: 'name: n', spec: { a: 1 }, specDigest: 'd', workflowId: 'w' },
+    });
+    await db.cell.create({
+      data: {
+        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
+        taskParams: { n: 1 }, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
+        generation: { maxNewTokens: 1 }, scorer: { name: 'exact' }, slices: { x: 1 }, numExamples: 2, numShards: 1,
+      },
+    });
+    await db.sweepCell.create({ data: { sweepId: 's1', cellKey: key, reused: true } });
+    await db.shardRecord.create({
+      data: { cellKey: key, shardIndex: 0, exampleStart: 0, exampleEnd: 2, loadSeconds: 0.5, prefillSeconds: 0.25, decodeSeconds: 0.125, prefillTokens: 7, batches: 1, worker: { pid: 1 } },
+    });
+    await db.exampleResult.create({
+      data: { cellKey: key, exampleId: 0, shardIndex: 0, promptDigest: 'p', prediction: 'v1', gold: ['v1'], score: 1, promptTokens: 5, generatedTokens: 1 },
+    });
+    await db.sliceStat.create({ data: { cellKey: key, shardIndex: 0, slice: 'ar_hit', nllSum: 1.5, tokenCount: 3 } });
+    const t = await db.throughputMeasurement.create({
+      data: { cellKey: key, shardIndex: 0, source: 'shard-prefill', implementation: 'm', tokens: 7, seconds: 0.25, tokensPerSecond: 28, device: 'cpu', versions: { torch: 'x' } },
+    });
+    const back = await db.cell.findUniqueOrThrow({
+      where: { key },
+      include: { sweeps: { include: { sweep: true } }, shards: true, examples: true, sliceStats: true, throughput: true },
+    });
+    assert.equal(back.sweeps[0]!.sweep.specYaml, 'name: n');
+    assert.equal(back.sweeps[0]!.reused, true);
+    assert.deepEqual(back.taskParams, { n: 1 });
+    assert.equal(back.shards[0]!.prefillTokens, 7);
+    assert.deepEqual(back.examples[0]!.gold, ['v1']);
+    assert.equal(back.sliceStats[0]!.nllSum, 1.5);
+    assert.equal(back.throughput[0]!.id, t.id);
+    // unique keys are what make recording idempotent
+    await assert.rejects(
+      db.exampleResult.create({
+        data: { cellKey: key, exampleId: 0, shardIndex: 0, promptDigest: 'p', prediction: 'x', gold: [], score: 0, promptTokens: 1, generatedTokens: 0 },
+      }),
+    );
+    await db.sweep.delete({ where: { id: 's1' } });
+    assert.equal(await db.sweepCell.count(), 0);
+  });
+});

@@ -1,0 +1,111 @@
+// Spec parsing and the pure expansion into cells: defaults, keys, what changes a key.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  canonicalJson,
+  digestOf,
+  expandCells,
+  parseSweepSpec,
+  shardsOf,
+  skippedPairs,
+  type ResolvedSweep,
+  type SweepSpec,
+} from '../../workflows/sweep-spec';
+import { TASKS, type TaskName } from '../../workflows/catalog';
+
+const catalog = { families: { 'm-attn': 'transformer', 'm-based': 'based', 'm-jrt': 'jrt_rnn' } };
+
+const YAML = `
+name: demo
+models: [m-attn, m-based, m-jrt]
+tasks:
+  - name: mqar
+    params: { numExamples: 10, numKvPairs: 4 }
+  - synthetic_doc_qa
+strategies: [default, jrt_prompt, jrt_rnn_left_pad]
+`;
+
+function resolve(spec: SweepSpec): ResolvedSweep {
+  return {
+    spec,
+    specDigest: digestOf(spec),
+    models: spec.models.map((name) => ({ name, revision: `rev-${name}`, family: catalog.families[name as keyof typeof catalog.families], dtype: 'float32' })),
+    tasks: spec.tasks.map((t) => {
+      const ref = { name: t.name, version: TASKS[t.name as TaskName].version, params: t.params };
+      return { ...ref, numExamples: t.params.numExamples as number, dataDigest: digestOf(ref) };
+    }),
+  };
+}
+
+describe('parseSweepSpec', () => {
+  it('fills every default in, so the stored spec states each value', () => {
+    const spec = parseSweepSpec(YAML, 'demo.yaml', catalog);
+    assert.deepEqual(spec.tasks[0], { name: 'mqar', params: { numExamples: 10, seed: 0, numKvPairs: 4 } });
+    assert.deepEqual(spec.tasks[1], { name: 'synthetic_doc_qa', params: { numExamples: 200, seed: 0, numFacts: 8 } });
+    assert.deepEqual(spec.strategies[1], { name: 'jrt_prompt', params: { repeats: 2 } });
+    assert.equal(spec.generation.maxNewTokens, 48);
+    assert.equal(spec.execution.shardSize, 32);
+    assert.equal(spec.scorer, undefined);
+  });
+});
+
+describe('expandCells', () => {
+  const spec = parseSweepSpec(YAML, 'demo.yaml', catalog);
+  const cells = expandCells(resolve(spec));
+
+  it('crosses models x tasks x strategies, leaving JRT-RNN modes to JRT-RNN models', () => {
+    // 3 models x 2 tasks x 2 general strategies + 1 jrt model x 2 tasks x 1 jrt-only mode
+    assert.equal(cells.length, 3 * 2 * 2 + 2);
+    assert.ok(cells.every((c) => c.strategy.name !== 'jrt_rnn_left_pad' || c.model.family === 'jrt_rnn'));
+    assert.deepEqual(skippedPairs(resolve(spec)), [
+      'm-attn x jrt_rnn_left_pad: jrt_rnn_left_pad applies to jrt_rnn models only',
+      'm-based x jrt_rnn_left_pad: jrt_rnn_left_pad applies to jrt_rnn models only',
+    ]);
+  });
+
+  it('orders cells model-major so each model loads once', () => {
+    const order = cells.map((c) => c.model.name);
+    assert.deepEqual(order, [...order].sort((a, b) => spec.models.indexOf(a) - spec.models.indexOf(b)));
+  });
+
+  it('gives every cell a distinct, stable 64-hex key', () => {
+    assert.equal(new Set(cells.map((c) => c.key)).size, cells.length);
+    assert.ok(cells.every((c) => /^[0-9a-f]{64}$/.test(c.key)));
+    assert.deepEqual(expandCells(resolve(spec)).map((c) => c.key), cells.map((c) => c.key));
+  });
+
+  it("uses each task's own scorer unless the spec names one", () => {
+    assert.ok(cells.every((c) => c.scorer.name === 'exact'));
+    const forced = parseSweepSpec(`${YAML}\nscorer: contains\n`, 'x.yaml', catalog);
+    assert.ok(expandCells(resolve(forced)).every((c) => c.scorer.name === 'contains'));
+  });
+
+  it('changes exactly the affected keys when one field changes', () => {
+    const changed = parseSweepSpec(YAML.replace('numKvPairs: 4', 'numKvPairs: 8'), 'demo.yaml', catalog);
+    const after = expandCells(resolve(changed));
+    const before = new Set(cells.map((c) => c.key));
+    const fresh = after.filter((c) => !before.has(c.key));
+    assert.equal(fresh.length, after.filter((c) => c.task.name === 'mqar').length);
+    assert.ok(fresh.every((c) => c.task.name === 'mqar'));
+  });
+
+  it('leaves keys alone when only the way work is cut changes', () => {
+    const recut = parseSweepSpec(`${YAML}\nexecution: { shardSize: 3, window: 2 }\ngeneration: { batchSize: 4 }\n`, 'demo.yaml', catalog);
+    assert.deepEqual(expandCells(resolve(recut)).map((c) => c.key), cells.map((c) => c.key));
+  });
+});
+
+describe('shardsOf', () => {
+  it('covers every example exactly once', () => {
+    assert.deepEqual(
+      shardsOf({ key: 'k', numExamples: 10 }, 4).map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]),
+      [[0, 0, 4], [1, 4, 8], [2, 8, 10]],
+    );
+  });
+});
+
+describe('canonicalJson', () => {
+  it('sorts keys at every depth and drops undefined', () => {
+    assert.equal(canonicalJson({ b: 1, a: { d: [2, { z: 1, y: 0 }], c: undefined } }), '{"a":{"d":[2,{"y":0,"z":1}]},"b":1}');
+  });
+});

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// Installs what the project needs, idempotently, before `npm start` and `npm test`: npm packages,
+// the generated Prisma client, the Python environment and the Temporal CLI. Plain Node with no
+// dependencies, because it runs before `npm ci`. One-time installs are cached outside the clone
+// (TWICE_CACHE, default ~/.cache/twice), keyed by version, so a second run takes about a second.
+// It writes .twice/toolchain.json, which the TypeScript entry points read.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const cacheDir = process.env.TWICE_CACHE ?? join(homedir(), '.cache', 'twice');
+const TEMPORAL_CLI_VERSION = '1.5.1'; // last release installable with `go install` (no replace directive)
+
+const log = (msg) => process.stderr.write(`[bootstrap] ${msg}\n`);
+const digest = (...parts) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+};
+const run = (cmd, args, opts = {}) => {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${r.status ?? r.signal}`);
+  }
+};
+const which = (name) => {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const p = join(dir, name);
+    if (dir && existsSync(p)) return p;
+  }
+  return null;
+};
+
+function checkNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    throw new Error(`Node ${process.versions.node} is too old: twice needs Node >= 20.19 (Prisma 7)`);
+  }
+}
+
+function ensureNpmPackages() {
+  const lock = readFileSync(join(root, 'package-lock.json'));
+  const marker = join(root, 'node_modules', '.twice-lock-digest');
+  const want = digest(lock);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === want) return;
+  log('installing npm packages (npm ci)');
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+  writeFileSync(marker, want);
+}
+
+function ensurePrismaClient() {
+  const schema = readFileSync(join(root, 'prisma', 'schema.prisma'));
+  const marker = join(root, 'generated', 'prisma', '.schema-digest');
+  const want = digest(schema);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === want) return;
+  log('generating the Prisma client');
+  // generate never runs the schema engine; the stub only stops the CLI's pre-flight download
+  run(join(root, 'node_modules', '.bin', 'prisma'), ['generate'], {
+    env: {
+      ...process.env,
+      PRISMA_SCHEMA_ENGINE_BINARY: join(root, 'workers', 'prisma-engine-stub', 'README'),
+      DATABASE_URL: process.env.DATABASE_URL ?? 'postgresql://unused@127.0.0.1:1/unused',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  writeFileSync(marker, want);
+}
+
+function ensurePython() {
+  const python = process.env.TWICE_PYTHON_BASE ?? which('python3');
+  if (!python) throw new Error('python3 not found on PATH: the inference worker needs Python >= 3.11');
+  const version = execFileSync(python, ['--version'], { encoding: 'utf8' }).trim();
+  const requirements = readFileSync(join(root, 'inference', 'requirements.txt'));
+  const dir = join(cacheDir, `python-${digest(version, requirements).slice(0, 12)}`);
+  const bin = join(dir, 'bin', 'python');
+  if (existsSync(join(dir, '.ready'))) return bin;
+  log(`creating the Python environment in ${dir} (one-time; torch is large, allow a few minutes)`);
+  const tmp = `${dir}.partial`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(cacheDir, { recursive: true });
+  run(python, ['-m', 'venv', tmp]);
+  run(join(tmp, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', '-r', join(root, 'inference', 'requirements.txt')]);
+  // a venv records its own path; build in place of the final name so scripts resolve
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  // pip wrote absolute paths of the .partial folder into scripts; we only ever run `python -m`
+  writeFileSync(join(dir, '.ready'), version);
+  return bin;
+}
+
+function resolveTemporalCli() {
+  const fromEnv = process.env.TEMPORAL_CLI_PATH;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`TEMPORAL_CLI_PATH=${fromEnv} does not exist`);
+    return { path: fromEnv, source: 'TEMPORAL_CLI_PATH' };
+  }
+  const onPath = which('temporal');
+  if (onPath) return { path: onPath, source: 'PATH' };
+  const cached = join(cacheDir, `temporal-cli-${TEMPORAL_CLI_VERSION}`, 'temporal');
+  if (existsSync(cached)) return { path: cached, source: 'cache' };
+  const go = which('go');
+  if (go) {
+    log(`building the Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (one-time, about 5 minutes)`);
+    const partial = `${dirname(cached)}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    mkdirSync(partial, { recursive: true });
+    run(go, [
+      'install',
+      '-ldflags',
+      `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+      `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`,
+    ], { env: { ...process.env, CGO_ENABLED: '0', GOBIN: partial } });
+    rmSync(dirname(cached), { recursive: true, force: true });
+    renameSync(partial, dirname(cached));
+    return { path: cached, source: 'go install' };
+  }
+  // last resort: the Temporal SDK downloads its own dev server when the stack starts
+  return { path: null, source: 'sdk-download' };
+}
+
+export function bootstrap() {
+  checkNode();
+  ensureNpmPackages();
+  ensurePrismaClient();
+  const python = ensurePython();
+  const temporal = resolveTemporalCli();
+  mkdirSync(join(root, '.twice'), { recursive: true });
+  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source };
+  writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
+  return toolchain;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  try {
+    const started = Date.now();
+    bootstrap();
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (Number(secs) > 5) log(`ready in ${secs}s`);
+  } catch (err) {
+    log(`failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,73 @@
+// `npm test`: the TypeScript suites (node's test runner) and the Python suite (pytest, in the
+// environment workers/bootstrap.mjs built), one after the other, with one closing summary line.
+// Pass file paths or `--ts` / `--py` to run a part.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { readToolchain, repoRoot } from './paths';
+
+function testFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) return testFiles(p);
+    return d.name.endsWith('.test.ts') ? [relative(repoRoot, p)] : [];
+  });
+}
+
+function count(output: string, pattern: RegExp): number {
+  const m = output.match(pattern);
+  return m ? Number(m[1]) : 0;
+}
+
+const args = process.argv.slice(2);
+const only = args.filter((a) => !a.startsWith('--'));
+const runTs = !args.includes('--py');
+const runPy = !args.includes('--ts') && only.length === 0;
+let passed = 0;
+let failed = 0;
+let status = 0;
+
+if (runTs && only.length === 0) {
+  // static checks first: a type error or a boundary violation fails fast
+  for (const [what, cmd] of [['typecheck', 'tsc'], ['lint', 'eslint']] as const) {
+    const r = spawnSync(join(repoRoot, 'node_modules', '.bin', cmd), what === 'typecheck' ? ['--noEmit'] : ['.'], {
+      cwd: repoRoot,
+      stdio: 'inherit',
+    });
+    if (r.status !== 0) {
+      console.error(`${what} failed`);
+      status = 1;
+    }
+  }
+}
+
+if (runTs) {
+  const files = only.length ? only : testFiles(join(repoRoot, 'test')).sort();
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 28 },
+  );
+  process.stdout.write(r.stdout);
+  passed += count(r.stdout, /ℹ pass (\d+)/);
+  failed += count(r.stdout, /ℹ fail (\d+)/);
+  if (r.status !== 0) status = 1;
+}
+
+if (runPy) {
+  const { python } = readToolchain();
+  const r = spawnSync(python, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'], {
+    cwd: join(repoRoot, 'inference'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    env: { ...process.env, PYTHONPATH: join(repoRoot, 'inference') },
+    maxBuffer: 1 << 28,
+  });
+  process.stdout.write(r.stdout);
+  passed += count(r.stdout, /(\d+) passed/);
+  failed += count(r.stdout, /(\d+) failed/) + count(r.stdout, /(\d+) errors?/);
+  if (r.status !== 0) status = 1;
+}
+
+console.log(`\ntotal: ${passed} passed, ${failed} failed`);
+process.exit(status);

@@ -1,0 +1,52 @@
+// The embedded stack as a background process: started by the CLI when no stack is running, so a
+// sweep keeps going after the CLI detaches (Ctrl-C). Writes <state dir>/stack.json when ready,
+// restarts a Python worker that dies, and stops everything on SIGTERM (`twice stack down`).
+import { rmSync, writeFileSync } from 'node:fs';
+import { loadEnv } from './env';
+import { stackInfoPath, type StackInfo } from './session';
+import { startStack, type PythonWorker } from './stack';
+
+const env = loadEnv();
+const log = (m: string) => console.log(`${new Date().toISOString()} ${m}`);
+const stack = await startStack({
+  stateDir: env.stateDir,
+  persistent: true,
+  pythonWorkers: env.pythonWorkers,
+  device: env.device,
+  ui: true,
+  log,
+});
+let stopping = false;
+
+// a worker killed by the OOM killer or a crash comes back; its shard is retried by Temporal
+const supervise = (w: PythonWorker) => {
+  w.process.once('exit', (code, signal) => {
+    if (stopping) return;
+    log(`python worker ${w.process.pid} exited (${code ?? signal}); restarting it`);
+    setTimeout(() => supervise(stack.startPythonWorker()), 1000);
+  });
+};
+stack.pythonWorkers.forEach(supervise);
+
+const info: StackInfo = {
+  pid: process.pid,
+  databaseUrl: stack.databaseUrl,
+  temporalAddress: stack.temporalAddress,
+  namespace: stack.namespace,
+  uiUrl: stack.uiUrl,
+  startedAt: new Date().toISOString(),
+};
+writeFileSync(stackInfoPath(env.stateDir), `${JSON.stringify(info, null, 2)}\n`);
+log(`stack ready: temporal=${info.temporalAddress} ui=${info.uiUrl ?? '-'} db=${info.databaseUrl}`);
+
+const shutdown = async () => {
+  if (stopping) return;
+  stopping = true;
+  log('stopping the stack');
+  rmSync(stackInfoPath(env.stateDir), { force: true });
+  await stack.stop();
+  log('stack stopped');
+  process.exit(0);
+};
+process.on('SIGTERM', () => void shutdown());
+process.on('SIGINT', () => void shutdown());

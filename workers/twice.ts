@@ -1,0 +1,291 @@
+#!/usr/bin/env -S node --import tsx
+// The `twice` command line: run a sweep spec and follow it, plan it, watch, cancel and report
+// sweeps, list models, manage the embedded stack. `twice --help` and `twice <command> --help`.
+import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import Table from 'cli-table3';
+import { randomBytes } from 'node:crypto';
+import { join, relative } from 'node:path';
+import { loadModelCatalog } from '../activities/catalog';
+import { explainNewCells, loadSweepReport, renderTerminal, writeReport } from '../activities/report';
+import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
+import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
+import type { planWorkflow } from '../workflows/sweep';
+import { SpecError } from '../workflows/sweep-spec';
+import { loadEnv } from './env';
+import { repoRoot } from './paths';
+import { openSession, readStackInfo, stopDaemon, type Session } from './session';
+import { readSpec, startSweep, workflowIdOf } from './sweeps';
+
+const out = (line = '') => process.stdout.write(`${line}\n`);
+const note = (line: string) => process.stderr.write(`${line}\n`);
+
+async function latestSweepId(session: Session): Promise<string> {
+  const s = await session.db.sweep.findFirst({ orderBy: { createdAt: 'desc' }, select: { id: true } });
+  if (!s) throw new Error('no sweeps recorded yet');
+  return s.id;
+}
+
+/** Follows a sweep with a progress bar until it ends; Ctrl-C detaches and leaves it running. */
+async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done' | 'detached'> {
+  const bar = new SingleBar({
+    format: '{bar} {percentage}% | examples {value}/{total} | cells {cellsDone}/{cellsTotal} ({reused} reused, {failed} failed) | {model} | ETA {eta_formatted}',
+    noTTYOutput: true,
+    notTTYSchedule: 10_000,
+    hideCursor: true,
+    etaBuffer: 50,
+    barCompleteChar: '#',
+    barIncompleteChar: '.',
+  });
+  let started = false;
+  let detached = false;
+  const onSigint = () => {
+    detached = true;
+  };
+  process.once('SIGINT', onSigint);
+  const update = (p: SweepProgress) => {
+    const payload = {
+      cellsDone: p.cells.done,
+      cellsTotal: p.cells.total,
+      reused: p.cells.reused,
+      failed: p.cells.failed,
+      model: p.currentModel ?? p.phase,
+    };
+    if (!started && p.examples.total > 0) {
+      bar.start(p.examples.total, p.examples.done, payload);
+      started = true;
+    } else if (started) {
+      bar.update(p.examples.done, payload);
+    }
+  };
+  const result = handle.result().then(
+    () => 'done' as const,
+    (err: unknown) => {
+      throw err;
+    },
+  );
+  let finished = false;
+  result.then(() => (finished = true), () => (finished = true));
+  while (!finished && !detached) {
+    try {
+      update(await handle.query(sweepProgressQuery));
+    } catch {
+      // the workflow may be between runs (continue-as-new) or finished; poll again
+    }
+    await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+  }
+  process.removeListener('SIGINT', onSigint);
+  if (detached) {
+    if (started) bar.stop();
+    note(`\ndetached: sweep ${sweepId} keeps running.`);
+    note(`  follow it:  npm run twice -- status ${sweepId} --follow`);
+    note(`  cancel it:  npm run twice -- cancel ${sweepId}`);
+    if (session.startedStack) note('  the embedded stack stays up until `npm run twice -- stack down`');
+    return 'detached';
+  }
+  try {
+    const final = await handle.query(sweepProgressQuery).catch(() => null);
+    if (final) update(final);
+  } finally {
+    if (started) bar.stop();
+  }
+  await result;
+  return 'done';
+}
+
+async function printReport(session: Session, sweepId: string, reportDir?: string) {
+  const report = await loadSweepReport(session.db, sweepId);
+  out(renderTerminal(report));
+  const dir = reportDir ?? join(repoRoot, 'reports', sweepId);
+  const files = writeReport(report, dir);
+  out(`\nreport written to ${relative(process.cwd(), files.markdown)} and ${relative(process.cwd(), files.json)}`);
+  return report;
+}
+
+async function withSession<T>(start: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
+  const session = await openSession({ start });
+  try {
+    return await fn(session);
+  } finally {
+    await session.close();
+  }
+}
+
+const program = new Command()
+  .name('twice')
+  .description('Durable evaluation sweeps for recurrent language models (JRT-Prompt, JRT-RNN and friends).')
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('run a sweep spec and follow it; Ctrl-C detaches without cancelling')
+  .argument('<spec>', 'sweep spec (YAML)')
+  .option('--detach', 'start the sweep and return at once')
+  .option('--report <dir>', 'write report.md and report.json here (default reports/<sweep id>)')
+  .option('--keep-stack', 'leave the embedded stack running when the sweep ends')
+  .action(async (specFile: string, opts: { detach?: boolean; report?: string; keepStack?: boolean }) => {
+    readSpec(specFile); // fail on a bad spec before starting anything
+    const session = await openSession({ start: true });
+    let detached = false;
+    try {
+      const { sweepId, handle } = await startSweep(session.client, specFile);
+      note(`sweep ${sweepId} started (workflow ${handle.workflowId})`);
+      if (session.stackInfo?.uiUrl) note(`Temporal UI: ${session.stackInfo.uiUrl}/namespaces/${session.namespace}/workflows`);
+      if (opts.detach) {
+        detached = true;
+        out(sweepId);
+        return;
+      }
+      const outcome = await follow(session, handle, sweepId);
+      if (outcome === 'detached') {
+        detached = true;
+        process.exitCode = 130;
+        return;
+      }
+      const report = await printReport(session, sweepId, opts.report);
+      const reused = report.cells.filter((c) => c.reused).length;
+      out(`\n${report.cells.length} cells: ${reused} reused from earlier sweeps, ${report.cells.length - reused} run now.`);
+      for (const line of await explainNewCells(session.db, sweepId)) out(`  ${line}`);
+      if (report.status !== 'completed') process.exitCode = 1;
+    } finally {
+      const info = session.stackInfo;
+      await session.close();
+      if (session.startedStack && info && !detached && !opts.keepStack) {
+        note('stopping the embedded stack (use --keep-stack to leave it running)');
+        await stopDaemon(info);
+      }
+    }
+  });
+
+program
+  .command('plan')
+  .description('expand a spec into its cells and show which are already done')
+  .argument('<spec>', 'sweep spec (YAML)')
+  .action(async (specFile: string) => {
+    const { spec } = readSpec(specFile);
+    await withSession(true, async (session) => {
+      const plan = await session.client.workflow.execute<typeof planWorkflow>('planWorkflow', {
+        taskQueue: ORCHESTRATOR_QUEUE,
+        workflowId: `plan/${spec.name}-${randomBytes(4).toString('hex')}`,
+        args: [{ spec }],
+      });
+      const table = new Table({ head: ['cell key', 'model', 'task', 'strategy', 'examples', 'shards', 'status'], style: { head: [], border: [] } });
+      for (const c of plan.cells) {
+        table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, String(c.numExamples), `${c.shardsDone}/${c.numShards}`, c.status]);
+      }
+      out(table.toString());
+      const done = plan.cells.filter((c) => c.status === 'done').length;
+      out(`${plan.cells.length} cells: ${done} done (will be reused), ${plan.cells.length - done} to run.`);
+      for (const s of plan.skipped) out(`  left out: ${s}`);
+    });
+  });
+
+program
+  .command('status')
+  .description('list recent sweeps, or show (and --follow) one')
+  .argument('[sweep]', 'sweep id, or "latest"')
+  .option('--follow', 'follow it with a progress bar until it ends')
+  .action(async (sweep: string | undefined, opts: { follow?: boolean }) => {
+    await withSession(false, async (session) => {
+      if (!sweep) {
+        const sweeps = await session.db.sweep.findMany({ orderBy: { createdAt: 'desc' }, take: 20 });
+        const table = new Table({ head: ['sweep', 'status', 'started', 'finished'], style: { head: [], border: [] } });
+        for (const s of sweeps) table.push([s.id, s.status, s.createdAt.toISOString(), s.finishedAt?.toISOString() ?? '-']);
+        out(sweeps.length ? table.toString() : 'no sweeps recorded yet');
+        return;
+      }
+      const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
+      const handle = session.client.workflow.getHandle(workflowIdOf(sweepId));
+      if (opts.follow) {
+        if ((await follow(session, handle, sweepId)) === 'done') await printReport(session, sweepId);
+        return;
+      }
+      try {
+        const p = await handle.query(sweepProgressQuery);
+        out(`${sweepId}: ${p.phase}; cells ${p.cells.done}/${p.cells.total} done (${p.cells.reused} reused, ${p.cells.failed} failed); ` +
+          `examples ${p.examples.done}/${p.examples.total}; shards in flight ${p.shards.inFlight}`);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
+        out(s ? `${sweepId}: ${s.status}` : `no sweep "${sweepId}"`);
+      }
+    });
+  });
+
+program
+  .command('cancel')
+  .description('cancel a running sweep (finished cells stay recorded and will be reused)')
+  .argument('<sweep>', 'sweep id, or "latest"')
+  .action(async (sweep: string) => {
+    await withSession(false, async (session) => {
+      const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
+      await session.client.workflow.getHandle(workflowIdOf(sweepId)).cancel();
+      out(`cancellation requested for ${sweepId}`);
+    });
+  });
+
+program
+  .command('report')
+  .description("print a sweep's results table and Pareto frontier and write report files")
+  .argument('[sweep]', 'sweep id, or "latest"', 'latest')
+  .option('--out <dir>', 'directory for report.md and report.json')
+  .action(async (sweep: string, opts: { out?: string }) => {
+    await withSession(false, async (session) => {
+      const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
+      await printReport(session, sweepId, opts.out);
+    });
+  });
+
+program
+  .command('models')
+  .description('list the models a spec may name')
+  .action(() => {
+    const catalog = loadModelCatalog(repoRoot);
+    const table = new Table({ head: ['model', 'family', 'source'], style: { head: [], border: [] } });
+    for (const e of catalog.entries.values()) {
+      table.push([e.name, e.family, e.source.kind === 'zoo' ? 'zoo' : `hf:${(e.source as { hfId: string }).hfId}`]);
+    }
+    out(table.toString());
+  });
+
+const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');
+stack
+  .command('up')
+  .description('start it in the background')
+  .action(async () => {
+    await withSession(true, async (session) => {
+      const info = session.stackInfo;
+      out(info ? `stack up: temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
+    });
+  });
+stack
+  .command('down')
+  .description('stop it')
+  .action(async () => {
+    const info = readStackInfo(loadEnv().stateDir);
+    if (!info) {
+      out('no embedded stack is running');
+      return;
+    }
+    await stopDaemon(info);
+    out('stack stopped');
+  });
+stack
+  .command('status')
+  .description('say whether it runs, and where')
+  .action(() => {
+    const info = readStackInfo(loadEnv().stateDir);
+    out(info ? JSON.stringify(info, null, 2) : 'no embedded stack is running');
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof SpecError) {
+    note(err.message);
+    process.exit(2);
+  }
+  note(`twice: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}

@@ -1,0 +1,204 @@
+// The one contract between the orchestrator (TypeScript) and the inference worker (Python):
+// task queues, activity names and payloads. `npm run generate` exports the payload schemas as
+// JSON Schema to inference/twice_inference/contract.schema.json; a Python test checks the
+// pydantic twins against it. Change a payload here first, then regenerate.
+import { z } from 'zod';
+
+export const ORCHESTRATOR_QUEUE = 'twice-orchestrator';
+export const GPU_QUEUE = 'twice-gpu';
+
+// Python activity names are set explicitly on the Python side; SDKs name activities differently.
+export const PYTHON_ACTIVITIES = {
+  runShard: 'run_shard',
+  describeTask: 'describe_task',
+  describeWorker: 'describe_worker',
+} as const;
+
+const digest = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-character hex sha256 digest');
+
+export const ModelRef = z
+  .object({
+    name: z.string().min(1),
+    // weights digest for zoo models, HF revision (or local directory digest) for checkpoints
+    revision: z.string().min(1),
+  })
+  .strict();
+export type ModelRef = z.infer<typeof ModelRef>;
+
+export const TaskRef = z
+  .object({
+    name: z.string().min(1),
+    version: z.number().int().positive(),
+    // validated against the task's own schema (workflows/catalog.ts) before it gets here
+    params: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type TaskRef = z.infer<typeof TaskRef>;
+
+export const StrategyRef = z
+  .object({
+    name: z.string().min(1),
+    version: z.number().int().positive(),
+    params: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+export type StrategyRef = z.infer<typeof StrategyRef>;
+
+export const GenerationSettings = z
+  .object({
+    maxNewTokens: z.number().int().positive(),
+    stopAtNewline: z.boolean(),
+    batchSize: z.number().int().positive(),
+    // prompts longer than this are left-truncated, as the paper's harness does (2048 - 48)
+    maxPromptTokens: z.number().int().positive(),
+  })
+  .strict();
+export type GenerationSettings = z.infer<typeof GenerationSettings>;
+
+export const ScorerRef = z
+  .object({
+    name: z.enum(['contains', 'exact']),
+    version: z.number().int().positive(),
+  })
+  .strict();
+export type ScorerRef = z.infer<typeof ScorerRef>;
+
+// Per-slice perplexity of the prompt tokens (AR hits vs Other, by bigram frequency and by
+// in-context distance). The paper gives no thresholds or bin edges; these are ours, and they are
+// part of a cell's key. Documented in inference/twice_inference/tasks/slices.py.
+export const SliceSettings = z
+  .object({
+    // bigrams seen at least this often in the count table are "memorised", not recall
+    frequencyThreshold: z.number().int().positive(),
+    frequencyBinEdges: z.array(z.number().int().nonnegative()).min(1),
+    distanceBinEdges: z.array(z.number().int().positive()).min(1),
+    // path (relative to the worker's data root) of a bigram count table; null: no table, every
+    // re-occurring bigram counts as infrequent
+    bigramCounts: z.string().min(1).nullable(),
+  })
+  .strict();
+export type SliceSettings = z.infer<typeof SliceSettings>;
+
+export const RunShardInput = z
+  .object({
+    cellKey: digest,
+    shardIndex: z.number().int().nonnegative(),
+    exampleStart: z.number().int().nonnegative(),
+    exampleEnd: z.number().int().positive(),
+    model: ModelRef,
+    task: TaskRef,
+    strategy: StrategyRef,
+    generation: GenerationSettings,
+    scorer: ScorerRef,
+    slices: SliceSettings.nullable(),
+    device: z.enum(['auto', 'cpu', 'cuda']),
+  })
+  .strict()
+  .refine((s) => s.exampleEnd > s.exampleStart, {
+    message: 'exampleEnd must be greater than exampleStart',
+    path: ['exampleEnd'],
+  });
+export type RunShardInput = z.infer<typeof RunShardInput>;
+
+export const ExampleRecord = z
+  .object({
+    exampleId: z.number().int().nonnegative(),
+    promptDigest: digest,
+    prediction: z.string(),
+    gold: z.array(z.string()),
+    score: z.number().min(0).max(1),
+    promptTokens: z.number().int().nonnegative(),
+    generatedTokens: z.number().int().nonnegative(),
+  })
+  .strict();
+export type ExampleRecord = z.infer<typeof ExampleRecord>;
+
+// Sums, not means, so Postgres can aggregate perplexity across shards exactly.
+export const SliceSum = z
+  .object({
+    slice: z.string().min(1),
+    nllSum: z.number().nonnegative(),
+    tokenCount: z.number().int().nonnegative(),
+  })
+  .strict();
+export type SliceSum = z.infer<typeof SliceSum>;
+
+export const ShardTiming = z
+  .object({
+    loadSeconds: z.number().nonnegative(),
+    prefillSeconds: z.number().nonnegative(),
+    decodeSeconds: z.number().nonnegative(),
+    prefillTokens: z.number().int().nonnegative(),
+    batches: z.number().int().nonnegative(),
+  })
+  .strict();
+export type ShardTiming = z.infer<typeof ShardTiming>;
+
+export const WorkerInfo = z
+  .object({
+    workerVersion: z.string(),
+    python: z.string(),
+    torch: z.string(),
+    device: z.string(),
+    gpuName: z.string().nullable(),
+    driver: z.string().nullable(),
+    cuda: z.string().nullable(),
+    hostname: z.string(),
+    pid: z.number().int(),
+  })
+  .strict();
+export type WorkerInfo = z.infer<typeof WorkerInfo>;
+
+export const ModelInfo = z
+  .object({
+    family: z.string(),
+    parameters: z.number().int().nonnegative(),
+    stateBytes: z.number().int().nonnegative(),
+    dtype: z.string(),
+  })
+  .strict();
+export type ModelInfo = z.infer<typeof ModelInfo>;
+
+export const RunShardOutput = z
+  .object({
+    cellKey: digest,
+    shardIndex: z.number().int().nonnegative(),
+    examples: z.array(ExampleRecord),
+    slices: z.array(SliceSum),
+    timing: ShardTiming,
+    worker: WorkerInfo,
+    model: ModelInfo,
+  })
+  .strict();
+export type RunShardOutput = z.infer<typeof RunShardOutput>;
+
+// What the Python worker heartbeats while a shard runs (progress and liveness). A retried shard
+// runs again from its start: shards are small, and only whole shards are recorded.
+export const ShardHeartbeat = z
+  .object({
+    examplesDone: z.number().int().nonnegative(),
+  })
+  .strict();
+export type ShardHeartbeat = z.infer<typeof ShardHeartbeat>;
+
+export const DescribeTaskInput = z.object({ task: TaskRef }).strict();
+export type DescribeTaskInput = z.infer<typeof DescribeTaskInput>;
+
+export const DescribeTaskOutput = z
+  .object({
+    numExamples: z.number().int().nonnegative(),
+    // digest of the examples' source data (generator version + params for synthetic tasks)
+    dataDigest: digest,
+  })
+  .strict();
+export type DescribeTaskOutput = z.infer<typeof DescribeTaskOutput>;
+
+// Every schema the Python side mirrors; exported as JSON Schema by `npm run generate`.
+export const CROSS_LANGUAGE_SCHEMAS = {
+  RunShardInput,
+  RunShardOutput,
+  ShardHeartbeat,
+  WorkerInfo,
+  DescribeTaskInput,
+  DescribeTaskOutput,
+} as const;

@@ -1,0 +1,2 @@
+// The one module the orchestrator worker bundles: every workflow the platform runs.
+export { sweepWorkflow, planWorkflow } from './sweep';

@@ -1,0 +1,385 @@
+// The sweep spec (YAML, strict) and its pure expansion into cells and shards. Pure and
+// deterministic: the CLI's `plan` and the sweep workflow call the same functions, so they agree on
+// every cell key. Tested in test/unit/sweep-spec.test.ts and test/unit/malformed-specs.test.ts.
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { SCORERS, STRATEGIES, TASKS, type StrategyName, type TaskName } from './catalog';
+import {
+  type GenerationSettings,
+  type ModelRef,
+  type ScorerRef,
+  type SliceSettings,
+  type StrategyRef,
+  type TaskRef,
+} from './contract';
+
+const slug = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'use lowercase letters, digits, ".", "_" and "-"')
+  .max(80);
+
+const taskNames = Object.keys(TASKS) as [TaskName, ...TaskName[]];
+const strategyNames = Object.keys(STRATEGIES) as [StrategyName, ...StrategyName[]];
+
+// A task or strategy may be written as a bare name or as { name, params }.
+const named = <N extends string>(names: [N, ...N[]]) =>
+  z.union([
+    z.enum(names).transform((name) => ({ name, params: {} as Record<string, unknown> })),
+    z
+      .object({ name: z.enum(names), params: z.record(z.string(), z.unknown()).default({}) })
+      .strict(),
+  ]);
+
+export const DEFAULT_SLICES: SliceSettings = {
+  frequencyThreshold: 1000,
+  frequencyBinEdges: [0, 1, 10, 100, 1000, 10000, 100000],
+  distanceBinEdges: [1, 16, 64, 256, 1024, 4096],
+  bigramCounts: null,
+};
+
+export const SweepSpec = z
+  .object({
+    name: slug,
+    description: z.string().max(2000).optional(),
+    models: z
+      .array(z.union([z.string().min(1), z.object({ name: z.string().min(1) }).strict()]))
+      .min(1, 'list at least one model')
+      .transform((ms) => ms.map((m) => (typeof m === 'string' ? m : m.name))),
+    tasks: z.array(named(taskNames)).min(1, 'list at least one task'),
+    strategies: z
+      .array(named(strategyNames))
+      .min(1, 'list at least one strategy')
+      .default([{ name: 'default', params: {} }]),
+    // default: each task's own scorer (exact for one-word synthetic answers, contains otherwise)
+    scorer: z.enum(Object.keys(SCORERS) as ['contains', 'exact']).optional(),
+    generation: z
+      .object({
+        maxNewTokens: z.number().int().min(1).max(4096).default(48),
+        stopAtNewline: z.boolean().default(true),
+        batchSize: z.number().int().min(1).max(1024).default(16),
+        maxPromptTokens: z.number().int().min(1).default(2000),
+      })
+      .strict()
+      .default({ maxNewTokens: 48, stopAtNewline: true, batchSize: 16, maxPromptTokens: 2000 }),
+    slices: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            frequencyThreshold: z.number().int().min(1).default(DEFAULT_SLICES.frequencyThreshold),
+            frequencyBinEdges: z
+              .array(z.number().int().min(0))
+              .min(2)
+              .default(DEFAULT_SLICES.frequencyBinEdges),
+            distanceBinEdges: z
+              .array(z.number().int().min(1))
+              .min(2)
+              .default(DEFAULT_SLICES.distanceBinEdges),
+            bigramCounts: z.string().min(1).nullable().default(null),
+          })
+          .strict(),
+      ])
+      .default(DEFAULT_SLICES),
+    execution: z
+      .object({
+        // examples per shard activity; keeps each shard's result payload far under Temporal's 2 MB
+        shardSize: z.number().int().min(1).max(5000).default(32),
+        // shard activities in flight at once (Temporal caps pending activities at 2,000 per run)
+        window: z.number().int().min(1).max(500).default(8),
+        device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+        // overrides the catalog's precision for every model; part of each cell's key
+        dtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
+        // a worker that stops heartbeating this long is presumed dead; its shard is retried
+        heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
+        shardTimeoutSeconds: z.number().int().min(1).max(86400).default(7200),
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+      })
+      .strict()
+      .default({
+        shardSize: 32,
+        window: 8,
+        device: 'auto',
+        heartbeatTimeoutSeconds: 120,
+        shardTimeoutSeconds: 7200,
+        maxAttempts: 5,
+      }),
+  })
+  .strict();
+export type SweepSpec = z.infer<typeof SweepSpec>;
+
+export class SpecError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid sweep spec\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'SpecError';
+  }
+}
+
+/** Catalog facts the pure parser needs: which models exist and their families. */
+export interface ModelCatalogView {
+  families: Record<string, string>; // model name -> family
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(top level)';
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let cur: unknown = root;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  return cur;
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function zodProblems(error: z.ZodError, raw: unknown, prefix: PropertyKey[] = []): string[] {
+  return error.issues.map((issue) => {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'unrecognized_keys') {
+      return `${formatPath(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys
+        .map((k) => `"${k}"`)
+        .join(', ')}`;
+    }
+    return `${formatPath(path)}: ${issue.message} (got ${show(valueAt(raw, path))})`;
+  });
+}
+
+function closest(name: string, known: string[]): string | undefined {
+  // edit distance, to suggest the model the user probably meant
+  const d = (a: string, b: string) => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const tmp = row[j]!;
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = tmp;
+      }
+    }
+    return row[b.length]!;
+  };
+  const best = known.map((k) => [k, d(name, k)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= Math.max(2, Math.floor(name.length / 3)) ? best[0] : undefined;
+}
+
+function duplicates(keys: string[]): number[] {
+  const seen = new Set<string>();
+  return keys.flatMap((k, i) => (seen.has(k) ? [i] : (seen.add(k), [])));
+}
+
+/**
+ * Parses and validates a sweep spec. Every problem is reported at once, each naming the field
+ * path and the offending value; nothing is started or written before this succeeds.
+ */
+export function parseSweepSpec(text: string, file: string, catalog: ModelCatalogView): SweepSpec {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new SpecError(
+      file,
+      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new SpecError(file, [`(top level): expected a mapping of keys, got ${show(raw)}`]);
+  }
+  const parsed = SweepSpec.safeParse(raw);
+  if (!parsed.success) throw new SpecError(file, zodProblems(parsed.error, raw));
+  const spec = parsed.data;
+  const problems: string[] = [];
+
+  const known = Object.keys(catalog.families);
+  spec.models.forEach((m, i) => {
+    if (!(m in catalog.families)) {
+      const hint = closest(m, known);
+      problems.push(
+        `models[${i}]: unknown model ${show(m)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+          `\`twice models\` lists the ${known.length} known models`,
+      );
+    }
+  });
+  for (const i of duplicates(spec.models)) problems.push(`models[${i}]: duplicate entry ${show(spec.models[i])}`);
+
+  // params are checked against each task's and strategy's own schema, defaults filled in, so
+  // the stored spec (and every cell key) states every value explicitly
+  spec.tasks = spec.tasks.map((t, i) => {
+    const r = TASKS[t.name].params.safeParse(t.params);
+    if (!r.success) problems.push(...zodProblems(r.error, raw, ['tasks', i, 'params']));
+    return { name: t.name, params: r.success ? (r.data as Record<string, unknown>) : t.params };
+  });
+  spec.strategies = spec.strategies.map((s, i) => {
+    const r = STRATEGIES[s.name].params.safeParse(s.params);
+    if (!r.success) problems.push(...zodProblems(r.error, raw, ['strategies', i, 'params']));
+    return { name: s.name, params: r.success ? (r.data as Record<string, unknown>) : s.params };
+  });
+  for (const i of duplicates(spec.tasks.map((t) => canonicalJson(t)))) {
+    problems.push(`tasks[${i}]: duplicate entry ${show(spec.tasks[i]?.name)} with the same params`);
+  }
+  for (const i of duplicates(spec.strategies.map((s) => canonicalJson(s)))) {
+    problems.push(`strategies[${i}]: duplicate entry ${show(spec.strategies[i]?.name)} with the same params`);
+  }
+  if (spec.slices !== false) {
+    for (const key of ['frequencyBinEdges', 'distanceBinEdges'] as const) {
+      const edges = spec.slices[key];
+      if (edges.some((e, i) => i > 0 && e <= edges[i - 1]!)) {
+        problems.push(`slices.${key}: bin edges must increase strictly (got ${show(edges)})`);
+      }
+    }
+  }
+  if (problems.length === 0 && expandCells(resolveForCheck(spec, catalog)).length === 0) {
+    problems.push('strategies: no (model, strategy) pair applies: every strategy is limited to other model families');
+  }
+  if (problems.length > 0) throw new SpecError(file, problems);
+  return spec;
+}
+
+/** JSON with sorted keys: the same value always gives the same bytes, hence the same digest. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function digestOf(value: unknown): string {
+  return bytesToHex(sha256(utf8ToBytes(canonicalJson(value))));
+}
+
+/** A spec with every external fact pinned: model revisions, task sizes and data digests. */
+export interface ResolvedSweep {
+  spec: SweepSpec;
+  specDigest: string;
+  models: Array<ModelRef & { family: string; dtype: string }>;
+  tasks: Array<TaskRef & { numExamples: number; dataDigest: string }>;
+}
+
+export interface Cell {
+  key: string;
+  model: ModelRef & { family: string; dtype: string };
+  task: TaskRef;
+  taskDataDigest: string;
+  numExamples: number;
+  strategy: StrategyRef;
+  generation: GenerationSettings;
+  scorer: ScorerRef;
+  slices: SliceSettings | null;
+}
+
+function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSweep {
+  return {
+    spec,
+    specDigest: '',
+    models: spec.models.map((name) => ({
+      name,
+      revision: 'unresolved',
+      family: catalog.families[name] ?? 'unknown',
+      dtype: 'float32',
+    })),
+    tasks: spec.tasks.map((t) => ({
+      name: t.name,
+      version: TASKS[t.name].version,
+      params: t.params,
+      numExamples: 1,
+      dataDigest: '',
+    })),
+  };
+}
+
+/** Which cells the grid holds, model-major (load a model once, stream its cells). */
+export function expandCells(resolved: ResolvedSweep): Cell[] {
+  const { spec } = resolved;
+  const cells: Cell[] = [];
+  const generation: GenerationSettings = { ...spec.generation };
+  const slices = spec.slices === false ? null : { ...spec.slices };
+  for (const model of resolved.models) {
+    for (const task of resolved.tasks) {
+      const scorerName = spec.scorer ?? TASKS[task.name as TaskName].scorer;
+      const scorer: ScorerRef = { name: scorerName, version: SCORERS[scorerName].version };
+      for (const s of spec.strategies) {
+        const def = STRATEGIES[s.name as StrategyName];
+        const families: readonly string[] | null = def.families;
+        if (families && !families.includes(model.family)) continue;
+        const strategy: StrategyRef = { name: s.name, version: def.version, params: s.params };
+        const taskRef: TaskRef = { name: task.name, version: task.version, params: task.params };
+        // everything that determines the outcome, and nothing else (batch size, shard size and
+        // the window only change how the work is cut, not its result)
+        const key = digestOf({
+          model: { name: model.name, revision: model.revision, dtype: model.dtype },
+          task: { ...taskRef, dataDigest: task.dataDigest },
+          strategy,
+          generation: {
+            maxNewTokens: generation.maxNewTokens,
+            stopAtNewline: generation.stopAtNewline,
+            maxPromptTokens: generation.maxPromptTokens,
+          },
+          scorer,
+          slices,
+        });
+        cells.push({
+          key,
+          model,
+          task: taskRef,
+          taskDataDigest: task.dataDigest,
+          numExamples: task.numExamples,
+          strategy,
+          generation,
+          scorer,
+          slices,
+        });
+      }
+    }
+  }
+  return cells;
+}
+
+/** Strategy/model pairs left out of the grid, for `twice plan` to explain. */
+export function skippedPairs(resolved: ResolvedSweep): string[] {
+  const out: string[] = [];
+  for (const model of resolved.models) {
+    for (const s of resolved.spec.strategies) {
+      const families: readonly string[] | null = STRATEGIES[s.name as StrategyName].families;
+      if (families && !families.includes(model.family)) {
+        out.push(`${model.name} x ${s.name}: ${s.name} applies to ${families.join(', ')} models only`);
+      }
+    }
+  }
+  return out;
+}
+
+export interface Shard {
+  cellKey: string;
+  shardIndex: number;
+  exampleStart: number;
+  exampleEnd: number;
+}
+
+export function shardsOf(cell: Pick<Cell, 'key' | 'numExamples'>, shardSize: number): Shard[] {
+  const out: Shard[] = [];
+  for (let start = 0, i = 0; start < cell.numExamples; start += shardSize, i++) {
+    out.push({
+      cellKey: cell.key,
+      shardIndex: i,
+      exampleStart: start,
+      exampleEnd: Math.min(cell.numExamples, start + shardSize),
+    });
+  }
+  return out;
+}
