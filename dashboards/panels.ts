@@ -1,0 +1,156 @@
+// The SQL behind every panel of the twice overview dashboard, one exported constant per query, so
+// that dashboards/build.ts places them and test/integration/dashboards.test.ts runs each one
+// against a real migrated Postgres with known rows. Definitions follow activities/report.ts:
+// accuracy is the mean example score; a (model, strategy) point averages its cells' accuracies
+// over tasks and counts prompts prefilled per second over all of its shards.
+//
+// Grafana fills in `$sweep` (the dashboard variable, inside quotes: single-value variables are
+// inserted raw with quotes doubled), `$__timeFilter(col)` and `$__timeGroupAlias(col, $__interval)`.
+
+/** The `$sweep` variable: newest first, shown by name and start time, valued by sweep id. */
+export const SWEEP_VARIABLE_SQL = `
+SELECT s.id AS __value,
+       s.name || ' · ' || to_char(s.created_at, 'YYYY-MM-DD HH24:MI') || ' · ' || s.id AS __text
+  FROM sweeps s
+ ORDER BY s.created_at DESC
+ LIMIT 200`.trim();
+
+export const LATEST_SWEEPS_SQL = `
+SELECT s.id AS sweep,
+       s.name,
+       s.status,
+       s.created_at AS started,
+       s.finished_at AS finished,
+       count(sc.cell_key)::int AS cells,
+       (count(*) FILTER (WHERE c.status = 'done'))::int AS cells_done,
+       (count(*) FILTER (WHERE c.status = 'failed'))::int AS cells_failed,
+       (count(*) FILTER (WHERE sc.reused))::int AS cells_reused,
+       s.git_sha
+  FROM sweeps s
+  LEFT JOIN sweep_cells sc ON sc.sweep_id = s.id
+  LEFT JOIN cells c ON c.key = sc.cell_key
+ WHERE $__timeFilter(s.created_at)
+ GROUP BY s.id
+ ORDER BY s.created_at DESC
+ LIMIT 50`.trim();
+
+// Per cell of the selected sweep: examples scored and mean score. Cells without results yet are
+// left out rather than shown as zero.
+const CELL_ACCURACY_CTE = `
+cell_accuracy AS (
+  SELECT c.key, c.model_name, c.task_name, c.strategy_name,
+         count(*)::int AS examples,
+         avg(e.score) AS accuracy
+    FROM sweep_cells sc
+    JOIN cells c ON c.key = sc.cell_key
+    JOIN example_results e ON e.cell_key = c.key
+   WHERE sc.sweep_id = '$sweep'
+   GROUP BY c.key, c.model_name, c.task_name, c.strategy_name
+)`.trim();
+
+export const ACCURACY_SQL = `
+WITH ${CELL_ACCURACY_CTE}
+SELECT model_name AS model,
+       task_name AS task,
+       strategy_name AS strategy,
+       examples,
+       accuracy,
+       -- half-width of the normal-approximation 95% interval, as in the sweep report
+       1.96 * sqrt(greatest(accuracy * (1 - accuracy), 0) / examples) AS ci95,
+       left(key, 12) AS cell
+  FROM cell_accuracy
+ ORDER BY model, task, strategy, cell`.trim();
+
+// Examples are pooled per (model, task, strategy), so a sweep holding two variants of a strategy
+// (say JRT-Prompt with 2 and 3 repeats) reports their combined accuracy.
+export const JRT_GAIN_SQL = `
+WITH ${CELL_ACCURACY_CTE},
+by_strategy AS (
+  SELECT model_name, task_name, strategy_name,
+         sum(accuracy * examples) / sum(examples) AS accuracy
+    FROM cell_accuracy
+   WHERE strategy_name IN ('default', 'jrt_prompt')
+   GROUP BY model_name, task_name, strategy_name
+)
+SELECT d.model_name AS model,
+       d.task_name AS task,
+       d.accuracy AS default_accuracy,
+       j.accuracy AS jrt_prompt_accuracy,
+       j.accuracy - d.accuracy AS jrt_gain
+  FROM by_strategy d
+  JOIN by_strategy j ON j.model_name = d.model_name AND j.task_name = d.task_name
+ WHERE d.strategy_name = 'default' AND j.strategy_name = 'jrt_prompt'
+ ORDER BY model, task`.trim();
+
+// One point per (model, strategy) of the selected sweep that has both results and prefill time.
+const POINTS_CTE = `
+${CELL_ACCURACY_CTE},
+cell_prefill AS (
+  SELECT cell_key, sum(prefill_seconds) AS seconds
+    FROM shard_records
+   GROUP BY cell_key
+),
+points AS (
+  SELECT a.model_name || ' · ' || a.strategy_name AS point,
+         sum(a.examples) / sum(p.seconds) AS prompts_per_second,
+         avg(a.accuracy) AS accuracy
+    FROM cell_accuracy a
+    JOIN cell_prefill p ON p.cell_key = a.key
+   WHERE p.seconds > 0
+   GROUP BY a.model_name, a.strategy_name
+)`.trim();
+
+export const QUALITY_THROUGHPUT_SQL = `
+WITH ${POINTS_CTE}
+SELECT point, prompts_per_second, accuracy
+  FROM points
+ ORDER BY prompts_per_second, point`.trim();
+
+// A point is on the frontier when nothing is at least as fast and as accurate and strictly better
+// in one. `best_faster` is the best accuracy among strictly faster points (EXCLUDE GROUP drops the
+// ties on speed), `best_as_fast` the best among points exactly as fast: beat the first, match the second.
+export const PARETO_FRONTIER_SQL = `
+WITH ${POINTS_CTE},
+ranked AS (
+  SELECT point, prompts_per_second, accuracy,
+         max(accuracy) OVER (ORDER BY prompts_per_second DESC
+                             RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS best_faster,
+         max(accuracy) OVER (PARTITION BY prompts_per_second) AS best_as_fast
+    FROM points
+)
+SELECT point AS frontier_point,
+       prompts_per_second AS frontier_prompts_per_second,
+       accuracy AS frontier_accuracy
+  FROM ranked
+ WHERE (best_faster IS NULL OR accuracy > best_faster)
+   AND accuracy >= best_as_fast
+ ORDER BY prompts_per_second, point`.trim();
+
+// Perplexity of a slice is exp(total NLL / total tokens) over every shard of the model's cells;
+// only the two headline slices, not the distance/frequency bins.
+export const SLICE_PERPLEXITY_SQL = `
+SELECT c.model_name || ' · ' || c.strategy_name AS model,
+       exp(sum(s.nll_sum) FILTER (WHERE s.slice = 'ar_hit')
+           / nullif(sum(s.token_count) FILTER (WHERE s.slice = 'ar_hit'), 0)) AS ar_hit,
+       exp(sum(s.nll_sum) FILTER (WHERE s.slice = 'other')
+           / nullif(sum(s.token_count) FILTER (WHERE s.slice = 'other'), 0)) AS other
+  FROM sweep_cells sc
+  JOIN cells c ON c.key = sc.cell_key
+  JOIN slice_stats s ON s.cell_key = c.key
+ WHERE sc.sweep_id = '$sweep'
+   AND s.slice IN ('ar_hit', 'other')
+ GROUP BY c.model_name, c.strategy_name
+ ORDER BY model`.trim();
+
+// Tokens over seconds per bucket (not a mean of rates), so long shards weigh what they cost.
+// Measurements not tied to a cell (standalone benchmarks) are named by their implementation.
+export const PREFILL_THROUGHPUT_SQL = `
+SELECT $__timeGroupAlias(t.created_at, $__interval),
+       coalesce(c.model_name, t.implementation) || ' · ' || t.source AS metric,
+       sum(t.tokens) / sum(t.seconds) AS prefill_tokens_per_second
+  FROM throughput_measurements t
+  LEFT JOIN cells c ON c.key = t.cell_key
+ WHERE $__timeFilter(t.created_at)
+   AND t.seconds > 0
+ GROUP BY 1, 2
+ ORDER BY 1, 2`.trim();

@@ -1,0 +1,293 @@
+// The k8s/ manifests, rendered the way kustomize would (base, dev, cluster) by a deliberately small
+// renderer that lives only here: resources, strategic-merge patches matched by kind and name (lists
+// of named items merge by name, as containers and env do), images and namespace. Every object is
+// then checked against the Kubernetes 1.33 schema (kubernetes-models) and against our own rules:
+// GPUs only on the inference worker, honest probes, grace longer than a heartbeat, images mapped.
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import { PodDisruptionBudget, type IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap, type IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret, type ISecret } from 'kubernetes-models/v1/Secret';
+import { parseAllDocuments } from 'yaml';
+import { repoRoot } from '../../workers/paths';
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };
+interface ImageEntry {
+  name: string;
+  newName?: string;
+  newTag?: string;
+}
+interface Rendered {
+  objects: Obj[];
+  /** image names the manifests use, before any `images:` rewrite */
+  rawImages: Set<string>;
+  /** every `images:` entry name seen in this kustomization and the ones it includes */
+  imageEntries: Set<string>;
+}
+
+const K8S = join(repoRoot, 'k8s');
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+function readYamlDocs(path: string): Obj[] {
+  return parseAllDocuments(readFileSync(path, 'utf8')).map((doc) => {
+    if (doc.errors.length) throw new Error(`${path}: ${doc.errors[0]!.message}`);
+    return doc.toJS() as Obj;
+  });
+}
+
+/** Strategic merge as far as these manifests need it: maps merge, lists of named maps merge by name. */
+function strategicMerge(base: unknown, patch: unknown): unknown {
+  if (isRecord(base) && isRecord(patch)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [k, v] of Object.entries(patch)) out[k] = k in base ? strategicMerge(base[k], v) : v;
+    return out;
+  }
+  const named = (xs: unknown) => Array.isArray(xs) && xs.every((x) => isRecord(x) && typeof x.name === 'string');
+  if (named(base) && named(patch)) {
+    const out = [...(base as Array<Record<string, unknown>>)];
+    for (const item of patch as Array<Record<string, unknown>>) {
+      const i = out.findIndex((b) => b.name === item.name);
+      if (i >= 0) out[i] = strategicMerge(out[i], item) as Record<string, unknown>;
+      else out.push(item);
+    }
+    return out;
+  }
+  return patch;
+}
+
+function podContainers(obj: Obj): Array<{ image?: string }> {
+  const spec = (obj.spec as { template?: { spec?: { containers?: unknown[]; initContainers?: unknown[] } } } | undefined)?.template?.spec;
+  return [...(spec?.containers ?? []), ...(spec?.initContainers ?? [])] as Array<{ image?: string }>;
+}
+
+const imageName = (image: string) => image.split('@')[0]!.replace(/:[^/:]+$/, '');
+
+function render(dir: string): Rendered {
+  const k = readYamlDocs(join(dir, 'kustomization.yaml'))[0] as unknown as {
+    namespace?: string;
+    resources?: string[];
+    patches?: Array<{ path?: string; target?: unknown }>;
+    images?: ImageEntry[];
+  };
+  const known = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'patches', 'images']);
+  for (const field of Object.keys(k)) assert.ok(known.has(field), `${dir}: the test renderer does not support "${field}"`);
+
+  const out: Rendered = { objects: [], rawImages: new Set(), imageEntries: new Set() };
+  for (const r of k.resources ?? []) {
+    const path = resolve(dir, r);
+    if (statSync(path).isDirectory()) {
+      const sub = render(path);
+      out.objects.push(...sub.objects);
+      sub.rawImages.forEach((i) => out.rawImages.add(i));
+      sub.imageEntries.forEach((i) => out.imageEntries.add(i));
+    } else {
+      for (const obj of readYamlDocs(path)) {
+        podContainers(obj).forEach((c) => c.image && out.rawImages.add(imageName(c.image)));
+        out.objects.push(obj);
+      }
+    }
+  }
+  for (const p of k.patches ?? []) {
+    assert.ok(p.path && !p.target, `${dir}: only path patches matched by kind/name are supported`);
+    for (const patch of readYamlDocs(join(dir, p.path))) {
+      const i = out.objects.findIndex((o) => o.kind === patch.kind && o.metadata.name === patch.metadata.name);
+      assert.ok(i >= 0, `${dir}/${p.path}: no ${patch.kind} "${patch.metadata.name}" to patch`);
+      out.objects[i] = strategicMerge(out.objects[i], patch) as Obj;
+    }
+  }
+  for (const entry of k.images ?? []) {
+    out.imageEntries.add(entry.name);
+    for (const obj of out.objects) {
+      for (const c of podContainers(obj)) {
+        if (!c.image || imageName(c.image) !== entry.name) continue;
+        const tag = entry.newTag ?? /:([^/:]+)$/.exec(c.image)?.[1];
+        c.image = `${entry.newName ?? entry.name}${tag ? `:${tag}` : ''}`;
+      }
+    }
+  }
+  if (k.namespace) {
+    for (const obj of out.objects) if (obj.kind !== 'Namespace') obj.metadata = { ...obj.metadata, namespace: k.namespace };
+  }
+  return out;
+}
+
+function validate(obj: Obj): void {
+  const models: Record<string, new (data: never) => { validate(): void }> = {
+    'v1/Namespace': Namespace,
+    'v1/ConfigMap': ConfigMap,
+    'v1/Secret': Secret,
+    'apps/v1/Deployment': Deployment,
+    'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  };
+  const Model = models[`${obj.apiVersion}/${obj.kind}`];
+  assert.ok(Model, `no schema registered for ${obj.apiVersion} ${obj.kind}`);
+  new Model(obj as never).validate();
+}
+
+const TARGETS = { base: join(K8S, 'base'), dev: join(K8S, 'overlays', 'dev'), cluster: join(K8S, 'overlays', 'cluster') };
+const rendered = Object.fromEntries(Object.entries(TARGETS).map(([name, dir]) => [name, render(dir)])) as Record<keyof typeof TARGETS, Rendered>;
+
+const deployments = (r: Rendered) => r.objects.filter((o) => o.kind === 'Deployment') as unknown as IDeployment[];
+const deployment = (r: Rendered, name: string) => {
+  const d = deployments(r).find((o) => o.metadata?.name === name);
+  assert.ok(d, `no Deployment ${name}`);
+  return d;
+};
+const gpuLimit = (d: IDeployment) => d.spec!.template.spec!.containers.map((c) => c.resources?.limits?.['nvidia.com/gpu']);
+
+for (const [target, r] of Object.entries(rendered)) {
+  describe(`k8s ${target}`, () => {
+    it('renders only objects that pass the Kubernetes schema, each once', () => {
+      assert.ok(r.objects.length >= 5);
+      for (const obj of r.objects) validate(obj);
+      const ids = r.objects.map((o) => `${o.kind}/${o.metadata.name}`);
+      assert.equal(new Set(ids).size, ids.length, `duplicates in ${ids.join(', ')}`);
+    });
+
+    it('puts every namespaced object in the twice namespace, which it creates', () => {
+      assert.ok(r.objects.some((o) => o.kind === 'Namespace' && o.metadata.name === 'twice'));
+      for (const o of r.objects.filter((x) => x.kind !== 'Namespace')) {
+        assert.equal(o.metadata.namespace, 'twice', `${o.kind}/${o.metadata.name}`);
+      }
+    });
+
+    it('maps every image through a kustomize images entry, to a tagged reference', () => {
+      assert.deepEqual([...r.rawImages].sort(), ['twice-inference', 'twice-orchestrator']);
+      for (const name of r.rawImages) assert.ok(r.imageEntries.has(name), `image ${name} has no images: entry`);
+      for (const d of deployments(r)) {
+        for (const c of d.spec!.template.spec!.containers) assert.match(c.image!, /^[^:]+:[\w.-]+$/, `${c.name}: ${c.image}`);
+      }
+    });
+
+    it('asks for a GPU on the inference worker only, in limits, and schedules it onto GPU nodes', () => {
+      const inference = deployment(r, 'twice-inference');
+      assert.deepEqual(gpuLimit(inference).map(Number), [1]);
+      const c = inference.spec!.template.spec!.containers[0]!;
+      const requested = c.resources?.requests?.['nvidia.com/gpu'];
+      assert.ok(requested === undefined || Number(requested) === 1, 'GPU requests, if given, must equal limits');
+      const pod = inference.spec!.template.spec!;
+      assert.equal(pod.nodeSelector?.['nvidia.com/gpu.present'], 'true');
+      assert.ok(pod.tolerations?.some((t) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists' && t.effect === 'NoSchedule'));
+      for (const d of deployments(r).filter((x) => x.metadata!.name !== 'twice-inference')) {
+        assert.deepEqual(gpuLimit(d), d.spec!.template.spec!.containers.map(() => undefined), d.metadata!.name);
+        assert.equal(d.spec!.template.spec!.tolerations, undefined);
+      }
+    });
+
+    it('runs the inference worker as the brief says, with a grace period longer than a heartbeat', () => {
+      const pod = deployment(r, 'twice-inference').spec!.template.spec!;
+      const c = pod.containers[0]!;
+      assert.deepEqual(
+        [...(c.command ?? []), ...(c.args ?? [])].slice(0, 9),
+        ['python', '-m', 'twice_inference.worker', '--address', '$(TEMPORAL_ADDRESS)', '--namespace', '$(TEMPORAL_NAMESPACE)', '--task-queue', 'twice-gpu'],
+      );
+      const args = c.args ?? [];
+      assert.equal(args[args.indexOf('--device') + 1], 'cuda');
+      const graceful = Number(args[args.indexOf('--graceful-shutdown-seconds') + 1]);
+      const heartbeatTimeoutSeconds = 120; // the sweep spec's default (workflows/sweep-spec.ts)
+      assert.ok(graceful >= heartbeatTimeoutSeconds, `graceful shutdown ${graceful}s`);
+      assert.ok(pod.terminationGracePeriodSeconds! > graceful, 'the kubelet must not SIGKILL before the worker lets go');
+    });
+
+    it('has sane restart and probe settings: no invented HTTP endpoints, no liveness kills mid-shard', () => {
+      for (const d of deployments(r)) {
+        const pod = d.spec!.template.spec!;
+        assert.ok(pod.restartPolicy === undefined || pod.restartPolicy === 'Always', d.metadata!.name);
+        assert.deepEqual(d.spec!.selector.matchLabels, { 'app.kubernetes.io/name': d.metadata!.name });
+        assert.equal(d.spec!.template.metadata!.labels!['app.kubernetes.io/name'], d.metadata!.name);
+        for (const c of pod.containers) {
+          for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
+            assert.ok(!probe?.httpGet && !probe?.tcpSocket && !probe?.grpc, `${c.name}: the workers serve no network endpoint`);
+          }
+          assert.equal(c.livenessProbe, undefined, c.name);
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
+        }
+      }
+      const probe = deployment(r, 'twice-inference').spec!.template.spec!.containers[0]!.readinessProbe;
+      assert.deepEqual(probe?.exec?.command?.slice(0, 2), ['python', '-c']);
+      assert.match(probe!.exec!.command![2]!, /torch\.cuda\.is_available\(\)/);
+      assert.ok(probe!.timeoutSeconds! < probe!.periodSeconds!);
+    });
+
+    it('resolves every $(VAR), ConfigMap key and Secret key a container references', () => {
+      const configMaps = r.objects.filter((o) => o.kind === 'ConfigMap') as unknown as IConfigMap[];
+      const secrets = r.objects.filter((o) => o.kind === 'Secret') as unknown as ISecret[];
+      for (const d of deployments(r)) {
+        for (const c of d.spec!.template.spec!.containers) {
+          const env = c.env ?? [];
+          const defined = new Set(env.map((e) => e.name));
+          for (const ref of [...(c.command ?? []), ...(c.args ?? [])].flatMap((a) => [...a.matchAll(/\$\((\w+)\)/g)].map((m) => m[1]!))) {
+            assert.ok(defined.has(ref), `${c.name}: $(${ref}) is not in env`);
+          }
+          for (const e of env) {
+            const cm = e.valueFrom?.configMapKeyRef;
+            if (cm) assert.ok(configMaps.find((x) => x.metadata!.name === cm.name)?.data?.[cm.key], `${c.name}: ${cm.name}/${cm.key}`);
+            const sk = e.valueFrom?.secretKeyRef;
+            if (sk) assert.ok(secrets.find((x) => x.metadata!.name === sk.name)?.stringData?.[sk.key], `${c.name}: ${sk.name}/${sk.key}`);
+          }
+        }
+      }
+      const orchestrator = deployment(r, 'twice-orchestrator').spec!.template.spec!.containers[0]!;
+      assert.deepEqual(orchestrator.command, ['node_modules/.bin/tsx', 'workers/orchestrator.ts']);
+      assert.equal(orchestrator.env!.find((e) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef?.name, 'twice-db');
+      assert.equal(orchestrator.env!.find((e) => e.name === 'TEMPORAL_ADDRESS')?.valueFrom?.configMapKeyRef?.name, 'twice-config');
+    });
+
+    it('ships a Secret template with a placeholder, never a credential', () => {
+      const secret = r.objects.find((o) => o.kind === 'Secret') as unknown as ISecret;
+      assert.deepEqual(Object.keys(secret.stringData ?? {}), ['DATABASE_URL']);
+      assert.match(secret.stringData!.DATABASE_URL!, /REPLACE_ME/);
+      assert.equal(secret.data, undefined);
+    });
+  });
+}
+
+describe('k8s overlays', () => {
+  it('dev: one small GPU worker, the base command and image kept through the patch', () => {
+    const inference = deployment(rendered.dev, 'twice-inference');
+    assert.equal(inference.spec!.replicas, 1);
+    const c = inference.spec!.template.spec!.containers[0]!;
+    assert.equal(c.resources!.requests!.memory, '4Gi');
+    assert.equal(c.image, 'twice-inference:dev');
+    assert.deepEqual(c.args, deployment(rendered.base, 'twice-inference').spec!.template.spec!.containers[0]!.args);
+    assert.equal(rendered.dev.objects.some((o) => o.kind === 'PodDisruptionBudget'), false);
+  });
+
+  it('cluster: eight GPU workers from the registry, with disruption budgets over real selectors', () => {
+    const inference = deployment(rendered.cluster, 'twice-inference');
+    assert.equal(inference.spec!.replicas, 8);
+    assert.equal(inference.spec!.template.spec!.containers[0]!.image, 'registry.example.com/twice/inference:0.1.0');
+    assert.equal(deployment(rendered.cluster, 'twice-orchestrator').spec!.replicas, 2);
+    const pdbs = rendered.cluster.objects.filter((o) => o.kind === 'PodDisruptionBudget') as unknown as IPodDisruptionBudget[];
+    assert.deepEqual(pdbs.map((p) => p.metadata!.name).sort(), ['twice-inference', 'twice-orchestrator']);
+    for (const pdb of pdbs) {
+      const target = deployment(rendered.cluster, pdb.metadata!.name!);
+      assert.deepEqual(pdb.spec!.selector!.matchLabels, target.spec!.selector.matchLabels);
+    }
+    assert.equal(pdbs.find((p) => p.metadata!.name === 'twice-inference')!.spec!.maxUnavailable, 1);
+  });
+
+  it('the test renderer merges named lists by name and refuses patches it cannot place', () => {
+    const merged = strategicMerge(
+      { containers: [{ name: 'a', image: 'x', args: ['1'] }, { name: 'b', image: 'y' }] },
+      { containers: [{ name: 'b', image: 'z' }, { name: 'c', image: 'w' }] },
+    );
+    assert.deepEqual(merged, {
+      containers: [{ name: 'a', image: 'x', args: ['1'] }, { name: 'b', image: 'z' }, { name: 'c', image: 'w' }],
+    });
+    assert.deepEqual(strategicMerge({ args: ['1', '2'] }, { args: ['3'] }), { args: ['3'] });
+  });
+
+  it('kubernetes-models catches the structural mistakes it is here for', () => {
+    const bad = structuredClone(deployment(rendered.base, 'twice-inference')) as IDeployment;
+    bad.spec!.template.spec!.containers[0]!.resources!.limits!['nvidia.com/gpu'] = 'lots';
+    assert.throws(() => validate(bad as unknown as Obj));
+    const noTemplate = structuredClone(deployment(rendered.base, 'twice-orchestrator')) as unknown as Obj;
+    delete (noTemplate.spec as Record<string, unknown>).template;
+    assert.throws(() => validate(noTemplate));
+  });
+});
