@@ -174,13 +174,22 @@ function resultRows(report: SweepReport): string[][] {
   ]);
 }
 
+/** A borderless-rows terminal table, shared by every command that prints one. */
+export function textTable(head: string[]): Table.Table {
+  return new Table({
+    head,
+    style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
+}
+
 const RESULT_HEAD = ['model', 'task', 'strategy', 'accuracy % (95% CI)', 'n', 'ppl AR-hit', 'ppl other', 'prefill tok/s', 'cell'];
 const PARETO_HEAD = ['model', 'strategy', 'mean accuracy %', 'prompts/s (prefill)', 'frontier'];
 
 export function renderTerminal(report: SweepReport): string {
-  const results = new Table({ head: RESULT_HEAD, style: { head: [], border: [] } });
+  const results = textTable(RESULT_HEAD);
   results.push(...resultRows(report));
-  const pareto = new Table({ head: PARETO_HEAD, style: { head: [], border: [] } });
+  const pareto = textTable(PARETO_HEAD);
   pareto.push(
     ...report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.promptsPerSecond), p.onFrontier ? '*' : '']),
   );

@@ -4,11 +4,10 @@
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import Table from 'cli-table3';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { loadModelCatalog } from '../activities/catalog';
-import { explainNewCells, loadSweepReport, renderTerminal, writeReport } from '../activities/report';
+import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from '../activities/report';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
@@ -170,7 +169,7 @@ program
         workflowId: `plan/${spec.name}-${randomBytes(4).toString('hex')}`,
         args: [{ spec }],
       });
-      const table = new Table({ head: ['cell key', 'model', 'task', 'strategy', 'examples', 'shards', 'status'], style: { head: [], border: [] } });
+      const table = textTable(['cell key', 'model', 'task', 'strategy', 'examples', 'shards', 'status']);
       for (const c of plan.cells) {
         table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, String(c.numExamples), `${c.shardsDone}/${c.numShards}`, c.status]);
       }
@@ -178,6 +177,7 @@ program
       const done = plan.cells.filter((c) => c.status === 'done').length;
       out(`${plan.cells.length} cells: ${done} done (will be reused), ${plan.cells.length - done} to run.`);
       for (const s of plan.skipped) out(`  left out: ${s}`);
+      if (session.startedStack) note('the embedded stack keeps running for the next command; `npm run twice -- stack down` stops it');
     });
   });
 
@@ -190,7 +190,7 @@ program
     await withSession(false, async (session) => {
       if (!sweep) {
         const sweeps = await session.db.sweep.findMany({ orderBy: { createdAt: 'desc' }, take: 20 });
-        const table = new Table({ head: ['sweep', 'status', 'started', 'finished'], style: { head: [], border: [] } });
+        const table = textTable(['sweep', 'status', 'started', 'finished']);
         for (const s of sweeps) table.push([s.id, s.status, s.createdAt.toISOString(), s.finishedAt?.toISOString() ?? '-']);
         out(sweeps.length ? table.toString() : 'no sweeps recorded yet');
         return;
@@ -242,7 +242,7 @@ program
   .description('list the models a spec may name')
   .action(() => {
     const catalog = loadModelCatalog(repoRoot);
-    const table = new Table({ head: ['model', 'family', 'source'], style: { head: [], border: [] } });
+    const table = textTable(['model', 'family', 'source']);
     for (const e of catalog.entries.values()) {
       table.push([e.name, e.family, e.source.kind === 'zoo' ? 'zoo' : `hf:${(e.source as { hfId: string }).hfId}`]);
     }
