@@ -1,0 +1,243 @@
+"""Triton prefill kernel for causal Based linear attention with the Taylor feature map (d = 16).
+
+One program owns one (batch, head, value-slice) and walks the sequence in chunks, keeping the
+running state sum phi(k)^T v (273 x slice, fp32) on chip; per-chunk states never reach global
+memory.
+The same kernel, started from an encoder state, is prefix linear attention (see `prefix_triton`).
+Tested under the Triton interpreter on CPU in `tests/test_kernels.py`; timed by `bench`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+FEATURE_DIM = 16  # q/k head dim the kernel is specialised for (273 Taylor features)
+
+
+@triton.jit
+def _second_order(x_part, x, ROWS: tl.constexpr, PART: tl.constexpr, DK: tl.constexpr):
+    """Rows of x_part (x) x flattened to PART*DK bf16 columns (x_part = a slice of x's columns;
+    both fp32, already scaled by d^(-1/4)). Products round to bf16 before the reshape, which halves
+    its registers; the 1/sqrt(2) of each side is applied once, as 1/2 on the state."""
+    outer = (x_part[:, :, None] * x[:, None, :]).to(tl.bfloat16)
+    return tl.reshape(outer, (ROWS, PART * DK))
+
+
+@triton.jit
+def taylor_linear_attention_fwd(
+    Q,
+    K,
+    V,
+    Y,  # decoder q, k [B*H, N, DK]; v, y [B*H, N, DV]
+    KE,
+    VE,  # encoder k, v [B*H, M, DK] / [B*H, M, DV]; unused when HAS_ENCODER is False
+    N,
+    M,
+    scale,  # d^(-1/4): applied to q and k so that q.k becomes q.k/sqrt(d)
+    DK: tl.constexpr,
+    DV: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    HAS_ENCODER: tl.constexpr,
+):
+    # The 256 second-order features are handled as two halves (first factor's index < DK/2 or
+    # >= DK/2), each with its own state: a single [C, 256] operand spilled more registers.
+    HALF: tl.constexpr = DK // 2
+    pid_v = tl.program_id(0)  # value slice varies fastest, so slices of one head share q/k in L2
+    pid_bh = tl.program_id(1).to(tl.int64)
+    offs_c = tl.arange(0, BLOCK_C)
+    offs_k = tl.arange(0, DK)
+    offs_h = tl.arange(0, HALF)
+    offs_v = pid_v * BLOCK_DV + tl.arange(0, BLOCK_DV)
+
+    # Running state split by Taylor order; the 0th-order numerator is sum v, denominator a count.
+    s2_lo = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
+    s2_hi = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
+    s1 = tl.zeros((DK, BLOCK_DV), dtype=tl.float32)
+    s0 = tl.zeros((BLOCK_DV,), dtype=tl.float32)
+    # Denominator state: sum k k^T (DK x DK) gives the 2nd order through q^T Z q, far cheaper than
+    # a 256-wide reduction per row; z1 = sum k.
+    zk = tl.zeros((DK, DK), dtype=tl.float32)
+    z1 = tl.zeros((DK,), dtype=tl.float32)
+
+    if HAS_ENCODER:
+        ke_base = KE + pid_bh * M * DK
+        ve_base = VE + pid_bh * M * DV
+        for start in range(0, M, BLOCK_C):
+            rows = start + offs_c
+            valid = rows < M
+            k_ptr = ke_base + rows[:, None] * DK
+            k = (
+                tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+                * scale
+            )
+            k_lo = (
+                tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+                * scale
+            )
+            k_hi = (
+                tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(
+                    tl.float32
+                )
+                * scale
+            )
+            v = tl.load(
+                ve_base + rows[:, None] * DV + offs_v[None, :], mask=valid[:, None], other=0.0
+            )
+            s2_lo = tl.dot(tl.trans(_second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
+            s2_hi = tl.dot(tl.trans(_second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
+            s1 = tl.dot(tl.trans(k.to(tl.bfloat16)), v, s1)
+            s0 += tl.sum(v.to(tl.float32), axis=0)
+            zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
+            z1 += tl.sum(k, axis=0)
+
+    q_base = Q + pid_bh * N * DK
+    k_base = K + pid_bh * N * DK
+    v_base = V + pid_bh * N * DV
+    y_base = Y + pid_bh * N * DV
+    causal = offs_c[:, None] >= offs_c[None, :]
+    for start in range(0, N, BLOCK_C):
+        rows = start + offs_c
+        valid = rows < N
+        q_ptr = q_base + rows[:, None] * DK
+        k_ptr = k_base + rows[:, None] * DK
+        q = tl.load(q_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        k = tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        v = tl.load(v_base + rows[:, None] * DV + offs_v[None, :], mask=valid[:, None], other=0.0)
+        q_bf = q.to(tl.bfloat16)
+        k_bf = k.to(tl.bfloat16)
+
+        # Inter-chunk first: every earlier token (and the encoder) through the on-chip state. This
+        # order (state readout, then the intra-chunk block) and re-reading the column halves from
+        # L1 where they are used keep the fewest values live; other orders spilled (NOTES.md).
+        num = tl.zeros((BLOCK_C, BLOCK_DV), dtype=tl.float32)
+        q_lo = (
+            tl.load(q_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        )
+        num = tl.dot(_second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), num)
+        q_hi = (
+            tl.load(q_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+            * scale
+        )
+        num = tl.dot(_second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), num)
+        num = tl.dot(q_bf, s1.to(tl.bfloat16), num)
+        num += s0[None, :]
+
+        # Intra-chunk: the Taylor kernel 1 + s + s^2/2 of the scaled scores, causally masked.
+        s = tl.dot(q_bf, tl.trans(k_bf))
+        a = tl.where(causal, 1.0 + s + 0.5 * s * s, 0.0)
+        num = tl.dot(a.to(tl.bfloat16), v, num)
+        den = tl.sum(a, axis=1)
+        zq = tl.dot(q, zk, input_precision="tf32")  # [C, DK]: (Z q)_a per row
+        den += tl.sum(q * (z1[None, :] + 0.5 * zq), axis=1) + (M + start).to(tl.float32)
+
+        y = num / den[:, None]
+        tl.store(
+            y_base + rows[:, None] * DV + offs_v[None, :],
+            y.to(Y.dtype.element_ty),
+            mask=valid[:, None],
+        )
+
+        k_lo = (
+            tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        )
+        s2_lo = tl.dot(tl.trans(_second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
+        k_hi = (
+            tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+            * scale
+        )
+        s2_hi = tl.dot(tl.trans(_second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
+        s1 = tl.dot(tl.trans(k_bf), v, s1)
+        s0 += tl.sum(v.to(tl.float32), axis=0)
+        zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
+        z1 += tl.sum(k, axis=0)
+
+
+def _check_inputs(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...], dv: int) -> None:
+    for name, t in zip(names, tensors, strict=True):
+        if t.dtype != torch.bfloat16:
+            raise ValueError(f"{name} must be bfloat16, got {t.dtype}")
+        if t.ndim != 4:
+            raise ValueError(f"{name} must be [B, H, N, D], got shape {tuple(t.shape)}")
+    for name, t in zip(names, tensors, strict=True):
+        want = FEATURE_DIM if name.startswith(("q", "k")) else dv
+        if t.shape[-1] != want:
+            raise ValueError(f"{name} last dim must be {want}, got {t.shape[-1]}")
+        if t.shape[:2] != tensors[0].shape[:2]:
+            raise ValueError(
+                f"{name} batch/heads {tuple(t.shape[:2])} != q's {tuple(tensors[0].shape[:2])}"
+            )
+
+
+def launch(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor | None,
+    v_enc: torch.Tensor | None,
+    *,
+    block_c: int = 64,
+    block_dv: int = 64,
+    num_warps: int = 4,
+    num_stages: int = 1,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Shared launcher for the Based and prefix kernels; validates shapes and returns y."""
+    dv = v.shape[-1]
+    names: tuple[str, ...] = ("q", "k", "v")
+    tensors: tuple[torch.Tensor, ...] = (q, k, v)
+    if k_enc is not None or v_enc is not None:
+        if k_enc is None or v_enc is None:
+            raise ValueError("k_enc and v_enc must be given together")
+        names, tensors = names + ("k_enc", "v_enc"), tensors + (k_enc, v_enc)
+        if k_enc.shape[2] != v_enc.shape[2]:
+            raise ValueError(f"k_enc length {k_enc.shape[2]} != v_enc length {v_enc.shape[2]}")
+    _check_inputs(names, tensors, dv)
+    if k.shape[2] != q.shape[2] or v.shape[2] != q.shape[2]:
+        raise ValueError(f"q/k/v lengths differ: {q.shape[2]}, {k.shape[2]}, {v.shape[2]}")
+    if dv % block_dv != 0:
+        raise ValueError(f"value dim {dv} not divisible by block_dv={block_dv}")
+    b, h, n, _ = q.shape
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+    has_enc = k_enc is not None
+    ke = k_enc.contiguous() if has_enc else k
+    ve = v_enc.contiguous() if has_enc else v
+    m = ke.shape[2] if has_enc else 0
+    y = out if out is not None else torch.empty_like(v)
+    grid = (dv // block_dv, b * h)
+    taylor_linear_attention_fwd[grid](
+        q,
+        k,
+        v,
+        y,
+        ke,
+        ve,
+        n,
+        m,
+        FEATURE_DIM**-0.25,
+        DK=FEATURE_DIM,
+        DV=dv,
+        BLOCK_C=block_c,
+        BLOCK_DV=block_dv,
+        HAS_ENCODER=has_enc,
+        num_warps=num_warps,
+        num_stages=num_stages,
+    )
+    return y
+
+
+def based_causal_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **config: int
+) -> torch.Tensor:
+    """Causal Based linear attention prefill. q, k: [B, H, N, 16] bf16; v: [B, H, N, Dv] bf16.
+    Returns y [B, H, N, Dv] bf16 with fp32 accumulation. `config` tunes block sizes/warps."""
+    return launch(q, k, v, None, None, **config)
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels on the CPU interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
