@@ -158,7 +158,13 @@ export function paretoFrontier(cells: CellResult[]): ParetoPoint[] {
 
 const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
 const num = (x: number | null | undefined, digits = 1) =>
-  x === null || x === undefined ? '-' : x >= 1000 ? Math.round(x).toLocaleString('en-US') : x.toFixed(digits);
+  x === null || x === undefined
+    ? '-'
+    : x >= 1e6
+      ? x.toExponential(1)
+      : x >= 1000
+        ? Math.round(x).toLocaleString('en-US')
+        : x.toFixed(digits);
 
 function resultRows(report: SweepReport): string[][] {
   return report.cells.map((c) => [

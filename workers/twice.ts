@@ -145,7 +145,10 @@ program
       const report = await printReport(session, sweepId, opts.report);
       const reused = report.cells.filter((c) => c.reused).length;
       out(`\n${report.cells.length} cells: ${reused} reused from earlier sweeps, ${report.cells.length - reused} run now.`);
-      for (const line of await explainNewCells(session.db, sweepId)) out(`  ${line}`);
+      const why = await explainNewCells(session.db, sweepId);
+      const firstTime = why.filter((line) => line.endsWith('(first time evaluated)'));
+      if (firstTime.length) out(`  ${firstTime.length} evaluated for the first time`);
+      for (const line of why.filter((l) => !firstTime.includes(l))) out(`  ${line}`);
       if (report.status !== 'completed') process.exitCode = 1;
     } finally {
       const info = session.stackInfo;

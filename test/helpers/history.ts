@@ -1,9 +1,9 @@
 // Reading a sweep's Temporal history across continue-as-new runs: which activities ran, and how
 // often they were retried.
 import { type Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 
-const EventType = temporal.api.enums.v1.EventType;
+const EventType = proto.temporal.api.enums.v1.EventType;
 
 export async function activityStats(client: Client, workflowId: string) {
   const scheduled: Record<string, number> = {};
