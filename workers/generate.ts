@@ -1,10 +1,12 @@
 // Regenerates the files derived from TypeScript sources:
 //   inference/twice_inference/contract.schema.json  the cross-language payloads, for the Python twin
+//   inference/twice_inference/task-catalog.json     task, strategy and scorer names and versions
 //   specs/sweep-spec.schema.json                    the sweep spec, for editor completion
 // A test fails when either is stale, so run `npm run generate` after changing a schema.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { SCORERS, STRATEGIES, TASKS } from '../workflows/catalog';
 import { CROSS_LANGUAGE_SCHEMAS } from '../workflows/contract';
 import { SweepSpec } from '../workflows/sweep-spec';
 import { repoRoot } from './paths';
@@ -22,7 +24,21 @@ export function specJsonSchema(): Record<string, unknown> {
   };
 }
 
+/** What the Python worker must implement, version for version (checked by a Python test). */
+export function taskCatalog(): Record<string, unknown> {
+  const versions = (defs: Record<string, { version: number }>) =>
+    Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, d.version]));
+  return {
+    tasks: Object.fromEntries(
+      Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, synthetic: t.synthetic, scorer: t.scorer }]),
+    ),
+    strategies: versions(STRATEGIES),
+    scorers: versions(SCORERS),
+  };
+}
+
 export const GENERATED = {
+  [join('inference', 'twice_inference', 'task-catalog.json')]: taskCatalog,
   [join('inference', 'twice_inference', 'contract.schema.json')]: contractJsonSchema,
   [join('specs', 'sweep-spec.schema.json')]: specJsonSchema,
 };

@@ -1,6 +1,7 @@
 // What a sweep spec may name: tasks, prompt strategies and scorers, each with its version and a
 // strict schema for its parameters. The Python worker implements the same names and versions
-// (inference/twice_inference/tasks/registry.py, strategies.py); a Python test checks they agree.
+// (inference/twice_inference/tasks/registry.py, strategies.py); npm run generate exports this
+// catalog to task-catalog.json and inference/tests/test_task_catalog.py checks they agree.
 // Bumping a version here changes the keys of every cell that uses it, so those cells re-run.
 import { z } from 'zod';
 
