@@ -209,9 +209,10 @@ program
         out(`${sweepId}: ${p.phase}; cells ${p.cells.done}/${p.cells.total} done (${p.cells.reused} reused, ${p.cells.failed} failed); ` +
           `examples ${p.examples.done}/${p.examples.total}; shards in flight ${p.shards.inFlight}`);
       } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // a closed or unknown workflow answers no query; the database has the last word
         const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
-        out(s ? `${sweepId}: ${s.status}` : `no sweep "${sweepId}"`);
+        if (!s && !(err instanceof WorkflowNotFoundError)) throw err;
+        out(s ? `${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}` : `no sweep "${sweepId}"`);
       }
     });
   });

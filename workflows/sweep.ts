@@ -227,12 +227,13 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       inFlight += 1;
       progress.shards.inFlight = inFlight;
       progress.currentModel = job.cell.model.name;
-      launched.push(
-        runOne(job).finally(() => {
-          inFlight -= 1;
-          progress.shards.inFlight = inFlight;
-        }),
-      );
+      const done = runOne(job).finally(() => {
+        inFlight -= 1;
+        progress.shards.inFlight = inFlight;
+      });
+      // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
+      done.catch(() => undefined);
+      launched.push(done);
     }
     await Promise.all(launched);
 

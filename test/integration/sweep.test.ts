@@ -96,4 +96,18 @@ describe('a sweep end to end', { timeout: 600_000 }, () => {
       assert.match(line, /\/ mqar \/ jrt_prompt: ran because strategy params \{"repeats":2\} -> \{"repeats":3\}/);
     }
   });
+
+  it('cancels cleanly: the workflow ends cancelled and the sweep is marked so', async () => {
+    const long = spec(2).replace('numExamples: 12', 'numExamples: 400').replace('name: it-small', 'name: it-cancel');
+    const { sweepId, handle } = await startSweep(stack.client, file('d.yaml', long));
+    const deadline = Date.now() + 60_000;
+    while ((await stack.db.shardRecord.count({ where: { cell: { sweeps: { some: { sweepId } } } } })) === 0) {
+      assert.ok(Date.now() < deadline, 'no shard recorded within a minute');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await handle.cancel();
+    await assert.rejects(handle.result(), (err: Error) => err.name === 'WorkflowFailedError' && /cancel/i.test(String(err.cause)));
+    assert.equal((await handle.describe()).status.name, 'CANCELLED');
+    assert.equal((await stack.db.sweep.findUniqueOrThrow({ where: { id: sweepId } })).status, 'cancelled');
+  });
 });
