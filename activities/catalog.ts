@@ -1,7 +1,8 @@
 // The model catalog as the orchestrator sees it: names, families and pinned revisions. The Python
 // worker's registry reads the same files (inference/twice_inference/models/catalog.json and the
 // zoo manifest), so both sides agree on what a model name means. A zoo model's revision is the
-// SHA-256 of its weights file, so retraining it changes every key that uses it.
+// SHA-256 of its weights file, so retraining it changes every key that uses it; a debug model's is
+// the seed of its random weights.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -15,6 +16,8 @@ const CatalogEntry = z
     source: z.union([
       z.object({ kind: z.literal('zoo'), path: z.string().min(1) }).loose(),
       z.object({ kind: z.literal('hf'), hfId: z.string().min(1) }).loose(),
+      // seeded random weights: pipeline smoke tests on real tasks without any checkpoint
+      z.object({ kind: z.literal('random'), seed: z.number().int().nonnegative() }).loose(),
     ]),
     dtype: z.string().min(1),
     revision: z.string().min(1).optional(),
@@ -62,6 +65,7 @@ export function loadModelCatalog(root: string): ModelCatalog {
         }
         return `sha256:${m.sha256}`;
       }
+      if (e.source.kind === 'random') return `random:seed=${e.source.seed}`;
       return `hf:${e.source.hfId}@${e.revision ?? 'main'}`;
     },
   };

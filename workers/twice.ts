@@ -248,7 +248,8 @@ program
     const catalog = loadModelCatalog(repoRoot);
     const table = textTable(['model', 'family', 'source']);
     for (const e of catalog.entries.values()) {
-      table.push([e.name, e.family, e.source.kind === 'zoo' ? 'zoo' : `hf:${(e.source as { hfId: string }).hfId}`]);
+      const source = e.source.kind === 'hf' ? `hf:${e.source.hfId}` : e.source.kind;
+      table.push([e.name, e.family, source]);
     }
     out(table.toString());
   });

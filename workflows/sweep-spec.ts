@@ -321,9 +321,11 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
         const taskRef: TaskRef = { name: task.name, version: task.version, params: task.params };
         // everything that determines the outcome, and nothing else (batch size, shard size and
         // the window only change how the work is cut, not its result)
+        // where a dataset is read from is not what it holds: the data digest stands for it
+        const { dataDir: _where, ...keyParams } = taskRef.params;
         const key = digestOf({
           model: { name: model.name, revision: model.revision, dtype: model.dtype },
-          task: { ...taskRef, dataDigest: task.dataDigest },
+          task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
           strategy,
           generation: {
             maxNewTokens: generation.maxNewTokens,

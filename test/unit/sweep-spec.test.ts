@@ -95,6 +95,20 @@ describe('expandCells', () => {
   });
 });
 
+describe('keys of dataset tasks', () => {
+  it('depend on the data digest, not on the folder the data is read from', () => {
+    const text = (dir: string) => `name: d\nmodels: [m-attn]\ntasks: [{ name: fda, params: { dataDir: ${dir} } }]\n`;
+    const keyOf = (dir: string, dataDigest: string) => {
+      const spec = parseSweepSpec(text(dir), 'd.yaml', catalog);
+      const resolved = resolve(spec);
+      resolved.tasks = resolved.tasks.map((t) => ({ ...t, numExamples: 3, dataDigest }));
+      return expandCells(resolved)[0]!.key;
+    };
+    assert.equal(keyOf('/data/a', 'x'.repeat(64)), keyOf('/mnt/b', 'x'.repeat(64)));
+    assert.notEqual(keyOf('/data/a', 'x'.repeat(64)), keyOf('/data/a', 'y'.repeat(64)));
+  });
+});
+
 describe('shardsOf', () => {
   it('covers every example exactly once', () => {
     assert.deepEqual(
