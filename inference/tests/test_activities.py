@@ -1,15 +1,18 @@
 """run_shard, describe_task and describe_worker end to end in Temporal's ActivityEnvironment, with
 the conftest recurrent model and key-value task injected in place of the registries: outputs obey
-the contract, heartbeats carry progress, results are deterministic, bad payloads fail for good."""
+the contract, heartbeats carry progress, results are deterministic, bad payloads fail for good. The
+last test injects nothing: a random-weight debug model on the FDA fixture, every part real."""
 
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import math
 import sys
 import types
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -321,3 +324,46 @@ def test_real_task_registry_tokenizer_and_slices() -> None:
 
     described = ActivityEnvironment().run(activities.describe_task, {"task": shard["task"]})
     assert described["numExamples"] == 10 and len(described["dataDigest"]) == 64
+
+
+def test_debug_model_on_a_real_recall_task_end_to_end() -> None:
+    """No injection at all: the registry's random-weight debug-based-bytes (bytes-v1 tokenizer),
+    the FDA fixture through datasets.py, jrt_prompt, the real scorer and slice sums."""
+    fixture = Path(__file__).parent / "fixtures" / "recall" / "hazyresearch" / "based-fda"
+    shard = {
+        **SHARD,
+        "exampleStart": 0,
+        "exampleEnd": 3,
+        "model": {"name": "debug-based-bytes", "revision": "random:seed=0"},
+        "task": {"name": "fda", "version": 1,
+                 "params": {"dataDir": str(fixture), "contextTokens": 200}},
+        "strategy": {"name": "jrt_prompt", "version": 1, "params": {}},
+        "generation": {"maxNewTokens": 8, "stopAtNewline": True, "batchSize": 2,
+                       "maxPromptTokens": 4000},
+    }
+    activities = InferenceActivities(device="cpu")
+    output = contract.RunShardOutput.model_validate(_run(activities, shard))
+
+    assert [e.example_id for e in output.examples] == [0, 1, 2]  # the fixture's three rows
+    for record in output.examples:
+        assert record.score in (0.0, 1.0) and record.gold
+        assert record.score == contains(record.prediction, record.gold)
+        assert 0 < record.generated_tokens <= 8
+        assert record.prompt_tokens > 200  # jrt_prompt: the 200-byte window, twice
+    assert output.model.family == "based" and output.model.dtype == "float32"
+
+    slices = {s.slice: s for s in output.slices}
+    assert {"ar_hit", "other", "ar_hit/dist:1-inf"} <= set(slices)
+    assert all(math.isfinite(s.nll_sum) and s.nll_sum >= 0 for s in slices.values())
+    # ar_hit and other split the scored tokens; jrt_prompt's second copy is full of AR hits.
+    scored = sum(e.prompt_tokens - 1 for e in output.examples)
+    assert slices["ar_hit"].token_count + slices["other"].token_count == scored
+    assert slices["ar_hit"].token_count > scored / 4
+    # Near-uniform random logits: about ln(257) nats per byte, whatever the slice.
+    mean_nll = (slices["ar_hit"].nll_sum + slices["other"].nll_sum) / scored
+    assert abs(mean_nll - math.log(257)) < 0.5
+
+    with pytest.raises(ApplicationError) as caught:
+        _run(activities, {**shard, "model": {**shard["model"], "revision": "main"}})
+    assert caught.value.type == "ModelLoadFailed" and caught.value.non_retryable
+    assert "random:seed=0" in caught.value.message

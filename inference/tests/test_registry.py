@@ -1,6 +1,7 @@
 """The model registry: every catalog entry builds on the meta device with about its nominal size,
 weights load from a Hugging Face layout directory (hazy key names) and from the zoo layout, missing
-weights name the path, and the ``--list`` CLI prints the catalog."""
+weights name the path, the ``--list`` CLI prints the catalog, and the random-weight debug models
+reload identically, run a real FDA fixture prompt and refuse any revision but their seed's."""
 
 from __future__ import annotations
 
@@ -182,3 +183,119 @@ def test_list_cli_prints_every_model(capsys) -> None:
     out = capsys.readouterr().out
     for name in EXPECTED_NAMES:
         assert name in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Random-weight debug models: no checkpoint, byte tokenizer, for smoke-testing the real tasks
+# ---------------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "recall"
+DEBUG_FAMILIES = {
+    "debug-attn-bytes": "transformer",
+    "debug-based-bytes": "based",
+    "debug-mamba2-bytes": "mamba2",
+    "debug-jrt-bytes": "jrt_rnn",
+}
+# Sum of |weight| over the state dict at seed 0, so a changed initialiser or layout cannot go
+# unnoticed under an unchanged revision (a sum, not a hash: CPUs may differ in the last bit).
+DEBUG_WEIGHT_ABS_SUMS = {
+    "debug-attn-bytes": 2156.2223,
+    "debug-based-bytes": 2090.3384,
+    "debug-mamba2-bytes": 4500.7215,
+    "debug-jrt-bytes": 2188.1795,
+}
+
+
+def test_debug_entries_are_tiny_random_byte_models() -> None:
+    from twice_inference.tokenizers import load_tokenizer
+
+    debug = [entry for entry in CATALOG.models if entry.source.kind == "random"]
+    assert {entry.name: entry.family for entry in debug} == DEBUG_FAMILIES
+    for entry in debug:
+        assert entry.source.tokenizer == "bytes-v1" and entry.dtype == "float32"
+        assert entry.config["vocab_size"] == load_tokenizer("bytes-v1").vocab_size
+        assert entry.config["d_model"] == 64
+        assert entry.config.get("n_layers", entry.config.get("n_layer")) == 2
+        assert "random weights" in entry.notes.lower()
+        assert "accuracy is meaningless" in entry.notes
+        assert registry.random_revision(entry.source.seed) == f"random:seed={entry.source.seed}"
+
+
+def _state(loaded: registry.LoadedModel) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in loaded.model.state_dict().items()}
+
+
+def _fda_prompts(tokenizer) -> dict[str, list[int]]:
+    from twice_inference.tasks.registry import build_task
+    from twice_inference.tasks.strategies import parse_strategy
+
+    params = {"dataDir": str(FIXTURES / "hazyresearch" / "based-fda"), "contextTokens": 200}
+    task = build_task("fda", 1, params)
+    prompts = {}
+    for name in ("default", "jrt_prompt"):
+        (example,) = task.examples(0, 1, tokenizer, parse_strategy(name, 1))
+        assert tokenizer.decode(example.prompt_ids) == example.prompt_text
+        prompts[name] = example.prompt_ids
+    return prompts
+
+
+@pytest.mark.parametrize("name", sorted(DEBUG_FAMILIES))
+def test_debug_model_loads_identically_and_runs_a_real_task_prompt(name: str) -> None:
+    first = registry.load_model(name, "random:seed=0", "cpu")
+    torch.manual_seed(1234)  # the global RNG must not matter
+    torch.randn(10)
+    second = registry.load_model(name, "random:seed=0", "cpu")
+    weights = _state(first)
+    assert weights.keys() == _state(second).keys()
+    assert all(torch.equal(weights[k], v) for k, v in _state(second).items())
+    abs_sum = sum(float(t.double().abs().sum()) for t in weights.values())
+    assert abs_sum == pytest.approx(DEBUG_WEIGHT_ABS_SUMS[name], rel=1e-6)
+    assert first.info.revision == "random:seed=0" and first.info.family == DEBUG_FAMILIES[name]
+    assert first.info.dtype == "float32"
+    assert first.info.parameters == CATALOG.get(name).nominalParams
+
+    tokenizer = first.tokenizer
+    assert tokenizer is not None and tokenizer.name == "bytes-v1"
+    model = first.model
+    for strategy, prompt in _fda_prompts(tokenizer).items():
+        ids = torch.tensor([prompt])
+        mask = torch.ones_like(ids)
+        # The parallel form is the slow reference for the recurrent one.
+        with torch.no_grad():
+            logits, state = model.prefill(ids, mask)
+            next_id = logits.argmax(dim=-1)
+            step_logits, _ = model.step(next_id, state)
+            extended = torch.cat([ids, next_id[:, None]], dim=1)
+            reference = model(ids, mask)[:, -1]
+            step_reference = model(extended, torch.ones_like(extended))[:, -1]
+        assert logits.shape == (1, model.vocab_size) and torch.isfinite(step_logits).all()
+        assert rel_error(logits, reference) < 1e-4, strategy
+        encoder_length = CATALOG.get(name).config.get("encoder_length", 0)
+        # JRT-RNN's encoder reads the first M tokens non-causally, so a generated token inside
+        # that region is not what the parallel form over prompt + token computes.
+        if len(prompt) >= encoder_length:
+            assert rel_error(step_logits, step_reference) < 1e-4, strategy
+        if name == "debug-jrt-bytes" and strategy == "jrt_prompt":
+            assert len(prompt) > encoder_length  # both the encoder and decoder regions run
+
+
+@pytest.mark.parametrize("revision", ["main", "local", "random:seed=1", "random:seed=00", ""])
+def test_debug_model_refuses_any_other_revision(revision: str) -> None:
+    with pytest.raises(registry.RevisionMismatch, match=r"only revision is 'random:seed=0'"):
+        registry.load_model("debug-based-bytes", revision, "cpu")
+
+
+def test_random_source_seed_changes_weights_and_tokenizer_must_fit() -> None:
+    entry = CATALOG.get("debug-jrt-bytes")
+    reseeded = entry.model_copy(update={"source": registry.RandomSource(
+        kind="random", seed=1, tokenizer="bytes-v1")})
+    one = registry.load_entry(reseeded, "random:seed=1", "cpu")
+    zero = registry.load_entry(entry, "random:seed=0", "cpu")
+    assert not torch.equal(
+        one.model.state_dict()["embeddings.weight"], zero.model.state_dict()["embeddings.weight"]
+    )
+    too_small = entry.model_copy(update={"config": {**entry.config, "vocab_size": 200}})
+    with pytest.raises(ValueError, match="bytes-v1.*257 ids.*200 logits"):
+        registry.load_entry(too_small, "random:seed=0", "cpu")
+    with pytest.raises(ValueError, match="seed"):
+        registry.RandomSource.model_validate({"kind": "random", "seed": -1, "tokenizer": "x"})

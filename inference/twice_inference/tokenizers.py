@@ -1,18 +1,22 @@
-"""Tokenizer loading, and the fixed word-level vocabulary ``synthetic-v1`` that every synthetic task
-and every in-house tiny model share. Hugging Face specs are handed to ``hf_tokenizer`` lazily.
-Tested by ``tests/test_tokenizers.py`` (round trips, unknown words, a pinned vocabulary digest).
+"""Tokenizer loading, the fixed word-level vocabulary ``synthetic-v1`` that every synthetic task
+and every in-house tiny model share, and the byte-level ``bytes-v1`` that can spell any text (the
+random-weight debug models use it to smoke-test the real tasks). Hugging Face specs are handed to
+``hf_tokenizer`` lazily. Tested by ``tests/test_tokenizers.py`` (round trips, unknown words, pinned
+vocabulary and definition digests).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from functools import lru_cache
 
 from .protocols import Tokenizer
 
 SYNTHETIC_V1 = "synthetic-v1"
+BYTES_V1 = "bytes-v1"
 
 PAD = "<pad>"
 NEWLINE = "\n"
@@ -147,14 +151,79 @@ class WordTokenizer:
 
 SYNTHETIC_TOKENIZERS = {SYNTHETIC_V1: SYNTHETIC_V1_WORDS}
 
+BYTE_VALUES = 256
+NEWLINE_BYTE = ord(NEWLINE)
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as ids 0..255, then special tokens with no text form (pad first).
+
+    Any text encodes, so ``decode(encode(text)) == text`` for every string. Ids that stop inside a
+    multi-byte character (a cut window, a model's free output) decode to U+FFFD instead of failing;
+    special ids decode to nothing.
+    """
+
+    def __init__(self, name: str, specials: tuple[str, ...]) -> None:
+        if not specials or specials[0] != PAD:
+            raise ValueError(f"{name}: the first special token must be {PAD!r}, got {specials!r}")
+        self.name = name
+        self.specials = specials
+        self.vocab_size = BYTE_VALUES + len(specials)
+        self.pad_id = BYTE_VALUES
+        self.newline_id = NEWLINE_BYTE
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        raw = bytearray()
+        for token_id in ids:
+            if not 0 <= token_id < self.vocab_size:
+                raise ValueError(f"{self.name}: token id {token_id} outside [0, {self.vocab_size})")
+            if token_id < BYTE_VALUES:
+                raw.append(token_id)
+        return raw.decode("utf-8", errors="replace")
+
+    def definition(self) -> str:
+        """Everything that fixes what an id means, as canonical JSON."""
+        return json.dumps(
+            {
+                "bytes": f"utf-8 ids 0..{BYTE_VALUES - 1}",
+                "specials": {word: BYTE_VALUES + i for i, word in enumerate(self.specials)},
+                "newline_id": self.newline_id,
+                "decode_errors": "replace",
+            },
+            sort_keys=True,
+        )
+
+    def vocabulary_digest(self) -> str:
+        """sha256 of ``definition()``; pinned by a test so any change forces a new version name."""
+        return hashlib.sha256(self.definition().encode()).hexdigest()
+
+
+# spec -> special tokens after the 256 byte ids.
+BYTE_TOKENIZERS = {BYTES_V1: (PAD,)}
+
 
 @lru_cache(maxsize=None)
 def _synthetic_tokenizer(spec: str) -> WordTokenizer:
     return WordTokenizer(spec, SYNTHETIC_TOKENIZERS[spec])
 
 
+@lru_cache(maxsize=None)
+def _byte_tokenizer(spec: str) -> ByteTokenizer:
+    return ByteTokenizer(spec, BYTE_TOKENIZERS[spec])
+
+
 def load_tokenizer(spec: str) -> Tokenizer:
-    """``synthetic-*`` -> the in-house word tokenizer; anything else -> a Hugging Face tokenizer."""
+    """``synthetic-*`` -> the in-house word tokenizer; ``bytes-*`` -> the byte tokenizer; anything
+    else -> a Hugging Face tokenizer."""
+    if spec.startswith("bytes-"):
+        if spec not in BYTE_TOKENIZERS:
+            raise ValueError(
+                f"tokenizer spec {spec!r}: unknown byte tokenizer; known: {sorted(BYTE_TOKENIZERS)}"
+            )
+        return _byte_tokenizer(spec)
     if spec.startswith("synthetic-"):
         if spec not in SYNTHETIC_TOKENIZERS:
             raise ValueError(

@@ -1,8 +1,10 @@
 """Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
-by family, loads its weights (in-house zoo directory or a local Hugging Face layout directory) and
-its tokenizer. Family builders are imported lazily by "module:function" name, so a family whose
-adapter is not installed fails only when used. ``python -m twice_inference.models.registry --list``
-prints the catalog. Tested in ``tests/test_registry.py`` (every entry built on the meta device).
+by family, loads its weights (in-house zoo directory, a local Hugging Face layout directory, or
+seeded random weights for the pipeline-smoke-test "debug" models) and its tokenizer. Family
+builders are imported lazily by "module:function" name, so a family whose adapter is not installed
+fails only when used. ``python -m twice_inference.models.registry --list`` prints the catalog.
+Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
+reload identically, run a real task's prompt and refuse a wrong revision).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class WeightsMissing(FileNotFoundError):
     """No weights at the place a catalog entry points to."""
 
 
+class RevisionMismatch(ValueError):
+    """The requested revision is not the one this entry's weights can be (random-weight models)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Catalog schema
 # ---------------------------------------------------------------------------------------------
@@ -68,11 +74,25 @@ class HFSource(BaseModel):
     tokenizer: str  # "gpt2" | "EleutherAI/gpt-neox-20b" | "own" (the checkpoint directory's)
 
 
+class RandomSource(BaseModel):
+    """No file: weights are drawn from ``seed``, so every load on every machine gives the same."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["random"]
+    seed: int = Field(ge=0)
+    tokenizer: str  # e.g. "bytes-v1"; named here as hf sources name theirs
+
+
+def random_revision(seed: int) -> str:
+    """The only revision a random-weight model has: what its weights are a function of."""
+    return f"random:seed={seed}"
+
+
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     family: Literal["transformer", "based", "jrt_rnn", "mamba", "mamba2", "gla"]
-    source: ZooSource | HFSource = Field(discriminator="kind")
+    source: ZooSource | HFSource | RandomSource = Field(discriminator="kind")
     dtype: Literal["float32", "bfloat16", "float16"]
     config: dict[str, Any]
     nominalParams: int = Field(gt=0)
@@ -181,6 +201,18 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     raise WeightsMissing(f"no *.safetensors or pytorch_model.bin in {directory}")
 
 
+def random_weights_model(family: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
+    """Built and initialised on the CPU in float32 from a private generator (the zoo trainer's
+    seeded initialiser), so the weights do not depend on the device, dtype or global RNG state."""
+    from ..train import initialize  # imported here: train.py imports this module
+
+    with torch.device("cpu"):
+        model = build_model(family, config)
+    model = model.to(torch.float32)
+    initialize(model, family, seed)
+    return model
+
+
 def load_weights(
     model: torch.nn.Module, family: str, state_dict: dict[str, torch.Tensor], where: Path
 ) -> None:
@@ -253,6 +285,19 @@ def load_entry(
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype_name!r}")
     config = dict(entry.config)
+    if isinstance(entry.source, RandomSource):
+        expected = random_revision(entry.source.seed)
+        if revision != expected:
+            raise RevisionMismatch(
+                f"model {entry.name!r} has random weights from seed {entry.source.seed}; its only "
+                f"revision is {expected!r}, got {revision!r}"
+            )
+        model = random_weights_model(entry.family, config, entry.source.seed)
+        model = model.to(device=device, dtype=DTYPES[dtype_name]).eval()
+        return _loaded(
+            entry, model, entry.source.tokenizer, revision, dtype_name, device, expected,
+            with_tokenizer,
+        )
     if isinstance(entry.source, ZooSource):
         directory = ZOO_DIR / Path(entry.source.path).relative_to("zoo")
         config_file = directory / "config.json"
@@ -276,12 +321,33 @@ def load_entry(
     model = model.to(dtype=DTYPES[dtype_name])
     load_weights(model, entry.family, state_dict, directory)
     model = model.eval()
+    return _loaded(
+        entry, model, tokenizer_spec, revision, dtype_name, device, str(directory), with_tokenizer
+    )
 
+
+def _loaded(
+    entry: CatalogEntry,
+    model: torch.nn.Module,
+    tokenizer_spec: str,
+    revision: str,
+    dtype_name: str,
+    device: str,
+    weights_path: str,
+    with_tokenizer: bool,
+) -> LoadedModel:
     tokenizer = None
     if with_tokenizer:
         from ..tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(tokenizer_spec)
+        # A checkpoint's vocabulary is fixed by its weights, but a random model's is only what
+        # its catalog config says: an id past the embedding would fail deep inside a batch.
+        if isinstance(entry.source, RandomSource) and tokenizer.vocab_size > model.vocab_size:
+            raise ValueError(
+                f"model {entry.name!r}: tokenizer {tokenizer_spec!r} has {tokenizer.vocab_size} "
+                f"ids but config.vocab_size gives {model.vocab_size} logits"
+            )
     info = ModelInfo(
         name=entry.name,
         family=entry.family,
@@ -289,7 +355,7 @@ def load_entry(
         parameters=count_parameters(model),
         dtype=dtype_name,
         device=device,
-        weights_path=str(directory),
+        weights_path=weights_path,
     )
     return LoadedModel(model=model, tokenizer=tokenizer, info=info)
 
