@@ -291,6 +291,9 @@ try {
     note(err.message);
     process.exit(2);
   }
-  note(`twice: ${err instanceof Error ? err.message : String(err)}`);
+  // a failed workflow wraps the reason (activity failure, then its cause): show the whole chain
+  const chain: string[] = [];
+  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e.message);
+  note(`twice: ${chain.length ? chain.join(': ') : String(err)}`);
   process.exit(1);
 }

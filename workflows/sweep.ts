@@ -75,8 +75,14 @@ function gpuActivities(spec: SweepSpec) {
   });
 }
 
+// Counting a dataset's examples and hashing its bytes sends no heartbeats; it gets a plain timeout.
+const describe = proxyActivities<PythonActivities>({
+  taskQueue: GPU_QUEUE,
+  startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidShard', 'TaskFailed'] },
+});
+
 async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
-  const gpu = gpuActivities(spec);
   const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null });
   const tasks = await Promise.all(
     spec.tasks.map(async (t) => {
@@ -87,7 +93,7 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
         return { ...ref, numExamples: t.params.numExamples as number, dataDigest: digestOf(ref) };
       }
       // real datasets live where the workers run; ask one of them
-      const facts = await gpu[PYTHON_ACTIVITIES.describeTask]({ task: ref });
+      const facts = await describe[PYTHON_ACTIVITIES.describeTask]({ task: ref });
       return { ...ref, numExamples: facts.numExamples, dataDigest: facts.dataDigest };
     }),
   );
