@@ -1,0 +1,129 @@
+"""bench_models end to end on CPU at tiny configs: every family gets a table row, float32
+parallel vs recurrent agreement < 1e-4, throughput numbers are positive, bf16 runs report a
+precision floor, one broken family does not stop the others, and the CLI writes its JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from twice_inference import bench_models
+from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run
+
+VOCAB = 61
+HYBRID = dict(
+    vocab_size=VOCAB,
+    d_model=32,
+    n_layers=4,
+    linear_attn_layers=[1],
+    sliding_window_layers=[2],
+    mlp_hidden=48,
+    la_heads=2,
+    feature_dim=4,
+    swa_heads=4,
+    window=3,
+    conv_kernel=3,
+)
+TINY: dict[str, dict] = {
+    "transformer": dict(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, mlp_hidden=48),
+    "based": HYBRID,
+    "jrt_rnn": {**HYBRID, "encoder_length": 20},  # > check_len: the check must lengthen itself
+    "mamba": {"d_model": 32, "n_layer": 2, "vocab_size": VOCAB},
+    "mamba2": {
+        "d_model": 32,
+        "n_layer": 2,
+        "vocab_size": VOCAB,
+        "ssm_cfg": {"layer": "Mamba2", "d_state": 8, "headdim": 16, "chunk_size": 8},
+    },
+    "gla": {"hidden_size": 32, "num_hidden_layers": 2, "num_heads": 2, "vocab_size": VOCAB},
+}
+SMALL = dict(device="cpu", seq=32, batch=2, check_len=16, budget_s=5.0)
+
+
+def test_whole_path_on_cpu_float32() -> None:
+    report = run("all", configs_override=TINY, dtype=torch.float32, **SMALL)
+    rows = {row["family"]: row for row in report["rows"]}
+    assert list(rows) == FAMILY_ORDER
+    for family, row in rows.items():
+        assert row["errors"] == [], (family, row["errors"])
+        assert row["err_prefill"] < 1e-4 and row["err_steps"] < 1e-4, (family, row)
+        assert row["check"] == "PASS" and row["precision_floor"] is None
+        assert row["params"] > 0 and row["state_bytes"] > 0
+        prefill = row["prefill"]
+        assert prefill["tokens_per_s"] > 0 and prefill["ms_per_prefill"] > 0
+        assert prefill["timed_runs"] >= 1 and prefill["batch"] == 2
+    assert rows["jrt_rnn"]["check_len"] >= 20 + 2  # M real tokens even in the padded row
+    table = report["table"]
+    for family in FAMILY_ORDER:
+        assert f"| {family} | {family}-override |" in table
+    assert table.count("PASS") == len(FAMILY_ORDER)
+
+
+def test_bfloat16_reports_precision_floor_and_passes() -> None:
+    families = ["transformer", "mamba2"]
+    report = run(families, configs_override=TINY, dtype="bfloat16", **SMALL)
+    for row in report["rows"]:
+        assert row["errors"] == []
+        assert row["precision_floor"] is not None and row["precision_floor"] > 0
+        assert row["tolerance"] >= 2e-2
+        assert row["check"] == "PASS", row
+
+
+def test_a_broken_family_is_reported_and_the_rest_continue() -> None:
+    broken = {**TINY, "based": {**HYBRID, "d_model": 33}}  # not divisible by the heads
+    report = run(["based", "gla"], configs_override=broken, dtype=torch.float32, **SMALL)
+    based, gla = report["rows"]
+    assert based["errors"] and based["errors"][0].startswith("build:")
+    assert gla["errors"] == [] and gla["check"] == "PASS"
+    assert "| based |" in report["table"] and "| gla |" in report["table"]
+
+
+def test_oom_halves_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bench_models.time_prefill_at
+
+    def fake_oom_above_one(model, seq, batch, device, budget_s, seed):
+        if batch > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, seq, batch, device, budget_s, seed)
+
+    monkeypatch.setattr(bench_models, "time_prefill_at", fake_oom_above_one)
+    report = run(["mamba"], configs_override=TINY, dtype=torch.float32, **SMALL)
+    prefill = report["rows"][0]["prefill"]
+    assert prefill["batch"] == 1 and "OOM at batch 2" in prefill["notes"]
+
+
+def test_catalog_names_exist_and_unknown_family_is_rejected() -> None:
+    from twice_inference.models.registry import load_catalog
+
+    catalog = load_catalog()
+    for family, name in SMALLEST_PAPER_MODEL.items():
+        assert catalog.get(name).family == family
+    with pytest.raises(ValueError, match="unknown"):
+        run(["rwkv"], device="cpu")
+
+
+def test_cli_writes_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI reads the catalog; shrink the one family it runs so the test stays fast.
+    monkeypatch.setattr(
+        bench_models, "run", lambda *a, **k: run(*a, **{**k, "configs_override": TINY})
+    )
+    out = tmp_path / "bench.json"
+    argv = ["--families", "gla", "--device", "cpu", "--dtype", "float32", "--seq", "16"]
+    code = bench_models.main(argv + ["--batch", "2", "--check-len", "8", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert code == 0 and report["rows"][0]["check"] == "PASS"
+    assert report["meta"]["seq"] == 16
+
+
+def test_slow_runs_are_cut_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_models, "SLOW_RUN_S", 0.0)  # every run counts as slow
+    report = run(["gla"], configs_override=TINY, dtype=torch.float32, **SMALL)
+    prefill = report["rows"][0]["prefill"]
+    assert prefill["warmup_runs"] == 1 and any("slow" in n for n in prefill["notes"])
+    tiny_budget = {**SMALL, "budget_s": 1e-6}  # even the batch-1 probe is over budget
+    report = run(["gla"], configs_override=TINY, dtype=torch.float32, **tiny_budget)
+    prefill = report["rows"][0]["prefill"]
+    assert prefill["batch"] == 1 and prefill["timed_runs"] == 1
+    assert "too slow" in prefill["notes"][0] and "too slow" in report["table"]
