@@ -62,6 +62,13 @@ if (runTs) {
 
 if (runPy) {
   const { python } = readToolchain();
+  for (const args of [['check', '.'], ['format', '--check', '.']]) {
+    const lint = spawnSync(python, ['-m', 'ruff', ...args], { cwd: join(repoRoot, 'inference'), stdio: 'inherit' });
+    if (lint.status !== 0) {
+      console.error(`ruff ${args[0]} failed`);
+      status = 1;
+    }
+  }
   const r = spawnSync(python, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'], {
     cwd: join(repoRoot, 'inference'),
     stdio: ['ignore', 'pipe', 'inherit'],

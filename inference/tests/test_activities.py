@@ -335,11 +335,18 @@ def test_debug_model_on_a_real_recall_task_end_to_end() -> None:
         "exampleStart": 0,
         "exampleEnd": 3,
         "model": {"name": "debug-based-bytes", "revision": "random:seed=0"},
-        "task": {"name": "fda", "version": 1,
-                 "params": {"dataDir": str(fixture), "contextTokens": 200}},
+        "task": {
+            "name": "fda",
+            "version": 1,
+            "params": {"dataDir": str(fixture), "contextTokens": 200},
+        },
         "strategy": {"name": "jrt_prompt", "version": 1, "params": {}},
-        "generation": {"maxNewTokens": 8, "stopAtNewline": True, "batchSize": 2,
-                       "maxPromptTokens": 4000},
+        "generation": {
+            "maxNewTokens": 8,
+            "stopAtNewline": True,
+            "batchSize": 2,
+            "maxPromptTokens": 4000,
+        },
     }
     activities = InferenceActivities(device="cpu")
     output = contract.RunShardOutput.model_validate(_run(activities, shard))

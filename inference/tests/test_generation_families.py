@@ -24,7 +24,13 @@ CONFIGS = {
 }
 CONFIGS["tiny-mamba"] = (
     "mamba",
-    {"d_model": 32, "n_layer": 2, "vocab_size": 257, "ssm_cfg": {"d_state": 8}, "tie_embeddings": True},
+    {
+        "d_model": 32,
+        "n_layer": 2,
+        "vocab_size": 257,
+        "ssm_cfg": {"d_state": 8},
+        "tie_embeddings": True,
+    },
 )
 CONFIGS["tiny-gla"] = (
     "gla",

@@ -24,7 +24,11 @@ TINY = {
             "n_layer": 2,
             "vocab_size": VOCAB,
             "ssm_cfg": {
-                "layer": "Mamba2", "d_state": 8, "headdim": 8, "ngroups": 2, "chunk_size": 4,
+                "layer": "Mamba2",
+                "d_state": 8,
+                "headdim": 8,
+                "ngroups": 2,
+                "chunk_size": 4,
             },
         },
     ),
@@ -215,8 +219,15 @@ def test_mamba_matches_transformers() -> None:
 
     torch.manual_seed(4)
     hf_cfg = MambaConfig(
-        hidden_size=32, state_size=8, num_hidden_layers=2, vocab_size=VOCAB, expand=2,
-        conv_kernel=4, time_step_rank=4, layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        vocab_size=VOCAB,
+        expand=2,
+        conv_kernel=4,
+        time_step_rank=4,
+        layer_norm_epsilon=1e-5,
+        tie_word_embeddings=True,
     )
     hf = _perturbed(MambaForCausalLM(hf_cfg))
     ours = mamba.build(
@@ -235,8 +246,17 @@ def test_mamba2_matches_transformers() -> None:
 
     torch.manual_seed(5)
     hf_cfg = Mamba2Config(
-        hidden_size=32, state_size=8, num_hidden_layers=2, vocab_size=VOCAB, expand=2, head_dim=8,
-        num_heads=8, n_groups=2, conv_kernel=4, chunk_size=4, layer_norm_epsilon=1e-5,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        vocab_size=VOCAB,
+        expand=2,
+        head_dim=8,
+        num_heads=8,
+        n_groups=2,
+        conv_kernel=4,
+        chunk_size=4,
+        layer_norm_epsilon=1e-5,
         tie_word_embeddings=True,
     )
     hf = _perturbed(Mamba2ForCausalLM(hf_cfg))
@@ -257,8 +277,9 @@ def test_gla_matches_fla_model_with_reference_ops(monkeypatch: pytest.MonkeyPatc
     from fla.ops.gla.naive import naive_recurrent_gla
 
     def naive(q, k, v, gk=None, g=None, initial_state=None, output_final_state=False, **_):
-        return naive_recurrent_gla(q, k, v, gk if gk is not None else g, initial_state,
-                                   output_final_state)
+        return naive_recurrent_gla(
+            q, k, v, gk if gk is not None else g, initial_state, output_final_state
+        )
 
     def torch_rmsnorm(hidden_size, elementwise_affine, eps, dtype=None):
         return torch.nn.RMSNorm(hidden_size, eps=eps, elementwise_affine=elementwise_affine)
@@ -268,10 +289,17 @@ def test_gla_matches_fla_model_with_reference_ops(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(fla_gla, "RMSNorm", torch_rmsnorm)
     monkeypatch.setattr(fla_mlp, "swiglu", lambda x, y: F.silu(x) * y)
     torch.manual_seed(6)
-    ref = GLAForCausalLM(GLAConfig(
-        hidden_size=32, num_hidden_layers=2, num_heads=2, vocab_size=VOCAB, fuse_norm=False,
-        fuse_swiglu=False, fuse_cross_entropy=False,
-    ))
+    ref = GLAForCausalLM(
+        GLAConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_heads=2,
+            vocab_size=VOCAB,
+            fuse_norm=False,
+            fuse_swiglu=False,
+            fuse_cross_entropy=False,
+        )
+    )
     for layer in ref.model.layers:
         layer.attn.gate_fn = F.silu
     ref = _perturbed(ref)
@@ -348,8 +376,17 @@ def test_mamba_vocab_is_padded_like_mamba_ssm() -> None:
 def test_mamba_checkpoint_keys_are_mamba_ssm_names() -> None:
     model = tiny_model("mamba")
     keys = set(model.state_dict())
-    for name in ["in_proj.weight", "conv1d.weight", "conv1d.bias", "x_proj.weight",
-                 "dt_proj.weight", "dt_proj.bias", "A_log", "D", "out_proj.weight"]:
+    for name in [
+        "in_proj.weight",
+        "conv1d.weight",
+        "conv1d.bias",
+        "x_proj.weight",
+        "dt_proj.weight",
+        "dt_proj.bias",
+        "A_log",
+        "D",
+        "out_proj.weight",
+    ]:
         assert f"backbone.layers.1.mixer.{name}" in keys
     assert {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"} <= keys
     # A file without the tied head (as mamba_ssm saves it) still loads strictly.

@@ -287,8 +287,9 @@ def test_debug_model_refuses_any_other_revision(revision: str) -> None:
 
 def test_random_source_seed_changes_weights_and_tokenizer_must_fit() -> None:
     entry = CATALOG.get("debug-jrt-bytes")
-    reseeded = entry.model_copy(update={"source": registry.RandomSource(
-        kind="random", seed=1, tokenizer="bytes-v1")})
+    reseeded = entry.model_copy(
+        update={"source": registry.RandomSource(kind="random", seed=1, tokenizer="bytes-v1")}
+    )
     one = registry.load_entry(reseeded, "random:seed=1", "cpu")
     zero = registry.load_entry(entry, "random:seed=0", "cpu")
     assert not torch.equal(

@@ -13,8 +13,12 @@ from twice_inference.tasks.strategies import (
     render_prompt,
 )
 
-DOC = PromptParts(context="a b .", query="city :", question="information about city .",
-                  jrt_lead="information about city .")
+DOC = PromptParts(
+    context="a b .",
+    query="city :",
+    question="information about city .",
+    jrt_lead="information about city .",
+)
 BARE = PromptParts(context="k1 v1 k2 v2", query="k1")
 
 
@@ -28,8 +32,13 @@ def shot(k: int) -> SolvedParts:
 
 def test_versions() -> None:
     assert STRATEGY_VERSIONS == {
-        "default": 1, "jrt_prompt": 1, "question_first": 1, "few_shot": 1,
-        "jrt_rnn_left_pad": 1, "jrt_rnn_read2x": 1, "jrt_rnn_iterate": 1,
+        "default": 1,
+        "jrt_prompt": 1,
+        "question_first": 1,
+        "few_shot": 1,
+        "jrt_rnn_left_pad": 1,
+        "jrt_rnn_read2x": 1,
+        "jrt_rnn_iterate": 1,
     }
 
 
@@ -43,15 +52,21 @@ def test_parse_fills_defaults() -> None:
 def test_parse_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match=r"unknown strategy 'jrt'; known: \['default'"):
         parse_strategy("jrt", 1, {})
-    with pytest.raises(ValueError, match="version 2 requested, but this worker implements version 1"):
+    with pytest.raises(
+        ValueError, match="version 2 requested, but this worker implements version 1"
+    ):
         parse_strategy("jrt_prompt", 2, {})
-    with pytest.raises(ValueError, match=r"repeats: Input should be greater than or equal to 2 \(got 1\)"):
+    with pytest.raises(
+        ValueError, match=r"repeats: Input should be greater than or equal to 2 \(got 1\)"
+    ):
         parse_strategy("jrt_prompt", 1, {"repeats": 1})
     with pytest.raises(ValueError, match=r"repeats: Input should be a valid integer \(got '3'\)"):
         parse_strategy("jrt_prompt", 1, {"repeats": "3"})
     with pytest.raises(ValueError, match=r"shots: Input should be greater than or equal to 1"):
         parse_strategy("few_shot", 1, {"shots": 0})
-    with pytest.raises(ValueError, match=r"'default' params: repeats: Extra inputs are not permitted"):
+    with pytest.raises(
+        ValueError, match=r"'default' params: repeats: Extra inputs are not permitted"
+    ):
         parse_strategy("default", 1, {"repeats": 2})
     with pytest.raises(ValueError, match=r"reps: Extra inputs"):
         parse_strategy("jrt_prompt", 1, {"reps": 2})
@@ -63,36 +78,50 @@ def test_default_layout() -> None:
 
 def test_jrt_layout_matches_the_paper() -> None:
     assert render_prompt(spec("jrt_prompt"), DOC, "t") == (
-        "information about city . a b .\na b . city :")
+        "information about city . a b .\na b . city :"
+    )
     assert render_prompt(spec("jrt_prompt", repeats=3), DOC, "t") == (
-        "information about city . a b .\na b .\na b . city :")
+        "information about city . a b .\na b .\na b . city :"
+    )
     # Without a lead the bare context repeats, as zoology's MQAR num_passes does.
     assert render_prompt(spec("jrt_prompt"), BARE, "t") == "k1 v1 k2 v2\nk1 v1 k2 v2 k1"
 
 
 def test_question_first_layout() -> None:
     assert render_prompt(spec("question_first"), DOC, "t") == (
-        "information about city . a b . city :")
-    with pytest.raises(ValueError, match="'question_first' needs a question, and task 'sd' has none"):
+        "information about city . a b . city :"
+    )
+    with pytest.raises(
+        ValueError, match="'question_first' needs a question, and task 'sd' has none"
+    ):
         render_prompt(spec("question_first"), BARE, "sd")
 
 
 def test_few_shot_layout() -> None:
     assert render_prompt(spec("few_shot", shots=2), BARE, "t", shot) == (
-        "k0 v0 k0 v0\nk1 v1 k1 v1\nk1 v1 k2 v2 k1")
+        "k0 v0 k0 v0\nk1 v1 k1 v1\nk1 v1 k2 v2 k1"
+    )
     with pytest.raises(ValueError, match="'few_shot' is not available for task 't'"):
         render_prompt(spec("few_shot"), BARE, "t")
 
 
 def test_jrt_rnn_modes_reuse_the_prompt_layouts() -> None:
     for parts in (DOC, BARE):
-        assert render_prompt(spec("jrt_rnn_left_pad"), parts, "t") == render_prompt(spec("default"), parts, "t")
-        assert render_prompt(spec("jrt_rnn_iterate"), parts, "t") == render_prompt(spec("default"), parts, "t")
-        assert render_prompt(spec("jrt_rnn_read2x"), parts, "t") == render_prompt(spec("jrt_prompt"), parts, "t")
+        assert render_prompt(spec("jrt_rnn_left_pad"), parts, "t") == render_prompt(
+            spec("default"), parts, "t"
+        )
+        assert render_prompt(spec("jrt_rnn_iterate"), parts, "t") == render_prompt(
+            spec("default"), parts, "t"
+        )
+        assert render_prompt(spec("jrt_rnn_read2x"), parts, "t") == render_prompt(
+            spec("jrt_prompt"), parts, "t"
+        )
 
 
 def test_render_validates_unparsed_specs() -> None:
     with pytest.raises(ValueError, match="repeats"):
         render_prompt(StrategySpec("jrt_prompt", 1, {"repeats": 0}), BARE, "t")
     # An unparsed spec with no params gets the same default as a parsed one.
-    assert render_prompt(StrategySpec("jrt_prompt", 1), BARE, "t") == render_prompt(spec("jrt_prompt"), BARE, "t")
+    assert render_prompt(StrategySpec("jrt_prompt", 1), BARE, "t") == render_prompt(
+        spec("jrt_prompt"), BARE, "t"
+    )

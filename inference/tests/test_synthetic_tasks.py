@@ -20,39 +20,57 @@ SMALL = {
     "synthetic_doc_qa": {"numExamples": 2, "seed": 7, "numFacts": 2},
     "set_disjointness": {"numExamples": 2, "seed": 7, "sizes": [[2, 3]]},
 }
-STRATEGIES = [("default", {}), ("jrt_prompt", {}), ("jrt_prompt", {"repeats": 3}),
-              ("question_first", {}), ("few_shot", {"shots": 1})]
+STRATEGIES = [
+    ("default", {}),
+    ("jrt_prompt", {}),
+    ("jrt_prompt", {"repeats": 3}),
+    ("question_first", {}),
+    ("few_shot", {"shots": 1}),
+]
 
 # Example 0 of each SMALL task, checked by hand against the layouts: the gold sits in the context
 # (MQAR: k481's pair; doc QA: "animal : hare"; SD: e493 is in both sets), JRT repeats the context
 # with single newlines after the lead, the query closes every prompt.
 MQAR_C = "k481 v425 k319 v115 k350 v395"
-DOC_C = ("signed from in under during opened . animal : hare . color : brown . "
-         "the private updated it approved are annual .")
+DOC_C = (
+    "signed from in under during opened . animal : hare . color : brown . "
+    "the private updated it approved are annual ."
+)
 SD_C = "e49 e493 | e493 e806 e1096"
 EXPECTED = {
-    "mqar": (["v425"], {
-        "default": f"{MQAR_C} k481",
-        "jrt_prompt": f"{MQAR_C}\n{MQAR_C} k481",
-        "jrt_prompt_3": f"{MQAR_C}\n{MQAR_C}\n{MQAR_C} k481",
-        "question_first": f"k481 ? {MQAR_C} k481",
-        "few_shot": f"k371 v502 k408 v410 k425 v370 k371 v502\n{MQAR_C} k481",
-    }),
-    "synthetic_doc_qa": (["hare"], {
-        "default": f"{DOC_C} animal :",
-        "jrt_prompt": f"information about animal . {DOC_C}\n{DOC_C} animal :",
-        "jrt_prompt_3": f"information about animal . {DOC_C}\n{DOC_C}\n{DOC_C} animal :",
-        "question_first": f"information about animal . {DOC_C} animal :",
-        "few_shot": ("filed quietly each committee for during . color : white . sector : medicine ."
-                     f" sector : medicine\n{DOC_C} animal :"),
-    }),
-    "set_disjointness": (["e493"], {
-        "default": f"{SD_C} |",
-        "jrt_prompt": f"{SD_C}\n{SD_C} |",
-        "jrt_prompt_3": f"{SD_C}\n{SD_C}\n{SD_C} |",
-        "question_first": None,  # no question exists for two bare sets
-        "few_shot": f"e1515 e703 e847 e1314 | e387 e710 e725 e1314 | e1314\n{SD_C} |",
-    }),
+    "mqar": (
+        ["v425"],
+        {
+            "default": f"{MQAR_C} k481",
+            "jrt_prompt": f"{MQAR_C}\n{MQAR_C} k481",
+            "jrt_prompt_3": f"{MQAR_C}\n{MQAR_C}\n{MQAR_C} k481",
+            "question_first": f"k481 ? {MQAR_C} k481",
+            "few_shot": f"k371 v502 k408 v410 k425 v370 k371 v502\n{MQAR_C} k481",
+        },
+    ),
+    "synthetic_doc_qa": (
+        ["hare"],
+        {
+            "default": f"{DOC_C} animal :",
+            "jrt_prompt": f"information about animal . {DOC_C}\n{DOC_C} animal :",
+            "jrt_prompt_3": f"information about animal . {DOC_C}\n{DOC_C}\n{DOC_C} animal :",
+            "question_first": f"information about animal . {DOC_C} animal :",
+            "few_shot": (
+                "filed quietly each committee for during . color : white . sector : medicine ."
+                f" sector : medicine\n{DOC_C} animal :"
+            ),
+        },
+    ),
+    "set_disjointness": (
+        ["e493"],
+        {
+            "default": f"{SD_C} |",
+            "jrt_prompt": f"{SD_C}\n{SD_C} |",
+            "jrt_prompt_3": f"{SD_C}\n{SD_C}\n{SD_C} |",
+            "question_first": None,  # no question exists for two bare sets
+            "few_shot": f"e1515 e703 e847 e1314 | e387 e710 e725 e1314 | e1314\n{SD_C} |",
+        },
+    ),
 }
 
 
@@ -96,7 +114,9 @@ def test_shards_regenerate_identical_examples(name: str) -> None:
 def test_seeds_and_ids_differ(name: str) -> None:
     spec = parse_strategy("default", 1, {})
     a = build_task(name, 1, {**SMALL[name], "numExamples": 10}).examples(0, 10, TOK, spec)
-    b = build_task(name, 1, {**SMALL[name], "numExamples": 10, "seed": 8}).examples(0, 10, TOK, spec)
+    b = build_task(name, 1, {**SMALL[name], "numExamples": 10, "seed": 8}).examples(
+        0, 10, TOK, spec
+    )
     assert [e.prompt_text for e in a] != [e.prompt_text for e in b]
     assert len({e.prompt_text for e in a}) == 10
 
@@ -107,7 +127,9 @@ def test_digest(name: str) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", task.data_digest())
     assert build_task(name, 1, dict(SMALL[name])).data_digest() == task.data_digest()
     assert build_task(name, 1, {**SMALL[name], "seed": 8}).data_digest() != task.data_digest()
-    assert build_task(name, 1, {**SMALL[name], "numExamples": 3}).data_digest() != task.data_digest()
+    assert (
+        build_task(name, 1, {**SMALL[name], "numExamples": 3}).data_digest() != task.data_digest()
+    )
 
 
 def test_digest_fills_defaults() -> None:
@@ -120,19 +142,54 @@ def test_digest_fills_defaults() -> None:
     assert build_task("synthetic_doc_qa", 1, {"numExamples": 2, "seed": 0}).params.num_facts == 8
 
 
-@pytest.mark.parametrize("name,params,message", [
-    ("mqar", {"numExamples": 0, "seed": 0}, r"numExamples: Input should be greater than or equal to 1 \(got 0\)"),
-    ("mqar", {"numExamples": 1, "seed": -1}, r"seed: Input should be greater than or equal to 0"),
-    ("mqar", {"numExamples": 1, "seed": "1"}, r"seed: Input should be a valid integer \(got '1'\)"),
-    ("mqar", {"numExamples": 1, "seed": 0, "numKVPairs": 3}, r"numKVPairs: Extra inputs are not permitted"),
-    ("mqar", {"numExamples": 1, "seed": 0, "num_kv_pairs": 3}, r"num_kv_pairs: Extra inputs"),
-    ("mqar", {"numExamples": 1, "seed": 0, "numKvPairs": 513}, r"numKvPairs: Input should be less than or equal to 512"),
-    ("mqar", {"seed": 0}, r"numExamples: Field required"),
-    ("synthetic_doc_qa", {"numExamples": 1, "seed": 0, "numFacts": 14}, r"numFacts: Input should be less than or equal to 13"),
-    ("set_disjointness", {"numExamples": 1, "seed": 0, "sizes": [[4, 800]]}, r"sizes: .*1 <= a, b <= 768, got \[4, 800\]"),
-    ("set_disjointness", {"numExamples": 1, "seed": 0, "sizes": [[4]]}, r"sizes: .*got \[4\]"),
-    ("set_disjointness", {"numExamples": 1, "seed": 0, "sizes": []}, r"sizes: List should have at least 1 item"),
-])
+@pytest.mark.parametrize(
+    "name,params,message",
+    [
+        (
+            "mqar",
+            {"numExamples": 0, "seed": 0},
+            r"numExamples: Input should be greater than or equal to 1 \(got 0\)",
+        ),
+        (
+            "mqar",
+            {"numExamples": 1, "seed": -1},
+            r"seed: Input should be greater than or equal to 0",
+        ),
+        (
+            "mqar",
+            {"numExamples": 1, "seed": "1"},
+            r"seed: Input should be a valid integer \(got '1'\)",
+        ),
+        (
+            "mqar",
+            {"numExamples": 1, "seed": 0, "numKVPairs": 3},
+            r"numKVPairs: Extra inputs are not permitted",
+        ),
+        ("mqar", {"numExamples": 1, "seed": 0, "num_kv_pairs": 3}, r"num_kv_pairs: Extra inputs"),
+        (
+            "mqar",
+            {"numExamples": 1, "seed": 0, "numKvPairs": 513},
+            r"numKvPairs: Input should be less than or equal to 512",
+        ),
+        ("mqar", {"seed": 0}, r"numExamples: Field required"),
+        (
+            "synthetic_doc_qa",
+            {"numExamples": 1, "seed": 0, "numFacts": 14},
+            r"numFacts: Input should be less than or equal to 13",
+        ),
+        (
+            "set_disjointness",
+            {"numExamples": 1, "seed": 0, "sizes": [[4, 800]]},
+            r"sizes: .*1 <= a, b <= 768, got \[4, 800\]",
+        ),
+        ("set_disjointness", {"numExamples": 1, "seed": 0, "sizes": [[4]]}, r"sizes: .*got \[4\]"),
+        (
+            "set_disjointness",
+            {"numExamples": 1, "seed": 0, "sizes": []},
+            r"sizes: List should have at least 1 item",
+        ),
+    ],
+)
 def test_params_errors_name_the_field(name: str, params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_task(name, 1, params)
@@ -189,8 +246,14 @@ def test_set_disjointness_examples_are_well_formed() -> None:
 def test_every_strategy_prompt_is_in_vocabulary() -> None:
     for name, params in SMALL.items():
         task = build_task(name, 1, {**params, "numExamples": 5})
-        for strategy in ("default", "jrt_prompt", "few_shot", "jrt_rnn_left_pad",
-                         "jrt_rnn_read2x", "jrt_rnn_iterate"):
+        for strategy in (
+            "default",
+            "jrt_prompt",
+            "few_shot",
+            "jrt_rnn_left_pad",
+            "jrt_rnn_read2x",
+            "jrt_rnn_iterate",
+        ):
             for ex in task.examples(0, 5, TOK, parse_strategy(strategy, 1, {})):
                 assert TOK.decode(TOK.encode(ex.prompt_text)) == ex.prompt_text
 
@@ -198,11 +261,15 @@ def test_every_strategy_prompt_is_in_vocabulary() -> None:
 def test_registry_errors() -> None:
     assert TASK_VERSIONS == {"mqar": 1, "synthetic_doc_qa": 1, "set_disjointness": 1}
     assert "fda" in known_task_names() and "mqar" in known_task_names()
-    with pytest.raises(ValueError, match=r"unknown task 'mqr'; did you mean 'mqar'\? Known tasks: \['drop'"):
+    with pytest.raises(
+        ValueError, match=r"unknown task 'mqr'; did you mean 'mqar'\? Known tasks: \['drop'"
+    ):
         build_task("mqr", 1, {})
     with pytest.raises(ValueError, match=r"unknown task 'zzz' Known tasks"):
         build_task("zzz", 1, {})
-    with pytest.raises(ValueError, match="'mqar' version 2 requested, but this worker implements version 1"):
+    with pytest.raises(
+        ValueError, match="'mqar' version 2 requested, but this worker implements version 1"
+    ):
         build_task("mqar", 2, SMALL["mqar"])
     with pytest.raises(ValueError, match="params must be an object"):
         build_task("mqar", 1, [1, 2])
@@ -211,7 +278,9 @@ def test_registry_errors() -> None:
 def test_dataset_tasks_route_to_datasets_module(monkeypatch) -> None:
     calls = []
     module = types.ModuleType("twice_inference.tasks.datasets")
-    module.build_dataset_task = lambda name, version, params: calls.append((name, version, params)) or "built"
+    module.build_dataset_task = lambda name, version, params: (
+        calls.append((name, version, params)) or "built"
+    )
     monkeypatch.setitem(sys.modules, "twice_inference.tasks.datasets", module)
     assert build_task("fda", 1, {"limit": 3}) == "built"
     assert calls == [("fda", 1, {"limit": 3})]

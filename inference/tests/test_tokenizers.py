@@ -44,15 +44,25 @@ def test_special_ids(tok) -> None:
 
 
 def test_word_pools_are_disjoint_and_in_vocabulary(tok) -> None:
-    pools = [set(MQAR_KEYS), set(MQAR_VALUES), set(SET_ELEMENTS), set(FILLER_WORDS),
-             *(set(p) for p in DOC_ATTRIBUTE_POOLS.values()), set(DOC_ATTRIBUTE_POOLS)]
+    pools = [
+        set(MQAR_KEYS),
+        set(MQAR_VALUES),
+        set(SET_ELEMENTS),
+        set(FILLER_WORDS),
+        *(set(p) for p in DOC_ATTRIBUTE_POOLS.values()),
+        set(DOC_ATTRIBUTE_POOLS),
+    ]
     union = set().union(*pools)
     assert sum(len(p) for p in pools) == len(union)
     assert union <= set(tok.words)
 
 
 def test_round_trip_canonical_text(tok) -> None:
-    text = "information about city . city : " + DOC_ATTRIBUTE_POOLS["city"][0] + " .\nk1 v2\n\ne7 | e9 |"
+    text = (
+        "information about city . city : "
+        + DOC_ATTRIBUTE_POOLS["city"][0]
+        + " .\nk1 v2\n\ne7 | e9 |"
+    )
     ids = tok.encode(text)
     assert ids.count(tok.newline_id) == 3
     assert tok.decode(ids) == text
@@ -135,8 +145,16 @@ def _random_unicode(rng: np.random.Generator, length: int) -> str:
 
 
 def test_bytes_v1_round_trips_arbitrary_unicode(byte_tok) -> None:
-    fixed = ["510(k) SUMMARY\nDevice: Cardio Stent X.", "  tabs\tand\r\nCRLF  ", "\x00\x7f",
-             "naïve café – “quotes”", "東京タワー", "🎉👩‍👩‍👧 flags 🇫🇷", "\ufeffBOM", "\U0010ffff"]
+    fixed = [
+        "510(k) SUMMARY\nDevice: Cardio Stent X.",
+        "  tabs\tand\r\nCRLF  ",
+        "\x00\x7f",
+        "naïve café – “quotes”",
+        "東京タワー",
+        "🎉👩‍👩‍👧 flags 🇫🇷",
+        "\ufeffBOM",
+        "\U0010ffff",
+    ]
     rng = np.random.default_rng(0)
     texts = fixed + [_random_unicode(rng, int(rng.integers(1, 60))) for _ in range(300)]
     for text in texts:

@@ -16,17 +16,41 @@ from twice_inference.models.registry import build_model, load_weights, read_stat
 from twice_inference.tokenizers import load_tokenizer
 
 VOCAB = 3309
-TINY_TRANSFORMER = {"vocab_size": VOCAB, "d_model": 32, "n_layers": 1, "n_heads": 2,
-                    "mlp_hidden": 64}
-TINY_JRT = {"vocab_size": VOCAB, "d_model": 32, "n_layers": 2, "linear_attn_layers": [1],
-            "sliding_window_layers": [], "mlp_hidden": 64, "la_heads": 2, "feature_dim": 4,
-            "conv_expand": 2, "encoder_length": 64}
+TINY_TRANSFORMER = {
+    "vocab_size": VOCAB,
+    "d_model": 32,
+    "n_layers": 1,
+    "n_heads": 2,
+    "mlp_hidden": 64,
+}
+TINY_JRT = {
+    "vocab_size": VOCAB,
+    "d_model": 32,
+    "n_layers": 2,
+    "linear_attn_layers": [1],
+    "sliding_window_layers": [],
+    "mlp_hidden": 64,
+    "la_heads": 2,
+    "feature_dim": 4,
+    "conv_expand": 2,
+    "encoder_length": 64,
+}
 
 
 def tiny_config(name: str, family: str, model: dict, **extra) -> zoo_train.ZooTrainingConfig:
     return zoo_train.ZooTrainingConfig(
-        name=name, family=family, model=model, seed=7, steps=30, batch_size=8, lr=3e-3,
-        warmup_steps=2, eval_every=10, eval_examples=4, final_eval_examples=4, **extra,
+        name=name,
+        family=family,
+        model=model,
+        seed=7,
+        steps=30,
+        batch_size=8,
+        lr=3e-3,
+        warmup_steps=2,
+        eval_every=10,
+        eval_examples=4,
+        final_eval_examples=4,
+        **extra,
     )
 
 
@@ -62,8 +86,9 @@ def test_checkpoint_round_trips_to_the_same_logits(trained) -> None:
     # The tied head was stored once and re-tied by the loader.
     assert reloaded.lm_head.weight.data_ptr() == reloaded.embeddings.weight.data_ptr()
     trained_state = read_state_dict(directory)
-    original.load_state_dict({**trained_state, "lm_head.weight": trained_state[
-        "embeddings.weight"]})
+    original.load_state_dict(
+        {**trained_state, "lm_head.weight": trained_state["embeddings.weight"]}
+    )
     ids = torch.randint(2, VOCAB, (2, 12))
     mask = torch.ones_like(ids, dtype=torch.bool)
     mask[1, :4] = False
@@ -106,7 +131,9 @@ def test_batches_are_a_pure_function_of_the_step() -> None:
     b = zoo_train.TrainingStream(3, 6, tokenizer).batch(11)
     assert a == b
     assert {s.strategy for s in zoo_train.TrainingStream(3, 64, tokenizer).batch(0)} == {
-        "default", "jrt_prompt"}
+        "default",
+        "jrt_prompt",
+    }
 
 
 def test_jrt_training_forward_keeps_the_answer_out_of_the_encoder() -> None:
@@ -120,10 +147,10 @@ def test_jrt_training_forward_keeps_the_answer_out_of_the_encoder() -> None:
     changed = batch.input_ids.clone()
     changed[:, -1] = (changed[:, -1] + 1) % VOCAB  # another answer word
     with torch.no_grad():
-        logits = zoo_train.model_logits(model, "jrt_rnn", batch.input_ids, batch.mask,
-                                        batch.prompt_lengths)
-        other = zoo_train.model_logits(model, "jrt_rnn", changed, batch.mask,
-                                       batch.prompt_lengths)
+        logits = zoo_train.model_logits(
+            model, "jrt_rnn", batch.input_ids, batch.mask, batch.prompt_lengths
+        )
+        other = zoo_train.model_logits(model, "jrt_rnn", changed, batch.mask, batch.prompt_lengths)
         # Everything up to the answer prediction is blind to the answer token...
         assert torch.allclose(logits[:, :-1], other[:, :-1], atol=1e-6)
         # ...and equals what inference sees: prefill of the prompt alone (padded to M).
@@ -133,12 +160,12 @@ def test_jrt_training_forward_keeps_the_answer_out_of_the_encoder() -> None:
 
 
 def test_jrt_objective_adds_masked_lm_on_the_prompt_only() -> None:
-    config = tiny_config("zoo-test-jrt", "jrt_rnn", TINY_JRT, mlm_weight=0.25,
-                         mlm_probability=0.5)
+    config = tiny_config("zoo-test-jrt", "jrt_rnn", TINY_JRT, mlm_weight=0.25, mlm_probability=0.5)
     model = zoo_train.build_zoo_model(config)
     tokenizer = load_tokenizer("synthetic-v1")
-    batch = zoo_train.collate(zoo_train.TrainingStream(2, 4, tokenizer).batch(0),
-                              tokenizer.pad_id, tokenizer.newline_id)
+    batch = zoo_train.collate(
+        zoo_train.TrainingStream(2, 4, tokenizer).batch(0), tokenizer.pad_id, tokenizer.newline_id
+    )
     gen = torch.Generator().manual_seed(0)
     ids, targets = zoo_train.mask_encoder_tokens(batch, model, 0.5, tokenizer.pad_id, gen)
     chosen = targets != -100
@@ -152,8 +179,12 @@ def test_jrt_objective_adds_masked_lm_on_the_prompt_only() -> None:
 
 def test_committed_configs_are_valid_and_small() -> None:
     configs = sorted(zoo_train.CONFIG_DIR.glob("*.json"))
-    assert {p.stem for p in configs} >= {"zoo-attn-tiny", "zoo-based-tiny", "zoo-jrt-tiny",
-                                          "zoo-mamba-tiny"}
+    assert {p.stem for p in configs} >= {
+        "zoo-attn-tiny",
+        "zoo-based-tiny",
+        "zoo-jrt-tiny",
+        "zoo-mamba-tiny",
+    }
     for path in configs:
         config = zoo_train.load_config(path)
         assert config.name == path.stem

@@ -11,7 +11,7 @@ import hashlib
 import itertools
 import json
 import re
-from functools import lru_cache
+from functools import cache
 
 from .protocols import Tokenizer
 
@@ -37,32 +37,188 @@ SET_ELEMENTS = tuple(f"e{i}" for i in range(SET_ELEMENT_COUNT))
 NUMBERS = tuple(str(i) for i in range(NUMBER_COUNT))
 YEAR_WORDS = tuple(str(y) for y in YEARS)
 
-COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white",
-          "gray", "brown", "pink", "teal", "gold", "silver", "violet", "amber")
-MATERIALS = ("steel", "wood", "glass", "stone", "copper", "iron", "clay", "paper",
-             "cotton", "wool", "leather", "plastic", "bronze", "marble", "granite", "rubber")
-SECTORS = ("farming", "mining", "shipping", "banking", "textiles", "software", "energy", "retail",
-           "fishing", "printing", "brewing", "tourism", "medicine", "transport", "publishing",
-           "insurance")
-ANIMALS = ("fox", "owl", "wolf", "bear", "hawk", "deer", "otter", "heron",
-           "lynx", "badger", "falcon", "bison", "crane", "eagle", "hare", "moose")
-PRODUCTS = ("lamps", "chairs", "engines", "bicycles", "clocks", "boots", "radios", "kettles",
-            "ropes", "tents", "pumps", "valves", "saddles", "lenses", "bells", "drums")
+COLORS = (
+    "red",
+    "blue",
+    "green",
+    "yellow",
+    "purple",
+    "orange",
+    "black",
+    "white",
+    "gray",
+    "brown",
+    "pink",
+    "teal",
+    "gold",
+    "silver",
+    "violet",
+    "amber",
+)
+MATERIALS = (
+    "steel",
+    "wood",
+    "glass",
+    "stone",
+    "copper",
+    "iron",
+    "clay",
+    "paper",
+    "cotton",
+    "wool",
+    "leather",
+    "plastic",
+    "bronze",
+    "marble",
+    "granite",
+    "rubber",
+)
+SECTORS = (
+    "farming",
+    "mining",
+    "shipping",
+    "banking",
+    "textiles",
+    "software",
+    "energy",
+    "retail",
+    "fishing",
+    "printing",
+    "brewing",
+    "tourism",
+    "medicine",
+    "transport",
+    "publishing",
+    "insurance",
+)
+ANIMALS = (
+    "fox",
+    "owl",
+    "wolf",
+    "bear",
+    "hawk",
+    "deer",
+    "otter",
+    "heron",
+    "lynx",
+    "badger",
+    "falcon",
+    "bison",
+    "crane",
+    "eagle",
+    "hare",
+    "moose",
+)
+PRODUCTS = (
+    "lamps",
+    "chairs",
+    "engines",
+    "bicycles",
+    "clocks",
+    "boots",
+    "radios",
+    "kettles",
+    "ropes",
+    "tents",
+    "pumps",
+    "valves",
+    "saddles",
+    "lenses",
+    "bells",
+    "drums",
+)
 FILLER_WORDS = (
-    "the", "a", "of", "and", "in", "on", "was", "were", "is", "are", "it", "its", "this", "that",
-    "with", "for", "by", "from", "at", "to", "after", "before", "during", "under", "over", "each",
-    "every", "some", "many", "few", "new", "old", "large", "small", "early", "late", "annual",
-    "local", "public", "private", "report", "record", "notes", "section", "page", "entry",
-    "review", "office", "staff", "meeting", "season", "market", "budget", "plan", "survey",
-    "archive", "letter", "visit", "project", "team", "board", "committee", "approved", "filed",
-    "updated", "signed", "listed", "noted", "held", "opened", "closed", "moved", "later", "also",
-    "again", "often", "rarely", "quietly", "briefly",
+    "the",
+    "a",
+    "of",
+    "and",
+    "in",
+    "on",
+    "was",
+    "were",
+    "is",
+    "are",
+    "it",
+    "its",
+    "this",
+    "that",
+    "with",
+    "for",
+    "by",
+    "from",
+    "at",
+    "to",
+    "after",
+    "before",
+    "during",
+    "under",
+    "over",
+    "each",
+    "every",
+    "some",
+    "many",
+    "few",
+    "new",
+    "old",
+    "large",
+    "small",
+    "early",
+    "late",
+    "annual",
+    "local",
+    "public",
+    "private",
+    "report",
+    "record",
+    "notes",
+    "section",
+    "page",
+    "entry",
+    "review",
+    "office",
+    "staff",
+    "meeting",
+    "season",
+    "market",
+    "budget",
+    "plan",
+    "survey",
+    "archive",
+    "letter",
+    "visit",
+    "project",
+    "team",
+    "board",
+    "committee",
+    "approved",
+    "filed",
+    "updated",
+    "signed",
+    "listed",
+    "noted",
+    "held",
+    "opened",
+    "closed",
+    "moved",
+    "later",
+    "also",
+    "again",
+    "often",
+    "rarely",
+    "quietly",
+    "briefly",
 )
 
 # Pseudo-word pools: consonant-vowel syllable pairs in a fixed hash order, so the pools are
 # stable across Python versions and need no random generator.
-PSEUDO_WORD_POOL_SIZES = {"name": 64, "city": 32, "country": 24, "founder": 32, "river": 16,
-                          "language": 16}
+PSEUDO_WORD_POOL_SIZES = {
+    "name": 64,
+    "city": 32,
+    "country": 24,
+    "founder": 32,
+    "river": 16,
+    "language": 16,
+}
 
 
 def _pseudo_word_stream() -> list[str]:
@@ -72,21 +228,54 @@ def _pseudo_word_stream() -> list[str]:
 
 
 def _build_vocabulary() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    fixed_words = [PAD, NEWLINE, *PUNCTUATION, *PROMPT_WORDS, *MQAR_KEYS, *MQAR_VALUES,
-                   *SET_ELEMENTS, *NUMBERS, *YEAR_WORDS]
+    fixed_words = [
+        PAD,
+        NEWLINE,
+        *PUNCTUATION,
+        *PROMPT_WORDS,
+        *MQAR_KEYS,
+        *MQAR_VALUES,
+        *SET_ELEMENTS,
+        *NUMBERS,
+        *YEAR_WORDS,
+    ]
     word_pools: dict[str, tuple[str, ...]] = {
-        "year": YEAR_WORDS, "employees": NUMBERS, "color": COLORS, "material": MATERIALS,
-        "sector": SECTORS, "animal": ANIMALS, "product": PRODUCTS,
+        "year": YEAR_WORDS,
+        "employees": NUMBERS,
+        "color": COLORS,
+        "material": MATERIALS,
+        "sector": SECTORS,
+        "animal": ANIMALS,
+        "product": PRODUCTS,
     }
-    taken = set(fixed_words) | set(COLORS) | set(MATERIALS) | set(SECTORS) | set(ANIMALS) \
-        | set(PRODUCTS) | set(FILLER_WORDS) | set(PSEUDO_WORD_POOL_SIZES) | set(word_pools)
+    taken = (
+        set(fixed_words)
+        | set(COLORS)
+        | set(MATERIALS)
+        | set(SECTORS)
+        | set(ANIMALS)
+        | set(PRODUCTS)
+        | set(FILLER_WORDS)
+        | set(PSEUDO_WORD_POOL_SIZES)
+        | set(word_pools)
+    )
     stream = (w for w in _pseudo_word_stream() if w not in taken)
-    attribute_pools = {attribute: tuple(itertools.islice(stream, size))
-                       for attribute, size in PSEUDO_WORD_POOL_SIZES.items()}
+    attribute_pools = {
+        attribute: tuple(itertools.islice(stream, size))
+        for attribute, size in PSEUDO_WORD_POOL_SIZES.items()
+    }
     attribute_pools.update(word_pools)
     attribute_names = tuple(attribute_pools)  # insertion order is part of the version
-    words = [*fixed_words, *attribute_names, *FILLER_WORDS, *COLORS, *MATERIALS, *SECTORS,
-             *ANIMALS, *PRODUCTS]
+    words = [
+        *fixed_words,
+        *attribute_names,
+        *FILLER_WORDS,
+        *COLORS,
+        *MATERIALS,
+        *SECTORS,
+        *ANIMALS,
+        *PRODUCTS,
+    ]
     for attribute in PSEUDO_WORD_POOL_SIZES:
         words.extend(attribute_pools[attribute])
     duplicates = sorted({w for w in words if words.count(w) > 1})
@@ -205,12 +394,12 @@ class ByteTokenizer:
 BYTE_TOKENIZERS = {BYTES_V1: (PAD,)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _synthetic_tokenizer(spec: str) -> WordTokenizer:
     return WordTokenizer(spec, SYNTHETIC_TOKENIZERS[spec])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _byte_tokenizer(spec: str) -> ByteTokenizer:
     return ByteTokenizer(spec, BYTE_TOKENIZERS[spec])
 

@@ -49,8 +49,8 @@ SEED_BAND = 1_000_000  # each band holds [base, base + SEED_BAND)
 HUGE_NUM_EXAMPLES = 2**40  # generators are indexed by example id; training never runs out
 TIMING_STEPS = 50  # steps timed before a --time-limit run sizes its schedule
 
-# The training mixture (version 2: mqar up to 16 pairs; version 1 went to 64). Every model trains on the same mixture; it spans the
-# parameter ranges of the tasks' defaults and somewhat beyond, not any particular evaluation.
+# The training mixture (version 2: mqar up to 16 pairs; version 1 went to 64). Every model trains
+# on the same mixture; it spans the parameter ranges of the tasks' defaults, not any evaluation.
 MIXTURE_VERSION = 2
 TRAINING_MIXTURE: dict[str, list[dict[str, Any]]] = {
     # up to the 16 pairs the default sweep evaluates: longer contexts slowed learning of every
@@ -182,8 +182,9 @@ class TrainingStream:
                 self.variants.append((name, index, task))
         check_seed_bands(seeds, [validation_seed(i) for i in range(len(VALIDATION_TASKS))])
         self.task_names = sorted(TRAINING_MIXTURE)
-        self.strategies = [parse_strategy(n, STRATEGY_VERSIONS[n], p) for n, p in
-                           TRAINING_STRATEGIES]
+        self.strategies = [
+            parse_strategy(n, STRATEGY_VERSIONS[n], p) for n, p in TRAINING_STRATEGIES
+        ]
 
     def batch(self, step: int) -> list[Sequence]:
         rng = np.random.default_rng([self.seed, step])
@@ -195,8 +196,14 @@ class TrainingStream:
             strategy = self.strategies[int(rng.integers(len(self.strategies)))]
             example_id = step * self.batch_size + i
             example = task.examples(example_id, example_id + 1, self.tokenizer, strategy)[0]
-            out.append(Sequence(example.prompt_ids, answer_id(self.tokenizer, example.gold[0]),
-                                name, strategy.name))
+            out.append(
+                Sequence(
+                    example.prompt_ids,
+                    answer_id(self.tokenizer, example.gold[0]),
+                    name,
+                    strategy.name,
+                )
+            )
         return out
 
 
@@ -204,12 +211,16 @@ def validation_sets(tokenizer: Tokenizer, count: int) -> dict[str, dict[str, lis
     """task -> strategy -> held-out sequences (seeds from the validation band)."""
     out: dict[str, dict[str, list[Sequence]]] = {}
     for index, (name, params) in enumerate(sorted(VALIDATION_TASKS.items())):
-        task = build_task(name, TASK_VERSIONS[name],
-                          {**params, "numExamples": count, "seed": validation_seed(index)})
+        task = build_task(
+            name,
+            TASK_VERSIONS[name],
+            {**params, "numExamples": count, "seed": validation_seed(index)},
+        )
         out[name] = {}
         for strategy_name, strategy_params in TRAINING_STRATEGIES:
-            strategy = parse_strategy(strategy_name, STRATEGY_VERSIONS[strategy_name],
-                                      strategy_params)
+            strategy = parse_strategy(
+                strategy_name, STRATEGY_VERSIONS[strategy_name], strategy_params
+            )
             out[name][strategy_name] = [
                 Sequence(e.prompt_ids, answer_id(tokenizer, e.gold[0]), name, strategy_name)
                 for e in task.examples(0, count, tokenizer, strategy)
@@ -227,8 +238,12 @@ class Batch:
     prompt_lengths: torch.Tensor  # [B]
 
     def to(self, device: str) -> Batch:
-        return Batch(*(t.to(device, non_blocking=True) for t in
-                       (self.input_ids, self.mask, self.targets, self.prompt_lengths)))
+        return Batch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.input_ids, self.mask, self.targets, self.prompt_lengths)
+            )
+        )
 
 
 def collate(sequences: list[Sequence], pad_id: int, newline_id: int) -> Batch:
@@ -241,8 +256,8 @@ def collate(sequences: list[Sequence], pad_id: int, newline_id: int) -> Batch:
     targets = torch.full((b, length), -100, dtype=torch.long)
     for row, s in enumerate(sequences):
         ids = [*s.prompt_ids, s.answer_id]
-        input_ids[row, length - len(ids):] = torch.tensor(ids)
-        mask[row, length - len(ids):] = True
+        input_ids[row, length - len(ids) :] = torch.tensor(ids)
+        mask[row, length - len(ids) :] = True
         targets[row, -2] = s.answer_id
         targets[row, -1] = newline_id
     prompt_lengths = torch.tensor([len(s.prompt_ids) for s in sequences])
@@ -282,8 +297,10 @@ def initialize(model: nn.Module, family: str, seed: int) -> None:
             if name.endswith("A_log") or name.endswith(".D"):
                 continue  # the adapters' S4D-style inits
             if name.endswith("dt_proj.bias") or name.endswith("dt_bias"):
-                dt = torch.exp(torch.rand(p.shape, generator=gen)
-                               * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+                dt = torch.exp(
+                    torch.rand(p.shape, generator=gen) * (math.log(0.1) - math.log(1e-3))
+                    + math.log(1e-3)
+                )
                 p.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
             elif name.endswith("embedding.weight"):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
@@ -319,20 +336,25 @@ def encoder_regions(model: nn.Module, prompt_lengths: torch.Tensor) -> Iterator[
             m.encoder_length = full
 
 
-def model_logits(model: nn.Module, family: str, input_ids: torch.Tensor, mask: torch.Tensor,
-                 prompt_lengths: torch.Tensor) -> torch.Tensor:
+def model_logits(
+    model: nn.Module,
+    family: str,
+    input_ids: torch.Tensor,
+    mask: torch.Tensor,
+    prompt_lengths: torch.Tensor,
+) -> torch.Tensor:
     if family == "jrt_rnn":
         with encoder_regions(model, prompt_lengths):
             return model(input_ids, mask)
     return model(input_ids, mask)
 
 
-def mask_encoder_tokens(batch: Batch, model: nn.Module, probability: float, mask_id: int,
-                        gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_encoder_tokens(
+    batch: Batch, model: nn.Module, probability: float, mask_id: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Spec 6.2: each encoder-region token becomes [MASK] with ``probability``; returns the
     corrupted ids and the MLM targets (original id where masked, -100 elsewhere)."""
-    encoder_length = min(m.encoder_length for m in model.modules()
-                         if hasattr(m, "encoder_length"))
+    encoder_length = min(m.encoder_length for m in model.modules() if hasattr(m, "encoder_length"))
     real_index = batch.mask.long().cumsum(dim=1)  # 1-based among real tokens
     region = batch.mask & (real_index <= batch.prompt_lengths.clamp(max=encoder_length)[:, None])
     # The last prompt column's logits carry the answer's next-token loss; masking its input would
@@ -345,8 +367,9 @@ def mask_encoder_tokens(batch: Batch, model: nn.Module, probability: float, mask
     return ids, targets
 
 
-def loss_terms(model: nn.Module, config: ZooTrainingConfig, batch: Batch, mask_id: int,
-               gen: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def loss_terms(
+    model: nn.Module, config: ZooTrainingConfig, batch: Batch, mask_id: int, gen: torch.Generator
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Next-token loss on answer + newline; for JRT-RNN plus ``mlm_weight`` x masked-LM loss on
     the encoder region (the released code's form: L_NTP + 0.25 L_MLM, no normalising divide)."""
     ids, mlm_targets = batch.input_ids, None
@@ -376,9 +399,15 @@ def lr_at(step: int, config: ZooTrainingConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, config: ZooTrainingConfig,
-             sets: dict[str, dict[str, list[Sequence]]], tokenizer: Tokenizer, device: str,
-             limit: int | None = None, batch_size: int = 128) -> dict[str, dict[str, dict]]:
+def evaluate(
+    model: nn.Module,
+    config: ZooTrainingConfig,
+    sets: dict[str, dict[str, list[Sequence]]],
+    tokenizer: Tokenizer,
+    device: str,
+    limit: int | None = None,
+    batch_size: int = 128,
+) -> dict[str, dict[str, dict]]:
     """Greedy answer accuracy (argmax after the prompt == the answer word) and stop accuracy
     (argmax after the answer == newline) per task per strategy."""
     was_training = model.training
@@ -390,15 +419,19 @@ def evaluate(model: nn.Module, config: ZooTrainingConfig,
             sequences = sequences[:limit] if limit else sequences
             answer_hits = stop_hits = 0
             for start in range(0, len(sequences), batch_size):
-                chunk = sequences[start:start + batch_size]
+                chunk = sequences[start : start + batch_size]
                 batch = collate(chunk, tokenizer.pad_id, tokenizer.newline_id).to(device)
-                logits = model_logits(model, config.family, batch.input_ids, batch.mask,
-                                      batch.prompt_lengths)[..., :tokenizer.vocab_size]
+                logits = model_logits(
+                    model, config.family, batch.input_ids, batch.mask, batch.prompt_lengths
+                )[..., : tokenizer.vocab_size]
                 answer_hits += int((logits[:, -2].argmax(-1) == batch.targets[:, -2]).sum())
                 stop_hits += int((logits[:, -1].argmax(-1) == batch.targets[:, -1]).sum())
             n = len(sequences)
-            out[task][strategy] = {"accuracy": answer_hits / n, "stopAccuracy": stop_hits / n,
-                                   "n": n}
+            out[task][strategy] = {
+                "accuracy": answer_hits / n,
+                "stopAccuracy": stop_hits / n,
+                "n": n,
+            }
     model.train(was_training)
     return out
 
@@ -473,21 +506,32 @@ def write_manifest(out_dir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 
 
-def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
-          steps: int | None = None, workers: int = 0, time_limit: float | None = None,
-          log=print) -> dict[str, Any]:
+def train(
+    config: ZooTrainingConfig,
+    out_dir: Path,
+    device: str = "cpu",
+    steps: int | None = None,
+    workers: int = 0,
+    time_limit: float | None = None,
+    log=print,
+) -> dict[str, Any]:
     """Train one model and write ``out_dir/<name>/``. ``steps`` overrides the config (the
     schedule follows it); ``time_limit`` stops early and records the steps actually run."""
     if steps is not None:
-        config = config.model_copy(update={
-            "steps": steps, "warmup_steps": min(config.warmup_steps, max(0, steps // 10)),
-        })
+        config = config.model_copy(
+            update={
+                "steps": steps,
+                "warmup_steps": min(config.warmup_steps, max(0, steps // 10)),
+            }
+        )
     started = time.time()
     torch.manual_seed(config.seed)
     tokenizer = load_tokenizer(SYNTHETIC_V1)
     if config.model.get("vocab_size") != tokenizer.vocab_size:
-        raise ValueError(f"{config.name}: model.vocab_size={config.model.get('vocab_size')} must "
-                         f"equal the {SYNTHETIC_V1} vocabulary ({tokenizer.vocab_size})")
+        raise ValueError(
+            f"{config.name}: model.vocab_size={config.model.get('vocab_size')} must "
+            f"equal the {SYNTHETIC_V1} vocabulary ({tokenizer.vocab_size})"
+        )
     # [MASK] for the JRT-RNN objective: the vocabulary is fixed, and the pad id is the one id a
     # real token never carries (pads are masked out of every state), so it is free to reuse.
     mask_id = tokenizer.pad_id
@@ -497,15 +541,21 @@ def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "A_log" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "A_log" in n]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, betas=(0.9, 0.98),
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=config.lr,
+        betas=(0.9, 0.98),
     )
     stream = TrainingStream(config.seed, config.batch_size, tokenizer)
     curve_sets = validation_sets(tokenizer, config.eval_examples)
     loader = torch.utils.data.DataLoader(
-        BatchDataset(stream, 0, config.steps), batch_size=None, num_workers=workers,
-        pin_memory=device.startswith("cuda"), prefetch_factor=8 if workers else None,
+        BatchDataset(stream, 0, config.steps),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=device.startswith("cuda"),
+        prefetch_factor=8 if workers else None,
         persistent_workers=False,
     )
     mlm_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -518,18 +568,27 @@ def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
     def record(step: int) -> None:
         accuracy = evaluate(model, config, curve_sets, tokenizer, device)
         mean = float(np.mean([v["accuracy"] for s in accuracy.values() for v in s.values()]))
-        point = {"step": step, "lr": lr_at(max(0, step - 1), config),
-                 **{k: v / max(1, running.get("count", 0)) for k, v in running.items()
-                    if k != "count"},
-                 "valAccuracy": {t: {s: v["accuracy"] for s, v in by.items()}
-                                 for t, by in accuracy.items()},
-                 "valMeanAccuracy": mean, "seconds": round(time.time() - started, 1)}
+        point = {
+            "step": step,
+            "lr": lr_at(max(0, step - 1), config),
+            **{k: v / max(1, running.get("count", 0)) for k, v in running.items() if k != "count"},
+            "valAccuracy": {
+                t: {s: v["accuracy"] for s, v in by.items()} for t, by in accuracy.items()
+            },
+            "valMeanAccuracy": mean,
+            "seconds": round(time.time() - started, 1),
+        }
         points.append(point)
         running.clear()
-        shown = " ".join(f"{t[:6]}/{s[:3]}={v:.2f}" for t, by in point["valAccuracy"].items()
-                         for s, v in by.items())
-        log(f"[{config.name}] step {step:>6} loss {point.get('loss', float('nan')):.4f} "
-            f"val {mean:.3f} ({shown}) {point['seconds']}s")
+        shown = " ".join(
+            f"{t[:6]}/{s[:3]}={v:.2f}"
+            for t, by in point["valAccuracy"].items()
+            for s, v in by.items()
+        )
+        log(
+            f"[{config.name}] step {step:>6} loss {point.get('loss', float('nan')):.4f} "
+            f"val {mean:.3f} ({shown}) {point['seconds']}s"
+        )
 
     record(0)
     loop_started = time.time()
@@ -555,8 +614,10 @@ def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
             fits = int(0.85 * TIMING_STEPS * (time_limit - (time.time() - started)) / elapsed)
             fits = max(fits, config.warmup_steps + 1, steps_done)
             if fits < config.steps:
-                log(f"[{config.name}] {elapsed / TIMING_STEPS * 1e3:.1f} ms/step: schedule "
-                    f"shortened from {config.steps} to {fits} steps")
+                log(
+                    f"[{config.name}] {elapsed / TIMING_STEPS * 1e3:.1f} ms/step: schedule "
+                    f"shortened from {config.steps} to {fits} steps"
+                )
                 config = config.model_copy(update={"steps": fits})
                 stopped_early = True
         if steps_done >= config.steps:
@@ -573,10 +634,14 @@ def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
     model_dir.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file(weights_for_saving(model), str(model_dir / "model.safetensors"),
-              metadata={"name": config.name, "family": config.family})
-    (model_dir / "config.json").write_text(json.dumps(config.model, indent=2, sort_keys=True)
-                                           + "\n")
+    save_file(
+        weights_for_saving(model),
+        str(model_dir / "model.safetensors"),
+        metadata={"name": config.name, "family": config.family},
+    )
+    (model_dir / "config.json").write_text(
+        json.dumps(config.model, indent=2, sort_keys=True) + "\n"
+    )
     run = {
         "name": config.name,
         "family": config.family,
@@ -592,8 +657,9 @@ def train(config: ZooTrainingConfig, out_dir: Path, device: str = "cpu",
         "validationSeedBase": VALIDATION_SEED_BASE,
         "maskTokenId": mask_id if config.mlm_weight > 0 else None,
         "generatorVersions": generator_versions(),
-        "finalValAccuracy": {t: {s: v["accuracy"] for s, v in by.items()}
-                             for t, by in final.items()},
+        "finalValAccuracy": {
+            t: {s: v["accuracy"] for s, v in by.items()} for t, by in final.items()
+        },
         "finalValDetail": final,
         "trainedOn": device_name(device),
         "torch": torch.__version__,
@@ -609,14 +675,21 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--config", type=Path, help="one zoo/configs/<name>.json")
     which.add_argument("--all", action="store_true", help="every config in zoo/configs")
-    which.add_argument("--manifest-only", action="store_true",
-                       help="rebuild manifest.json from the models under --out")
+    which.add_argument(
+        "--manifest-only",
+        action="store_true",
+        help="rebuild manifest.json from the models under --out",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ZOO_DIR)
     parser.add_argument("--steps", type=int, help="override each config's steps")
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes per model")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="with --all: models trained at once, each in its own process")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --all: models trained at once, each in its own process",
+    )
     parser.add_argument("--time-limit", type=float, help="seconds per model before stopping")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -624,15 +697,22 @@ def main(argv: list[str] | None = None) -> int:
         write_manifest(args.out)
         return 0
     if args.config:
-        train(load_config(args.config), args.out, args.device, args.steps, args.workers,
-              args.time_limit)
+        train(
+            load_config(args.config),
+            args.out,
+            args.device,
+            args.steps,
+            args.workers,
+            args.time_limit,
+        )
         write_manifest(args.out)
         return 0
     configs = sorted(CONFIG_DIR.glob("*.json"))
     if args.jobs <= 1:
         for path in configs:
-            train(load_config(path), args.out, args.device, args.steps, args.workers,
-                  args.time_limit)
+            train(
+                load_config(path), args.out, args.device, args.steps, args.workers, args.time_limit
+            )
     else:
         run_in_processes(configs, args)
     write_manifest(args.out)
@@ -647,9 +727,19 @@ def run_in_processes(configs: list[Path], args: argparse.Namespace) -> None:
     while pending or running:
         while pending and len(running) < args.jobs:
             path = pending.pop(0)
-            command = [sys.executable, "-m", "twice_inference.train", "--config", str(path),
-                       "--device", args.device, "--out", str(args.out),
-                       "--workers", str(args.workers)]
+            command = [
+                sys.executable,
+                "-m",
+                "twice_inference.train",
+                "--config",
+                str(path),
+                "--device",
+                args.device,
+                "--out",
+                str(args.out),
+                "--workers",
+                str(args.workers),
+            ]
             if args.steps:
                 command += ["--steps", str(args.steps)]
             if args.time_limit:

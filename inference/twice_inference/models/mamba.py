@@ -7,8 +7,9 @@ recurrent, padded batches, and logits against ``transformers.MambaForCausalLM``)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,16 +40,16 @@ class MambaSSMConfig(BaseModel):
     bias: bool = False
 
 
-class MambaConfig(BaseModel):
-    """mamba_ssm ``MambaConfig``. ``fused_add_norm`` only selects a CUDA kernel upstream, so it is
-    accepted and has no effect here; attention hybrids and MLP layers are rejected."""
+class BackboneConfig(BaseModel):
+    """The fields mamba_ssm's ``MambaConfig`` shares between Mamba-1 and Mamba-2 checkpoints;
+    each family adds its ``ssm_cfg``. ``fused_add_norm`` only selects a CUDA kernel upstream, so
+    it is accepted and has no effect here; attention hybrids and MLP layers are rejected."""
 
     model_config = ConfigDict(extra="forbid")
 
     d_model: int = Field(gt=0)
     n_layer: int = Field(gt=0)
     vocab_size: int = Field(gt=0)
-    ssm_cfg: MambaSSMConfig = Field(default_factory=MambaSSMConfig)
     d_intermediate: Literal[0] = 0
     attn_layer_idx: list[int] = Field(default_factory=list, max_length=0)
     attn_cfg: dict = Field(default_factory=dict, max_length=0)
@@ -66,7 +67,13 @@ class MambaConfig(BaseModel):
 
     @property
     def d_inner(self) -> int:
-        return self.ssm_cfg.expand * self.d_model
+        return self.ssm_cfg.expand * self.d_model  # type: ignore[attr-defined]
+
+
+class MambaConfig(BackboneConfig):
+    """mamba_ssm ``MambaConfig`` of a Mamba-1 checkpoint."""
+
+    ssm_cfg: MambaSSMConfig = Field(default_factory=MambaSSMConfig)
 
     @property
     def dt_rank(self) -> int:
@@ -327,8 +334,10 @@ class SSMLanguageModel(nn.Module):
         """Bytes of the state ``prefill`` returns; constant in ``prompt_len``."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        return batch_size * len(self.backbone.layers) * self._bytes_per_layer(
-            self.lm_head.weight.element_size()
+        return (
+            batch_size
+            * len(self.backbone.layers)
+            * self._bytes_per_layer(self.lm_head.weight.element_size())
         )
 
 

@@ -6,7 +6,6 @@ the step loop, parallel vs recurrent, padded batches, logits against transformer
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -15,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .layers import ShortConv
-from .mamba import SSMLanguageModel
+from .mamba import BackboneConfig, SSMLanguageModel
 from .mamba import convert_checkpoint as _convert_mamba_checkpoint
 
 FAMILY = "mamba2"
@@ -42,33 +41,11 @@ class Mamba2SSMConfig(BaseModel):
     dt_limit: tuple[float, float | None] = (0.0, None)
 
 
-class Mamba2Config(BaseModel):
+class Mamba2Config(BackboneConfig):
     """mamba_ssm ``MambaConfig`` with ``ssm_cfg.layer == "Mamba2"``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    d_model: int = Field(gt=0)
-    n_layer: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
     ssm_cfg: Mamba2SSMConfig
-    d_intermediate: Literal[0] = 0
-    attn_layer_idx: list[int] = Field(default_factory=list, max_length=0)
-    attn_cfg: dict = Field(default_factory=dict, max_length=0)
-    rms_norm: bool = True
-    norm_epsilon: float = 1e-5
-    residual_in_fp32: bool = True
-    fused_add_norm: bool = True
     pad_vocab_size_multiple: int = Field(16, gt=0)
-    tie_embeddings: bool = True
-
-    @property
-    def padded_vocab_size(self) -> int:
-        m = self.pad_vocab_size_multiple
-        return m * math.ceil(self.vocab_size / m)
-
-    @property
-    def d_inner(self) -> int:
-        return self.ssm_cfg.expand * self.d_model
 
     @property
     def nheads(self) -> int:

@@ -295,7 +295,13 @@ def load_entry(
         model = random_weights_model(entry.family, config, entry.source.seed)
         model = model.to(device=device, dtype=DTYPES[dtype_name]).eval()
         return _loaded(
-            entry, model, entry.source.tokenizer, revision, dtype_name, device, expected,
+            entry,
+            model,
+            entry.source.tokenizer,
+            revision,
+            dtype_name,
+            device,
+            expected,
             with_tokenizer,
         )
     if isinstance(entry.source, ZooSource):

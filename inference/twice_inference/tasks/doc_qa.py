@@ -33,11 +33,15 @@ class SyntheticDocQaTask(SyntheticTask):
         return " ".join(FILLER_WORDS[i] for i in words) + " ."
 
     def _generate(self, rng: np.random.Generator, num_facts: int, num_fillers: int) -> Generated:
-        attributes = [DOC_ATTRIBUTES[i]
-                      for i in rng.choice(len(DOC_ATTRIBUTES), size=num_facts, replace=False)]
-        values = [DOC_ATTRIBUTE_POOLS[a][int(rng.integers(len(DOC_ATTRIBUTE_POOLS[a])))]
-                  for a in attributes]
-        facts = [f"{a} : {v} ." for a, v in zip(attributes, values)]
+        attributes = [
+            DOC_ATTRIBUTES[i]
+            for i in rng.choice(len(DOC_ATTRIBUTES), size=num_facts, replace=False)
+        ]
+        values = [
+            DOC_ATTRIBUTE_POOLS[a][int(rng.integers(len(DOC_ATTRIBUTE_POOLS[a])))]
+            for a in attributes
+        ]
+        facts = [f"{a} : {v} ." for a, v in zip(attributes, values, strict=True)]
         fillers = [self._filler_sentence(rng) for _ in range(num_fillers)]
         # Facts keep their order; fillers land at random places between them, like the prose
         # between fields of a semi-structured document.
@@ -48,8 +52,9 @@ class SyntheticDocQaTask(SyntheticTask):
         query_index = int(rng.integers(num_facts))
         key = attributes[query_index]
         lead = f"information about {key} ."
-        parts = PromptParts(context=" ".join(sentences), query=f"{key} :", question=lead,
-                            jrt_lead=lead)
+        parts = PromptParts(
+            context=" ".join(sentences), query=f"{key} :", question=lead, jrt_lead=lead
+        )
         meta = {
             "key": key,
             "numFacts": num_facts,

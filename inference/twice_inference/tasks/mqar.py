@@ -32,7 +32,7 @@ class MqarTask(SyntheticTask):
         keys = [MQAR_KEYS[i] for i in key_ids]
         values = [MQAR_VALUES[i] for i in value_ids]
         query_key = keys[query_index]
-        context = " ".join(f"{k} {v}" for k, v in zip(keys, values))
+        context = " ".join(f"{k} {v}" for k, v in zip(keys, values, strict=True))
         parts = PromptParts(context=context, query=query_key, question=f"{query_key} ?")
         meta = {
             "numKvPairs": num_pairs,

@@ -24,9 +24,7 @@ class SetDisjointnessParams(SyntheticParams):
     def _pairs_within_half(cls, sizes: list[list[int]]) -> list[list[int]]:
         for pair in sizes:
             if len(pair) != 2 or not all(1 <= n <= HALF for n in pair):
-                raise ValueError(
-                    f"each entry must be [a, b] with 1 <= a, b <= {HALF}, got {pair}"
-                )
+                raise ValueError(f"each entry must be [a, b] with 1 <= a, b <= {HALF}, got {pair}")
         return sizes
 
 

@@ -108,8 +108,9 @@ def default_layout(parts: PromptParts) -> str:
 
 def question_first_layout(parts: PromptParts, task_name: str) -> str:
     if not parts.question:
-        raise ValueError(f"strategy 'question_first' needs a question, and task {task_name!r} "
-                         "has none")
+        raise ValueError(
+            f"strategy 'question_first' needs a question, and task {task_name!r} has none"
+        )
     return _join(parts.question, parts.context, parts.query)
 
 

@@ -26,8 +26,13 @@ SHOT_STREAM = 1
 class SyntheticParams(BaseModel):
     """Params as the TypeScript sweep spec writes them: camelCase, no extras, no coercion."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=to_camel,
-                              validate_by_alias=True, validate_by_name=False)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+    )
 
     num_examples: int = Field(ge=1)
     seed: int = Field(ge=0)
@@ -113,13 +118,15 @@ class SyntheticTask:
                 return SolvedParts(shot.parts, shot.answer)
 
             text = render_prompt(strategy, item.parts, self.name, make_shot)
-            out.append(Example(
-                example_id=example_id,
-                prompt_ids=tokenizer.encode(text),
-                gold=[item.answer],
-                prompt_text=text,
-                meta=dict(item.meta),
-            ))
+            out.append(
+                Example(
+                    example_id=example_id,
+                    prompt_ids=tokenizer.encode(text),
+                    gold=[item.answer],
+                    prompt_text=text,
+                    meta=dict(item.meta),
+                )
+            )
         return out
 
     def score(self, prediction: str, gold: list[str]) -> float:
