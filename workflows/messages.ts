@@ -11,7 +11,12 @@ export interface SweepWorkflowInput {
   spec: SweepSpec;
   gitSha: string | null;
   /** Set when the workflow continues as new: resolution and counters carry over. */
-  continued?: { resolved: ResolvedSweep; failedCells: string[]; startedAt: number; runs: number };
+  continued?: {
+    resolved: ResolvedSweep;
+    failures: Array<{ cellKey: string; error: string }>;
+    startedAt: number;
+    runs: number;
+  };
 }
 
 export interface SweepProgress {

@@ -131,8 +131,9 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       gitSha: input.gitSha,
       retryFailed: !input.continued,
     });
-    const failedCells = new Set(input.continued?.failedCells ?? []);
-    const failures = new Map<string, string>();
+    // failures carry over continue-as-new, so the final result names every failed cell
+    const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
+    const failedCells = new Set(failures.keys());
     const done = new Set(state.doneCells);
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
@@ -164,7 +165,6 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       done: state.doneCells.length,
       failed: failedCells.size,
     };
-    progress.runs = (input.continued?.runs ?? 0) + 1;
     progress.phase = 'running';
 
     const gpu = gpuActivities(spec);
@@ -216,7 +216,6 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       if (failedCells.has(job.cell.key)) continue;
       if (workflowInfo().continueAsNewSuggested) {
         // drain, then start over with a fresh history; the database says what is left
-        progress.phase = 'running';
         await condition(() => inFlight === 0);
         await Promise.all(launched);
         await condition(allHandlersFinished);
@@ -224,7 +223,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           ...input,
           continued: {
             resolved,
-            failedCells: [...failedCells],
+            failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
             startedAt: progress.startedAt,
             runs: progress.runs,
           },

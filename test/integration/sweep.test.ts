@@ -97,6 +97,30 @@ describe('a sweep end to end', { timeout: 600_000 }, () => {
     }
   });
 
+  it('keeps going when one cell fails, and reports it', async () => {
+    // set disjointness has no question, so question-first cannot lay out its prompt
+    const text = `
+name: it-partial
+models: [zoo-mamba-tiny]
+tasks: [{ name: set_disjointness, params: { numExamples: 6 } }]
+strategies: [default, question_first]
+generation: { maxNewTokens: 2, batchSize: 4 }
+execution: { shardSize: 3, device: cpu }
+`;
+    const { sweepId, handle } = await startSweep(stack.client, file('e.yaml', text));
+    const result = await handle.result();
+    assert.equal(result.status, 'failed');
+    assert.deepEqual({ total: result.cells.total, done: result.cells.done, failed: result.cells.failed }, { total: 2, done: 1, failed: 1 });
+    assert.equal(result.failures.length, 1);
+    assert.match(result.failures[0]!.error, /question_first/);
+    const report = await loadSweepReport(stack.db, sweepId);
+    assert.equal(report.status, 'failed');
+    const failed = report.cells.find((c) => c.strategy === 'question_first')!;
+    assert.equal(failed.status, 'failed');
+    assert.match(failed.error ?? '', /question_first/);
+    assert.equal(report.cells.find((c) => c.strategy === 'default')!.status, 'done');
+  });
+
   it('cancels cleanly: the workflow ends cancelled and the sweep is marked so', async () => {
     const long = spec(2).replace('numExamples: 12', 'numExamples: 400').replace('name: it-small', 'name: it-cancel');
     const { sweepId, handle } = await startSweep(stack.client, file('d.yaml', long));
