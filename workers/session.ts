@@ -82,7 +82,8 @@ async function startDaemon(stateDir: string, log: (m: string) => void): Promise<
 }
 
 export async function stopDaemon(info: StackInfo): Promise<void> {
-  process.kill(info.pid, 'SIGTERM');
+  // the daemon's orderly shutdown (see stack-daemon.ts for why not SIGTERM)
+  process.kill(info.pid, 'SIGUSR2');
   const deadline = Date.now() + 60_000;
   while (alive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
   if (alive(info.pid)) process.kill(info.pid, 'SIGKILL');

