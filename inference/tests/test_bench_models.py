@@ -8,24 +8,11 @@ import json
 
 import pytest
 import torch
+from tiny_configs import HYBRID, VOCAB
 
 from twice_inference import bench_models
 from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run
 
-VOCAB = 61
-HYBRID = dict(
-    vocab_size=VOCAB,
-    d_model=32,
-    n_layers=4,
-    linear_attn_layers=[1],
-    sliding_window_layers=[2],
-    mlp_hidden=48,
-    la_heads=2,
-    feature_dim=4,
-    swa_heads=4,
-    window=3,
-    conv_kernel=3,
-)
 TINY: dict[str, dict] = {
     "transformer": dict(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, mlp_hidden=48),
     "based": HYBRID,

@@ -9,28 +9,15 @@ import math
 import pytest
 import torch
 from pydantic import ValidationError
+from tiny_configs import HYBRID, VOCAB
 
 from twice_inference.models import based, jrt_rnn, transformer
 from twice_inference.models.feature_maps import taylor_feature_dim, taylor_feature_map
 from twice_inference.models.layers import rel_error
 from twice_inference.protocols import LanguageModel
 
-VOCAB = 61
 TOL = 1e-4
 
-HYBRID = dict(
-    vocab_size=VOCAB,
-    d_model=32,
-    n_layers=4,
-    linear_attn_layers=[1],
-    sliding_window_layers=[2],
-    mlp_hidden=48,
-    la_heads=2,
-    feature_dim=4,
-    swa_heads=4,
-    window=3,
-    conv_kernel=3,
-)
 CONFIGS = {
     "transformer": (
         transformer.build,
