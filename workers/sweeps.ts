@@ -50,9 +50,12 @@ export function newSweepId(name: string): string {
   return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
-/** Validates the spec file, then starts its sweep. Nothing is started or written on a bad spec. */
-export async function startSweep(client: Client, specPath: string, opts: { taskQueue?: string } = {}) {
-  const { spec, text, file } = readSpec(specPath);
+/**
+ * Validates the spec file (unless given one already read), then starts its sweep. Nothing is
+ * started or written on a bad spec.
+ */
+export async function startSweep(client: Client, specFile: string | SpecFile, opts: { taskQueue?: string } = {}) {
+  const { spec, text, file } = typeof specFile === 'string' ? readSpec(specFile) : specFile;
   const sweepId = newSweepId(spec.name);
   const input: SweepWorkflowInput = { sweepId, specFile: file, specYaml: text, spec, gitSha: gitSha() };
   const handle = await client.workflow.start<typeof sweepWorkflow>('sweepWorkflow', {

@@ -124,11 +124,11 @@ program
   .option('--report <dir>', 'write report.md and report.json here (default reports/<sweep id>)')
   .option('--keep-stack', 'leave the embedded stack running when the sweep ends')
   .action(async (specFile: string, opts: { detach?: boolean; report?: string; keepStack?: boolean }) => {
-    readSpec(specFile); // fail on a bad spec before starting anything
+    const spec = readSpec(specFile); // fail on a bad spec before starting anything
     const session = await openSession({ start: true });
     let detached = false;
     try {
-      const { sweepId, handle } = await startSweep(session.client, specFile);
+      const { sweepId, handle } = await startSweep(session.client, spec);
       note(`sweep ${sweepId} started (workflow ${handle.workflowId})`);
       if (session.stackInfo?.uiUrl) note(`Temporal UI: ${session.stackInfo.uiUrl}/namespaces/${session.namespace}/workflows`);
       if (opts.detach) {
