@@ -1,10 +1,11 @@
-"""Triton prefill kernel for causal Based linear attention with the Taylor feature map (d = 16).
+"""Causal Based linear attention prefill (Taylor feature map, d = 16): the public entry points,
+input validation, and the original 273-feature Triton kernel ("full").
 
-One program owns one (batch, head, value-slice) and walks the sequence in chunks, keeping the
-running state sum phi(k)^T v (273 x slice, fp32) on chip; per-chunk states never reach global
-memory.
-The same kernel, started from an encoder state, is prefix linear attention (see `prefix_triton`).
-Tested under the Triton interpreter on CPU in `tests/test_kernels.py`; timed by `bench`.
+The default is "full": on an H200 it beat the 153-feature "symmetric" kernel of
+`symmetric_triton` (NOTES.md, v2), which stays for side-by-side timing. One program owns one
+(batch, head, value-slice) and walks the sequence in chunks, keeping the running state sum
+phi(k)^T v on chip (per-chunk states never reach global memory). Tested under the Triton
+interpreter in `tests/test_kernels.py`; timed by `bench`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 import torch
 import triton
 import triton.language as tl
+
+from twice_inference.kernels.symmetric_triton import launch_symmetric
 
 FEATURE_DIM = 16  # q/k head dim the kernel is specialised for (273 Taylor features)
 
@@ -173,20 +176,15 @@ def _check_inputs(names: tuple[str, ...], tensors: tuple[torch.Tensor, ...], dv:
             )
 
 
-def launch(
+def validated(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     k_enc: torch.Tensor | None,
     v_enc: torch.Tensor | None,
-    *,
-    block_c: int = 64,
-    block_dv: int = 64,
-    num_warps: int = 4,
-    num_stages: int = 1,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Shared launcher for the Based and prefix kernels; validates shapes and returns y."""
+    block_dv: int,
+) -> tuple[torch.Tensor, ...]:
+    """Checks dtypes, shapes and the value slice; returns contiguous (q, k, v, k_enc, v_enc)."""
     dv = v.shape[-1]
     names: tuple[str, ...] = ("q", "k", "v")
     tensors: tuple[torch.Tensor, ...] = (q, k, v)
@@ -199,13 +197,34 @@ def launch(
     _check_inputs(names, tensors, dv)
     if k.shape[2] != q.shape[2] or v.shape[2] != q.shape[2]:
         raise ValueError(f"q/k/v lengths differ: {q.shape[2]}, {k.shape[2]}, {v.shape[2]}")
-    if dv % block_dv != 0:
-        raise ValueError(f"value dim {dv} not divisible by block_dv={block_dv}")
-    b, h, n, _ = q.shape
+    if block_dv < 16 or dv % block_dv != 0:
+        raise ValueError(f"value dim {dv} not divisible by block_dv={block_dv} (>= 16)")
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    has_enc = k_enc is not None
-    ke = k_enc.contiguous() if has_enc else k
-    ve = v_enc.contiguous() if has_enc else v
+    if k_enc is not None and v_enc is not None:
+        k_enc, v_enc = k_enc.contiguous(), v_enc.contiguous()
+    return q, k, v, k_enc, v_enc
+
+
+def launch_full(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor | None,
+    v_enc: torch.Tensor | None,
+    *,
+    block_c: int = 64,
+    block_dv: int = 32,
+    num_warps: int = 4,
+    num_stages: int = 1,
+    maxnreg: int = 0,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The 273-feature kernel on validated, contiguous inputs; returns y."""
+    b, h, n, _ = q.shape
+    dv = v.shape[-1]
+    has_enc = k_enc is not None and v_enc is not None
+    ke = k_enc if has_enc else k
+    ve = v_enc if has_enc else v
     m = ke.shape[2] if has_enc else 0
     y = out if out is not None else torch.empty_like(v)
     grid = (dv // block_dv, b * h)
@@ -226,16 +245,61 @@ def launch(
         HAS_ENCODER=has_enc,
         num_warps=num_warps,
         num_stages=num_stages,
+        maxnreg=maxnreg or None,
     )
     return y
 
 
+# Fastest correct config per kernel variant. maxnreg caps registers per thread (0: no cap), which
+# sets how many programs share an SM. Both were the fastest of their variant on an H200 (NOTES.md).
+CONFIG_KEYS = ("block_c", "block_dv", "num_warps", "num_stages", "maxnreg")
+DEFAULT_CONFIGS: dict[str, dict[str, int]] = {
+    "full": dict(zip(CONFIG_KEYS, (64, 32, 4, 1, 0), strict=True)),
+    "symmetric": dict(zip(CONFIG_KEYS, (64, 32, 4, 1, 168), strict=True)),
+}
+FEATURES = tuple(DEFAULT_CONFIGS)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor | None,
+    v_enc: torch.Tensor | None,
+    *,
+    features: str = "full",
+    out: torch.Tensor | None = None,
+    **config: int,
+) -> torch.Tensor:
+    """Validates, fills the config from the variant's defaults and runs the chosen kernel:
+    "symmetric" (153 features, encoder folded by its own parallel kernel) or "full" (273)."""
+    if features not in DEFAULT_CONFIGS:
+        raise ValueError(f"features must be one of {FEATURES}, got {features!r}")
+    unknown = set(config) - set(DEFAULT_CONFIGS[features])
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}")
+    kw = DEFAULT_CONFIGS[features] | config
+    if "block_dv" not in config:  # small value dims (tiny test models) take one slice
+        kw["block_dv"] = min(kw["block_dv"], v.shape[-1])
+    q, k, v, k_enc, v_enc = validated(q, k, v, k_enc, v_enc, kw["block_dv"])
+    run = launch_symmetric if features == "symmetric" else launch_full
+    return run(q, k, v, k_enc, v_enc, out=out, **kw)
+
+
 def based_causal_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **config: int
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    features: str = "full",
+    out: torch.Tensor | None = None,
+    **config: int,
 ) -> torch.Tensor:
     """Causal Based linear attention prefill. q, k: [B, H, N, 16] bf16; v: [B, H, N, Dv] bf16.
-    Returns y [B, H, N, Dv] bf16 with fp32 accumulation. `config` tunes block sizes/warps."""
-    return launch(q, k, v, None, None, **config)
+    Returns y [B, H, N, Dv] bf16 with fp32 accumulation. `features` picks the kernel ("symmetric",
+    the fast default, or the 273-feature "full"); `config` overrides block_c, block_dv,
+    num_warps, num_stages, maxnreg; `out` receives y when given."""
+    return attention(q, k, v, None, None, features=features, out=out, **config)
 
 
 def interpreting() -> bool:

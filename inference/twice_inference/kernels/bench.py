@@ -1,8 +1,9 @@
 """GPU prefill benchmark for the Taylor linear-attention kernels (spec 3.5 / Grid C, our card).
 
-`python -m twice_inference.kernels.bench --suite all` checks every kernel config against the
-float64 reference, picks the fastest at N=32768 B=16, then sweeps length and batch against SDPA
-flash attention and the slow PyTorch references. Needs a CUDA GPU; writes $OUT/kernel_bench.json.
+`python -m twice_inference.kernels.bench --suite all` checks every config of both kernel variants
+("full": 273 features, "symmetric": 153) against the float64 reference, picks the fastest per
+variant at N=32768 B=16, then sweeps length and batch against SDPA flash attention and the slow
+PyTorch references. Needs a CUDA GPU; writes $OUT/kernel_bench.json.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ HEADS, D_FEATURE, D_VALUE = 16, 16, 64
 LENGTHS = (2048, 4096, 8192, 16384, 32768)
 BATCHES = (2, 4, 8, 16, 32, 64)
 HEADLINE_N, HEADLINE_B = 32768, 16
-Config = tuple[int, int, int, int]  # (block_c, block_dv, num_warps, num_stages)
-CONFIGS = [
-    (64, 32, 8, 1),
-    (64, 32, 4, 1),
-    (64, 16, 8, 1),
-    (64, 16, 4, 1),
-    (64, 64, 8, 1),
-    (128, 32, 8, 1),
-]
+Config = tuple[int, int, int, int, int]  # (block_c, block_dv, num_warps, num_stages, maxnreg)
+FEATURES = ("full", "symmetric")
+# Few candidates: every one costs Triton compiles. "full": the two best of call 3 (NOTES.md);
+# "symmetric": chosen by offline_compile for 2-4 programs per SM with few spills.
+CONFIGS: dict[str, list[Config]] = {
+    # the measured best, and the same capped at 168 registers (3 programs per SM instead of 2)
+    "full": [(64, 32, 4, 1, 0), (64, 32, 4, 1, 168)],
+    # the two fastest of the first timed run (NOTES.md, v2)
+    "symmetric": [(64, 32, 4, 1, 168), (64, 16, 4, 1, 168)],
+}
 
 
 def time_ms(fn: Callable[[], Any], min_reps: int = 10, target_ms: float = 200.0) -> float:
@@ -72,10 +74,12 @@ def inputs(b: int, n: int, m: int = 0, seed: int = 0) -> dict[str, torch.Tensor]
     return t
 
 
-def flops_per_token(block_c: int = 64) -> tuple[int, int]:
+def flops_per_token(features: str, block_c: int = 64) -> tuple[int, int]:
     """(decoder token, encoder token) matrix FLOPs per head: state read + state write through the
-    256+16 Taylor features, the intra-chunk scores and mixing, and the tiny denominator dots."""
-    feats = D_FEATURE * D_FEATURE + D_FEATURE
+    non-constant Taylor features (256 + 16 "full", 136 + 16 "symmetric"), the intra-chunk scores
+    and mixing, and the tiny denominator dots."""
+    quadratic = D_FEATURE * D_FEATURE if features == "full" else D_FEATURE * (D_FEATURE + 1) // 2
+    feats = quadratic + D_FEATURE
     den = 2 * 2 * D_FEATURE * D_FEATURE
     decoder = 2 * 2 * feats * D_VALUE + 2 * block_c * (D_FEATURE + D_VALUE) + den
     encoder = 2 * feats * D_VALUE + den // 2
@@ -123,7 +127,7 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return float((out.double() - ref).norm() / ref.norm())
 
 
-def check(config: Config) -> dict[str, float]:
+def check(features: str, config: Config) -> dict[str, float]:
     """Poison the output, run, require every element written and float64 agreement < 1e-2."""
     from twice_inference.kernels import reference
     from twice_inference.kernels.based_triton import based_causal_attention
@@ -135,12 +139,14 @@ def check(config: Config) -> dict[str, float]:
         t = inputs(2, n, m, seed=seed)
         out = torch.full_like(t["v"], float("nan"))
         if m:
-            prefix_linear_attention(t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], out=out, **kw)
+            prefix_linear_attention(
+                t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], features=features, out=out, **kw
+            )
             ref = reference.prefix_linear_attention_reference(
                 t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"]
             )
         else:
-            based_causal_attention(t["q"], t["k"], t["v"], out=out, **kw)
+            based_causal_attention(t["q"], t["k"], t["v"], features=features, out=out, **kw)
             ref = reference.causal_linear_attention_reference(t["q"], t["k"], t["v"])
         torch.cuda.synchronize()
         unwritten = int((~torch.isfinite(out)).sum())
@@ -148,23 +154,21 @@ def check(config: Config) -> dict[str, float]:
         result[f"n{n}_m{m}"] = err
         if unwritten or not err < 1e-2:
             raise AssertionError(
-                f"config {config} n={n} m={m}: rel err {err:.2e}, {unwritten} unwritten"
+                f"{features} {config} n={n} m={m}: rel err {err:.2e}, {unwritten} unwritten"
             )
         del t, out, ref
     return result
 
 
-def row_fns(
-    b: int, n: int, config: Config, prefix_config: Config, slow: bool
-) -> dict[str, Callable[[], Any]]:
-    """One closure per benchmark row; inputs are drawn once per (row, size)."""
+def row_fns(b: int, n: int, best: dict[str, dict[str, Config]]) -> dict[str, Callable[[], Any]]:
+    """One closure per benchmark row; inputs are drawn once per (row, size). `best` maps
+    variant -> {"based": config, "prefix": config}; a variant without a checked config is left
+    out."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from twice_inference.kernels import reference
     from twice_inference.kernels.based_triton import based_causal_attention
     from twice_inference.kernels.prefix_triton import prefix_linear_attention
-
-    kw, kw_prefix = _kwargs(config), _kwargs(prefix_config)
 
     def sdpa() -> Callable[[], Any]:
         q, k, v = (
@@ -177,17 +181,29 @@ def row_fns(
 
         return run
 
-    def based(length: int) -> Callable[[], Any]:
-        t = inputs(b, length)
-        out = torch.empty_like(t["v"])
-        return lambda: based_causal_attention(t["q"], t["k"], t["v"], out=out, **kw)
+    def based(features: str, length: int) -> Callable[[], Callable[[], Any]]:
+        kw = _kwargs(best[features]["based"])
 
-    def prefix() -> Callable[[], Any]:
-        t = inputs(b, n, n // 2)
-        out = torch.empty_like(t["v"])
-        return lambda: prefix_linear_attention(
-            t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], out=out, **kw_prefix
-        )
+        def make() -> Callable[[], Any]:
+            t = inputs(b, length)
+            out = torch.empty_like(t["v"])
+            return lambda: based_causal_attention(
+                t["q"], t["k"], t["v"], features=features, out=out, **kw
+            )
+
+        return make
+
+    def prefix(features: str) -> Callable[[], Callable[[], Any]]:
+        kw = _kwargs(best[features]["prefix"])
+
+        def make() -> Callable[[], Any]:
+            t = inputs(b, n, n // 2)
+            out = torch.empty_like(t["v"])
+            return lambda: prefix_linear_attention(
+                t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], features=features, out=out, **kw
+            )
+
+        return make
 
     def based_torch() -> Callable[[], Any]:
         t = inputs(b, n)
@@ -201,17 +217,18 @@ def row_fns(
             t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], dtype=torch.float32
         )
 
-    rows = {
-        "SDPA flash (N)": sdpa,
-        "Based Triton (N)": lambda: based(n),
-        "JRT-Prompt: Based Triton (2N)": lambda: based(2 * n),
-        "JRT-RNN: prefix Triton (N + N/2)": prefix,
+    rows: dict[str, Callable[[], Any]] = {"SDPA flash (N)": sdpa}
+    for features in FEATURES:
+        if features in best:
+            rows |= {
+                f"Based Triton {features} (N)": based(features, n),
+                f"JRT-Prompt: Based Triton {features} (2N)": based(features, 2 * n),
+                f"JRT-RNN: prefix Triton {features} (N + N/2)": prefix(features),
+            }
+    rows |= {
+        "Based PyTorch fp32 (N)": based_torch,
+        "JRT-RNN PyTorch fp32 (N + N/2)": prefix_torch,
     }
-    if slow:
-        rows |= {
-            "Based PyTorch fp32 (N)": based_torch,
-            "JRT-RNN PyTorch fp32 (N + N/2)": prefix_torch,
-        }
     return rows
 
 
@@ -233,18 +250,18 @@ def slow_ref_fits(b: int, n: int) -> bool:
 
 
 def sweep(
-    points: list[tuple[int, int]], config: Config, prefix_config: Config
+    points: list[tuple[int, int]], best: dict[str, dict[str, Config]]
 ) -> dict[str, dict[str, float | str]]:
     table: dict[str, dict[str, float | str]] = {}
     for b, n in points:
-        for name, make in row_fns(b, n, config, prefix_config, slow=True).items():
+        for name, make in row_fns(b, n, best).items():
             slow_row = "PyTorch" in name
             key = f"b{b}_n{n}"
             if slow_row and not slow_ref_fits(b, n):
                 table.setdefault(name, {})[key] = "OOM"
                 continue
             table.setdefault(name, {})[key] = timed_row(make, slow_row)
-            print(f"  {name:36s} B={b:3d} N={n:6d}: {table[name][key]}", flush=True)
+            print(f"  {name:46s} B={b:3d} N={n:6d}: {table[name][key]}", flush=True)
     return table
 
 
@@ -268,37 +285,108 @@ def markdown(table: dict[str, dict[str, float | str]], keys: list[str], labels: 
 
 
 def _kwargs(config: Config) -> dict[str, int]:
-    return dict(zip(("block_c", "block_dv", "num_warps", "num_stages"), config, strict=True))
+    from twice_inference.kernels.based_triton import CONFIG_KEYS
+
+    return dict(zip(CONFIG_KEYS, config, strict=True))
 
 
-def tune_configs(timed: bool) -> dict[str, dict[str, Any]]:
-    """Check every config against float64; if timed, time Based and prefix at the headline size."""
+def tune_configs(timed: bool) -> dict[str, dict[str, dict[str, Any]]]:
+    """Check every config of both variants against float64; if timed, time Based and prefix at
+    the headline size. Returns variant -> str(config) -> entry."""
     from twice_inference.kernels.based_triton import based_causal_attention
     from twice_inference.kernels.prefix_triton import prefix_linear_attention
 
     tb = inputs(HEADLINE_B, HEADLINE_N)
     tp = inputs(HEADLINE_B, HEADLINE_N, HEADLINE_N // 2)
     out = torch.empty_like(tb["v"])
-    entries: dict[str, dict[str, Any]] = {}
-    for config in CONFIGS:
-        kw = _kwargs(config)
-        entry: dict[str, Any] = {}
-        try:
-            entry["errors"] = check(config)
-            if timed:
-                entry["based_ms"] = time_ms(
-                    lambda kw=kw: based_causal_attention(tb["q"], tb["k"], tb["v"], out=out, **kw)
-                )
-                entry["prefix_ms"] = time_ms(
-                    lambda kw=kw: prefix_linear_attention(
-                        tp["q"], tp["k"], tp["v"], tp["k_enc"], tp["v_enc"], out=out, **kw
+    entries: dict[str, dict[str, dict[str, Any]]] = {}
+    for features in FEATURES:
+        entries[features] = {}
+        for config in CONFIGS[features]:
+            kw = _kwargs(config) | {"features": features}
+            entry: dict[str, Any] = {}
+            try:
+                entry["errors"] = check(features, config)
+                if timed:
+                    entry["based_ms"] = time_ms(
+                        lambda kw=kw: based_causal_attention(
+                            tb["q"], tb["k"], tb["v"], out=out, **kw
+                        )
                     )
-                )
-        except Exception as err:  # a config may fail to compile (registers, shared memory) or check
-            entry["failed"] = f"{type(err).__name__}: {str(err)[:300]}"
-        entries[str(config)] = entry
-        print(f"config {config}: {entry}", flush=True)
+                    entry["prefix_ms"] = time_ms(
+                        lambda kw=kw: prefix_linear_attention(
+                            tp["q"], tp["k"], tp["v"], tp["k_enc"], tp["v_enc"], out=out, **kw
+                        )
+                    )
+            except Exception as err:  # a config may fail to compile (registers, smem) or check
+                entry["failed"] = f"{type(err).__name__}: {str(err)[:300]}"
+            entries[features][str(config)] = entry
+            print(f"{features} {config}: {entry}", flush=True)
     return entries
+
+
+def pick_best(configs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Config]]:
+    """Fastest checked config per variant and kernel (Based, prefix) at the headline size."""
+    best: dict[str, dict[str, Config]] = {}
+    for features, entries in configs.items():
+        timed = {c: e for c, e in entries.items() if "based_ms" in e}
+        if not timed:
+            continue
+        best[features] = {
+            kernel: tuple(
+                int(x)
+                for x in min(timed, key=lambda c: timed[c][f"{kernel}_ms"]).strip("()").split(",")
+            )
+            for kernel in ("based", "prefix")
+        }
+    return best
+
+
+def roofline(
+    length: dict[str, dict[str, float | str]],
+    best: dict[str, dict[str, Config]],
+    ceil: dict[str, float],
+) -> dict[str, dict[str, float]]:
+    """Achieved FLOP/s and bytes/s at the headline size vs the card's measured ceilings."""
+    dec_b, enc_b = bytes_per_token()
+    tokens = HEADLINE_B * HEADS * HEADLINE_N
+    work = {
+        "SDPA flash (N)": (
+            4 * HEADLINE_B * HEADS * HEADLINE_N**2 * D_VALUE / 2,
+            4 * tokens * D_VALUE * 2,
+        )
+    }
+    for features, cfg in best.items():
+        dec_f, _ = flops_per_token(features, cfg["based"][0])
+        dec_f_prefix, enc_f = flops_per_token(features, cfg["prefix"][0])
+        work |= {
+            f"Based Triton {features} (N)": (tokens * dec_f, tokens * dec_b),
+            f"JRT-Prompt: Based Triton {features} (2N)": (2 * tokens * dec_f, 2 * tokens * dec_b),
+            f"JRT-RNN: prefix Triton {features} (N + N/2)": (
+                tokens * dec_f_prefix + tokens // 2 * enc_f,
+                tokens * dec_b + tokens // 2 * enc_b,
+            ),
+        }
+    print(
+        f"\nAt N={HEADLINE_N} B={HEADLINE_B}: achieved vs ceilings "
+        f"({ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s, {ceil['copy_GBps']:.0f} GB/s)\n"
+    )
+    print(
+        "| Kernel | ms | GFLOP | GB | TFLOP/s | GB/s | floor ms | floor / measured |\n"
+        "|---|---|---|---|---|---|---|---|"
+    )
+    result = {}
+    for name, (flop, nbytes) in work.items():
+        ms = length.get(name, {}).get(f"b{HEADLINE_B}_n{HEADLINE_N}")
+        if not isinstance(ms, float):
+            continue
+        floor = max(flop / ceil["bf16_mm_TFLOPs"] / 1e9, nbytes / ceil["copy_GBps"] / 1e6)
+        result[name] = {"ms": ms, "flop": flop, "bytes": nbytes, "floor_ms": floor}
+        print(
+            f"| {name} | {ms:.2f} | {flop / 1e9:.0f} | {nbytes / 1e9:.2f} | "
+            f"{flop / ms / 1e9:.0f} | {nbytes / ms / 1e6:.0f} | {floor:.2f} | {floor / ms:.2f} |"
+        )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,61 +408,19 @@ def main(argv: list[str] | None = None) -> int:
     results["configs"] = tune_configs(timed=args.suite != "check")
     torch.cuda.empty_cache()
 
-    timed = {c: e for c, e in results["configs"].items() if "based_ms" in e}
-    if args.suite == "all" and timed:
-        best_based = min(timed, key=lambda c: timed[c]["based_ms"])
-        best_prefix = min(timed, key=lambda c: timed[c]["prefix_ms"])
-        print(f"fastest Based config {best_based}, fastest prefix config {best_prefix}", flush=True)
-        config = tuple(int(x) for x in best_based.strip("()").split(","))
-        prefix_config = tuple(int(x) for x in best_prefix.strip("()").split(","))
-        results["config"], results["prefix_config"] = config, prefix_config
-        length = sweep([(16, n) for n in LENGTHS], config, prefix_config)
-        batch = sweep([(b, 16384) for b in BATCHES], config, prefix_config)
+    best = pick_best(results["configs"])
+    if args.suite == "all" and best:
+        results["best_configs"] = best
+        print(f"fastest configs (block_c, block_dv, warps, stages, maxnreg): {best}", flush=True)
+        length = sweep([(16, n) for n in LENGTHS], best)
+        batch = sweep([(b, 16384) for b in BATCHES], best)
         results["length_sweep_b16"], results["batch_sweep_n16384"] = length, batch
-        print(
-            f"\n{json.dumps(results['env'])}\n(block_c, block_dv, warps, stages): "
-            f"Based {config}, prefix {prefix_config}"
-        )
+        print(f"\n{json.dumps(results['env'])}\nconfigs: {best}")
         print("\nLatency (ms), batch 16, 16 heads, d=16, Dv=64, bf16\n")
         print(markdown(length, [f"b16_n{n}" for n in LENGTHS], [str(n) for n in LENGTHS]))
         print("\nLatency (ms), length 16384\n")
         print(markdown(batch, [f"b{b}_n16384" for b in BATCHES], [str(b) for b in BATCHES]))
-        dec_f, _ = flops_per_token(config[0])
-        dec_f_prefix, enc_f = flops_per_token(prefix_config[0])
-        dec_b, enc_b = bytes_per_token()
-        tokens = HEADLINE_B * HEADS * HEADLINE_N
-        work = {
-            "Based Triton (N)": (tokens * dec_f, tokens * dec_b),
-            "JRT-Prompt: Based Triton (2N)": (2 * tokens * dec_f, 2 * tokens * dec_b),
-            "JRT-RNN: prefix Triton (N + N/2)": (
-                tokens * dec_f_prefix + tokens // 2 * enc_f,
-                tokens * dec_b + tokens // 2 * enc_b,
-            ),
-            "SDPA flash (N)": (
-                4 * HEADLINE_B * HEADS * HEADLINE_N**2 * D_VALUE / 2,
-                4 * tokens * D_VALUE * 2,
-            ),
-        }
-        print(
-            f"\nAt N={HEADLINE_N} B={HEADLINE_B}: achieved vs ceilings "
-            f"({ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s, {ceil['copy_GBps']:.0f} GB/s)\n"
-        )
-        print(
-            "| Kernel | ms | GFLOP | GB | TFLOP/s | GB/s | floor ms | floor / measured |\n"
-            "|---|---|---|---|---|---|---|---|"
-        )
-        results["roofline"] = {}
-        for name, (flop, nbytes) in work.items():
-            ms = length[name][f"b{HEADLINE_B}_n{HEADLINE_N}"]
-            if not isinstance(ms, float):
-                continue
-            floor = max(flop / ceil["bf16_mm_TFLOPs"] / 1e9, nbytes / ceil["copy_GBps"] / 1e6)
-            results["roofline"][name] = {"ms": ms, "flop": flop, "bytes": nbytes, "floor_ms": floor}
-            print(
-                f"| {name} | {ms:.2f} | {flop / 1e9:.0f} | {nbytes / 1e9:.2f} | "
-                f"{flop / ms / 1e9:.0f} | "
-                f"{nbytes / ms / 1e6:.0f} | {floor:.2f} | {floor / ms:.2f} |"
-            )
+        results["roofline"] = roofline(length, best, ceil)
     out_dir = os.environ.get("OUT")
     if out_dir:
         with open(os.path.join(out_dir, "kernel_bench.json"), "w") as f:

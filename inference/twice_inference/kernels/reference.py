@@ -22,6 +22,25 @@ def taylor_features(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([ones, first, second], dim=-1)
 
 
+def symmetric_taylor_features(x: torch.Tensor, key_side: bool) -> torch.Tensor:
+    """The 160 features of the symmetric kernels, in their layout: 128 monomials x_i x_{(i+r)%16}
+    (f = 16 r + i, r < 8), then x (16), x_i x_{i+8} (i < 8), 1, seven zeros; x scaled by
+    d^(-1/4). The key side weights the diagonal (r = 0) by 1/2, so query . key features equal
+    1 + s + s^2/2 with 153 non-zero features instead of 273. d must be 16."""
+    if x.shape[-1] != 16:
+        raise ValueError(f"symmetric features need d = 16, got {x.shape[-1]}")
+    xs = x / 2.0  # 16^(-1/4)
+    i = torch.arange(16, device=x.device)
+    quad = torch.cat(
+        [xs * xs[..., (i + r) % 16] * (0.5 if key_side and r == 0 else 1.0) for r in range(8)],
+        dim=-1,
+    )
+    pairs = xs[..., :8] * xs[..., 8:]
+    ones = torch.ones_like(xs[..., :1])
+    zeros = torch.zeros_like(xs[..., :7])
+    return torch.cat([quad, xs, pairs, ones, zeros], dim=-1)
+
+
 def _check(name: str, t: torch.Tensor, ndim: int = 4) -> None:
     if t.ndim != ndim:
         raise ValueError(f"{name} must be [B, H, N, D], got shape {tuple(t.shape)}")
