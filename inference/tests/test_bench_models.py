@@ -1,6 +1,8 @@
 """bench_models end to end on CPU at tiny configs: every family gets a table row, float32
 parallel vs recurrent agreement < 1e-4, throughput numbers are positive, bf16 runs report a
-precision floor, one broken family does not stop the others, and the CLI writes its JSON."""
+precision floor, one broken family does not stop the others, and the CLI writes its JSON.
+Throughput mode: both paths of Based/JRT-RNN (the kernel one under the Triton interpreter), OOM
+recorded per point, runs capped and points skipped to fit the budgets."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ import json
 
 import pytest
 import torch
+from test_kernel_dispatch import KERNEL_HYBRID  # also switches the Triton interpreter on
 from tiny_configs import HYBRID, VOCAB
 
 from twice_inference import bench_models
-from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run
+from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run, run_throughput
 
 TINY: dict[str, dict] = {
     "transformer": dict(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, mlp_hidden=48),
@@ -114,3 +117,113 @@ def test_slow_runs_are_cut_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> Non
     prefill = report["rows"][0]["prefill"]
     assert prefill["batch"] == 1 and prefill["timed_runs"] == 1
     assert "too slow" in prefill["notes"][0] and "too slow" in report["table"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Throughput mode. Based/JRT-RNN use a hybrid the kernels fit (feature dim 16, value dim 32), so
+# their "kernel" rows really run the Triton kernels, under the interpreter on CPU.
+# ---------------------------------------------------------------------------------------------
+
+KERNEL_TINY = {
+    **TINY,
+    "based": KERNEL_HYBRID,
+    "jrt_rnn": {**KERNEL_HYBRID, "encoder_length": 16},
+}
+THROUGHPUT_SMALL = dict(
+    device="cpu", lengths=[24, 40], batch=2, runs=3, point_budget_s=20.0, total_budget_s=120.0
+)
+
+
+def test_throughput_times_every_family_and_both_paths_of_the_kernel_families() -> None:
+    families = ["transformer", "based", "jrt_rnn", "mamba2"]
+    report = run_throughput(families, KERNEL_TINY, **THROUGHPUT_SMALL)
+    paths = [(row["family"], row["path"]) for row in report["rows"]]
+    assert paths == [
+        ("transformer", "default"),
+        ("based", "kernel"),
+        ("based", "torch"),
+        ("jrt_rnn", "kernel"),
+        ("jrt_rnn", "torch"),
+        ("mamba2", "default"),
+    ]
+    for row in report["rows"]:
+        assert row["errors"] == [] and row["params"] > 0, row
+        assert list(row["points"]) == ["24", "40"]
+        for seq, point in row["points"].items():
+            assert point["timed_runs"] == 3 and point["notes"] == [], (row["path"], point)
+            assert point["tokens_per_s"] == pytest.approx(
+                int(seq) * 2 / (point["ms_per_prefill"] / 1000.0)
+            )
+            low, high = point["spread_ms"]
+            assert low <= point["ms_per_prefill"] <= high
+        if row["family"] in ("based", "jrt_rnn"):
+            # Non-zero: the kernel path was really taken; small: it computes the same model.
+            assert 0.0 < row["kernel_vs_torch_rel_err"] < 2e-2
+    meta = report["meta"]
+    assert meta["lengths"] == [24, 40] and meta["batch"] == 2 and meta["mode"] == "throughput"
+    assert meta["torch"] == torch.__version__ and meta["triton"] and meta["driver"] is None
+    table = report["table"]
+    assert "| tok/s @24 | ms @24 | peak GiB @24 |" in table
+    assert "| jrt_rnn | jrt_rnn-override |" in table and "| based | based-override |" in table
+    assert "- based @40: kernel path" in table and "kernel vs torch path" in table
+
+
+def test_random_ids_are_never_pads() -> None:
+    ids = bench_models.random_ids(vocab=3, batch=4, seq=256, device="cpu", seed=0)
+    assert ids.min() >= 1 and ids.max() <= 2
+
+
+def test_throughput_records_oom_and_keeps_going(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = bench_models.time_point
+
+    def oom_at_40(model, seq, **kwargs):  # type: ignore[no-untyped-def]
+        if seq == 40:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB (simulated)")
+        return real(model, seq=seq, **kwargs)
+
+    monkeypatch.setattr(bench_models, "time_point", oom_at_40)
+    report = run_throughput(["gla", "mamba"], KERNEL_TINY, **THROUGHPUT_SMALL)
+    for row in report["rows"]:
+        assert row["points"]["24"]["tokens_per_s"] > 0
+        assert row["points"]["40"]["oom"] is True
+    assert "| OOM | - | - |" in report["table"] and "simulated" in report["table"]
+
+
+def test_throughput_caps_runs_and_skips_what_would_not_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class OneSecondTimer:  # every prefill "takes" 1 s, whatever the CPU does
+        def __init__(self, device: str) -> None:
+            pass
+
+        def time(self, fn):  # type: ignore[no-untyped-def]
+            fn()
+            return 1.0
+
+    monkeypatch.setattr(bench_models, "Timer", OneSecondTimer)
+    small = {**THROUGHPUT_SMALL, "lengths": [16], "runs": 10}
+    capped = run_throughput(["gla"], KERNEL_TINY, **{**small, "point_budget_s": 4.0})
+    point = capped["rows"][0]["points"]["16"]
+    assert point["timed_runs"] == 4 and "capped: 4 timed runs, not 10" in point["notes"][0]
+    skipped = run_throughput(["gla"], KERNEL_TINY, **{**small, "point_budget_s": 1.5})
+    point = skipped["rows"][0]["points"]["16"]  # batch 2 x 1 s probe > 1.5 s
+    assert point["skipped"] and "skipped: a batch-1 prefill took 1.00 s" in point["notes"][0]
+    spent = run_throughput(["gla"], KERNEL_TINY, **{**small, "total_budget_s": 0.0})
+    assert spent["rows"][0]["points"]["16"]["notes"] == ["total budget spent"]
+    assert "| skipped | - | - |" in spent["table"]
+
+
+def test_throughput_cli_writes_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        bench_models,
+        "run_throughput",
+        lambda *a, **k: run_throughput(*a, **{**k, "configs_override": KERNEL_TINY}),
+    )
+    out = tmp_path / "throughput.json"
+    argv = ["--mode", "throughput", "--families", "gla", "--device", "cpu", "--lengths", "8,16"]
+    code = bench_models.main(argv + ["--batch", "2", "--runs", "2", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert code == 0 and report["meta"]["lengths"] == [8, 16] and report["meta"]["runs"] == 2
+    assert report["rows"][0]["points"]["16"]["timed_runs"] == 2
+    with pytest.raises(SystemExit):
+        bench_models.main(["--mode", "throughput", "--device", "cpu", "--lengths", "2k"])

@@ -154,6 +154,36 @@ def test_prefix_linear_attention_fast_path_matches_loop() -> None:
     assert rel_error(fast[0], slow[0]) < TOL
 
 
+@pytest.mark.parametrize("chunk", [7, 64, 512])  # several slices, one ragged; one slice
+@pytest.mark.parametrize("mask_kind", ["none", "all_real", "left_padded", "encoder", "all_pad"])
+def test_prefill_state_sums_in_slices_match_one_shot(chunk: int, mask_kind: str) -> None:
+    """The memory-lean decode state (phi(k) built a slice at a time, pad columns skipped) equals
+    the one-shot sums, pads and positions past the JRT encoder region left out incl. z."""
+    _, k, v, mask = _random_attention_inputs(t=150)
+    masks = {
+        "none": None,
+        "all_real": torch.ones_like(mask),
+        "left_padded": mask,
+        "encoder": jrt_rnn.encoder_mask(mask, encoder_length=40),
+        "all_pad": torch.zeros_like(mask),
+    }
+    key_mask = masks[mask_kind]
+    lean = based.linear_attention_state(k, v, key_mask, chunk=chunk)
+    one_shot = based.linear_attention_state_reference(k, v, key_mask)
+    if mask_kind == "all_pad":
+        assert not lean.s.any() and not lean.z.any()
+        return
+    assert rel_error(lean.s, one_shot.s) < 1e-5
+    assert rel_error(lean.z, one_shot.z) < 1e-5
+    if key_mask is not None:  # pads are really out: same sums as the real tokens alone
+        kept = key_mask[1]
+        alone = based.linear_attention_state_reference(
+            k[1:, :, kept], v[1:, :, kept], key_mask[1:, kept]
+        )
+        assert rel_error(lean.s[1:], alone.s) < 1e-5
+        assert rel_error(lean.z[1:], alone.z) < 1e-5
+
+
 def test_jrt_prefill_left_pads_short_prompts_to_the_encoder_length() -> None:
     model = make("jrt_rnn", encoder_length=12)
     prompt = torch.randint(1, VOCAB, (1, 5))

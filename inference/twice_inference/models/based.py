@@ -1,12 +1,17 @@
 """Based hybrid adapter: per-layer mixers of three kinds (gated short-conv "BaseConv", Taylor
 linear attention, sliding-window softmax attention), each followed by a SwiGLU MLP. The parallel
-linear attention lives in one function, ``based_linear_attention``, so a fused kernel can take it
-over later; ``based_linear_attention_reference`` is the per-timestep loop it is tested against
-(``tests/test_models_linear.py``).
+linear attention lives in one function, ``based_linear_attention``: it dispatches to the Triton
+kernel (``kernels.based_triton``) where that computes the same thing, else to the chunked PyTorch
+form. ``based_linear_attention_reference`` is the per-timestep loop both are tested against
+(``tests/test_models_linear.py``; kernel dispatch under the Triton interpreter in
+``tests/test_kernel_dispatch.py``).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -134,12 +139,89 @@ def causal_linear_attention_parts(
     return num, den
 
 
+# Which path the Taylor linear attention prefill takes (Based and JRT-RNN share it):
+# "auto": the Triton kernels on CUDA tensors where they apply, PyTorch elsewhere; "off": always
+# PyTorch (A/B timing); "interpreter": also CPU tensors, through Triton's interpreter (tests; needs
+# TRITON_INTERPRET=1 before the kernels are imported). Env var, overridable in-process.
+KERNEL_MODE_ENV = "TWICE_TAYLOR_KERNEL"
+KERNEL_MODES = ("auto", "off", "interpreter")
+_kernel_mode_override: str | None = None
+KERNEL_FEATURE_DIM = 16  # the kernels are specialised for d = 16
+# The kernels pick their own tuned launch config; its value block (32) must divide Dv.
+KERNEL_VALUE_BLOCK = 32
+# The kernels divide by the bare normaliser. It is >= 1/2 (1 + s + s^2/2 >= 1/2 for the first
+# key alone), so an eps this small moves y by < 2e-6 relative, far below bf16 output rounding.
+KERNEL_MAX_EPS = 1e-6
+
+
+def taylor_kernel_mode() -> str:
+    mode = _kernel_mode_override or os.environ.get(KERNEL_MODE_ENV, "auto")
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"{KERNEL_MODE_ENV} must be one of {KERNEL_MODES}, got {mode!r}")
+    return mode
+
+
+@contextmanager
+def use_taylor_kernel_mode(mode: str) -> Iterator[None]:
+    """Force a kernel mode inside a block (bench_models' A/B), whatever the env var says."""
+    global _kernel_mode_override
+    if mode not in KERNEL_MODES:
+        raise ValueError(f"kernel mode must be one of {KERNEL_MODES}, got {mode!r}")
+    previous, _kernel_mode_override = _kernel_mode_override, mode
+    try:
+        yield
+    finally:
+        _kernel_mode_override = previous
+
+
+def taylor_kernel_applies(
+    tensors: tuple[torch.Tensor, ...], key_mask: torch.Tensor | None, eps: float
+) -> bool:
+    """True when the Triton kernels compute what the PyTorch path does (to bf16 rounding) for
+    (q, k, v[, k_enc, v_enc]): the right device for the mode, all bf16 (the kernels' only dtype;
+    casting fp16/fp32 down would change the numbers, so those stay on PyTorch), feature dim 16,
+    value dim a multiple of the value block, a tiny eps, and no padding: the kernels have no
+    mask, and a pad must stay out of every state including the normaliser."""
+    mode = taylor_kernel_mode()
+    if mode == "off":
+        return False
+    q, k, v = tensors[:3]
+    device = q.device.type
+    if device != "cuda" and not (mode == "interpreter" and device == "cpu"):
+        return False
+    if any(t.dtype != torch.bfloat16 for t in tensors):
+        return False
+    # forward-only kernels: training (anything that needs a gradient) stays on PyTorch
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if q.shape[-1] != KERNEL_FEATURE_DIM or k.shape[-1] != KERNEL_FEATURE_DIM:
+        return False
+    if v.shape[-1] % KERNEL_VALUE_BLOCK or eps > KERNEL_MAX_EPS or q.shape[2] == 0:
+        return False
+    if key_mask is not None and not bool(key_mask.all()):
+        return False
+    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(f"{KERNEL_MODE_ENV}=interpreter on CPU needs TRITON_INTERPRET=1")
+    return True
+
+
 def based_linear_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, eps: float
 ) -> torch.Tensor:
     """Parallel causal Taylor linear attention. q, k [B, H, T, d] (before the feature map), v
     [B, H, T, Dv], key_mask [B, T] bool or None -> float32 [B, H, T, Dv].
-    This is the single dispatch point for a fused kernel."""
+    The dispatch point: the Triton kernel where ``taylor_kernel_applies``, else PyTorch."""
+    if taylor_kernel_applies((q, k, v), key_mask, eps):
+        from ..kernels.based_triton import based_causal_attention  # imports triton: lazily
+
+        return based_causal_attention(q, k, v).float()
+    return based_linear_attention_torch(q, k, v, key_mask, eps)
+
+
+def based_linear_attention_torch(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, eps: float
+) -> torch.Tensor:
+    """The chunked PyTorch form of ``based_linear_attention`` (any device, dtype, padding)."""
     phi_q, phi_k, v = masked_features(q, k, v, key_mask)
     num, den = causal_linear_attention_parts(phi_q, phi_k, v)
     return num / (den[..., None] + eps)
@@ -168,6 +250,49 @@ def based_linear_attention_reference(
 class LinearAttentionState:
     s: torch.Tensor  # [B, H, F, Dv] float32: sum of phi(k)^T v
     z: torch.Tensor  # [B, H, F] float32: sum of phi(k)
+
+
+# Prompt tokens per slice when summing the decode state (phi(k) is float32 [B, H, chunk, F]).
+STATE_CHUNK = 512
+
+
+def linear_attention_state(
+    k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, chunk: int = STATE_CHUNK
+) -> LinearAttentionState:
+    """The state a prompt leaves for decoding: s = sum_t phi(k_t)^T v_t, z = sum_t phi(k_t) over
+    the positions key_mask keeps (None: all), float32. k [B, H, T, d], v [B, H, T, Dv].
+    Summed slice by slice so phi(k) only ever exists for ``chunk`` tokens: for a whole prompt it
+    is float32 [B, H, T, 1 + d + d^2], 2.3 GB per layer at batch 16, 16 heads, 8192 tokens."""
+    b, h, t, d = k.shape
+    features = taylor_feature_dim(d)
+    s = torch.zeros(b, h, features, v.shape[-1], dtype=torch.float32, device=k.device)
+    z = torch.zeros(b, h, features, dtype=torch.float32, device=k.device)
+    start, stop = 0, t
+    if key_mask is not None:
+        # Columns no row keeps add nothing; skipping them skips the left pads and, for JRT's
+        # encoder, everything after the encoder region.
+        kept = key_mask.any(dim=0).nonzero()
+        if kept.numel() == 0:
+            return LinearAttentionState(s, z)
+        start, stop = int(kept[0]), int(kept[-1]) + 1
+    for lo in range(start, stop, chunk):
+        hi = min(lo + chunk, stop)
+        phi_k = taylor_feature_map(k[:, :, lo:hi].float())
+        if key_mask is not None:
+            # Zero phi(k), not k: phi(0) = [1, 0, ...] would still count in z. A zero phi(k) row
+            # also drops its v from s, so v needs no mask of its own.
+            phi_k = phi_k * key_mask[:, None, lo:hi, None].to(phi_k.dtype)
+        s += phi_k.transpose(-1, -2) @ v[:, :, lo:hi].float()
+        z += phi_k.sum(dim=2)
+    return LinearAttentionState(s, z)
+
+
+def linear_attention_state_reference(
+    k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None
+) -> LinearAttentionState:
+    """``linear_attention_state`` in one shot over the whole prompt (the memory-hungry form)."""
+    _, phi_k, v32 = masked_features(k, k, v, key_mask)
+    return LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, v32), phi_k.sum(dim=2))
 
 
 def linear_attention_step(
@@ -220,9 +345,7 @@ class LinearAttention(Mixer):
     def prefill(self, x, mask, positions):
         q, k, v = self._qkv(x)
         y = self._out(based_linear_attention(q, k, v, mask, self.eps), x)
-        _, phi_k, v32 = masked_features(q, k, v, mask)
-        state = LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, v32), phi_k.sum(dim=2))
-        return y, state
+        return y, linear_attention_state(k, v, mask)
 
     def step(self, x, positions, state: LinearAttentionState):
         q, k, v = self._qkv(x[:, None, :])

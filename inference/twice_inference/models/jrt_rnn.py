@@ -2,8 +2,9 @@
 spec section 6.1). Encoder projections k_e, v_e read a sequence's first M real tokens
 non-causally; decoder projections k_d, v_d run causally over every position. After prefill the
 state is s = sum(phi(k_e)^T v_e) + sum(phi(k_d)^T v_d) (z likewise) and decoding is ordinary
-linear attention. ``prefix_linear_attention`` is the kernel dispatch point;
-``prefix_linear_attention_reference`` is its loop form. Tested in ``tests/test_models_linear.py``.
+linear attention. ``prefix_linear_attention`` dispatches to the Triton prefix kernel where it
+applies (``based.taylor_kernel_applies``), else PyTorch; ``prefix_linear_attention_reference`` is
+its loop form. Tested in ``tests/test_models_linear.py`` and ``tests/test_kernel_dispatch.py``.
 
 Inference modes (paper Table 4): "left_pad" (default) pads a prompt shorter than M to M with
 masked pads, encodes once, then decodes recurrently; "iterate" re-encodes the whole sequence
@@ -25,7 +26,9 @@ from .based import (
     LinearAttention,
     LinearAttentionState,
     causal_linear_attention_parts,
+    linear_attention_state,
     masked_features,
+    taylor_kernel_applies,
 )
 from .layers import DecodeState, resolve_mask
 
@@ -62,7 +65,40 @@ def prefix_linear_attention(
 ) -> torch.Tensor:
     """Parallel PLA. q, k, k_enc [B, H, T, d] (before the feature map); v, v_enc [B, H, T, Dv];
     key_mask [B, T] (real tokens), enc_mask [B, T] (encoder region) -> float32 [B, H, T, Dv].
-    This is the single dispatch point for a fused kernel."""
+    The dispatch point: the Triton prefix kernel where it applies, else PyTorch."""
+    if taylor_kernel_applies((q, k, v, k_enc, v_enc), key_mask, eps):
+        m = encoder_prefix_length(enc_mask)
+        if m is not None:
+            from ..kernels.prefix_triton import prefix_linear_attention as prefix_kernel
+
+            # The decoder runs over every position (encoder region included), as here; the kernel
+            # folds sum_{j<M} phi(k_e)^T v_e (and its normaliser) in before the first one.
+            k_e, v_e = k_enc[:, :, :m], v_enc[:, :, :m]
+            return prefix_kernel(q, k, v, k_e, v_e).float()
+    return prefix_linear_attention_torch(q, k, v, k_enc, v_enc, key_mask, enc_mask, eps)
+
+
+def encoder_prefix_length(enc_mask: torch.Tensor) -> int | None:
+    """M when every row's encoder region is the same leading M >= 1 columns (what the kernel
+    encodes: it has no mask), else None. Unpadded batches always give this shape."""
+    m = int(enc_mask[0].sum())
+    columns = torch.arange(enc_mask.shape[1], device=enc_mask.device)
+    if m == 0 or not torch.equal(enc_mask, (columns < m).expand_as(enc_mask)):
+        return None
+    return m
+
+
+def prefix_linear_attention_torch(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor,
+    v_enc: torch.Tensor,
+    key_mask: torch.Tensor | None,
+    enc_mask: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """The PyTorch form of ``prefix_linear_attention`` (any device, dtype, padding)."""
     phi_q, phi_k, v32 = masked_features(q, k, v, key_mask)
     num, den = causal_linear_attention_parts(phi_q, phi_k, v32)
     enc = encoder_state(k_enc, v_enc, enc_mask)
@@ -127,12 +163,10 @@ class PrefixLinearAttention(LinearAttention):
 
     def prefill(self, x, mask, positions):
         y, (k, v, k_enc, v_enc, enc_mask) = self._attend(x, mask)
-        _, phi_k, v32 = masked_features(k, k, v, mask)
-        enc = encoder_state(k_enc, v_enc, enc_mask)
-        state = LinearAttentionState(
-            enc.s + torch.einsum("bhtf,bhtd->bhfd", phi_k, v32), enc.z + phi_k.sum(dim=2)
-        )
-        return self._out(y, x), state
+        # Decoding continues from encoder sums (over the encoder region only) plus decoder sums.
+        enc = linear_attention_state(k_enc, v_enc, enc_mask)
+        dec = linear_attention_state(k, v, mask)
+        return self._out(y, x), LinearAttentionState(enc.s + dec.s, enc.z + dec.z)
 
 
 @dataclass

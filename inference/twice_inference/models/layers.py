@@ -2,7 +2,8 @@
 rotary embedding, a causal depthwise short convolution with a recurrent step form, softmax
 attention with key masks, and the left-padding helpers every family uses.
 
-Tested through ``tests/test_models_linear.py`` (each model's parallel vs recurrent agreement).
+Tested in ``tests/test_layers.py`` (attention fast paths vs the dense-mask reference) and through
+``tests/test_models_linear.py`` (each model's parallel vs recurrent agreement).
 """
 
 from __future__ import annotations
@@ -166,8 +167,28 @@ def masked_causal_attention(
     window: int | None = None,
 ) -> torch.Tensor:
     """Causal SDPA over [B, H, T, Dh] with pad keys excluded. ``window`` w limits query i to keys
-    i-w..i. A pad query may see itself so no softmax row is empty (an empty row is NaN, and NaN
-    would leak through later layers even where it is masked)."""
+    i-w..i (w + 1 keys, itself included). Without padding this takes a fast path that builds no
+    [T, T] mask (``causal_attention`` / ``sliding_window_attention``); with padding it is
+    ``masked_causal_attention_dense``, the reference the fast paths are tested against."""
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1 or None, got {window}")
+    if q.shape[-2] == 0 or not bool(key_mask.all()):
+        return masked_causal_attention_dense(q, k, v, key_mask, window)
+    if window is None:
+        return causal_attention(q, k, v)
+    return sliding_window_attention(q, k, v, window)
+
+
+def masked_causal_attention_dense(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor,
+    window: int | None = None,
+) -> torch.Tensor:
+    """The general form: an explicit [B, 1, T, T] mask (O(T^2) memory, and it rules out SDPA's
+    flash backend). A pad query may see itself so no softmax row is empty (an empty row is NaN,
+    and NaN would leak through later layers even where it is masked)."""
     t = q.shape[-2]
     idx = torch.arange(t, device=q.device)
     allowed = idx[None, :] <= idx[:, None]
@@ -176,6 +197,47 @@ def masked_causal_attention(
     allowed = allowed[None, None] & key_mask[:, None, None, :]
     allowed = allowed | torch.eye(t, dtype=torch.bool, device=q.device)[None, None]
     return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Plain causal attention with no padding: no mask tensor, so SDPA may pick flash."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def sliding_window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int
+) -> torch.Tensor:
+    """Query i over keys i-w..i with no padding, in O(T * w) time and memory. Queries are cut
+    into blocks of w; block n (n >= 1) needs keys from [(n-1)w, (n+1)w) only, under one shared
+    [w, 2w] band mask. Block 0 has no earlier keys and the window cannot bind inside it (i - j
+    <= w - 1 there), so it is plain causal attention, as is any T <= w + 1."""
+    b, h, t, d = q.shape
+    w = window
+    if t <= w + 1:
+        return causal_attention(q, k, v)
+    head = causal_attention(q[:, :, :w], k[:, :, :w], v[:, :, :w])
+    pad = (-t) % w
+    # Right padding only adds keys after every real query, which causality already excludes.
+    qp, kp, vp = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
+    n = (t + pad) // w - 1  # blocks after block 0
+
+    def blocks(x: torch.Tensor, start: int) -> torch.Tensor:
+        return x[:, :, start : start + n * w].reshape(b, h, n, w, x.shape[-1])
+
+    q_blocks = blocks(qp, w)
+    k_blocks = torch.cat([blocks(kp, 0), blocks(kp, w)], dim=3)  # [B, H, n, 2w, Dh]
+    v_blocks = torch.cat([blocks(vp, 0), blocks(vp, w)], dim=3)
+    # Query r of block n is position nw + r; key c is (n-1)w + c; so i - j = w + r - c, and
+    # 0 <= i - j <= w becomes r <= c <= r + w.
+    r = torch.arange(w, device=q.device)[:, None]
+    c = torch.arange(2 * w, device=q.device)[None, :]
+    band = (c >= r) & (c <= r + w)
+    tail = F.scaled_dot_product_attention(
+        q_blocks.flatten(1, 2), k_blocks.flatten(1, 2), v_blocks.flatten(1, 2), attn_mask=band
+    )
+    # reshape, not view: on CUDA the SDPA kernels may return a non-contiguous layout
+    tail = tail.reshape(b, h, n * w, v.shape[-1])
+    return torch.cat([head, tail], dim=2)[:, :, :t]
 
 
 def attend_one(
@@ -271,9 +333,20 @@ class DecoderLM(nn.Module):
 
     # -- weights --------------------------------------------------------------------------------
 
-    def init_random(self, seed: int = 0, std: float = 0.02) -> DecoderLM:
-        """Random weights for tests and tiny zoo models: normal(0, std) matrices, unit norms."""
+    def init_random(self, seed: int = 0, std: float | None = None) -> DecoderLM:
+        """Seeded random weights: norm gains 1, biases 0, short-conv filters normal(0, 1/sqrt(K)).
+
+        Matrices, by default (``std=None``, the tiny zoo's scheme): normal(0, 1/sqrt(fan_in)), with
+        the two residual-branch outputs (mixer ``out_proj``, MLP ``fc2``) further divided by
+        sqrt(2 * n_layers) as GPT-2 does, so the residual stream does not grow with depth. The
+        embedding gets 1/sqrt(d_model) too: its rows have unit norm and, as the tied head, it is
+        then itself a fan-in init, so the starting logits have unit variance.
+        With ``std`` given, every matrix is normal(0, std) instead (GPT-2's 0.02, which the
+        paper-size benchmark uses). At d_model 128 that is 4x below fan-in scale, so attention
+        scores start near zero; the zoo's attention-style models trained from it learned no
+        recall."""
         gen = torch.Generator(device="cpu").manual_seed(seed)
+        residual_scale = (2 * len(self.layers)) ** -0.5
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if (
@@ -285,7 +358,15 @@ class DecoderLM(nn.Module):
                 elif p.dim() == 1:
                     p.zero_()
                 else:
-                    scale = p.shape[-1] ** -0.5 if name.endswith("conv.weight") else std
+                    fan_in = p[0].numel()  # Linear [out, in]: in; depthwise conv [C, 1, K]: K
+                    if name.endswith("conv.weight"):
+                        scale = fan_in**-0.5
+                    elif std is not None:
+                        scale = std
+                    elif name.endswith("out_proj.weight") or name.endswith("fc2.weight"):
+                        scale = fan_in**-0.5 * residual_scale
+                    else:
+                        scale = fan_in**-0.5
                     p.copy_(torch.randn(p.shape, generator=gen) * scale)
         return self
 
