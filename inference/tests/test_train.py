@@ -1,7 +1,8 @@
 """Tiny-zoo training (``twice_inference.train``): a CPU micro run whose loss falls, checkpoints that
 reload through the registry's loader into the same function, a manifest whose digest matches the
-file, seed bands disjoint from evaluation, and the JRT-RNN objective keeping the answer out of the
-encoder region."""
+file, seed bands disjoint from evaluation, the JRT-RNN objective keeping the answer out of the
+encoder region, the decoder families' fan-in init (``DecoderLM.init_random``), the zoo configs'
+sizes, and how ``--jobs`` spreads training processes over GPUs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import pytest
 import torch
 
 from twice_inference import train as zoo_train
-from twice_inference.models.registry import build_model, load_weights, read_state_dict
+from twice_inference.models.registry import (
+    build_model,
+    count_parameters,
+    load_weights,
+    read_state_dict,
+)
 from twice_inference.tokenizers import load_tokenizer
 
 VOCAB = 3309
@@ -182,15 +188,41 @@ def test_committed_configs_are_valid_and_small() -> None:
     assert {p.stem for p in configs} >= {
         "zoo-attn-tiny",
         "zoo-based-tiny",
+        "zoo-based-small",
         "zoo-jrt-tiny",
         "zoo-mamba-tiny",
+        "zoo-mamba-small",
     }
+    total = 0
     for path in configs:
         config = zoo_train.load_config(path)
         assert config.name == path.stem
         assert config.model["vocab_size"] == VOCAB
         assert config.model["d_model"] <= 128
         assert (config.mlm_weight == 0.25) == (config.family == "jrt_rnn")
+        params = count_parameters(build_model(config.family, config.model))
+        assert 700_000 <= params <= 1_200_000, (config.name, params)
+        total += params
+    # The zoo is committed: float32 weights, the tied head stored once.
+    assert total * 4 < 25_000_000, total
+
+
+@pytest.mark.parametrize(
+    ("small", "tiny", "state_field"),
+    [
+        ("zoo-based-small", "zoo-based-tiny", ("feature_dim",)),
+        ("zoo-mamba-small", "zoo-mamba-tiny", ("ssm_cfg", "d_state")),
+    ],
+)
+def test_small_state_variants_differ_only_in_state_size(small, tiny, state_field) -> None:
+    """The recall-vs-state-size comparison needs everything but the state held fixed."""
+    configs = {n: zoo_train.load_config(zoo_train.CONFIG_DIR / f"{n}.json") for n in (small, tiny)}
+    dumped = {n: c.model_dump(exclude={"name"}) for n, c in configs.items()}
+    small_value, tiny_value = dumped[small]["model"], dumped[tiny]["model"]
+    for key in state_field[:-1]:
+        small_value, tiny_value = small_value[key], tiny_value[key]
+    assert small_value.pop(state_field[-1]) < tiny_value.pop(state_field[-1])
+    assert dumped[small] == dumped[tiny]
 
 
 def test_committed_zoo_models_load_and_match_the_manifest() -> None:
@@ -214,3 +246,124 @@ def test_committed_zoo_models_load_and_match_the_manifest() -> None:
             logits, state = loaded.model.prefill(ids, torch.ones_like(ids, dtype=torch.bool))
             step_logits, _ = loaded.model.step(logits.argmax(-1), state)
         assert torch.isfinite(step_logits).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoder families' init and the GPU spread
+# ---------------------------------------------------------------------------------------------
+
+JRT_WITH_ATTENTION = {
+    **TINY_JRT,
+    "d_model": 64,
+    "n_layers": 3,
+    "linear_attn_layers": [1],
+    "sliding_window_layers": [2],
+    "swa_heads": 2,
+}
+
+
+def test_fan_in_init_scales_each_matrix_by_its_fan_in() -> None:
+    config = tiny_config("zoo-test-jrt", "jrt_rnn", JRT_WITH_ATTENTION, mlm_weight=0.25)
+    model = zoo_train.build_zoo_model(config)
+    residual = (2 * 3) ** -0.5
+    kinds = set()
+    for name, p in model.named_parameters():
+        p = p.detach()
+        if "norm" in name:
+            assert torch.all(p == 1.0), name
+            continue
+        if p.dim() == 1:
+            assert torch.all(p == 0.0), name
+            continue
+        fan_in = p[0].numel()
+        expected = fan_in**-0.5
+        if name.endswith(("out_proj.weight", "fc2.weight")):
+            expected *= residual
+            kinds.add("residual output")
+        else:
+            kinds.add("embedding" if name.startswith("embeddings") else "other")
+        assert float(p.std()) == pytest.approx(expected, rel=0.15), name
+    assert kinds == {"residual output", "embedding", "other"}
+    # The embedding is the tied head: 1/sqrt(d_model), so unit-norm rows and unit-scale logits.
+    assert float(model.embeddings.weight.detach().norm(dim=-1).mean()) == pytest.approx(
+        1.0, rel=0.1
+    )
+    assert model.lm_head.weight.data_ptr() == model.embeddings.weight.data_ptr()
+
+
+def test_explicit_std_keeps_the_benchmark_init_and_both_are_seeded() -> None:
+    def fresh() -> torch.nn.Module:
+        return build_model("jrt_rnn", JRT_WITH_ATTENTION)
+
+    gpt2 = fresh().init_random(seed=3, std=0.02)
+    for name, p in gpt2.named_parameters():
+        if p.dim() >= 2 and not name.endswith("conv.weight"):
+            assert float(p.detach().std()) == pytest.approx(0.02, rel=0.15), name
+    conv = gpt2.layers[0].mixer.conv.weight
+    assert float(conv.detach().std()) == pytest.approx(conv.shape[-1] ** -0.5, rel=0.3)
+    again = fresh().init_random(seed=3, std=0.02).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in gpt2.state_dict().items())
+    fan_in = fresh().init_random(seed=3).state_dict()
+    assert all(
+        torch.equal(v, fan_in[k]) for k, v in fresh().init_random(seed=3).state_dict().items()
+    )
+    assert not torch.equal(fan_in["embeddings.weight"], again["embeddings.weight"])
+
+
+def test_fan_in_init_starts_near_uniform_loss_with_unit_scale_logits() -> None:
+    """At the zoo's width the head's logits have about unit spread (0.02 gave ~0.23)."""
+    model = build_model("transformer", {**TINY_TRANSFORMER, "d_model": 128, "n_heads": 4})
+    ids = torch.randint(2, VOCAB, (4, 16))
+    with torch.no_grad():
+        logits = model.init_random(seed=0).eval()(ids)
+        old = model.init_random(seed=0, std=0.02)(ids)
+    assert 0.7 < float(logits.std()) < 1.4
+    assert float(old.std()) < 0.4
+
+
+def test_jobs_spread_evenly_over_the_visible_gpus(monkeypatch) -> None:
+    busy: list[str] = []
+    for _ in range(6):
+        busy.append(zoo_train.least_busy_gpu(["0", "1"], busy))
+    assert busy == ["0", "1", "0", "1", "0", "1"]
+    # A job ending on GPU 1 frees a slot there, not on GPU 0.
+    assert zoo_train.least_busy_gpu(["0", "1"], ["0", "0", "1"]) == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert zoo_train.visible_gpus("cuda") == ["2", "3"]
+    assert zoo_train.visible_gpus("cuda:1") == []
+    assert zoo_train.visible_gpus("cpu") == []
+
+
+def test_mqar_sequences_ask_and_supervise_every_key_once() -> None:
+    tok = load_tokenizer("synthetic-v1")
+    stream = zoo_train.TrainingStream(seed=3, batch_size=64, tokenizer=tok)
+    mqar = [s for s in stream.batch(0) if s.task == "mqar"]
+    others = [s for s in stream.batch(0) if s.task != "mqar"]
+    assert mqar and others and all(not s.followups for s in others)
+    for s in mqar:
+        asked = [s.answer_id, *(answer for _, answer in s.followups)]
+        # every pair's value is asked exactly once, and each followup is a one-word key
+        assert len(set(asked)) == len(asked) == len(s.followups) + 1
+        assert all(len(query) == 1 for query, _ in s.followups)
+        ids, targets = zoo_train.layout(s, tok.newline_id)
+        # targets[t] is the token at t + 1 wherever it is set: answers and the newlines after them
+        assert len(ids) == len(targets)
+        supervised = [(t, y) for t, y in enumerate(targets) if y != -100]
+        assert all(y == (ids[t + 1] if t + 1 < len(ids) else tok.newline_id) for t, y in supervised)
+        assert [y for _, y in supervised] == [
+            x for answer in asked for x in (answer, tok.newline_id)
+        ]
+
+
+def test_collate_keeps_the_eval_layout_for_single_query_sequences() -> None:
+    tok = load_tokenizer("synthetic-v1")
+    plain = zoo_train.Sequence([5, 6, 7], 9, "mqar", "default")
+    dense = zoo_train.Sequence([5, 6, 7], 9, "mqar", "default", (((11,), 12),))
+    batch = zoo_train.collate([plain, dense], tok.pad_id, tok.newline_id)
+    nl = tok.newline_id
+    assert batch.input_ids.tolist() == [[0, 0, 0, 5, 6, 7, 9], [5, 6, 7, 9, nl, 11, 12]]
+    assert batch.targets.tolist() == [
+        [-100, -100, -100, -100, -100, 9, nl],
+        [-100, -100, 9, nl, -100, 12, nl],
+    ]
+    assert batch.prompt_lengths.tolist() == [3, 3]

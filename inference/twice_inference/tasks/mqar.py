@@ -39,6 +39,8 @@ class MqarTask(SyntheticTask):
             "queryPairIndex": query_index,
             # 0 = the last pair before the query: the recency a recurrent state favours.
             "pairsFromEnd": num_pairs - 1 - query_index,
+            # every (key, value): what training asks after the first query (train.py)
+            "pairs": [[k, v] for k, v in zip(keys, values, strict=True)],
         }
         return Generated(parts, values[query_index], meta)
 
