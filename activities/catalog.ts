@@ -18,6 +18,10 @@ const CatalogEntry = z
       z.object({ kind: z.literal('hf'), hfId: z.string().min(1) }).loose(),
       // seeded random weights: pipeline smoke tests on real tasks without any checkpoint
       z.object({ kind: z.literal('random'), seed: z.number().int().nonnegative() }).loose(),
+      // a kernel-level operator (prefill_throughput only): pinned by its implementation version
+      z
+        .object({ kind: z.literal('operator'), op: z.string().min(1), version: z.number().int().positive() })
+        .loose(),
     ]),
     dtype: z.string().min(1),
     revision: z.string().min(1).optional(),
@@ -66,6 +70,7 @@ export function loadModelCatalog(root: string): ModelCatalog {
         return `sha256:${m.sha256}`;
       }
       if (e.source.kind === 'random') return `random:seed=${e.source.seed}`;
+      if (e.source.kind === 'operator') return `operator:${e.source.op}@v${e.source.version}`;
       return `hf:${e.source.hfId}@${e.revision ?? 'main'}`;
     },
   };

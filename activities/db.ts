@@ -95,9 +95,23 @@ export function createDbActivities(db: Db) {
         );
       }
       const expected = shard.exampleEnd - shard.exampleStart;
-      if (out.examples.length !== expected) {
+      // a recall shard scores every example; a throughput shard times every point, and neither
+      // returns the other's rows
+      const [kept, other] =
+        input.taskKind === 'throughput'
+          ? [out.measurements.length, out.examples.length]
+          : [out.examples.length, out.measurements.length];
+      const noun = input.taskKind === 'throughput' ? 'measurements' : 'examples';
+      if (kept !== expected || other !== 0) {
         throw ApplicationFailure.nonRetryable(
-          `shard ${shard.cellKey}#${shard.shardIndex} returned ${out.examples.length} examples, expected ${expected}`,
+          `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`,
+          'MalformedShardResult',
+        );
+      }
+      const pointIds = out.measurements.map((m) => m.exampleId).sort((a, b) => a - b);
+      if (pointIds.some((id, i) => id !== shard.exampleStart + i)) {
+        throw ApplicationFailure.nonRetryable(
+          `shard ${shard.cellKey}#${shard.shardIndex} returned points ${pointIds.join(',')}, expected ${shard.exampleStart}..${shard.exampleEnd - 1}`,
           'MalformedShardResult',
         );
       }
@@ -147,7 +161,7 @@ export function createDbActivities(db: Db) {
             worker: out.worker,
           },
         });
-        if (out.timing.prefillSeconds > 0) {
+        if (input.taskKind === 'recall' && out.timing.prefillSeconds > 0) {
           await tx.throughputMeasurement.create({
             data: {
               cellKey: shard.cellKey,
@@ -163,6 +177,34 @@ export function createDbActivities(db: Db) {
             },
           });
         }
+        await tx.throughputMeasurement.createMany({
+          data: out.measurements.flatMap((m) =>
+            (
+              [
+                ['benchmark', m.measured],
+                ['benchmark-baseline', m.baseline],
+              ] as const
+            ).map(([source, timed]) => ({
+              cellKey: shard.cellKey,
+              shardIndex: shard.shardIndex,
+              source,
+              exampleId: m.exampleId,
+              implementation: timed.implementation,
+              seqLen: m.seqLen,
+              batchSize: m.batchSize,
+              // the baseline always reads the prompt once
+              processedLen: source === 'benchmark' ? m.processedLen : m.seqLen,
+              tokens: m.batchSize * m.seqLen,
+              seconds: timed.medianSeconds,
+              minSeconds: timed.minSeconds,
+              runs: timed.runs,
+              tokensPerSecond: timed.tokensPerSecond,
+              device: out.worker.device,
+              gpuName: out.worker.gpuName,
+              versions: m.versions,
+            })),
+          ),
+        });
         const cell = await tx.cell.findUniqueOrThrow({ where: { key: shard.cellKey }, select: { numShards: true } });
         const recorded = await tx.shardRecord.count({ where: { cellKey: shard.cellKey } });
         if (recorded < cell.numShards) return { alreadyRecorded: false, cellDone: false };

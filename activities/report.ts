@@ -5,6 +5,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Table from 'cli-table3';
+import { PREFILL_BENCHMARK_SQL } from '../dashboards/panels';
+import { TASKS, type TaskName } from '../workflows/catalog';
 import { type Db } from './prisma';
 
 export interface CellResult {
@@ -12,6 +14,8 @@ export interface CellResult {
   model: string;
   family: string;
   task: string;
+  /** the task name, plus the parameters that tell apart two entries of one task in a sweep */
+  taskLabel: string;
   strategy: string;
   status: string;
   reused: boolean;
@@ -27,13 +31,41 @@ export interface CellResult {
   error: string | null;
 }
 
+/** One prefill_throughput point with the attention baseline timed beside it. */
+export interface BenchmarkResult {
+  model: string;
+  strategy: string;
+  seqLen: number;
+  batchSize: number;
+  /** tokens per sequence one run processes (2N under JRT-Prompt) */
+  processedLen: number;
+  implementation: string;
+  seconds: number;
+  /** prompt tokens (batch x seqLen) per second */
+  tokensPerSecond: number;
+  baselineImplementation: string;
+  baselineSeconds: number;
+  gpuName: string | null;
+}
+
 export interface ParetoPoint {
   model: string;
   strategy: string;
   accuracy: number;
-  promptsPerSecond: number;
+  /** in the report's `paretoAxis` unit */
+  throughput: number;
   onFrontier: boolean;
 }
+
+/**
+ * benchmark: prompt tokens/s from the sweep's prefill_throughput cells (random inputs at fixed
+ * lengths); eval: prompts/s prefilled while the recall cells ran.
+ */
+export type ParetoAxis = 'benchmark' | 'eval';
+export const PARETO_AXIS_LABEL: Record<ParetoAxis, string> = {
+  benchmark: 'prefill tok/s (benchmark)',
+  eval: 'prompts/s (eval prefill)',
+};
 
 export interface SweepReport {
   sweepId: string;
@@ -42,7 +74,10 @@ export interface SweepReport {
   createdAt: string;
   finishedAt: string | null;
   gitSha: string | null;
+  /** recall cells; throughput cells are summarised in `benchmarks` */
   cells: CellResult[];
+  benchmarks: BenchmarkResult[];
+  paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
 }
 
@@ -51,6 +86,7 @@ interface CellRow {
   model_name: string;
   model_family: string;
   task_name: string;
+  task_params: Record<string, unknown>;
   strategy_name: string;
   status: string;
   error: string | null;
@@ -66,7 +102,7 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
   if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
   const rows = await db.$queryRaw<CellRow[]>`
-    SELECT c.key, c.model_name, c.model_family, c.task_name, c.strategy_name, c.status, c.error,
+    SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.status, c.error,
            sc.reused, c.provenance,
            (SELECT count(*) FROM example_results e WHERE e.cell_key = c.key) AS n,
            (SELECT avg(score) FROM example_results e WHERE e.cell_key = c.key) AS mean_score,
@@ -87,7 +123,8 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
     entry[s.slice] = Math.exp(s.nll / Number(s.tokens));
     ppl.set(s.cell_key, entry);
   }
-  const cells: CellResult[] = rows.map((r) => {
+  const labels = taskLabels(rows.map((r) => ({ name: r.task_name, params: r.task_params })));
+  const cells: CellResult[] = rows.map((r, i) => {
     const n = Number(r.n);
     const acc = r.mean_score === null ? null : Number(r.mean_score);
     const secs = r.prefill_seconds === null ? null : Number(r.prefill_seconds);
@@ -96,6 +133,7 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
       model: r.model_name,
       family: r.model_family,
       task: r.task_name,
+      taskLabel: labels[i]!,
       strategy: r.strategy_name,
       status: r.status,
       reused: r.reused,
@@ -109,6 +147,37 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
       error: r.error,
     };
   });
+  // the dashboard's query, with its quoted Grafana variable turned into a bind parameter
+  const benchmarkRows = await db.$queryRawUnsafe<
+    Array<{
+      model: string;
+      strategy: string;
+      batch: number;
+      n: number;
+      tokens_per_sequence: number;
+      implementation: string;
+      seconds: number;
+      tokens_per_second: number;
+      baseline: string;
+      baseline_seconds: number;
+      gpu_name: string | null;
+    }>
+  >(PREFILL_BENCHMARK_SQL.replace("'$sweep'", '$1'), sweepId);
+  const benchmarks: BenchmarkResult[] = benchmarkRows.map((r) => ({
+    model: r.model,
+    strategy: r.strategy,
+    seqLen: r.n,
+    batchSize: r.batch,
+    processedLen: r.tokens_per_sequence,
+    implementation: r.implementation,
+    seconds: r.seconds,
+    tokensPerSecond: r.tokens_per_second,
+    baselineImplementation: r.baseline,
+    baselineSeconds: r.baseline_seconds,
+    gpuName: r.gpu_name,
+  }));
+  const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind !== 'throughput');
+  const { axis, points } = paretoFrontier(recall, benchmarks);
   return {
     sweepId,
     name: sweep.name,
@@ -116,31 +185,69 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
     createdAt: sweep.createdAt.toISOString(),
     finishedAt: sweep.finishedAt?.toISOString() ?? null,
     gitSha: sweep.gitSha,
-    cells,
-    pareto: paretoFrontier(cells),
+    cells: recall,
+    benchmarks,
+    paretoAxis: axis,
+    pareto: points,
   };
 }
 
 /**
- * One point per (model, strategy): accuracy averaged over tasks, throughput as prompts prefilled
- * per second over all its cells. A point is on the frontier when no other point is at least as
- * good on both axes and better on one.
+ * A sweep may list one task twice with different parameters (set disjointness with the short set
+ * first, then the long one): such entries are labelled with the parameters that differ.
  */
-export function paretoFrontier(cells: CellResult[]): ParetoPoint[] {
+export function taskLabels(tasks: Array<{ name: string; params: Record<string, unknown> }>): string[] {
+  const byName = new Map<string, Array<Record<string, unknown>>>();
+  for (const t of tasks) byName.set(t.name, [...(byName.get(t.name) ?? []), t.params]);
+  return tasks.map((t) => {
+    const variants = byName.get(t.name)!;
+    const differing = Object.keys(t.params)
+      .filter((k) => variants.some((v) => JSON.stringify(v[k]) !== JSON.stringify(t.params[k])))
+      .sort();
+    return differing.length ? `${t.name} ${differing.map((k) => `${k}=${JSON.stringify(t.params[k])}`).join(' ')}` : t.name;
+  });
+}
+
+/**
+ * One point per (model, strategy): accuracy averaged over tasks. Throughput is the benchmark's
+ * prompt tokens per second (all its points' tokens over all their median times) when every point
+ * has benchmark rows, else prompts prefilled per second over the recall cells, so one frontier
+ * never mixes units. A point is on the frontier when no other point is at least as good on both
+ * axes and better on one.
+ */
+export function paretoFrontier(
+  cells: CellResult[],
+  benchmarks: BenchmarkResult[] = [],
+): { axis: ParetoAxis; points: ParetoPoint[] } {
+  const id = (model: string, strategy: string) => `${model}\u0000${strategy}`;
   const groups = new Map<string, CellResult[]>();
   for (const c of cells) {
     if (c.accuracy === null || c.promptsPerSecond === null) continue;
-    const k = `${c.model}\u0000${c.strategy}`;
+    const k = id(c.model, c.strategy);
     groups.set(k, [...(groups.get(k) ?? []), c]);
   }
-  const points = [...groups.values()].map((cs) => {
-    const seconds = cs.reduce((s, c) => s + c.examples / c.promptsPerSecond!, 0);
-    const examples = cs.reduce((s, c) => s + c.examples, 0);
+  const benchByPoint = new Map<string, BenchmarkResult[]>();
+  for (const b of benchmarks) {
+    const k = id(b.model, b.strategy);
+    benchByPoint.set(k, [...(benchByPoint.get(k) ?? []), b]);
+  }
+  const axis: ParetoAxis =
+    groups.size > 0 && [...groups.keys()].every((k) => benchByPoint.has(k)) ? 'benchmark' : 'eval';
+  const points = [...groups.entries()].map(([k, cs]) => {
+    let throughput: number;
+    if (axis === 'benchmark') {
+      const bs = benchByPoint.get(k)!;
+      const tokens = bs.reduce((s, b) => s + b.batchSize * b.seqLen, 0);
+      throughput = tokens / bs.reduce((s, b) => s + b.seconds, 0);
+    } else {
+      const seconds = cs.reduce((s, c) => s + c.examples / c.promptsPerSecond!, 0);
+      throughput = cs.reduce((s, c) => s + c.examples, 0) / seconds;
+    }
     return {
       model: cs[0]!.model,
       strategy: cs[0]!.strategy,
       accuracy: cs.reduce((s, c) => s + c.accuracy!, 0) / cs.length,
-      promptsPerSecond: examples / seconds,
+      throughput,
       onFrontier: false,
     };
   });
@@ -149,11 +256,11 @@ export function paretoFrontier(cells: CellResult[]): ParetoPoint[] {
       (q) =>
         q !== p &&
         q.accuracy >= p.accuracy &&
-        q.promptsPerSecond >= p.promptsPerSecond &&
-        (q.accuracy > p.accuracy || q.promptsPerSecond > p.promptsPerSecond),
+        q.throughput >= p.throughput &&
+        (q.accuracy > p.accuracy || q.throughput > p.throughput),
     );
   }
-  return points.sort((a, b) => b.promptsPerSecond - a.promptsPerSecond);
+  return { axis, points: points.sort((a, b) => b.throughput - a.throughput) };
 }
 
 const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
@@ -169,7 +276,7 @@ const num = (x: number | null | undefined, digits = 1) =>
 function resultRows(report: SweepReport): string[][] {
   return report.cells.map((c) => [
     c.model,
-    c.task,
+    c.taskLabel,
     c.strategy,
     c.status === 'done' ? `${pct(c.accuracy)} ± ${pct(c.ci95)}` : c.status,
     String(c.examples),
@@ -190,21 +297,40 @@ export function textTable(head: string[]): Table.Table {
 }
 
 const RESULT_HEAD = ['model', 'task', 'strategy', 'accuracy % (95% CI)', 'n', 'ppl AR-hit', 'ppl other', 'prefill tok/s', 'cell'];
-const PARETO_HEAD = ['model', 'strategy', 'mean accuracy %', 'prompts/s (prefill)', 'frontier'];
+const BENCHMARK_HEAD = ['model', 'strategy', 'batch', 'N', 'tokens/seq', 'ms', 'tok/s', 'baseline', 'baseline ms', 'speed-up'];
+const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy %', PARETO_AXIS_LABEL[report.paretoAxis], 'frontier'];
+
+function benchmarkRows(report: SweepReport): string[][] {
+  return report.benchmarks.map((b) => [
+    b.model,
+    b.strategy,
+    String(b.batchSize),
+    String(b.seqLen),
+    String(b.processedLen),
+    (1000 * b.seconds).toFixed(2),
+    num(b.tokensPerSecond, 0),
+    b.baselineImplementation,
+    (1000 * b.baselineSeconds).toFixed(2),
+    `${(b.baselineSeconds / b.seconds).toFixed(2)}x`,
+  ]);
+}
 
 export function renderTerminal(report: SweepReport): string {
   const results = textTable(RESULT_HEAD);
   results.push(...resultRows(report));
-  const pareto = textTable(PARETO_HEAD);
-  pareto.push(
-    ...report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.promptsPerSecond), p.onFrontier ? '*' : '']),
-  );
+  const pareto = textTable(paretoHead(report));
+  pareto.push(...report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.throughput), p.onFrontier ? '*' : '']));
+  const benchmark = textTable(BENCHMARK_HEAD);
+  benchmark.push(...benchmarkRows(report));
   return [
     `Results of sweep ${report.sweepId} (${report.status})`,
-    results.toString(),
-    '',
-    'Quality-throughput Pareto frontier (* = on the frontier; accuracy averaged over tasks)',
-    pareto.toString(),
+    ...(report.cells.length ? [results.toString()] : []),
+    ...(report.benchmarks.length
+      ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()]
+      : []),
+    ...(report.pareto.length
+      ? ['', 'Quality-throughput Pareto frontier (* = on the frontier; accuracy averaged over tasks)', pareto.toString()]
+      : []),
   ].join('\n');
 }
 
@@ -228,14 +354,27 @@ export function renderMarkdown(report: SweepReport): string {
       'Prefill throughput is measured on the cell\'s own prompts by the worker that ran it.',
     '',
     markdownTable(RESULT_HEAD, resultRows(report)),
+    ...(report.benchmarks.length
+      ? [
+          '',
+          '## Prefill benchmark',
+          '',
+          'Random inputs; warm-up, then the median of the timed runs (CUDA events on a GPU). tok/s counts the prompt\'s tokens once (batch x N), ' +
+            'so a strategy that reads the context twice pays for it. The baseline is SDPA attention at the same batch and N, timed in the same process.',
+          '',
+          markdownTable(BENCHMARK_HEAD, benchmarkRows(report)),
+        ]
+      : []),
     '',
     '## Pareto frontier',
     '',
-    'One point per (model, strategy); throughput counts prompts prefilled per second, so reading the context twice costs what it costs.',
+    report.paretoAxis === 'benchmark'
+      ? 'One point per (model, strategy); throughput is the prefill benchmark\'s prompt tokens per second, so reading the context twice costs what it costs.'
+      : 'One point per (model, strategy); throughput counts prompts prefilled per second while the recall cells ran, so reading the context twice costs what it costs.',
     '',
     markdownTable(
-      PARETO_HEAD,
-      report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.promptsPerSecond), p.onFrontier ? 'yes' : '']),
+      paretoHead(report),
+      report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.throughput), p.onFrontier ? 'yes' : '']),
     ),
     ...(failed.length
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
@@ -285,6 +424,8 @@ export async function explainNewCells(db: Db, sweepId: string): Promise<string[]
         status: 'done',
         key: { not: cell.key },
         createdAt: { lte: cell.createdAt },
+        // not another entry of the same sweep (one task listed twice with different params)
+        sweeps: { none: { sweepId } },
       },
       orderBy: { finishedAt: 'desc' },
     });

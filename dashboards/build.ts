@@ -24,6 +24,7 @@ import {
   JRT_GAIN_SQL,
   LATEST_SWEEPS_SQL,
   PARETO_FRONTIER_SQL,
+  PREFILL_BENCHMARK_SQL,
   PREFILL_THROUGHPUT_SQL,
   QUALITY_THROUGHPUT_SQL,
   SLICE_PERPLEXITY_SQL,
@@ -135,6 +136,20 @@ export function buildDashboard(): Dashboard {
     .legend(legend())
     .withTarget(sql(SLICE_PERPLEXITY_SQL));
 
+  const prefillBenchmark = new TablePanel()
+    .title('Prefill benchmark vs attention baseline ($sweep)')
+    .description(
+      'prefill_throughput points of the selected sweep: median seconds of the timed runs, prompt tokens/s, and the speed-up over SDPA attention ' +
+        'at the same batch and length, timed in the same process.',
+    )
+    .datasource(DATASOURCE)
+    .span(24)
+    .height(10)
+    .overrideByRegexp('seconds$', [{ id: 'unit', value: 's' }])
+    .overrideByName('tokens_per_second', [{ id: 'unit', value: 'short' }])
+    .overrideByName('speedup', [{ id: 'unit', value: 'suffix: x' }, { id: 'decimals', value: 2 }])
+    .withTarget(sql(PREFILL_BENCHMARK_SQL));
+
   const prefillThroughput = new TimeseriesPanel()
     .title('Prefill tokens/s per model')
     .description('Tokens over seconds per time bucket, from every throughput measurement (shard prefill timings and benchmarks).')
@@ -162,6 +177,7 @@ export function buildDashboard(): Dashboard {
     .withPanel(jrtGain)
     .withPanel(qualityThroughput)
     .withPanel(slicePerplexity)
+    .withPanel(prefillBenchmark)
     .withRow(new RowBuilder('Throughput over time'))
     .withPanel(prefillThroughput)
     .build();

@@ -154,3 +154,27 @@ SELECT $__timeGroupAlias(t.created_at, $__interval),
    AND t.seconds > 0
  GROUP BY 1, 2
  ORDER BY 1, 2`.trim();
+
+// The selected sweep's prefill benchmark (prefill_throughput cells): each point beside the
+// attention baseline timed in the same process. The sweep report reads the same rows through this
+// query (activities/report.ts), so the two cannot drift apart.
+export const PREFILL_BENCHMARK_SQL = `
+SELECT c.model_name AS model,
+       c.strategy_name AS strategy,
+       m.batch_size AS batch,
+       m.seq_len AS n,
+       m.processed_len AS tokens_per_sequence,
+       m.implementation,
+       m.seconds,
+       m.tokens_per_second,
+       b.implementation AS baseline,
+       b.seconds AS baseline_seconds,
+       b.seconds / m.seconds AS speedup,
+       m.gpu_name
+  FROM sweep_cells sc
+  JOIN cells c ON c.key = sc.cell_key
+  JOIN throughput_measurements m ON m.cell_key = c.key AND m.source = 'benchmark'
+  JOIN throughput_measurements b ON b.cell_key = m.cell_key AND b.shard_index = m.shard_index
+                                AND b.example_id = m.example_id AND b.source = 'benchmark-baseline'
+ WHERE sc.sweep_id = '$sweep'
+ ORDER BY model, strategy, batch, n`.trim();

@@ -30,7 +30,7 @@ export function taskCatalog(): Record<string, unknown> {
     Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, d.version]));
   return {
     tasks: Object.fromEntries(
-      Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, synthetic: t.synthetic, scorer: t.scorer }]),
+      Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, kind: t.kind, synthetic: t.synthetic, scorer: t.scorer }]),
     ),
     strategies: versions(STRATEGIES),
     scorers: versions(SCORERS),

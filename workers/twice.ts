@@ -143,8 +143,10 @@ program
         return;
       }
       const report = await printReport(session, sweepId, opts.report);
-      const reused = report.cells.filter((c) => c.reused).length;
-      out(`\n${report.cells.length} cells: ${reused} reused from earlier sweeps, ${report.cells.length - reused} run now.`);
+      // every cell of the sweep, benchmark cells included (the report's table holds recall cells)
+      const links = await session.db.sweepCell.findMany({ where: { sweepId }, select: { reused: true } });
+      const reused = links.filter((c) => c.reused).length;
+      out(`\n${links.length} cells: ${reused} reused from earlier sweeps, ${links.length - reused} run now.`);
       const why = await explainNewCells(session.db, sweepId);
       const firstTime = why.filter((line) => line.endsWith('(first time evaluated)'));
       if (firstTime.length) out(`  ${firstTime.length} evaluated for the first time`);

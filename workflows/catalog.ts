@@ -16,9 +16,12 @@ const dataTask = {
   contextTokens: count.default(950),
 };
 
+// `kind`: recall tasks produce scored examples; throughput tasks produce timed prefill points
+// (one "example" per (length, batch) pair) and score nothing.
 export const TASKS = {
   mqar: {
     version: 1,
+    kind: 'recall',
     synthetic: true,
     // one-word answers: a substring test would count "v9" as found in "v90"
     scorer: 'exact',
@@ -28,6 +31,7 @@ export const TASKS = {
   },
   synthetic_doc_qa: {
     version: 1,
+    kind: 'recall',
     synthetic: true,
     scorer: 'exact',
     params: z
@@ -36,6 +40,7 @@ export const TASKS = {
   },
   set_disjointness: {
     version: 1,
+    kind: 'recall',
     synthetic: true,
     scorer: 'exact',
     params: z
@@ -53,13 +58,14 @@ export const TASKS = {
       .strict(),
   },
   // the paper's metric: any gold answer as a case-insensitive substring of the generation
-  fda: { version: 1, synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  swde: { version: 1, synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  squad: { version: 1, synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  triviaqa: { version: 1, synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  drop: { version: 1, synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  fda: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  swde: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  squad: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  triviaqa: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  drop: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
   nq: {
     version: 1,
+    kind: 'recall',
     synthetic: false,
     scorer: 'contains',
     params: z
@@ -69,8 +75,27 @@ export const TASKS = {
       })
       .strict(),
   },
+  // The paper's prefill benchmark (spec 3.5): random inputs at each (length, batch) pair, warm-up,
+  // then the median of `runs` timings, beside SDPA attention at the same (batch, length) in the
+  // same process. Runs on LMs (model-level) and on the operator entries of the model catalog
+  // (kernel-level: bf16, 16 heads, feature dim 16, value dim 64).
+  prefill_throughput: {
+    version: 1,
+    kind: 'throughput',
+    synthetic: true,
+    scorer: 'none',
+    params: z
+      .object({
+        lengths: z.array(count).min(1).default([2048, 8192]),
+        batchSizes: z.array(count).min(1).default([16]),
+        runs: z.number().int().min(10).default(10),
+        seed,
+      })
+      .strict(),
+  },
 } as const;
 export type TaskName = keyof typeof TASKS;
+export type TaskKind = (typeof TASKS)[TaskName]['kind'];
 
 const noParams = z.object({}).strict();
 
@@ -96,5 +121,15 @@ export type StrategyName = keyof typeof STRATEGIES;
 export const SCORERS = {
   contains: { version: 1 },
   exact: { version: 1 },
+  // measurement tasks: nothing to score
+  none: { version: 1 },
 } as const;
 export type ScorerName = keyof typeof SCORERS;
+
+/** How many examples a generated task holds: its numExamples, or one per benchmark point. */
+export function generatedExampleCount(name: TaskName, params: Record<string, unknown>): number {
+  if (TASKS[name].kind === 'throughput') {
+    return (params.lengths as number[]).length * (params.batchSizes as number[]).length;
+  }
+  return params.numExamples as number;
+}

@@ -57,7 +57,8 @@ export type GenerationSettings = z.infer<typeof GenerationSettings>;
 
 export const ScorerRef = z
   .object({
-    name: z.enum(['contains', 'exact']),
+    // none: a measurement task (prefill_throughput) that scores nothing
+    name: z.enum(['contains', 'exact', 'none']),
     version: z.number().int().positive(),
   })
   .strict();
@@ -159,11 +160,46 @@ export const ModelInfo = z
   .strict();
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
+// One timed prefill of a throughput task's point (one "example" = one (length, batch) pair):
+// warm-up first, then the median of `runs` timings (CUDA events on a GPU).
+export const TimedPrefill = z
+  .object({
+    implementation: z.string().min(1),
+    medianSeconds: z.number().positive(),
+    minSeconds: z.number().positive(),
+    runs: z.number().int().min(1),
+    // prompt tokens per second: batchSize x seqLen / medianSeconds, so a strategy that reads the
+    // context twice pays for it here
+    tokensPerSecond: z.number().positive(),
+  })
+  .strict();
+export type TimedPrefill = z.infer<typeof TimedPrefill>;
+
+export const ThroughputPoint = z
+  .object({
+    exampleId: z.number().int().nonnegative(),
+    // the prompt's length N; the strategy decides what is prefilled (2N for JRT-Prompt)
+    seqLen: z.number().int().positive(),
+    batchSize: z.number().int().positive(),
+    // tokens one timed run pushes through, per sequence (N, 2N, or N plus an encoder region)
+    processedLen: z.number().int().positive(),
+    measured: TimedPrefill,
+    // the same (batch, N) through the attention baseline, timed in the same process
+    baseline: TimedPrefill,
+    // GPU name, driver, torch/triton/CUDA versions and the kernels' versions
+    versions: z.record(z.string(), z.string()),
+  })
+  .strict();
+export type ThroughputPoint = z.infer<typeof ThroughputPoint>;
+
 export const RunShardOutput = z
   .object({
     cellKey: digest,
     shardIndex: z.number().int().nonnegative(),
+    // recall tasks: one record per example; measurement tasks: none
     examples: z.array(ExampleRecord),
+    // measurement tasks (prefill_throughput): one point per example; recall tasks: none
+    measurements: z.array(ThroughputPoint),
     slices: z.array(SliceSum),
     timing: ShardTiming,
     worker: WorkerInfo,

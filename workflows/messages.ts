@@ -2,6 +2,7 @@
 // workers and the web/Slack front ends import these; nobody retypes a query name.
 import { defineQuery } from '@temporalio/workflow';
 import { type RunShardOutput } from './contract';
+import { type TaskKind } from './catalog';
 import { type Cell, type ResolvedSweep, type Shard, type SweepSpec } from './sweep-spec';
 
 export interface SweepWorkflowInput {
@@ -82,6 +83,8 @@ export interface RecordShardInput {
   sweepId: string;
   gitSha: string | null;
   modelName: string;
+  // recall shards return scored examples, throughput shards timed points (workflows/catalog.ts)
+  taskKind: TaskKind;
   shard: Shard;
   output: RunShardOutput;
 }

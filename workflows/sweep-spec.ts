@@ -311,30 +311,41 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
   const slices = spec.slices === false ? null : { ...spec.slices };
   for (const model of resolved.models) {
     for (const task of resolved.tasks) {
-      const scorerName = spec.scorer ?? TASKS[task.name as TaskName].scorer;
+      const taskDef = TASKS[task.name as TaskName];
+      const measuring = taskDef.kind === 'throughput';
+      // a measurement task scores nothing, whatever the spec's scorer says
+      const scorerName = measuring ? taskDef.scorer : (spec.scorer ?? taskDef.scorer);
       const scorer: ScorerRef = { name: scorerName, version: SCORERS[scorerName].version };
       for (const s of spec.strategies) {
         const def = STRATEGIES[s.name as StrategyName];
         const families: readonly string[] | null = def.families;
         if (families && !families.includes(model.family)) continue;
+        if (measuring && !THROUGHPUT_STRATEGIES.includes(s.name)) continue;
+        // a kernel-level operator has no tokenizer or LM head: it can only be timed
+        if (!measuring && model.family === OPERATOR_FAMILY) continue;
         const strategy: StrategyRef = { name: s.name, version: def.version, params: s.params };
         const taskRef: TaskRef = { name: task.name, version: task.version, params: task.params };
+        const modelKey = { name: model.name, revision: model.revision, dtype: model.dtype };
         // everything that determines the outcome, and nothing else (batch size, shard size and
-        // the window only change how the work is cut, not its result)
-        // where a dataset is read from is not what it holds: the data digest stands for it
+        // the window only change how the work is cut, not its result); where a dataset is read
+        // from is not what it holds: the data digest stands for it
         const { dataDir: _where, ...keyParams } = taskRef.params;
-        const key = digestOf({
-          model: { name: model.name, revision: model.revision, dtype: model.dtype },
-          task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
-          strategy,
-          generation: {
-            maxNewTokens: generation.maxNewTokens,
-            stopAtNewline: generation.stopAtNewline,
-            maxPromptTokens: generation.maxPromptTokens,
-          },
-          scorer,
-          slices,
-        });
+        const key = measuring
+          ? // timings belong to the hardware that made them: the device is part of the key, and
+            // generation settings and slices, which a benchmark does not use, are not
+            digestOf({ model: modelKey, task: { ...taskRef, dataDigest: task.dataDigest }, strategy, scorer, device: spec.execution.device })
+          : digestOf({
+              model: modelKey,
+              task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
+              strategy,
+              generation: {
+                maxNewTokens: generation.maxNewTokens,
+                stopAtNewline: generation.stopAtNewline,
+                maxPromptTokens: generation.maxPromptTokens,
+              },
+              scorer,
+              slices,
+            });
         cells.push({
           key,
           model,
@@ -344,7 +355,7 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
           strategy,
           generation,
           scorer,
-          slices,
+          slices: measuring ? null : slices,
         });
       }
     }
@@ -352,9 +363,31 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
   return cells;
 }
 
+/** The catalog family of kernel-level operators (op-based-triton, op-sdpa-flash, ...). */
+export const OPERATOR_FAMILY = 'operator';
+
+/** What a prefill benchmark can time: the prompt once, or read `repeats` times (JRT-Prompt). */
+export const THROUGHPUT_STRATEGIES: readonly string[] = ['default', 'jrt_prompt'];
+
 /** Strategy/model pairs left out of the grid, for `twice plan` to explain. */
 export function skippedPairs(resolved: ResolvedSweep): string[] {
   const out: string[] = [];
+  for (const task of resolved.tasks) {
+    if (TASKS[task.name as TaskName].kind !== 'throughput') continue;
+    for (const s of resolved.spec.strategies) {
+      if (!THROUGHPUT_STRATEGIES.includes(s.name)) {
+        out.push(`${task.name} x ${s.name}: a prefill benchmark times ${THROUGHPUT_STRATEGIES.join(' and ')} only`);
+      }
+    }
+  }
+  for (const model of resolved.models) {
+    if (model.family !== OPERATOR_FAMILY) continue;
+    for (const task of resolved.tasks) {
+      if (TASKS[task.name as TaskName].kind !== 'throughput') {
+        out.push(`${model.name} x ${task.name}: ${model.name} is a kernel-level operator, timed by prefill_throughput only`);
+      }
+    }
+  }
   for (const model of resolved.models) {
     for (const s of resolved.spec.strategies) {
       const families: readonly string[] | null = STRATEGIES[s.name as StrategyName].families;

@@ -16,7 +16,7 @@ import {
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
 import type * as catalogActivities from '../activities/catalog';
-import { TASKS, type TaskName } from './catalog';
+import { TASKS, generatedExampleCount, type TaskName } from './catalog';
 import {
   GPU_QUEUE,
   PYTHON_ACTIVITIES,
@@ -90,7 +90,7 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
       const ref = { name: t.name, version: def.version, params: t.params };
       if (def.synthetic) {
         // generated from a seed: the parameters are the data
-        return { ...ref, numExamples: t.params.numExamples as number, dataDigest: digestOf(ref) };
+        return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
       }
       // real datasets live where the workers run; ask one of them
       const facts = await describe[PYTHON_ACTIVITIES.describeTask]({ task: ref });
@@ -189,6 +189,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           sweepId,
           gitSha: input.gitSha,
           modelName: cell.model.name,
+          taskKind: TASKS[cell.task.name as TaskName].kind,
           shard,
           output,
         });

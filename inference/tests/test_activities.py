@@ -1,7 +1,8 @@
 """run_shard, describe_task and describe_worker end to end in Temporal's ActivityEnvironment, with
 the conftest recurrent model and key-value task injected in place of the registries: outputs obey
 the contract, heartbeats carry progress, results are deterministic, bad payloads fail for good. The
-last test injects nothing: a random-weight debug model on the FDA fixture, every part real."""
+recall test at the end injects nothing: a random-weight debug model on the FDA fixture, every part
+real; so do the throughput-shard tests after it (debug models and CPU operators, tiny sizes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 import sys
 import types
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from twice_inference.activities import InferenceActivities
 from twice_inference.engine.naive import naive_greedy_generate
 from twice_inference.protocols import StrategySpec
 from twice_inference.tasks.scoring import contains, exact
+from twice_inference.tasks.throughput import PrefillThroughputTask
 
 
 @dataclass
@@ -374,3 +377,161 @@ def test_debug_model_on_a_real_recall_task_end_to_end() -> None:
         _run(activities, {**shard, "model": {**shard["model"], "revision": "main"}})
     assert caught.value.type == "ModelLoadFailed" and caught.value.non_retryable
     assert "random:seed=0" in caught.value.message
+
+
+# ---- throughput shards (prefill_throughput): real registries, tiny sizes, CPU ------------------
+
+THROUGHPUT_SHARD: dict[str, Any] = {
+    **SHARD,
+    "exampleStart": 1,
+    "exampleEnd": 3,
+    "model": {"name": "debug-based-bytes", "revision": "random:seed=0"},
+    "task": {
+        "name": "prefill_throughput",
+        "version": 1,
+        "params": {"lengths": [16, 32], "batchSizes": [1, 2], "runs": 10, "seed": 3},
+    },
+    "strategy": {"name": "default", "version": 1, "params": {}},
+    "scorer": {"name": "none", "version": 1},
+    "slices": None,
+}
+
+
+def _throughput(
+    model: str, revision: str, strategy: str = "default", heartbeats: list[Any] | None = None
+) -> contract.RunShardOutput:
+    shard = {
+        **THROUGHPUT_SHARD,
+        "model": {"name": model, "revision": revision},
+        "strategy": {"name": strategy, "version": 1, "params": {}},
+    }
+    output = _run(InferenceActivities(device="cpu"), shard, heartbeats)
+    parsed = contract.RunShardOutput.model_validate(output)
+    assert parsed.to_json() == output
+    return parsed
+
+
+def _check_points(output: contract.RunShardOutput, processed: list[int]) -> None:
+    """Points 1 and 2 of lengths [16, 32] x batchSizes [1, 2]: (16, 2) and (32, 1)."""
+    assert output.examples == [] and output.slices == []
+    points = output.measurements
+    assert [(p.example_id, p.seq_len, p.batch_size) for p in points] == [(1, 16, 2), (2, 32, 1)]
+    assert [p.processed_len for p in points] == processed
+    for point in points:
+        for timed in (point.measured, point.baseline):
+            assert timed.runs == 10 and 0 < timed.min_seconds <= timed.median_seconds
+            # the prompt's tokens, not what was processed: reading twice costs throughput
+            expected = point.batch_size * point.seq_len / timed.median_seconds
+            assert timed.tokens_per_second == pytest.approx(expected)
+        assert point.baseline.implementation == "sdpa-math-cpu"
+        assert point.versions["torch"] and point.versions["python"]
+    timing = output.timing
+    assert timing.batches == 20 and timing.decode_seconds == 0.0
+    assert timing.prefill_tokens == 10 * sum(p.batch_size * p.processed_len for p in points)
+    assert 0 < timing.prefill_seconds
+
+
+@pytest.mark.parametrize(
+    ("model", "strategy", "processed"),
+    [
+        ("debug-based-bytes", "default", [16, 32]),
+        ("debug-based-bytes", "jrt_prompt", [32, 64]),  # the context twice
+        ("debug-jrt-bytes", "jrt_prompt", [32, 64]),  # its own prefill, encoder included
+    ],
+)
+def test_throughput_shard_times_a_language_models_prefill(
+    model: str, strategy: str, processed: list[int]
+) -> None:
+    heartbeats: list[Any] = []
+    output = _throughput(model, "random:seed=0", strategy, heartbeats)
+    _check_points(output, processed)
+    family = "based" if model == "debug-based-bytes" else "jrt_rnn"
+    assert {p.measured.implementation for p in output.measurements} == {
+        f"{family}-prefill-float32-cpu"
+    }
+    assert output.measurements[0].versions["taylorKernelMode"] in ("auto", "off", "interpreter")
+    assert output.model.family == family and output.model.parameters > 0
+    assert [h[0]["examplesDone"] for h in heartbeats] == [1, 2]  # one per point
+
+
+@pytest.mark.parametrize(
+    ("model", "processed", "implementation"),
+    [
+        ("op-based-torch", [16, 32], "based-torch-chunked-fp32-cpu"),
+        ("op-prefix-torch", [16 + 8, 32 + 16], "prefix-torch-chunked-fp32-cpu"),
+    ],
+)
+def test_throughput_shard_times_an_operator(
+    model: str, processed: list[int], implementation: str
+) -> None:
+    op = model.removeprefix("op-").replace("-", "_")
+    output = _throughput(model, f"operator:{op}@v1")
+    _check_points(output, processed)
+    assert {p.measured.implementation for p in output.measurements} == {implementation}
+    assert output.measurements[0].versions["operator"] == f"operator:{op}@v1"
+    assert output.model == contract.ModelInfo(
+        family="operator", parameters=0, state_bytes=16 * 273 * 65 * 4, dtype="bfloat16"
+    )
+
+
+def test_triton_operator_on_a_cpu_worker_is_retried_elsewhere() -> None:
+    shard = {
+        **THROUGHPUT_SHARD,
+        "model": {"name": "op-based-triton", "revision": "operator:based_triton@v1"},
+    }
+    with pytest.raises(ApplicationError) as caught:
+        _run(InferenceActivities(device="cpu"), shard)
+    assert caught.value.type == "DeviceUnavailable" and not caught.value.non_retryable
+    assert "needs a CUDA device" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"strategy": {"name": "question_first", "version": 1, "params": {}}},
+            "strategy 'question_first' is not meaningful for the throughput task",
+        ),
+        (
+            {"strategy": {"name": "jrt_prompt", "version": 1, "params": {"repeats": 1}}},
+            "repeats",
+        ),
+        ({"scorer": {"name": "exact", "version": 1}}, "its scorer is 'none', got 'exact'"),
+        ({"exampleEnd": 5}, r"point range \[1, 5\) is outside \[0, 4\)"),
+        (
+            {"model": {"name": "op-based-torch", "revision": "operator:based_torch@v2"}},
+            "only revision is 'operator:based_torch@v1'",
+        ),
+    ],
+)
+def test_bad_throughput_shards_fail_for_good(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        _run(InferenceActivities(device="cpu"), {**THROUGHPUT_SHARD, **change})
+    assert caught.value.non_retryable
+    assert caught.value.type in ("InvalidShard", "ModelLoadFailed")
+    assert re.search(message, caught.value.message), caught.value.message
+
+
+def test_recall_task_on_an_operator_is_refused() -> None:
+    shard = {
+        **THROUGHPUT_SHARD,
+        "model": {"name": "op-based-torch", "revision": "operator:based_torch@v1"},
+        "task": {"name": "mqar", "version": 1, "params": {"numExamples": 4, "seed": 0}},
+        "scorer": {"name": "exact", "version": 1},
+    }
+    with pytest.raises(ApplicationError) as caught:
+        _run(InferenceActivities(device="cpu"), shard)
+    assert caught.value.type == "InvalidShard" and caught.value.non_retryable
+    assert "'op-based-torch'" in caught.value.message and "'mqar'" in caught.value.message
+    # and a recall task never takes the measurement tasks' scorer
+    shard["model"] = {"name": "debug-based-bytes", "revision": "random:seed=0"}
+    with pytest.raises(ApplicationError, match="scorer 'none' is for measurement tasks"):
+        _run(InferenceActivities(device="cpu"), {**shard, "scorer": {"name": "none", "version": 1}})
+
+
+def test_describe_throughput_task_counts_its_points() -> None:
+    described = ActivityEnvironment().run(
+        InferenceActivities(device="cpu").describe_task, {"task": THROUGHPUT_SHARD["task"]}
+    )
+    task = PrefillThroughputTask(THROUGHPUT_SHARD["task"]["params"])
+    assert described == {"numExamples": 4, "dataDigest": task.data_digest()}

@@ -69,6 +69,7 @@ RUN_SHARD_OUTPUT: dict[str, Any] = {
             "generatedTokens": 1,
         }
     ],
+    "measurements": [],
     "slices": [{"slice": "ar_hit", "nllSum": 3.5, "tokenCount": 2}],
     "timing": {
         "loadSeconds": 0.5,
@@ -81,9 +82,47 @@ RUN_SHARD_OUTPUT: dict[str, Any] = {
     "model": {"family": "based", "parameters": 1000, "stateBytes": 4096, "dtype": "float32"},
 }
 
+TIMED_PREFILL: dict[str, Any] = {
+    "implementation": "based-triton",
+    "medianSeconds": 0.0045,
+    "minSeconds": 0.0044,
+    "runs": 10,
+    "tokensPerSecond": 16 * 2048 / 0.0045,
+}
+
+THROUGHPUT_OUTPUT: dict[str, Any] = {
+    **RUN_SHARD_OUTPUT,
+    "examples": [],
+    "slices": [],
+    "measurements": [
+        {
+            "exampleId": 0,
+            "seqLen": 2048,
+            "batchSize": 16,
+            "processedLen": 4096,
+            "measured": TIMED_PREFILL,
+            "baseline": {**TIMED_PREFILL, "implementation": "sdpa-flash"},
+            "versions": {"torch": "2.11.0", "gpu": "NVIDIA H200"},
+        }
+    ],
+}
+
 VALID_PAYLOADS: dict[str, list[dict[str, Any]]] = {
-    "RunShardInput": [RUN_SHARD_INPUT, {**RUN_SHARD_INPUT, "slices": None, "device": "cuda"}],
-    "RunShardOutput": [RUN_SHARD_OUTPUT, {**RUN_SHARD_OUTPUT, "examples": [], "slices": []}],
+    "RunShardInput": [
+        RUN_SHARD_INPUT,
+        {**RUN_SHARD_INPUT, "slices": None, "device": "cuda"},
+        {
+            **RUN_SHARD_INPUT,
+            "task": {"name": "prefill_throughput", "version": 1, "params": {"lengths": [2048]}},
+            "scorer": {"name": "none", "version": 1},
+            "slices": None,
+        },
+    ],
+    "RunShardOutput": [
+        RUN_SHARD_OUTPUT,
+        {**RUN_SHARD_OUTPUT, "examples": [], "slices": []},
+        THROUGHPUT_OUTPUT,
+    ],
     "ShardHeartbeat": [{"examplesDone": 0}, {"examplesDone": 17}],
     "WorkerInfo": [
         WORKER_INFO,
@@ -148,6 +187,36 @@ INVALID_PAYLOADS = [
         "RunShardOutput",
         _with(RUN_SHARD_OUTPUT, ("examples", 0, "promptDigest"), "zz"),
         ("examples", 0, "promptDigest"),
+        True,
+    ),
+    (
+        "RunShardOutput",
+        {k: v for k, v in RUN_SHARD_OUTPUT.items() if k != "measurements"},
+        ("measurements",),
+        True,
+    ),
+    (
+        "RunShardOutput",
+        _with(THROUGHPUT_OUTPUT, ("measurements", 0, "measured", "medianSeconds"), 0.0),
+        ("measurements", 0, "measured", "medianSeconds"),
+        True,
+    ),
+    (
+        "RunShardOutput",
+        _with(THROUGHPUT_OUTPUT, ("measurements", 0, "baseline", "runs"), 0),
+        ("measurements", 0, "baseline", "runs"),
+        True,
+    ),
+    (
+        "RunShardOutput",
+        _with(THROUGHPUT_OUTPUT, ("measurements", 0, "versions", "torch"), 2),
+        ("measurements", 0, "versions", "torch"),
+        True,
+    ),
+    (
+        "RunShardInput",
+        _with(RUN_SHARD_INPUT, ("scorer", "name"), "None"),
+        ("scorer", "name"),
         True,
     ),
     ("ShardHeartbeat", {"examplesDone": -1}, ("examplesDone",), True),

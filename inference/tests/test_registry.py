@@ -1,7 +1,9 @@
 """The model registry: every catalog entry builds on the meta device with about its nominal size,
 weights load from a Hugging Face layout directory (hazy key names) and from the zoo layout, missing
 weights name the path, the ``--list`` CLI prints the catalog, and the random-weight debug models
-reload identically, run a real FDA fixture prompt and refuse any revision but their seed's."""
+reload identically, run a real FDA fixture prompt and refuse any revision but their seed's; the
+kernel-level operator entries load without weights or tokenizer and accept only their own
+``operator:<op>@v<version>`` revision."""
 
 from __future__ import annotations
 
@@ -67,7 +69,10 @@ def test_catalog_lists_the_21_paper_checkpoints() -> None:
     } <= hf_ids
 
 
-@pytest.mark.parametrize("entry", CATALOG.models, ids=lambda e: e.name)
+MODEL_ENTRIES = [entry for entry in CATALOG.models if entry.family != "operator"]
+
+
+@pytest.mark.parametrize("entry", MODEL_ENTRIES, ids=lambda e: e.name)
 def test_every_entry_builds_with_its_nominal_size(entry: registry.CatalogEntry) -> None:
     try:
         model = registry.build_on_meta(entry)
@@ -181,8 +186,94 @@ def test_load_model_rejects_unknown_names_and_dtypes() -> None:
 def test_list_cli_prints_every_model(capsys) -> None:
     assert registry.main(["--list", "--prompt-len", "1024"]) == 0
     out = capsys.readouterr().out
-    for name in EXPECTED_NAMES:
+    for name in EXPECTED_NAMES + list(OPERATOR_OPS):
         assert name in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Operators: bare attention kernels at the paper's shapes, for prefill_throughput
+# ---------------------------------------------------------------------------------------------
+
+OPERATOR_OPS = {
+    "op-sdpa-flash": "sdpa_flash",
+    "op-based-triton": "based_triton",
+    "op-based-torch": "based_torch",
+    "op-prefix-triton": "prefix_triton",
+    "op-prefix-torch": "prefix_torch",
+}
+
+
+def test_operator_entries_have_the_paper_kernel_shape() -> None:
+    operators = [entry for entry in CATALOG.models if entry.family == "operator"]
+    assert {entry.name: entry.source.op for entry in operators} == OPERATOR_OPS
+    for entry in operators:
+        assert entry.dtype == "bfloat16" and entry.nominalParams == 0
+        assert entry.config["heads"] == 16 and entry.config["featureDim"] == 16
+        assert entry.config["valueDim"] == 64
+        assert entry.config.get("encoderFraction") == (0.5 if "prefix" in entry.name else None)
+
+
+@pytest.mark.parametrize("name", ["op-based-torch", "op-prefix-torch", "op-sdpa-flash"])
+def test_operator_loads_without_weights_or_tokenizer(name: str) -> None:
+    op = OPERATOR_OPS[name]
+    loaded = registry.load_model(name, f"operator:{op}@v1", "cpu")
+    assert loaded.tokenizer is None and loaded.model.op == op
+    assert loaded.info.family == "operator" and loaded.info.parameters == 0
+    # bf16 inputs; SDPA on a CPU worker runs (and says it runs) float32
+    assert loaded.info.dtype == ("float32" if op == "sdpa_flash" else "bfloat16")
+    if op == "sdpa_flash":  # a KV cache grows with the prompt
+        assert loaded.state_bytes(2048) == 2 * loaded.state_bytes(1024) > 0
+    else:  # 16 heads x (273 x 64 + 273) fp32 Taylor state
+        assert loaded.state_bytes(2048) == loaded.state_bytes(1) == 16 * 273 * 65 * 4
+
+
+@pytest.mark.parametrize(
+    "revision",
+    ["main", "operator:based_torch@v2", "operator:based_torch", "operator:sdpa_flash@v1"],
+)
+def test_operator_refuses_any_other_revision(revision: str) -> None:
+    with pytest.raises(
+        registry.RevisionMismatch, match=r"only revision is 'operator:based_torch@v1'"
+    ):
+        registry.load_model("op-based-torch", revision, "cpu")
+
+
+def test_operator_version_this_worker_does_not_implement_is_refused() -> None:
+    entry = CATALOG.get("op-based-torch")
+    newer = entry.model_copy(
+        update={"source": registry.OperatorSource(kind="operator", op="based_torch", version=2)}
+    )
+    with pytest.raises(registry.RevisionMismatch, match="v2 in the catalog.*implements v1"):
+        registry.load_entry(newer, "operator:based_torch@v2", "cpu")
+
+
+def test_triton_operator_on_a_cpu_worker_fails_clearly() -> None:
+    from twice_inference.engine.operators import OperatorUnavailable
+
+    with pytest.raises(OperatorUnavailable, match="'based_triton' is a Triton kernel.*CUDA"):
+        registry.load_model("op-based-triton", "operator:based_triton@v1", "cpu")
+
+
+def test_operator_entries_are_validated() -> None:
+    raw = json.loads(registry.CATALOG_PATH.read_text())
+    (entry,) = [e for e in raw["models"] if e["name"] == "op-based-torch"]
+    with pytest.raises(ValueError, match="family 'operator' goes with source kind 'operator'"):
+        registry.CatalogEntry.model_validate({**entry, "family": "based"})
+    with pytest.raises(ValueError, match="nominalParams must be > 0 for a model and 0"):
+        registry.CatalogEntry.model_validate({**entry, "nominalParams": 5})
+    with pytest.raises(ValueError, match="nominalParams must be > 0"):
+        registry.CatalogEntry.model_validate({**raw["models"][0], "nominalParams": 0})
+    bad_config = registry.CatalogEntry.model_validate(
+        {**entry, "config": {**entry["config"], "heads": 0}}
+    )
+    with pytest.raises(ValueError, match="heads"):
+        registry.load_entry(bad_config, "operator:based_torch@v1", "cpu")
+    with pytest.raises(ValueError, match="encoderFraction is required for prefix ops"):
+        registry.load_entry(
+            bad_config.model_copy(update={"config": {**entry["config"], "encoderFraction": 0.5}}),
+            "operator:based_torch@v1",
+            "cpu",
+        )
 
 
 # ---------------------------------------------------------------------------------------------

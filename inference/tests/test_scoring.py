@@ -53,7 +53,7 @@ def test_invalid_golds_are_errors(scorer) -> None:
 
 
 def test_registry() -> None:
-    assert SCORER_VERSIONS == {"contains": 1, "exact": 1}
+    assert SCORER_VERSIONS == {"contains": 1, "exact": 1, "none": 1}
     assert get_scorer("contains") is contains
     with pytest.raises(ValueError, match=r"unknown scorer 'f1'.*contains"):
         get_scorer("f1")

@@ -1,6 +1,8 @@
 """The GPU task queue's Temporal activities: ``run_shard``, ``describe_task``, ``describe_worker``.
 
-Payloads are plain JSON dicts validated against ``contract.py`` at entry and exit. The model and
+Payloads are plain JSON dicts validated against ``contract.py`` at entry and exit. A recall task's
+shard generates and scores; a throughput task's shard (prefill_throughput) times one prefill per
+point beside the attention baseline and returns measurements instead of examples. The model and
 task registries are imported lazily (and can be injected), so the worker starts without loading any
 adapter. ``tests/test_activities.py`` runs them in ``temporalio.testing.ActivityEnvironment``.
 """
@@ -15,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 from pydantic import ValidationError
@@ -25,7 +27,20 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from twice_inference import contract
 from twice_inference.engine.device_info import resolve_device, worker_info
 from twice_inference.engine.generate import greedy_generate, prompt_nll
+from twice_inference.engine.operators import Operator, OperatorUnavailable, Workload
+from twice_inference.engine.throughput import (
+    Timing,
+    attention_baseline,
+    environment_versions,
+    lm_prefill_workload,
+    point_seed,
+    time_callable,
+    timed_prefill,
+)
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
+
+if TYPE_CHECKING:  # the task registries are imported lazily
+    from twice_inference.tasks.throughput import PrefillThroughputTask, ThroughputPointSpec
 
 # Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
 INVALID_SHARD = "InvalidShard"  # payload or task parameters are wrong: never retry
@@ -42,17 +57,18 @@ class ModelDescription(Protocol):
 
 
 class LoadedModel(Protocol):
-    """What ``twice_inference.models.registry.load_model`` returns."""
+    """What ``twice_inference.models.registry.load_model`` returns. Operators (family
+    "operator", kernel-level entries for throughput tasks) have no tokenizer."""
 
-    model: LanguageModel
-    tokenizer: Tokenizer
+    model: LanguageModel | Operator
+    tokenizer: Tokenizer | None
     info: ModelDescription
 
     def state_bytes(self, prompt_len: int) -> int: ...
 
 
 LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
-BuildTask = Callable[[str, int, dict[str, Any]], Task]  # (name, version, params)
+BuildTask = Callable[[str, int, dict[str, Any]], Any]  # (name, version, params) -> a task
 SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
 M = TypeVar("M", bound=contract.ContractModel)
 
@@ -63,7 +79,7 @@ def _registry_load_model(name: str, revision: str, device: str) -> LoadedModel:
     return load_model(name, revision, device)
 
 
-def _registry_build_task(name: str, version: int, params: dict[str, Any]) -> Task:
+def _registry_build_task(name: str, version: int, params: dict[str, Any]) -> Any:
     from twice_inference.tasks.registry import build_task
 
     return build_task(name, version, params)
@@ -171,6 +187,22 @@ class InferenceActivities:
         device = self._device(shard.device)
         loaded, load_seconds = self._model(shard.model, device)
         task = self._task(shard.task)
+        if getattr(task, "kind", "recall") == "throughput":
+            return self._run_throughput_shard(shard, task, loaded, load_seconds, device)
+        if loaded.tokenizer is None or isinstance(loaded.model, Operator):
+            raise ApplicationError(
+                f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "
+                f"only, not the recall task {shard.task.name!r}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        if shard.scorer.name == "none":
+            raise ApplicationError(
+                f"task {shard.task.name!r} is a recall task; scorer 'none' is for measurement "
+                f"tasks",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
         scorer = _scorer(shard.scorer)
         strategy = StrategySpec(
             shard.strategy.name, shard.strategy.version, dict(shard.strategy.params)
@@ -260,6 +292,7 @@ class InferenceActivities:
             cell_key=shard.cell_key,
             shard_index=shard.shard_index,
             examples=records,
+            measurements=[],
             slices=slices,
             timing=contract.ShardTiming(
                 load_seconds=load_seconds,
@@ -274,6 +307,72 @@ class InferenceActivities:
                 parameters=int(loaded.info.parameters),
                 # state after the shard's longest prompt (constant for recurrent families)
                 state_bytes=int(loaded.state_bytes(max((len(p) for p in prompts), default=0))),
+                dtype=str(loaded.info.dtype),
+            ),
+        ).to_json()
+
+    def _run_throughput_shard(
+        self,
+        shard: contract.RunShardInput,
+        task: PrefillThroughputTask,
+        loaded: LoadedModel,
+        load_seconds: float,
+        device: torch.device,
+    ) -> dict[str, Any]:
+        """One ThroughputPoint per example id: the model (or operator) timed at (batch, N) under
+        the strategy, then SDPA attention at the same (batch, N), in this process. Inputs are
+        random and drawn before the timed region; generation settings and slices do not apply."""
+        repeats = _prefill_repeats(shard.strategy, shard.task.name)
+        if shard.scorer.name != "none":
+            raise ApplicationError(
+                f"task {shard.task.name!r} is a measurement task; its scorer is 'none', got "
+                f"{shard.scorer.name!r}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        _scorer(shard.scorer)  # the version check
+        try:
+            points = task.points(shard.example_start, shard.example_end)
+        except ValueError as error:
+            raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
+
+        runs, seed = task.params.runs, task.params.seed
+        versions = environment_versions(device) | _measured_versions(loaded)
+        measurements: list[contract.ThroughputPoint] = []
+        prefill_seconds, prefill_tokens, timed_runs = 0.0, 0, 0
+        with _typed_gpu_errors(), torch.inference_mode():
+            for done, point in enumerate(points, start=1):
+                inputs_seed = point_seed(seed, point.example_id)
+                measurement, measured = _measure_point(
+                    loaded, point, repeats, runs, inputs_seed, device, versions
+                )
+                measurements.append(measurement)
+                prefill_seconds += measured.total
+                prefill_tokens += runs * point.batch_size * measurement.processed_len
+                timed_runs += runs
+                activity.heartbeat(contract.ShardHeartbeat(examples_done=done).to_json())
+                if activity.is_cancelled():
+                    raise CancelledError("run_shard cancelled")
+
+        return contract.RunShardOutput(
+            cell_key=shard.cell_key,
+            shard_index=shard.shard_index,
+            examples=[],
+            measurements=measurements,
+            slices=[],
+            # the measured implementation's timed runs only (not warm-up, not the baseline)
+            timing=contract.ShardTiming(
+                load_seconds=load_seconds,
+                prefill_seconds=prefill_seconds,
+                decode_seconds=0.0,
+                prefill_tokens=prefill_tokens,
+                batches=timed_runs,
+            ),
+            worker=worker_info(device),
+            model=contract.ModelInfo(
+                family=loaded.info.family,
+                parameters=int(loaded.info.parameters),
+                state_bytes=int(loaded.state_bytes(max(m.processed_len for m in measurements))),
                 dtype=str(loaded.info.dtype),
             ),
         ).to_json()
@@ -318,9 +417,11 @@ class InferenceActivities:
                 raise ApplicationError(
                     f"{where}: {error}", type=MODEL_LOAD_FAILED, non_retryable=True
                 ) from error
+            except OperatorUnavailable as error:  # e.g. a Triton kernel on a CPU worker
+                raise ApplicationError(f"{where}: {error}", type=DEVICE_UNAVAILABLE) from error
             except Exception as error:  # e.g. a family whose kernels are missing on this host
                 raise ApplicationError(f"{where}: {error}", type=MODEL_LOAD_FAILED) from error
-            if loaded.tokenizer is None:
+            if loaded.tokenizer is None and loaded.info.family != "operator":
                 raise ApplicationError(
                     f"{where} was loaded without a tokenizer",
                     type=MODEL_LOAD_FAILED,
@@ -334,6 +435,80 @@ class InferenceActivities:
 
 
 Scorer = Callable[[str, list[str]], float]
+
+
+def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:
+    """How many copies of the N prompt tokens a throughput point prefills: 1, or JRT-Prompt's
+    repeats. The other strategies lay out prompt text, which random ids do not have."""
+    from twice_inference.tasks.strategies import parse_strategy
+    from twice_inference.tasks.throughput import THROUGHPUT_STRATEGIES
+
+    try:
+        strategy = parse_strategy(ref.name, ref.version, dict(ref.params))
+    except ValueError as error:
+        raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
+    if strategy.name not in THROUGHPUT_STRATEGIES:
+        raise ApplicationError(
+            f"strategy {ref.name!r} is not meaningful for the throughput task {task_name!r}: its "
+            f"inputs are random ids with no prompt text to lay out; use one of "
+            f"{list(THROUGHPUT_STRATEGIES)}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        )
+    return int(strategy.params.get("repeats", 1))
+
+
+def _measure_point(
+    loaded: LoadedModel,
+    point: ThroughputPointSpec,
+    repeats: int,
+    runs: int,
+    seed: int,
+    device: torch.device,
+    versions: dict[str, str],
+) -> tuple[contract.ThroughputPoint, Timing]:
+    """The measured thing at (point.batch_size, repeats x point.seq_len), then the attention
+    baseline at (batch, N); each workload's inputs are freed before the next one is drawn."""
+    batch, seq_len = point.batch_size, point.seq_len
+    workload = _workload(loaded, batch, seq_len, repeats, seed)
+    measured = time_callable(workload.run, runs, device)
+    processed_len, implementation = workload.processed_len, workload.implementation
+    del workload
+    baseline = attention_baseline(batch, seq_len, device, seed)
+    baseline_timing = time_callable(baseline.run, runs, device)
+    return contract.ThroughputPoint(
+        example_id=point.example_id,
+        seq_len=seq_len,
+        batch_size=batch,
+        processed_len=processed_len,
+        measured=timed_prefill(implementation, measured, batch, seq_len),
+        baseline=timed_prefill(baseline.implementation, baseline_timing, batch, seq_len),
+        versions=versions,
+    ), measured
+
+
+def _workload(loaded: LoadedModel, batch: int, seq_len: int, repeats: int, seed: int) -> Workload:
+    """An operator's own workload, or a language model's prefill of random ids [batch,
+    repeats * N] with an all-ones mask (JRT-RNN's encoder is part of its prefill)."""
+    model = loaded.model
+    if isinstance(model, Operator):
+        return model.workload(batch, seq_len, repeats, seed)
+    set_mode = getattr(model, "set_inference_mode", None)
+    if set_mode is not None:
+        set_mode("left_pad")  # one encode, then recurrent: the prefill the paper times
+    return lm_prefill_workload(model, batch, repeats * seq_len, seed, str(loaded.info.dtype))
+
+
+def _measured_versions(loaded: LoadedModel) -> dict[str, str]:
+    """What identifies the measured code beyond the libraries: an operator's revision, or the
+    Taylor-kernel mode of a Based/JRT-RNN model (Triton kernels or PyTorch)."""
+    if isinstance(loaded.model, Operator):
+        return loaded.model.kernel_versions()
+    if loaded.info.family in ("based", "jrt_rnn"):
+        from twice_inference.models.based import taylor_kernel_mode
+
+        return {"taylorKernelMode": taylor_kernel_mode()}
+    return {}
 
 
 def _scorer(ref: contract.ScorerRef) -> Scorer:

@@ -31,6 +31,7 @@ NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class ContractModel(BaseModel):
@@ -77,7 +78,8 @@ class GenerationSettings(ContractModel):
 
 
 class ScorerRef(ContractModel):
-    name: Literal["contains", "exact"]
+    # none: a measurement task (prefill_throughput) that scores nothing
+    name: Literal["contains", "exact", "none"]
     version: PositiveInt
 
 
@@ -160,10 +162,37 @@ class ModelInfo(ContractModel):
     dtype: str
 
 
+class TimedPrefill(ContractModel):
+    """One timed prefill: warm-up first, then the median (and min) of ``runs`` timings."""
+
+    implementation: NonEmptyStr
+    median_seconds: PositiveFloat
+    min_seconds: PositiveFloat
+    runs: Annotated[int, Field(ge=1)]
+    # batchSize x seqLen / medianSeconds: a strategy that reads the context twice pays for it here
+    tokens_per_second: PositiveFloat
+
+
+class ThroughputPoint(ContractModel):
+    """One (length, batch) point of a throughput task, measured beside the attention baseline."""
+
+    example_id: NonNegativeInt
+    seq_len: PositiveInt  # the prompt's length N
+    batch_size: PositiveInt
+    # tokens one timed run pushes through per sequence (N, 2N, or N plus an encoder region)
+    processed_len: PositiveInt
+    measured: TimedPrefill
+    baseline: TimedPrefill  # the same (batch, N) through SDPA attention, in the same process
+    versions: dict[str, str]  # GPU, driver, torch/triton/CUDA and kernel versions
+
+
 class RunShardOutput(ContractModel):
     cell_key: Digest
     shard_index: NonNegativeInt
+    # recall tasks: one record per example; measurement tasks: none
     examples: list[ExampleRecord]
+    # measurement tasks: one point per example; recall tasks: none
+    measurements: list[ThroughputPoint]
     slices: list[SliceSum]
     timing: ShardTiming
     worker: WorkerInfo

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parse } from 'yaml';
-import { paretoFrontier, type CellResult } from '../../activities/report';
+import { loadSweepReport, paretoFrontier, type CellResult } from '../../activities/report';
 import { DATASOURCE, GENERATED_PATH, buildDashboard, renderDashboard } from '../../dashboards/build';
 import * as panels from '../../dashboards/panels';
 import { repoRoot } from '../../workers/paths';
@@ -126,6 +126,26 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   await link('sw-older', OLDER);
   await link('sw-older', SELECTED.filter((c) => c.key === 'c-tfpp-default'), true);
   await link('sw-ties', TIES);
+  // a prefill_throughput cell of the selected sweep: two points, each beside its baseline (dated
+  // after the time range, so the time series leaves them out)
+  await db.cell.create({
+    data: { key: 'c-bench', modelName: 'based-360m', modelRevision: 'r1', modelFamily: 'based', dtype: 'bfloat16',
+      taskName: 'prefill_throughput', taskVersion: 1, taskParams: {}, taskDataDigest: 'dd', strategyName: 'jrt_prompt', strategyVersion: 1,
+      strategyParams: {}, generation: {}, scorer: {}, numExamples: 2, numShards: 1, status: 'done' },
+  });
+  await link('sw-selected', [{ key: 'c-bench' } as SeedCell]);
+  for (const [exampleId, n, measured, baseline] of [[1, 4096, 0.02, 0.1], [0, 2048, 0.01, 0.03]] as const) {
+    for (const [source, implementation, seconds, processedLen] of [
+      ['benchmark', 'based-360m', measured, 2 * n],
+      ['benchmark-baseline', 'sdpa-flash', baseline, n],
+    ] as const) {
+      await db.throughputMeasurement.create({
+        data: { cellKey: 'c-bench', shardIndex: 0, source, exampleId, implementation, seqLen: n, batchSize: 16, processedLen,
+          tokens: 16 * n, seconds, minSeconds: seconds, runs: 10, tokensPerSecond: (16 * n) / seconds, device: 'cuda', gpuName: 'H200',
+          versions: {}, createdAt: new Date('2026-12-01T00:00:00.000Z') },
+      });
+    }
+  }
   // a kernel benchmark not tied to any cell, in the same hour as based·jrt's shards
   await db.throughputMeasurement.create({
     data: { source: 'benchmark', implementation: 'based-fla-chunk', seqLen: 2048, batchSize: 8, tokens: 1_000_000, seconds: 2,
@@ -195,7 +215,7 @@ describe('dashboards', () => {
     const rows = await query('LATEST_SWEEPS_SQL');
     assert.deepEqual(
       rows.map((r) => [r.sweep, r.cells, r.cells_done, r.cells_failed, r.cells_reused]),
-      [['sw-selected', 5, 4, 1, 0], ['sw-older', 2, 2, 0, 1]],
+      [['sw-selected', 6, 5, 1, 0], ['sw-older', 2, 2, 0, 1]],
     );
   });
 
@@ -248,7 +268,7 @@ describe('dashboards', () => {
       const frontier = await query('PARETO_FRONTIER_SQL', sweep);
       const reference = paretoFrontier(points.map((p) => ({
         model: String(p.point), strategy: '', accuracy: Number(p.accuracy), promptsPerSecond: Number(p.prompts_per_second), examples: 1,
-      }) as CellResult)).filter((p) => p.onFrontier).map((p) => p.model).sort();
+      }) as CellResult)).points.filter((p) => p.onFrontier).map((p) => p.model).sort();
       assert.deepEqual(frontier.map((r) => String(r.frontier_point)).sort(), reference, sweep);
     }
   });
@@ -286,6 +306,20 @@ describe('dashboards', () => {
     close(rows[2]!.prefill_tokens_per_second, 500_000, 'benchmark');
     close(rows[3]!.prefill_tokens_per_second, (400 + 400) / (0.4 + 0.8), 'tfpp 11:00');
     close(rows[0]!.prefill_tokens_per_second, 400 / 0.01, 'older sweep');
+  });
+
+  it('prefill benchmark: each point beside its baseline, speed-up = baseline / measured; the report reads the same rows', async () => {
+    const rows = await query('PREFILL_BENCHMARK_SQL');
+    assert.deepEqual(rows.map((r) => [r.model, r.strategy, r.n, r.tokens_per_sequence, r.baseline]), [
+      ['based-360m', 'jrt_prompt', 2048, 4096, 'sdpa-flash'],
+      ['based-360m', 'jrt_prompt', 4096, 8192, 'sdpa-flash'],
+    ]);
+    close(rows[0]!.speedup, 3, 'speed-up at 2048');
+    close(rows[1]!.speedup, 5, 'speed-up at 4096');
+    assert.equal((await query('PREFILL_BENCHMARK_SQL', 'sw-older')).length, 0);
+    const report = await loadSweepReport(fx.db, 'sw-selected');
+    assert.deepEqual(report.benchmarks.map((b) => [b.seqLen, b.seconds, b.baselineSeconds]), [[2048, 0.01, 0.03], [4096, 0.02, 0.1]]);
+    assert.ok(report.cells.every((c) => c.task !== 'prefill_throughput'));
   });
 
   it('ran every query in panels.ts', () => {

@@ -109,6 +109,45 @@ describe('keys of dataset tasks', () => {
   });
 });
 
+describe('expandCells for the prefill benchmark', () => {
+  const text = (extra = '') => `name: t
+models: [m-based, m-jrt]
+tasks:
+  - { name: prefill_throughput, params: { lengths: [128, 256], batchSizes: [2] } }
+  - { name: mqar, params: { numExamples: 4 } }
+strategies: [default, jrt_prompt, question_first]
+${extra}`;
+  const cellsOf = (extra = '') => {
+    const resolved = resolve(parseSweepSpec(text(extra), 't.yaml', catalog));
+    resolved.tasks = resolved.tasks.map((t) => (t.name === 'prefill_throughput' ? { ...t, numExamples: 2 } : t));
+    return { resolved, cells: expandCells(resolved) };
+  };
+
+  it('times default and JRT-Prompt only, scores nothing and computes no slices', () => {
+    const { resolved, cells } = cellsOf();
+    const bench = cells.filter((c) => c.task.name === 'prefill_throughput');
+    assert.deepEqual(bench.map((c) => `${c.model.name}/${c.strategy.name}`), ['m-based/default', 'm-based/jrt_prompt', 'm-jrt/default', 'm-jrt/jrt_prompt']);
+    assert.ok(bench.every((c) => c.scorer.name === 'none' && c.slices === null && c.numExamples === 2));
+    assert.equal(cells.filter((c) => c.task.name === 'mqar').length, 2 * 3);
+    assert.ok(skippedPairs(resolved).includes('prefill_throughput x question_first: a prefill benchmark times default and jrt_prompt only'));
+  });
+
+  it('gives kernel-level operators the benchmark only, and says why', () => {
+    const withOp = { families: { ...catalog.families, 'op-based': 'operator' } };
+    const spec = parseSweepSpec('name: o\nmodels: [op-based]\ntasks: [prefill_throughput, mqar]\n', 'o.yaml', withOp);
+    const resolved: ResolvedSweep = { ...resolve(spec), models: [{ name: 'op-based', revision: 'operator:based@v1', family: 'operator', dtype: 'bfloat16' }] };
+    assert.deepEqual(expandCells(resolved).map((c) => c.task.name), ['prefill_throughput']);
+    assert.deepEqual(skippedPairs(resolved), ['op-based x mqar: op-based is a kernel-level operator, timed by prefill_throughput only']);
+  });
+
+  it('keys timings by device, and not by generation settings or the spec scorer', () => {
+    const keys = (extra: string) => cellsOf(extra).cells.filter((c) => c.task.name === 'prefill_throughput').map((c) => c.key);
+    const base = keys('');
+    assert.deepEqual(keys('generation: { maxNewTokens: 3, batchSize: 2 }\nscorer: contains'), base);
+    assert.ok(keys('execution: { device: cuda }').every((k, i) => k !== base[i]));
+  });
+});
+
 describe('shardsOf', () => {
   it('covers every example exactly once', () => {
     assert.deepEqual(

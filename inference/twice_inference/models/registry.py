@@ -1,6 +1,7 @@
 """Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
 by family, loads its weights (in-house zoo directory, a local Hugging Face layout directory, or
-seeded random weights for the pipeline-smoke-test "debug" models) and its tokenizer. Family
+seeded random weights for the pipeline-smoke-test "debug" models) and its tokenizer; ``operator``
+entries are bare attention kernels for prefill_throughput (``engine/operators.py``). Family
 builders are imported lazily by "module:function" name, so a family whose adapter is not installed
 fails only when used. ``python -m twice_inference.models.registry --list`` prints the catalog.
 Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..engine.operators import OPERATOR_VERSIONS, Operator, operator_revision
 from ..protocols import LanguageModel, Tokenizer
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
@@ -53,7 +55,8 @@ class WeightsMissing(FileNotFoundError):
 
 
 class RevisionMismatch(ValueError):
-    """The requested revision is not the one this entry's weights can be (random-weight models)."""
+    """The requested revision is not the one this entry's weights can be (random-weight models)
+    or not the one this worker's operator implements."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,15 +91,39 @@ def random_revision(seed: int) -> str:
     return f"random:seed={seed}"
 
 
+class OperatorSource(BaseModel):
+    """A kernel-level entry: no weights, no tokenizer; only prefill_throughput runs it."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["operator"]
+    op: str = Field(min_length=1)  # a key of engine.operators.OPERATOR_VERSIONS
+    version: int = Field(ge=1)
+
+
 class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    family: Literal["transformer", "based", "jrt_rnn", "mamba", "mamba2", "gla"]
-    source: ZooSource | HFSource | RandomSource = Field(discriminator="kind")
+    family: Literal["transformer", "based", "jrt_rnn", "mamba", "mamba2", "gla", "operator"]
+    source: ZooSource | HFSource | RandomSource | OperatorSource = Field(discriminator="kind")
     dtype: Literal["float32", "bfloat16", "float16"]
     config: dict[str, Any]
-    nominalParams: int = Field(gt=0)
+    nominalParams: int = Field(ge=0)  # 0 for operators, which have no parameters
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _operators_are_their_own_family(self) -> CatalogEntry:
+        is_operator = isinstance(self.source, OperatorSource)
+        if is_operator != (self.family == "operator"):
+            raise ValueError(
+                f"model {self.name!r}: family 'operator' goes with source kind 'operator' and only "
+                f"with it (family {self.family!r}, source kind {self.source.kind!r})"
+            )
+        if (self.nominalParams == 0) != is_operator:
+            raise ValueError(
+                f"model {self.name!r}: nominalParams must be > 0 for a model and 0 for an "
+                f"operator, got {self.nominalParams}"
+            )
+        return self
 
 
 class Catalog(BaseModel):
@@ -263,7 +290,7 @@ class ModelInfo:
 
 @dataclass
 class LoadedModel:
-    model: LanguageModel
+    model: LanguageModel | Operator  # an Operator for family "operator" only
     tokenizer: Tokenizer | None
     info: ModelInfo
 
@@ -285,6 +312,8 @@ def load_entry(
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype_name!r}")
     config = dict(entry.config)
+    if isinstance(entry.source, OperatorSource):
+        return _load_operator(entry, entry.source, revision, device, dtype_name)
     if isinstance(entry.source, RandomSource):
         expected = random_revision(entry.source.seed)
         if revision != expected:
@@ -330,6 +359,42 @@ def load_entry(
     return _loaded(
         entry, model, tokenizer_spec, revision, dtype_name, device, str(directory), with_tokenizer
     )
+
+
+def _load_operator(
+    entry: CatalogEntry, source: OperatorSource, revision: str, device: str, dtype_name: str
+) -> LoadedModel:
+    implemented = OPERATOR_VERSIONS.get(source.op)
+    if implemented is None:
+        raise ValueError(
+            f"model {entry.name!r}: unknown operator {source.op!r}; this worker implements "
+            f"{sorted(OPERATOR_VERSIONS)}"
+        )
+    if implemented != source.version:
+        raise RevisionMismatch(
+            f"model {entry.name!r}: operator {source.op!r} v{source.version} in the catalog, "
+            f"this worker implements v{implemented}"
+        )
+    expected = operator_revision(source.op, source.version)
+    if revision != expected:
+        raise RevisionMismatch(
+            f"model {entry.name!r} is operator {source.op!r}; its only revision is {expected!r}, "
+            f"got {revision!r}"
+        )
+    if dtype_name != "bfloat16":
+        raise ValueError(f"model {entry.name!r}: operators run in bfloat16, got {dtype_name!r}")
+    operator = Operator(source.op, entry.config, device)
+    info = ModelInfo(
+        name=entry.name,
+        family=entry.family,
+        revision=revision,
+        parameters=0,
+        # what the inputs really are: SDPA on a CPU worker runs float32
+        dtype=str(operator.dtype).removeprefix("torch."),
+        device=device,
+        weights_path=expected,
+    )
+    return LoadedModel(model=operator, tokenizer=None, info=info)
 
 
 def _loaded(
@@ -383,6 +448,9 @@ def describe(entry: CatalogEntry, prompt_len: int) -> dict[str, Any]:
         "family": entry.family,
         "nominal": entry.nominalParams,
     }
+    if isinstance(entry.source, OperatorSource):
+        operator = Operator(entry.source.op, entry.config, "cuda")  # shapes only, nothing runs
+        return {**row, "params": 0, "state_bytes": operator.state_size_bytes(1, prompt_len)}
     try:
         model = build_on_meta(entry)
     except FamilyUnavailable as error:

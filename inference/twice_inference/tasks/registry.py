@@ -1,6 +1,7 @@
 """Builds a Task from (name, version, params) as a sweep spec names it. Synthetic tasks live here;
 the real datasets (FDA, SWDE, SQuAD, TriviaQA, NQ, DROP) are built by ``datasets.py``, imported
-only when asked for. Tested by ``tests/test_synthetic_tasks.py``.
+only when asked for; ``prefill_throughput`` (a measurement task, not a Task of prompts) by
+``throughput.py``. Tested by ``tests/test_synthetic_tasks.py`` and ``tests/test_throughput.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ from .doc_qa import SyntheticDocQaTask
 from .mqar import MqarTask
 from .set_disjointness import SetDisjointnessTask
 from .synthetic import SyntheticTask
+from .throughput import PrefillThroughputTask
 
 SYNTHETIC_TASKS: dict[str, type[SyntheticTask]] = {
     task.name: task for task in (MqarTask, SyntheticDocQaTask, SetDisjointnessTask)
+}
+# Measurement tasks: their examples are timed points, not prompts (catalog kind "throughput").
+THROUGHPUT_TASKS: dict[str, type[PrefillThroughputTask]] = {
+    PrefillThroughputTask.name: PrefillThroughputTask
 }
 TASK_VERSIONS: dict[str, int] = {name: task.version for name, task in SYNTHETIC_TASKS.items()}
 # Versions of these are owned and checked by datasets.py.
@@ -23,12 +29,17 @@ DATASET_TASK_NAMES: tuple[str, ...] = ("fda", "swde", "squad", "triviaqa", "nq",
 
 
 def known_task_names() -> list[str]:
-    return sorted([*SYNTHETIC_TASKS, *DATASET_TASK_NAMES])
+    return sorted([*SYNTHETIC_TASKS, *THROUGHPUT_TASKS, *DATASET_TASK_NAMES])
 
 
-def build_task(name: str, version: int, params: dict[str, Any]) -> Task:
-    if name in SYNTHETIC_TASKS:
-        task_class = SYNTHETIC_TASKS[name]
+def task_kind(name: str) -> str:
+    """The catalog's ``kind`` of a task: "throughput" or "recall"."""
+    return "throughput" if name in THROUGHPUT_TASKS else "recall"
+
+
+def build_task(name: str, version: int, params: dict[str, Any]) -> Task | PrefillThroughputTask:
+    if name in SYNTHETIC_TASKS or name in THROUGHPUT_TASKS:
+        task_class = SYNTHETIC_TASKS.get(name) or THROUGHPUT_TASKS[name]
         if version != task_class.version:
             raise ValueError(
                 f"task {name!r} version {version!r} requested, but this worker implements "

@@ -1,6 +1,7 @@
 """Scorers for generated answers, versioned because a scorer's version is part of every cell key.
 ``contains`` is the paper's rule verbatim (jrt-spec section 2.5); ``exact`` is for single-word
-synthetic answers. Tested by ``tests/test_scoring.py``.
+synthetic answers; ``none`` belongs to measurement tasks (prefill_throughput), which score nothing,
+so calling it is a bug. Tested by ``tests/test_scoring.py`` and ``tests/test_throughput.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-SCORER_VERSIONS: dict[str, int] = {"contains": 1, "exact": 1}
+SCORER_VERSIONS: dict[str, int] = {"contains": 1, "exact": 1, "none": 1}
 
 
 def _check_golds(golds: list[str]) -> None:
@@ -38,7 +39,20 @@ def exact(prediction: str, golds: list[str]) -> float:
     return float(any(stripped == g for g in golds))
 
 
-SCORERS: dict[str, Callable[[str, list[str]], float]] = {"contains": contains, "exact": exact}
+def none(prediction: str, golds: list[str]) -> float:
+    """The scorer of measurement tasks. They produce no predictions, so reaching here means a
+    shard took the recall path by mistake; a made-up score would be recorded as real."""
+    raise RuntimeError(
+        "scorer 'none' belongs to measurement tasks, which have nothing to score; "
+        f"it was called with prediction {prediction!r:.80}"
+    )
+
+
+SCORERS: dict[str, Callable[[str, list[str]], float]] = {
+    "contains": contains,
+    "exact": exact,
+    "none": none,
+}
 
 
 def get_scorer(name: str) -> Callable[[str, list[str]], float]:

@@ -1,0 +1,87 @@
+"""The ``prefill_throughput`` task (kind "throughput", scorer "none"): its examples are not prompts
+but (length, batch) points, the cartesian product lengths x batchSizes in that order, each timed
+by run_shard on random inputs. Params mirror the zod schema in workflows/catalog.ts. Tested in
+``tests/test_throughput.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from .strategies import describe_validation_error
+from .synthetic import canonical_json
+
+# Strategies that change what a prefill reads; the others lay out prompt text, which random ids
+# do not have.
+THROUGHPUT_STRATEGIES = ("default", "jrt_prompt")
+
+
+Count = Annotated[int, Field(ge=1)]
+
+
+class PrefillThroughputParams(BaseModel):
+    """As the TypeScript sweep spec writes them: camelCase, no extras, no coercion."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+    )
+
+    lengths: list[Count] = Field(default=[2048, 8192], min_length=1)
+    batch_sizes: list[Count] = Field(default=[16], min_length=1)
+    runs: int = Field(default=10, ge=10)  # the paper's released script: median of 10
+    seed: int = Field(default=0, ge=0)  # seeds every point's random inputs
+
+
+@dataclass(frozen=True)
+class ThroughputPointSpec:
+    example_id: int
+    seq_len: int
+    batch_size: int
+
+
+class PrefillThroughputTask:
+    name: ClassVar[str] = "prefill_throughput"
+    version: ClassVar[int] = 1
+    kind: ClassVar[str] = "throughput"
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        if not isinstance(params, dict):
+            raise ValueError(f"task {self.name!r} params must be an object, got {params!r}")
+        try:
+            self.params = PrefillThroughputParams.model_validate(params)
+        except ValidationError as error:
+            raise ValueError(
+                f"task {self.name!r} params: {describe_validation_error(error)}"
+            ) from None
+        self._points = [
+            (length, batch) for length in self.params.lengths for batch in self.params.batch_sizes
+        ]
+
+    def num_examples(self) -> int:
+        return len(self._points)
+
+    def points(self, start: int, end: int) -> list[ThroughputPointSpec]:
+        if not 0 <= start < end <= self.num_examples():
+            raise ValueError(
+                f"task {self.name!r}: point range [{start}, {end}) is outside "
+                f"[0, {self.num_examples()})"
+            )
+        return [ThroughputPointSpec(i, *self._points[i]) for i in range(start, end)]
+
+    def data_digest(self) -> str:
+        """sha256 over the params with defaults filled in (the points and their random seed)."""
+        identity = {
+            "name": self.name,
+            "version": self.version,
+            "params": self.params.model_dump(by_alias=True),
+        }
+        return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
