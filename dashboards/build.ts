@@ -23,9 +23,11 @@ import {
   ACCURACY_SQL,
   JRT_GAIN_SQL,
   LATEST_SWEEPS_SQL,
+  PARETO_BENCHMARK_FRONTIER_SQL,
   PARETO_FRONTIER_SQL,
   PREFILL_BENCHMARK_SQL,
   PREFILL_THROUGHPUT_SQL,
+  QUALITY_BENCHMARK_SQL,
   QUALITY_THROUGHPUT_SQL,
   SLICE_PERPLEXITY_SQL,
   SWEEP_VARIABLE_SQL,
@@ -100,29 +102,48 @@ export function buildDashboard(): Dashboard {
     .decimals(1)
     .withTarget(sql(JRT_GAIN_SQL));
 
-  const qualityThroughput = new XYChartPanel()
-    .title('Quality vs throughput, with the Pareto frontier ($sweep)')
-    .description(
-      'One point per model × strategy: prompts prefilled per second against mean accuracy over tasks. ' +
-        'The line joins the points nothing beats on both axes (computed in SQL).',
-    )
-    .datasource(DATASOURCE)
-    .span(12)
-    .height(10)
-    .mapping(SeriesMapping.Manual)
-    .show(XYShowMode.Points)
-    .series([
-      new XYSeriesConfigBuilder().name({ fixed: 'model · strategy' }).frame({ matcher: { id: 'byIndex', options: 0 } })
-        .x(byName('prompts_per_second')).y(byName('accuracy')),
-      new XYSeriesConfigBuilder().name({ fixed: 'Pareto frontier' }).frame({ matcher: { id: 'byIndex', options: 1 } })
-        .x(byName('frontier_prompts_per_second')).y(byName('frontier_accuracy')),
-    ])
-    .overrideByRegexp('prompts_per_second$', [{ id: 'unit', value: 'suffix: prompts/s' }])
-    .overrideByName('accuracy', [{ id: 'unit', value: 'percentunit' }])
-    .overrideByName('frontier_accuracy', [{ id: 'unit', value: 'percentunit' }, { id: 'custom.show', value: XYShowMode.PointsAndLines }])
-    .legend(legend())
-    .withTarget(sql(QUALITY_THROUGHPUT_SQL, 'A'))
-    .withTarget(sql(PARETO_FRONTIER_SQL, 'B'));
+  // One point per model × strategy against mean accuracy, and the frontier computed in SQL.
+  const qualityPanel = (title: string, description: string, x: string, unit: string, points: string, frontier: string) =>
+    new XYChartPanel()
+      .title(title)
+      .description(description)
+      .datasource(DATASOURCE)
+      .span(12)
+      .height(10)
+      .mapping(SeriesMapping.Manual)
+      .show(XYShowMode.Points)
+      .series([
+        new XYSeriesConfigBuilder().name({ fixed: 'model · strategy' }).frame({ matcher: { id: 'byIndex', options: 0 } })
+          .x(byName(x)).y(byName('accuracy')),
+        new XYSeriesConfigBuilder().name({ fixed: 'Pareto frontier' }).frame({ matcher: { id: 'byIndex', options: 1 } })
+          .x(byName(`frontier_${x}`)).y(byName('frontier_accuracy')),
+      ])
+      .overrideByRegexp(`${x}$`, [{ id: 'unit', value: `suffix: ${unit}` }])
+      .overrideByName('accuracy', [{ id: 'unit', value: 'percentunit' }])
+      .overrideByName('frontier_accuracy', [{ id: 'unit', value: 'percentunit' }, { id: 'custom.show', value: XYShowMode.PointsAndLines }])
+      .legend(legend())
+      .withTarget(sql(points, 'A'))
+      .withTarget(sql(frontier, 'B'));
+
+  const qualityThroughput = qualityPanel(
+    'Quality vs throughput, with the Pareto frontier ($sweep)',
+    'One point per model × strategy: prompts prefilled per second against mean accuracy over tasks. ' +
+      'The line joins the points nothing beats on both axes (computed in SQL).',
+    'prompts_per_second',
+    'prompts/s',
+    QUALITY_THROUGHPUT_SQL,
+    PARETO_FRONTIER_SQL,
+  );
+
+  const qualityBenchmark = qualityPanel(
+    'Quality vs benchmark prefill tokens/s, with the Pareto frontier ($sweep)',
+    'The same points on the prefill benchmark\'s axis (prefill_throughput cells of the sweep: prompt tokens per second at fixed lengths), ' +
+      'the axis the sweep report uses when every point has one.',
+    'tokens_per_second',
+    'tok/s',
+    QUALITY_BENCHMARK_SQL,
+    PARETO_BENCHMARK_FRONTIER_SQL,
+  );
 
   const slicePerplexity = new BarChartPanel()
     .title('Perplexity on AR hits vs other tokens ($sweep)')
@@ -177,6 +198,7 @@ export function buildDashboard(): Dashboard {
     .withPanel(jrtGain)
     .withPanel(qualityThroughput)
     .withPanel(slicePerplexity)
+    .withPanel(qualityBenchmark)
     .withPanel(prefillBenchmark)
     .withRow(new RowBuilder('Throughput over time'))
     .withPanel(prefillThroughput)

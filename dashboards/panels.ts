@@ -2,7 +2,8 @@
 // that dashboards/build.ts places them and test/integration/dashboards.test.ts runs each one
 // against a real migrated Postgres with known rows. Definitions follow activities/report.ts:
 // accuracy is the mean example score; a (model, strategy) point averages its cells' accuracies
-// over tasks and counts prompts prefilled per second over all of its shards.
+// over tasks and counts prompts prefilled per second over all of its shards, or, on the
+// benchmark axis, prompt tokens per second over its prefill_throughput points.
 //
 // Grafana fills in `$sweep` (the dashboard variable, inside quotes: single-value variables are
 // inserted raw with quotes doubled), `$__timeFilter(col)` and `$__timeGroupAlias(col, $__interval)`.
@@ -100,31 +101,59 @@ points AS (
    GROUP BY a.model_name, a.strategy_name
 )`.trim();
 
-export const QUALITY_THROUGHPUT_SQL = `
-WITH ${POINTS_CTE}
-SELECT point, prompts_per_second, accuracy
+// The selected sweep's points on the prefill benchmark's axis: prompt tokens per second over all
+// benchmark points of the (model, strategy), for the points that also have recall results. The
+// sweep report uses this axis whenever every point has benchmark rows (activities/report.ts).
+const BENCHMARK_POINTS_CTE = `
+${CELL_ACCURACY_CTE},
+bench AS (
+  SELECT c.model_name, c.strategy_name,
+         sum(m.batch_size * m.seq_len)::float / sum(m.seconds) AS tokens_per_second
+    FROM sweep_cells sc
+    JOIN cells c ON c.key = sc.cell_key
+    JOIN throughput_measurements m ON m.cell_key = c.key AND m.source = 'benchmark'
+   WHERE sc.sweep_id = '$sweep'
+   GROUP BY c.model_name, c.strategy_name
+),
+points AS (
+  SELECT a.model_name || ' · ' || a.strategy_name AS point,
+         b.tokens_per_second,
+         avg(a.accuracy) AS accuracy
+    FROM cell_accuracy a
+    JOIN bench b ON b.model_name = a.model_name AND b.strategy_name = a.strategy_name
+   GROUP BY a.model_name, a.strategy_name, b.tokens_per_second
+)`.trim();
+
+const qualityThroughputSql = (pointsCte: string, x: string) => `
+WITH ${pointsCte}
+SELECT point, ${x}, accuracy
   FROM points
- ORDER BY prompts_per_second, point`.trim();
+ ORDER BY ${x}, point`.trim();
 
 // A point is on the frontier when nothing is at least as fast and as accurate and strictly better
 // in one. `best_faster` is the best accuracy among strictly faster points (EXCLUDE GROUP drops the
 // ties on speed), `best_as_fast` the best among points exactly as fast: beat the first, match the second.
-export const PARETO_FRONTIER_SQL = `
-WITH ${POINTS_CTE},
+const paretoFrontierSql = (pointsCte: string, x: string) => `
+WITH ${pointsCte},
 ranked AS (
-  SELECT point, prompts_per_second, accuracy,
-         max(accuracy) OVER (ORDER BY prompts_per_second DESC
+  SELECT point, ${x}, accuracy,
+         max(accuracy) OVER (ORDER BY ${x} DESC
                              RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE GROUP) AS best_faster,
-         max(accuracy) OVER (PARTITION BY prompts_per_second) AS best_as_fast
+         max(accuracy) OVER (PARTITION BY ${x}) AS best_as_fast
     FROM points
 )
 SELECT point AS frontier_point,
-       prompts_per_second AS frontier_prompts_per_second,
+       ${x} AS frontier_${x},
        accuracy AS frontier_accuracy
   FROM ranked
  WHERE (best_faster IS NULL OR accuracy > best_faster)
    AND accuracy >= best_as_fast
- ORDER BY prompts_per_second, point`.trim();
+ ORDER BY ${x}, point`.trim();
+
+export const QUALITY_THROUGHPUT_SQL = qualityThroughputSql(POINTS_CTE, 'prompts_per_second');
+export const PARETO_FRONTIER_SQL = paretoFrontierSql(POINTS_CTE, 'prompts_per_second');
+export const QUALITY_BENCHMARK_SQL = qualityThroughputSql(BENCHMARK_POINTS_CTE, 'tokens_per_second');
+export const PARETO_BENCHMARK_FRONTIER_SQL = paretoFrontierSql(BENCHMARK_POINTS_CTE, 'tokens_per_second');
 
 // Perplexity of a slice is exp(total NLL / total tokens) over every shard of the model's cells;
 // only the two headline slices, not the distance/frequency bins.

@@ -1,7 +1,8 @@
 // The Grafana dashboard as code: the committed JSON is exactly what dashboards/build.ts generates,
 // its provisioning files agree with it, and every SQL query it holds runs on a real migrated
 // Postgres seeded with a small known grid (2 models × 2 strategies × 1 task in the selected sweep,
-// plus an older sweep, an out-of-range sweep and a sweep of ties) and returns the hand-computed rows.
+// with prefill benchmark cells for three of those points, plus an older sweep, an out-of-range
+// sweep and a sweep of ties) and returns the hand-computed rows.
 // Grafana's macros are expanded here the way its Postgres datasource expands them.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -126,24 +127,35 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   await link('sw-older', OLDER);
   await link('sw-older', SELECTED.filter((c) => c.key === 'c-tfpp-default'), true);
   await link('sw-ties', TIES);
-  // a prefill_throughput cell of the selected sweep: two points, each beside its baseline (dated
-  // after the time range, so the time series leaves them out)
-  await db.cell.create({
-    data: { key: 'c-bench', modelName: 'based-360m', modelRevision: 'r1', modelFamily: 'based', dtype: 'bfloat16',
-      taskName: 'prefill_throughput', taskVersion: 1, taskParams: {}, taskDataDigest: 'dd', strategyName: 'jrt_prompt', strategyVersion: 1,
-      strategyParams: {}, generation: {}, scorer: {}, numExamples: 2, numShards: 1, status: 'done' },
-  });
-  await link('sw-selected', [{ key: 'c-bench' } as SeedCell]);
-  for (const [exampleId, n, measured, baseline] of [[1, 4096, 0.02, 0.1], [0, 2048, 0.01, 0.03]] as const) {
-    for (const [source, implementation, seconds, processedLen] of [
-      ['benchmark', 'based-360m', measured, 2 * n],
-      ['benchmark-baseline', 'sdpa-flash', baseline, n],
-    ] as const) {
-      await db.throughputMeasurement.create({
-        data: { cellKey: 'c-bench', shardIndex: 0, source, exampleId, implementation, seqLen: n, batchSize: 16, processedLen,
-          tokens: 16 * n, seconds, minSeconds: seconds, runs: 10, tokensPerSecond: (16 * n) / seconds, device: 'cuda', gpuName: 'H200',
-          versions: {}, createdAt: new Date('2026-12-01T00:00:00.000Z') },
-      });
+  // prefill_throughput cells of the selected sweep, each point beside its baseline (dated after
+  // the time range, so the time series leaves them out). Benchmark axis: based·jrt_prompt
+  // 16 x (2048 + 4096) tokens in 0.03 s = 3,276,800 tok/s at accuracy 0.5; based·default
+  // 16 x 2048 in 0.05 s = 655,360 at 0.25 (dominated); tfpp·default 16 x 2048 in 0.1 s =
+  // 327,680 at 0.75.
+  const benchCells: Array<[key: string, model: string, strategy: string, points: Array<[id: number, n: number, s: number, baseline: number]>]> = [
+    ['c-bench', 'based-360m', 'jrt_prompt', [[1, 4096, 0.02, 0.1], [0, 2048, 0.01, 0.03]]],
+    ['c-bench-based-default', 'based-360m', 'default', [[0, 2048, 0.05, 0.03]]],
+    ['c-bench-tfpp', 'tfpp-360m', 'default', [[0, 2048, 0.1, 0.03]]],
+  ];
+  for (const [key, model, strategy, points] of benchCells) {
+    await db.cell.create({
+      data: { key, modelName: model, modelRevision: 'r1', modelFamily: model.split('-')[0]!, dtype: 'bfloat16',
+        taskName: 'prefill_throughput', taskVersion: 1, taskParams: {}, taskDataDigest: 'dd', strategyName: strategy, strategyVersion: 1,
+        strategyParams: {}, generation: {}, scorer: {}, numExamples: points.length, numShards: 1, status: 'done' },
+    });
+    await link('sw-selected', [{ key } as SeedCell]);
+    for (const [exampleId, n, measured, baseline] of points) {
+      const repeats = strategy === 'jrt_prompt' ? 2 : 1;
+      for (const [source, implementation, seconds, processedLen] of [
+        ['benchmark', model, measured, repeats * n],
+        ['benchmark-baseline', 'sdpa-flash', baseline, n],
+      ] as const) {
+        await db.throughputMeasurement.create({
+          data: { cellKey: key, shardIndex: 0, source, exampleId, implementation, seqLen: n, batchSize: 16, processedLen,
+            tokens: 16 * n, seconds, minSeconds: seconds, runs: 10, tokensPerSecond: (16 * n) / seconds, device: 'cuda', gpuName: 'H200',
+            versions: {}, createdAt: new Date('2026-12-01T00:00:00.000Z') },
+        });
+      }
     }
   }
   // a kernel benchmark not tied to any cell, in the same hour as based·jrt's shards
@@ -215,7 +227,7 @@ describe('dashboards', () => {
     const rows = await query('LATEST_SWEEPS_SQL');
     assert.deepEqual(
       rows.map((r) => [r.sweep, r.cells, r.cells_done, r.cells_failed, r.cells_reused]),
-      [['sw-selected', 6, 5, 1, 0], ['sw-older', 2, 2, 0, 1]],
+      [['sw-selected', 8, 7, 1, 0], ['sw-older', 2, 2, 0, 1]],
     );
   });
 
@@ -311,15 +323,34 @@ describe('dashboards', () => {
   it('prefill benchmark: each point beside its baseline, speed-up = baseline / measured; the report reads the same rows', async () => {
     const rows = await query('PREFILL_BENCHMARK_SQL');
     assert.deepEqual(rows.map((r) => [r.model, r.strategy, r.n, r.tokens_per_sequence, r.baseline]), [
+      ['based-360m', 'default', 2048, 2048, 'sdpa-flash'],
       ['based-360m', 'jrt_prompt', 2048, 4096, 'sdpa-flash'],
       ['based-360m', 'jrt_prompt', 4096, 8192, 'sdpa-flash'],
+      ['tfpp-360m', 'default', 2048, 2048, 'sdpa-flash'],
     ]);
-    close(rows[0]!.speedup, 3, 'speed-up at 2048');
-    close(rows[1]!.speedup, 5, 'speed-up at 4096');
+    close(rows[1]!.speedup, 3, 'speed-up at 2048');
+    close(rows[2]!.speedup, 5, 'speed-up at 4096');
     assert.equal((await query('PREFILL_BENCHMARK_SQL', 'sw-older')).length, 0);
     const report = await loadSweepReport(fx.db, 'sw-selected');
-    assert.deepEqual(report.benchmarks.map((b) => [b.seqLen, b.seconds, b.baselineSeconds]), [[2048, 0.01, 0.03], [4096, 0.02, 0.1]]);
+    assert.deepEqual(report.benchmarks.filter((b) => b.strategy === 'jrt_prompt').map((b) => [b.seqLen, b.seconds, b.baselineSeconds]), [[2048, 0.01, 0.03], [4096, 0.02, 0.1]]);
     assert.ok(report.cells.every((c) => c.task !== 'prefill_throughput'));
+  });
+
+  it('quality vs benchmark throughput: only points with both, and their frontier agrees with the report', async () => {
+    const points = await query('QUALITY_BENCHMARK_SQL');
+    assert.deepEqual(points.map((r) => r.point), ['tfpp-360m · default', 'based-360m · default', 'based-360m · jrt_prompt']);
+    close(points[0]!.tokens_per_second, 327_680, 'tfpp default');
+    close(points[1]!.tokens_per_second, 655_360, 'based default');
+    close(points[2]!.tokens_per_second, 3_276_800, 'based jrt');
+    const frontier = await query('PARETO_BENCHMARK_FRONTIER_SQL');
+    assert.deepEqual(frontier.map((r) => r.frontier_point), ['tfpp-360m · default', 'based-360m · jrt_prompt']);
+    // the report's frontier on the same axis (its points also need benchmark rows for every point,
+    // so only the three benchmarked points are given here)
+    const report = await loadSweepReport(fx.db, 'sw-selected');
+    const benchmarked = report.cells.filter((c) => c.model !== 'tfpp-360m' || c.strategy === 'default');
+    const { axis, points: reportPoints } = paretoFrontier(benchmarked, report.benchmarks);
+    assert.equal(axis, 'benchmark');
+    assert.deepEqual(reportPoints.filter((p) => p.onFrontier).map((p) => `${p.model} · ${p.strategy}`).sort(), frontier.map((r) => String(r.frontier_point)).sort());
   });
 
   it('ran every query in panels.ts', () => {
