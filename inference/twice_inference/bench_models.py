@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from .engine.device_info import nvidia_driver_version
+from .engine.throughput import random_ids
 from .models.based import use_taylor_kernel_mode
 from .models.registry import DTYPES, build_model, count_parameters, load_catalog
 
@@ -498,12 +499,6 @@ def environment(device: str) -> dict[str, Any]:
     }
 
 
-def random_ids(vocab: int, batch: int, seq: int, device: str, seed: int) -> torch.Tensor:
-    """Ids drawn from 1..vocab-1: never an all-zeros (pad-like) prompt."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(1, vocab, (batch, seq), generator=gen).to(device)
-
-
 def time_point(
     model: torch.nn.Module,
     seq: int,
@@ -518,7 +513,7 @@ def time_point(
     run would clearly not fit ``budget_s`` (Mamba-1's PyTorch scan); a point whose warm run
     leaves room for fewer than ``runs`` runs is timed with as many as fit, and says so."""
     timer, cuda = Timer(device), torch.device(device).type == "cuda"
-    probe_ids = random_ids(model.vocab_size, 1, seq, device, seed)
+    probe_ids = random_ids(1, seq, model.vocab_size, seed, device)
     probe_run = lambda: model.prefill(probe_ids, torch.ones_like(probe_ids))  # noqa: E731
     probe = timer.time(probe_run)
     if probe * batch > budget_s:  # the first call may have paid a one-off compile: once more
@@ -532,7 +527,7 @@ def time_point(
                 f"up to {probe * batch:.0f} s per run; the point budget is {budget_s:.0f} s"
             ],
         }
-    ids = random_ids(model.vocab_size, batch, seq, device, seed + 1)
+    ids = random_ids(batch, seq, model.vocab_size, seed + 1, device)
     mask = torch.ones_like(ids)
     run = lambda: model.prefill(ids, mask)  # noqa: E731
     if cuda:
@@ -573,7 +568,7 @@ def guarded_point(model: torch.nn.Module, device: str, **kwargs: Any) -> dict[st
 def kernel_parity(model: torch.nn.Module, seq: int, device: str, seed: int) -> float:
     """Max relative error of the last-position logits, kernel path vs PyTorch path, on a small
     batch: 0.0 would mean the kernel was never taken."""
-    ids = random_ids(model.vocab_size, PARITY_BATCH, seq, device, seed + 2)
+    ids = random_ids(PARITY_BATCH, seq, model.vocab_size, seed + 2, device)
     logits = {}
     for variant, mode in kernel_variants(device).items():
         with use_taylor_kernel_mode(mode):
@@ -836,6 +831,14 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def emit(report: dict[str, Any], out: Path | None) -> None:
+    """Print the report's table; write the whole report as JSON when asked."""
+    print("\n" + report["table"], flush=True)
+    if out:
+        out.write_text(json.dumps(report, indent=2, default=str))
+        log(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m twice_inference.bench_models")
     parser.add_argument(
@@ -877,10 +880,7 @@ def main(argv: list[str] | None = None) -> int:
             total_budget_s=args.total_budget_s,
             seed=args.seed,
         )
-        print("\n" + report["table"], flush=True)
-        if args.out:
-            args.out.write_text(json.dumps(report, indent=2, default=str))
-            log(f"wrote {args.out}")
+        emit(report, args.out)
         failed = [r for r in report["rows"] if r.get("errors")]
         failed += [p for r in report["rows"] for p in r.get("points", {}).values() if "error" in p]
         return 1 if failed else 0
@@ -894,10 +894,7 @@ def main(argv: list[str] | None = None) -> int:
         budget_s=args.budget_s,
         seed=args.seed,
     )
-    print("\n" + report["table"], flush=True)
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2, default=str))
-        log(f"wrote {args.out}")
+    emit(report, args.out)
     failed = [r["family"] for r in report["rows"] if r.get("errors") or r.get("check") != "PASS"]
     return 1 if failed else 0
 
