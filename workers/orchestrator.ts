@@ -1,37 +1,16 @@
-// The orchestrator worker: runs the workflows and the TypeScript activities (database, catalog)
-// on the orchestrator task queue. Started in-process by the embedded stack, or on its own:
+// The orchestrator worker as a process of its own, against real deployments:
 //   DATABASE_URL=... TEMPORAL_ADDRESS=... tsx workers/orchestrator.ts
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { fileURLToPath } from 'node:url';
-import { createActivities } from '../activities';
-import { createDb, type Db } from '../activities/prisma';
+import { NativeConnection } from '@temporalio/worker';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
-import { loadEnv } from './env';
-import { repoRoot } from './paths';
+import { createDb } from './lib/db-client';
+import { loadEnv } from './lib/env';
+import { createOrchestratorWorker } from './lib/orchestrator-worker';
 
-export async function createOrchestratorWorker(opts: {
-  connection: NativeConnection;
-  namespace: string;
-  db: Db;
-  taskQueue?: string;
-}): Promise<Worker> {
-  return Worker.create({
-    connection: opts.connection,
-    namespace: opts.namespace,
-    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createActivities({ db: opts.db, root: repoRoot }),
-    // logs from the SDK go to stderr at warn level; the CLI owns stdout
-  });
-}
-
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const env = loadEnv({ requireExternal: true });
-  const connection = await NativeConnection.connect({ address: env.temporalAddress });
-  const db = createDb(env.databaseUrl);
-  const worker = await createOrchestratorWorker({ connection, namespace: env.namespace, db });
-  console.log(`orchestrator worker ready: queue=${ORCHESTRATOR_QUEUE} temporal=${env.temporalAddress}`);
-  await worker.run();
-  await db.$disconnect();
-  await connection.close();
-}
+const env = loadEnv({ requireExternal: true });
+const connection = await NativeConnection.connect({ address: env.temporalAddress });
+const db = createDb(env.databaseUrl);
+const worker = await createOrchestratorWorker({ connection, namespace: env.namespace, db });
+console.log(`orchestrator worker ready: queue=${ORCHESTRATOR_QUEUE} temporal=${env.temporalAddress}`);
+await worker.run();
+await db.$disconnect();
+await connection.close();

@@ -13,7 +13,7 @@ import { ConfigMap, type IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Secret, type ISecret } from 'kubernetes-models/v1/Secret';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../../workers/paths';
+import { repoRoot } from '../../workers/lib/paths';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };
 interface ImageEntry {

@@ -62,7 +62,7 @@ function ensurePrismaClient() {
   run(join(root, 'node_modules', '.bin', 'prisma'), ['generate'], {
     env: {
       ...process.env,
-      PRISMA_SCHEMA_ENGINE_BINARY: join(root, 'workers', 'prisma-engine-stub', 'README'),
+      PRISMA_SCHEMA_ENGINE_BINARY: join(root, 'scripts', 'prisma-engine-stub', 'README'),
       DATABASE_URL: process.env.DATABASE_URL ?? 'postgresql://unused@127.0.0.1:1/unused',
     },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -1,0 +1,25 @@
+// The orchestrator worker: runs the workflows and the TypeScript activities (database, catalog)
+// on the orchestrator task queue. The embedded stack creates it in-process; workers/orchestrator.ts
+// runs it on its own against real deployments.
+import { type NativeConnection, Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities } from '../../activities/index';
+import { type Db } from '../../activities/db';
+import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
+import { repoRoot } from './paths';
+
+export async function createOrchestratorWorker(opts: {
+  connection: NativeConnection;
+  namespace: string;
+  db: Db;
+  taskQueue?: string;
+}): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
+    workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
+    activities: createActivities({ db: opts.db, root: repoRoot }),
+    // logs from the SDK go to stderr at warn level; the CLI owns stdout
+  });
+}
