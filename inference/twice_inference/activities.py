@@ -27,7 +27,6 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from twice_inference import contract
 from twice_inference.engine.device_info import resolve_device, worker_info
 from twice_inference.engine.generate import greedy_generate, prompt_nll
-from twice_inference.engine.operators import Operator, OperatorUnavailable, Workload
 from twice_inference.engine.throughput import (
     Timing,
     attention_baseline,
@@ -37,17 +36,18 @@ from twice_inference.engine.throughput import (
     time_callable,
     timed_prefill,
 )
+from twice_inference.models.operators import Operator, OperatorUnavailable, Workload
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
 
 if TYPE_CHECKING:  # the task registries are imported lazily
     from twice_inference.tasks.throughput import PrefillThroughputTask, ThroughputPointSpec
 
 # Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
-INVALID_SHARD = "InvalidShard"  # payload or task parameters are wrong: never retry
-MODEL_LOAD_FAILED = "ModelLoadFailed"
-TASK_FAILED = "TaskFailed"
-DEVICE_UNAVAILABLE = "DeviceUnavailable"  # e.g. cuda asked of a CPU-only worker: retry elsewhere
-GPU_OUT_OF_MEMORY = "GpuOutOfMemory"
+INVALID_SHARD = contract.INVALID_SHARD
+MODEL_LOAD_FAILED = contract.MODEL_LOAD_FAILED
+TASK_FAILED = contract.TASK_FAILED
+DEVICE_UNAVAILABLE = contract.DEVICE_UNAVAILABLE
+GPU_OUT_OF_MEMORY = contract.GPU_OUT_OF_MEMORY
 
 
 class ModelDescription(Protocol):
@@ -441,17 +441,16 @@ def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:
     """How many copies of the N prompt tokens a throughput point prefills: 1, or JRT-Prompt's
     repeats. The other strategies lay out prompt text, which random ids do not have."""
     from twice_inference.tasks.strategies import parse_strategy
-    from twice_inference.tasks.throughput import THROUGHPUT_STRATEGIES
 
     try:
         strategy = parse_strategy(ref.name, ref.version, dict(ref.params))
     except ValueError as error:
         raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
-    if strategy.name not in THROUGHPUT_STRATEGIES:
+    if strategy.name not in contract.THROUGHPUT_STRATEGIES:
         raise ApplicationError(
             f"strategy {ref.name!r} is not meaningful for the throughput task {task_name!r}: its "
             f"inputs are random ids with no prompt text to lay out; use one of "
-            f"{list(THROUGHPUT_STRATEGIES)}",
+            f"{list(contract.THROUGHPUT_STRATEGIES)}",
             type=INVALID_SHARD,
             non_retryable=True,
         )
@@ -505,7 +504,7 @@ def _measured_versions(loaded: LoadedModel) -> dict[str, str]:
     if isinstance(loaded.model, Operator):
         return loaded.model.kernel_versions()
     if loaded.info.family in ("based", "jrt_rnn"):
-        from twice_inference.models.based import taylor_kernel_mode
+        from twice_inference.ops.kernel_mode import taylor_kernel_mode
 
         return {"taylorKernelMode": taylor_kernel_mode()}
     return {}

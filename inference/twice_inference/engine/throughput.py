@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ..contract import TimedPrefill
+from ..models.operators import Workload, sdpa_causal
 from ..protocols import LanguageModel
 from .device_info import nvidia_driver_version
-from .operators import Workload, sdpa_causal
 
 # The paper's kernel shape for the attention baseline: 16 heads of dim 64 (FA2 "shaped like V").
 BASELINE_HEADS, BASELINE_HEAD_DIM = 16, 64

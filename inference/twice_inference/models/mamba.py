@@ -372,19 +372,3 @@ def build(config: dict) -> SSMLanguageModel:
         tie_embeddings=cfg.tie_embeddings,
         bytes_per_layer=lambda act_bytes: mamba_state_bytes_per_layer(cfg, act_bytes),
     )
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_embeddings: bool = True
-) -> dict[str, torch.Tensor]:
-    """mamba_ssm keys load as they are. transformers' ``Mamba*ForCausalLM`` differs only in
-    ``backbone.embeddings`` (plural), renamed here. A tied head missing from the file is filled
-    from the embedding."""
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith("backbone.embeddings."):
-            key = "backbone.embedding." + key[len("backbone.embeddings.") :]
-        out[key] = value
-    if tie_embeddings and "lm_head.weight" not in out:
-        out["lm_head.weight"] = out["backbone.embedding.weight"]
-    return out

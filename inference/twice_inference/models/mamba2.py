@@ -15,7 +15,6 @@ from torch import nn
 
 from .layers import ShortConv
 from .mamba import BackboneConfig, SSMLanguageModel
-from .mamba import convert_checkpoint as _convert_mamba_checkpoint
 
 FAMILY = "mamba2"
 
@@ -262,11 +261,3 @@ def build(config: dict) -> SSMLanguageModel:
         tie_embeddings=cfg.tie_embeddings,
         bytes_per_layer=lambda act_bytes: mamba2_state_bytes_per_layer(cfg, act_bytes),
     )
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_embeddings: bool = True
-) -> dict[str, torch.Tensor]:
-    """mamba_ssm Mamba-2 keys are this module's keys; transformers' only differ in
-    ``backbone.embeddings``. Same rules as Mamba-1."""
-    return _convert_mamba_checkpoint(state_dict, tie_embeddings)
