@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import torch
 from pydantic import ValidationError
@@ -51,18 +51,29 @@ GPU_OUT_OF_MEMORY = contract.GPU_OUT_OF_MEMORY
 
 
 class ModelDescription(Protocol):
-    family: str
-    parameters: int
-    dtype: str
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def parameters(self) -> int: ...
+
+    @property
+    def dtype(self) -> str: ...
 
 
 class LoadedModel(Protocol):
     """What ``twice_inference.models.registry.load_model`` returns. Operators (family
-    "operator", kernel-level entries for throughput tasks) have no tokenizer."""
+    "operator", kernel-level entries for throughput tasks) have no tokenizer. Read-only members,
+    so the registry's concrete types satisfy it."""
 
-    model: LanguageModel | Operator
-    tokenizer: Tokenizer | None
-    info: ModelDescription
+    @property
+    def model(self) -> LanguageModel | Operator: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer | None: ...
+
+    @property
+    def info(self) -> ModelDescription: ...
 
     def state_bytes(self, prompt_len: int) -> int: ...
 
@@ -188,7 +199,8 @@ class InferenceActivities:
         loaded, load_seconds = self._model(shard.model, device)
         task = self._task(shard.task)
         if getattr(task, "kind", "recall") == "throughput":
-            return self._run_throughput_shard(shard, task, loaded, load_seconds, device)
+            throughput_task = cast("PrefillThroughputTask", task)
+            return self._run_throughput_shard(shard, throughput_task, loaded, load_seconds, device)
         if loaded.tokenizer is None or isinstance(loaded.model, Operator):
             raise ApplicationError(
                 f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "

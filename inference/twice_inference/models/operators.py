@@ -168,7 +168,7 @@ class Operator:
             return sdpa_causal(
                 batch, length, c.heads, c.valueDim, generator=generator, device=self.device
             )
-        draw = dict(generator=generator, device=self.device, dtype=self.dtype)
+        draw: dict[str, Any] = dict(generator=generator, device=self.device, dtype=self.dtype)
         q, k, v = random_qkv(batch, c.heads, length, c.featureDim, c.valueDim, **draw)
         suffix = "" if self.device.type == "cuda" else "-cpu"
         if self.op == "based_triton":

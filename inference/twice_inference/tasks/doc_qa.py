@@ -26,6 +26,7 @@ class SyntheticDocQaTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = DocQaParams
+    params: DocQaParams
 
     def _filler_sentence(self, rng: np.random.Generator) -> str:
         length = int(rng.integers(FILLER_SENTENCE_WORDS[0], FILLER_SENTENCE_WORDS[1] + 1))

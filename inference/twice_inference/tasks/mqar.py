@@ -24,6 +24,7 @@ class MqarTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = MqarParams
+    params: MqarParams
 
     def _generate(self, rng: np.random.Generator, num_pairs: int) -> Generated:
         key_ids = rng.choice(len(MQAR_KEYS), size=num_pairs, replace=False)

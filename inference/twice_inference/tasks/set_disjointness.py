@@ -33,6 +33,7 @@ class SetDisjointnessTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = SetDisjointnessParams
+    params: SetDisjointnessParams
 
     def _generate(self, rng: np.random.Generator, a: int, b: int) -> Generated:
         # As the paper's generator: permute the elements, A from one half, B from the other,
