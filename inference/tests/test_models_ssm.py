@@ -178,7 +178,7 @@ def test_state_size_bytes_is_the_prefill_states_size(family: str) -> None:
 
 
 def _ssm_elements_per_layer_spec(cfg: dict, d_state: int) -> int:
-    """Spec section 1.1: n_layer x (2 d_model) x d_state, per layer."""
+    """The paper's state-size count (docs/protocol.md, Models): n_layer x (2 d_model) x d_state, per layer."""
     return 2 * cfg["d_model"] * d_state
 
 

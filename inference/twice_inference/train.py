@@ -103,7 +103,8 @@ class ZooTrainingConfig(BaseModel):
     eval_every: int = Field(gt=0)
     eval_examples: int = Field(default=128, gt=0)  # per task x strategy, for the curve
     final_eval_examples: int = Field(default=500, gt=0)  # per task x strategy, at the end
-    # JRT-RNN objective (spec 6.2): masked-LM loss on the encoder region, weight 0.25.
+    # JRT-RNN objective (docs/protocol.md, Training objective): masked-LM loss on the encoder
+    # region, weight 0.25.
     mlm_weight: float = Field(default=0.0, ge=0.0)
     mlm_probability: float = Field(default=0.15, ge=0.0, lt=1.0)
 

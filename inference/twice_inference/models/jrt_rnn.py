@@ -88,8 +88,9 @@ class JrtRnnLM(BasedLM):
         return self
 
     def _pad_to_encoder(self, input_ids: torch.Tensor, mask: torch.Tensor):
-        """Left-pad to M columns with masked pads (spec 6.1). Pads never enter any state, so this
-        only fixes the shape the encoder sees; the pad id itself is irrelevant."""
+        """Left-pad to M columns with masked pads (docs/protocol.md, Prefix linear attention). Pads
+        never enter any state, so this only fixes the shape the encoder sees; the pad id itself is
+        irrelevant."""
         short = self.config.encoder_length - input_ids.shape[1]
         if short <= 0:
             return input_ids, mask

@@ -81,7 +81,7 @@ class MambaConfig(BackboneConfig):
         return math.ceil(self.d_model / 16) if rank == "auto" else rank
 
 
-# The paper's Mamba-1 checkpoints. state-spaces/*: d_model/n_layer from the spec (section 1.1), the
+# The paper's Mamba-1 checkpoints. state-spaces/*: d_model/n_layer from the paper's model table, the
 # rest mamba_ssm defaults with the GPT-NeoX vocabulary (50277, padded to 50280). The hazy ones
 # follow the paper's App. C (46 layers, d_state 16) with the GPT-2 vocabulary; their exact
 # vocab_size and padding are [UNCONFIRMED] until a config.json is read. mamba-360M-30B comes to

@@ -55,9 +55,9 @@ class Mamba2Config(BackboneConfig):
         return self.d_inner + 2 * self.ssm_cfg.ngroups * self.ssm_cfg.d_state
 
 
-# state-spaces/mamba2-*: same d_model/n_layer pattern as Mamba-1 (spec 1.1), mamba_ssm Mamba2
-# defaults (d_state 128, headdim 64, ngroups 1), GPT-NeoX vocabulary padded to a multiple of 16.
-# The vocab padding multiple is [UNCONFIRMED] against the real config.json.
+# state-spaces/mamba2-*: same d_model/n_layer pattern as Mamba-1 (the paper's model table),
+# mamba_ssm Mamba2 defaults (d_state 128, headdim 64, ngroups 1), GPT-NeoX vocabulary padded to a
+# multiple of 16. The vocab padding multiple is [UNCONFIRMED] against the real config.json.
 _MAMBA2_SSM = {"layer": "Mamba2"}
 PAPER_CONFIGS: dict[str, dict] = {
     f"state-spaces/mamba2-{size}": {

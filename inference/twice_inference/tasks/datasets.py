@@ -1,5 +1,5 @@
 """The paper's six recall tasks (FDA, SWDE, SQuAD, TriviaQA, NQ, DROP) read from local copies of the
-``hazyresearch/*`` validation splits (jrt-spec.md section 2).
+``hazyresearch/*`` validation splits (docs/protocol.md, Recall tasks).
 
 Owns the readers (JSON lines, or parquet when pyarrow is importable), the per-task schema checks,
 the skip rule for unusable anchors, truncation with the evaluated model's tokenizer, and the mapping

@@ -1,6 +1,6 @@
 """Synthetic FDA-style document QA: a one-line document of "attribute : value ." facts about an
 entity mixed with filler sentences; the cloze query "attribute :" asks for one fact's value.
-Prompts mirror the paper's FDA templates (jrt-spec section 2.3).
+Prompts mirror the paper's FDA templates (docs/protocol.md, Prompts and strategies).
 Tested by ``tests/test_synthetic_tasks.py``.
 """
 

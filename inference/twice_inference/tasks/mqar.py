@@ -1,5 +1,6 @@
 """MQAR-style associative recall as a generation task: a context of distinct key-value pairs, then
-one key from it; the answer is that key's value (jrt-spec section 5.2, one query per prompt).
+one key from it; the answer is that key's value (docs/protocol.md, Synthetic tasks: one query per
+prompt).
 Tested by ``tests/test_synthetic_tasks.py``.
 """
 

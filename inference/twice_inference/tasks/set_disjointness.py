@@ -1,6 +1,6 @@
-"""Set disjointness (jrt-spec section 5.1): two sets drawn from disjoint halves of the element
-vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared element.
-Tested by ``tests/test_synthetic_tasks.py``.
+"""Set disjointness (docs/protocol.md, Synthetic tasks): two sets drawn from disjoint halves of the
+element vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared
+element. Tested by ``tests/test_synthetic_tasks.py``.
 """
 
 from __future__ import annotations
