@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
 from pydantic import ValidationError
@@ -82,6 +82,10 @@ LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
 BuildTask = Callable[[str, int, dict[str, Any]], Any]  # (name, version, params) -> a task
 SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
 M = TypeVar("M", bound=contract.ContractModel)
+# (shard, task, loaded model, load seconds, device) -> the RunShardOutput JSON
+ShardHandler = Callable[
+    [contract.RunShardInput, Any, LoadedModel, float, torch.device], dict[str, Any]
+]
 
 
 def _registry_load_model(name: str, revision: str, device: str) -> LoadedModel:
@@ -177,6 +181,11 @@ class InferenceActivities:
         self._load_model = load_model
         self._build_task = build_task
         self._slice_sums = slice_sums
+        # task kind -> the method that runs a shard of it (a task's ``kind``, "recall" if absent)
+        self._shard_handlers: dict[str, ShardHandler] = {
+            "recall": self._run_recall_shard,
+            "throughput": self._run_throughput_shard,
+        }
 
     # ---- activities ------------------------------------------------------------------------
 
@@ -198,9 +207,27 @@ class InferenceActivities:
         device = self._device(shard.device)
         loaded, load_seconds = self._model(shard.model, device)
         task = self._task(shard.task)
-        if getattr(task, "kind", "recall") == "throughput":
-            throughput_task = cast("PrefillThroughputTask", task)
-            return self._run_throughput_shard(shard, throughput_task, loaded, load_seconds, device)
+        # One handler per task kind; a kind is what a task measures, not its name.
+        kind = getattr(task, "kind", "recall")
+        handler = self._shard_handlers.get(kind)
+        if handler is None:
+            raise ApplicationError(
+                f"task {shard.task.name!r} is of kind {kind!r}, which this worker cannot run; "
+                f"it runs {sorted(self._shard_handlers)}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        return handler(shard, task, loaded, load_seconds, device)
+
+    def _run_recall_shard(
+        self,
+        shard: contract.RunShardInput,
+        task: Task,
+        loaded: LoadedModel,
+        load_seconds: float,
+        device: torch.device,
+    ) -> dict[str, Any]:
+        """Generate for every example of the shard, score each, and sum the per-slice NLL."""
         if loaded.tokenizer is None or isinstance(loaded.model, Operator):
             raise ApplicationError(
                 f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "
