@@ -3,7 +3,7 @@
 // recordShard finds its ShardRecord and does nothing. Tested against real PostgreSQL in
 // test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
 import { ApplicationFailure } from '@temporalio/common';
-import { RunShardOutput } from '../workflows/contract';
+import { ERROR_TYPES, RunShardOutput } from '../workflows/contract';
 import {
   type RecordShardInput,
   type RecordShardResult,
@@ -86,7 +86,7 @@ export function createDbActivities(db: Db) {
           `worker returned a malformed shard result: ${parsed.error.issues
             .map((i) => `${i.path.join('.')}: ${i.message}`)
             .join('; ')}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const out = parsed.data;
@@ -94,7 +94,7 @@ export function createDbActivities(db: Db) {
       if (out.cellKey !== shard.cellKey || out.shardIndex !== shard.shardIndex) {
         throw ApplicationFailure.nonRetryable(
           `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const expected = shard.exampleEnd - shard.exampleStart;
@@ -108,14 +108,14 @@ export function createDbActivities(db: Db) {
       if (kept !== expected || other !== 0) {
         throw ApplicationFailure.nonRetryable(
           `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const pointIds = out.measurements.map((m) => m.exampleId).sort((a, b) => a - b);
       if (pointIds.some((id, i) => id !== shard.exampleStart + i)) {
         throw ApplicationFailure.nonRetryable(
           `shard ${shard.cellKey}#${shard.shardIndex} returned points ${pointIds.join(',')}, expected ${shard.exampleStart}..${shard.exampleEnd - 1}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       return db.$transaction(async (tx) => {

@@ -75,7 +75,7 @@ export const TASKS = {
       })
       .strict(),
   },
-  // The paper's prefill benchmark (spec 3.5): random inputs at each (length, batch) pair, warm-up,
+  // The paper's prefill benchmark (docs/protocol.md, Prefill throughput): random inputs at each (length, batch) pair, warm-up,
   // then the median of `runs` timings, beside SDPA attention at the same (batch, length) in the
   // same process. Runs on LMs (model-level) and on the operator entries of the model catalog
   // (kernel-level: bf16, 16 heads, feature dim 16, value dim 64).

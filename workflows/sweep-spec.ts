@@ -7,6 +7,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { SCORERS, STRATEGIES, TASKS, type StrategyName, type TaskName } from './catalog';
 import {
+  THROUGHPUT_STRATEGIES,
   type GenerationSettings,
   type ModelRef,
   type ScorerRef,
@@ -367,7 +368,6 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
 export const OPERATOR_FAMILY = 'operator';
 
 /** What a prefill benchmark can time: the prompt once, or read `repeats` times (JRT-Prompt). */
-export const THROUGHPUT_STRATEGIES: readonly string[] = ['default', 'jrt_prompt'];
 
 /** Strategy/model pairs left out of the grid, for `twice plan` to explain. */
 export function skippedPairs(resolved: ResolvedSweep): string[] {

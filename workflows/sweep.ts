@@ -18,6 +18,7 @@ import type * as dbActivities from '../activities/db';
 import type * as catalogActivities from '../activities/catalog';
 import { TASKS, generatedExampleCount, type TaskName } from './catalog';
 import {
+  ERROR_TYPES,
   GPU_QUEUE,
   PYTHON_ACTIVITIES,
   type DescribeTaskInput,
@@ -48,7 +49,7 @@ type TsActivities = dbActivities.DbActivities & catalogActivities.CatalogActivit
 
 const local = proxyActivities<TsActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidSpec', 'MalformedShardResult'] },
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.invalidSpec, ERROR_TYPES.malformedShardResult] },
 });
 
 // Python activities are typed from the contract; their names are set on the Python side.
@@ -70,7 +71,7 @@ function gpuActivities(spec: SweepSpec) {
       maximumInterval: '2 minutes',
       maximumAttempts: spec.execution.maxAttempts,
       // ModelLoadFailed for a missing checkpoint is raised non-retryable by the worker itself
-      nonRetryableErrorTypes: ['InvalidShard', 'TaskFailed'],
+      nonRetryableErrorTypes: [ERROR_TYPES.invalidShard, ERROR_TYPES.taskFailed],
     },
   });
 }
@@ -79,7 +80,7 @@ function gpuActivities(spec: SweepSpec) {
 const describe = proxyActivities<PythonActivities>({
   taskQueue: GPU_QUEUE,
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidShard', 'TaskFailed'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ERROR_TYPES.invalidShard, ERROR_TYPES.taskFailed] },
 });
 
 async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {

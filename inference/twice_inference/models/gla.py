@@ -334,23 +334,3 @@ class GLAForCausalLM(nn.Module):
 def build(config: dict[str, Any]) -> GLAForCausalLM:
     """config: an fla GLA config.json dict -> model implementing ``LanguageModel``."""
     return GLAForCausalLM(GLAConfig.model_validate(config))
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_word_embeddings: bool = False
-) -> dict[str, torch.Tensor]:
-    """fla keys load as they are, with two older/unfused layouts folded in: ``attn.g_norm`` (fla
-    built with fuse_norm=False) -> ``attn.g_norm_swish_gate``, and an MLP ``gate_proj`` holding
-    [gate; up] stacked (older fla GLAMLP, no ``up_proj``) -> split into gate_proj and up_proj."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if key.endswith(".attn.g_norm.weight"):
-            key = key.replace(".attn.g_norm.weight", ".attn.g_norm_swish_gate.weight")
-        out[key] = value
-    for key in [k for k in out if k.endswith(".mlp.gate_proj.weight")]:
-        up_key = key.replace("gate_proj", "up_proj")
-        if up_key not in out:
-            out[key], out[up_key] = out[key].chunk(2, dim=0)
-    if tie_word_embeddings and "lm_head.weight" not in out:
-        out["lm_head.weight"] = out["model.embeddings.weight"]
-    return out

@@ -157,10 +157,3 @@ class TransformerLM(DecoderLM):
 
 def build(config: dict) -> TransformerLM:
     return TransformerLM(TransformerConfig.model_validate(config))
-
-
-def convert_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """flash-attn GPT layout (hazyresearch/attn-*) -> this module's names."""
-    from .based import convert_checkpoint as convert_hazy
-
-    return convert_hazy(state_dict)

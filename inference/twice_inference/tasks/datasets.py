@@ -1,5 +1,5 @@
 """The paper's six recall tasks (FDA, SWDE, SQuAD, TriviaQA, NQ, DROP) read from local copies of the
-``hazyresearch/*`` validation splits (jrt-spec.md section 2).
+``hazyresearch/*`` validation splits (docs/protocol.md, Recall tasks).
 
 Owns the readers (JSON lines, or parquet when pyarrow is importable), the per-task schema checks,
 the skip rule for unusable anchors, truncation with the evaluated model's tokenizer, and the mapping
@@ -14,10 +14,10 @@ import json
 import os
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,7 +50,7 @@ class DatasetSpec:
 
     name: str
     hf_id: Callable[[RecallTaskParams], str]
-    fields: dict[str, type]  # required field -> str or list (of str)
+    fields: Mapping[str, type]  # required field -> str or list (of str)
     cut_field: str
     anchors: Callable[[Doc], list[str]]
     golds: Callable[[Doc], list[str]]
@@ -60,6 +60,11 @@ class DatasetSpec:
 
 def _fixed(hf_id: str) -> Callable[[RecallTaskParams], str]:
     return lambda params: hf_id
+
+
+def _nq_hf_id(params: RecallTaskParams) -> str:
+    # NQ's spec validates its params with NQTaskParams (params_model below)
+    return f"hazyresearch/based_nq_{cast(NQTaskParams, params).variant}"
 
 
 def _swde_prepare(doc: Doc) -> Doc:
@@ -115,9 +120,9 @@ SPECS: dict[str, DatasetSpec] = {
     ),
     "nq": DatasetSpec(
         "nq",
-        lambda p: f"hazyresearch/based_nq_{p.variant}",
+        _nq_hf_id,
         _QA,
-        "context",  # type: ignore[attr-defined]
+        "context",
         anchors=lambda d: [d["answers"][0]],
         golds=_answers,
         params_model=NQTaskParams,

@@ -1,6 +1,6 @@
-"""Set disjointness (jrt-spec section 5.1): two sets drawn from disjoint halves of the element
-vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared element.
-Tested by ``tests/test_synthetic_tasks.py``.
+"""Set disjointness (docs/protocol.md, Synthetic tasks): two sets drawn from disjoint halves of the
+element vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared
+element. Tested by ``tests/test_synthetic_tasks.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class SetDisjointnessTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = SetDisjointnessParams
+    params: SetDisjointnessParams
 
     def _generate(self, rng: np.random.Generator, a: int, b: int) -> Generated:
         # As the paper's generator: permute the elements, A from one half, B from the other,

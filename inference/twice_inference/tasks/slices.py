@@ -1,6 +1,7 @@
-"""Per-slice NLL sums for the paper's "AR hits vs Other" perplexity split (jrt-spec.md section 4),
-and the training bigram-count table it needs. Tested by ``tests/test_slices.py`` (a hand-classified
-sequence, fast vs reference bigram counting, and shard sums that aggregate exactly).
+"""Per-slice NLL sums for the paper's "AR hits vs Other" perplexity split (docs/protocol.md,
+Perplexity slices), and the training bigram-count table it needs. Tested by ``tests/test_slices.py``
+(a hand-classified sequence, fast vs reference bigram counting, and shard sums that aggregate
+exactly).
 
 The paper gives no code and leaves these choices open; ours:
 

@@ -16,11 +16,6 @@ from pydantic.alias_generators import to_camel
 from .strategies import describe_validation_error
 from .synthetic import canonical_json
 
-# Strategies that change what a prefill reads; the others lay out prompt text, which random ids
-# do not have.
-THROUGHPUT_STRATEGIES = ("default", "jrt_prompt")
-
-
 Count = Annotated[int, Field(ge=1)]
 
 

@@ -1,12 +1,12 @@
 """Cutting a long document to a token window around its answer (the paper's ``--cutting_context``).
 
-Follows jrt-spec.md section 2.2 and the released ``truncate_context``: the document is stripped and
-tokenized with the evaluated model's tokenizer; the anchor is the earliest case-insensitive match of
-any anchor string; its character offset becomes a token offset by tokenizing the prefix; the window
-starts ``budget // 2`` tokens before it (never before 0) and runs ``budget`` tokens, capped at the
-document end. Like the released code (and the spec's wording) the window does NOT slide left near
-the end, so an anchor in the last ``budget // 2`` tokens yields a shorter window. No anchors: the
-first ``budget`` tokens. The window is decoded back to text.
+Follows the released ``truncate_context`` (docs/protocol.md, Truncation): the document is stripped
+and tokenized with the evaluated model's tokenizer; the anchor is the earliest case-insensitive
+match of any anchor string; its character offset becomes a token offset by tokenizing the prefix;
+the window starts ``budget // 2`` tokens before it (never before 0) and runs ``budget`` tokens,
+capped at the document end. Like the released code (and the paper's wording) the window does NOT
+slide left near the end, so an anchor in the last ``budget // 2`` tokens yields a shorter window. No
+anchors: the first ``budget`` tokens. The window is decoded back to text.
 
 Deviation, visibly: when anchors are given but none occurs, the released code tokenizes
 ``context[:-1]`` and centres the window on the document end, where the answer may be absent; the
