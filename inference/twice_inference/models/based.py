@@ -92,8 +92,8 @@ class BasedConfig(BaseModel):
 
     @property
     def rotary_dim(self) -> int:
-        dim = int(self.rotary_fraction * (self.d_model // self.swa_heads))
-        return dim - dim % 2
+        # kept odd, as flash-attn does (layers.Rotary rotates the rounded-up width)
+        return int(self.rotary_fraction * (self.d_model // self.swa_heads))
 
 
 # ---------------------------------------------------------------------------------------------
