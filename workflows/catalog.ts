@@ -57,14 +57,16 @@ export const TASKS = {
       })
       .strict(),
   },
-  // the paper's metric: any gold answer as a case-insensitive substring of the generation
-  fda: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  swde: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  squad: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  triviaqa: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  drop: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  // the paper's metric: any gold answer as a case-insensitive substring of the generation.
+  // v2: windows and predictions detokenized as Hugging Face decode does, a missed anchor takes the
+  // released code's end-of-document window, a prepended BOS counts toward the window
+  fda: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  swde: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  squad: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  triviaqa: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  drop: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
   nq: {
-    version: 1,
+    version: 2,
     kind: 'recall',
     synthetic: false,
     scorer: 'contains',

@@ -253,6 +253,7 @@ class InferenceActivities:
                 batch_size=settings.batch_size,
                 pad_id=tokenizer.pad_id,
                 on_batch_done=progress,
+                eos_id=getattr(tokenizer, "eos_id", None),
             )
             slices: list[contract.SliceSum] = []
             if shard.slices is not None:
