@@ -54,6 +54,10 @@ class BasedConfig(BaseModel):
     conv_bias: bool = False  # the depthwise filter's bias (projections always have one)
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # per-head fixed decay and its input-dependent scale (based-360m-30b; see decay.py)
+    fixed_decay: bool = False
+    decay_const: float = -3.0
+    use_decay_proj: bool = False
 
     @model_validator(mode="after")
     def _check_layers(self) -> BasedConfig:
@@ -423,7 +427,12 @@ class BasedLM(DecoderLM):
 
 
 def build(config: dict) -> BasedLM:
-    return BasedLM(BasedConfig.model_validate(config))
+    parsed = BasedConfig.model_validate(config)
+    if parsed.fixed_decay or parsed.use_decay_proj:
+        from .decay import make_decayed
+
+        return BasedLM(parsed, linear_attention=make_decayed(LinearAttention))
+    return BasedLM(parsed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,5 +461,7 @@ def convert_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.T
                 name = name[len(prefix) :]
         for old, new in _RENAMES:
             name = name.replace(old, new)
+        if name == "decay.decay":
+            continue  # the fixed-decay buffer; recomputed from decay_const (decay.py)
         converted[name] = tensor
     return converted

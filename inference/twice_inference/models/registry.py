@@ -345,6 +345,11 @@ def load_entry(
         tokenizer_spec = ZOO_TOKENIZER
     else:
         directory = hf_model_dir(entry.source.hfId, revision)
+        if entry.family == "based":
+            from .decay import checkpoint_decay_options
+
+            # what the checkpoint was trained with wins over the catalog's copy
+            config.update(checkpoint_decay_options(directory))
         tokenizer_spec = (
             str(directory) if entry.source.tokenizer == "own" else entry.source.tokenizer
         )
