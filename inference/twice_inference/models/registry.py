@@ -472,9 +472,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prompt-len", type=int, default=2048, help="prompt length for state bytes"
     )
+    parser.add_argument("--json", action="store_true", help="with --list: one JSON array")
     args = parser.parse_args(argv)
     if not args.list:
         parser.print_help()
+        return 0
+    if args.json:
+        print(json.dumps([describe(entry, args.prompt_len) for entry in load_catalog().models]))
         return 0
     print(f"{'name':<18} {'family':<12} {'params':>15} {'nominal':>15} {'state bytes':>14}")
     for entry in load_catalog().models:
