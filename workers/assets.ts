@@ -2,7 +2,7 @@
 // tokenizers they name, and the paper's recall datasets. Looked up exactly where the Python worker
 // looks (TWICE_MODEL_DIR / TWICE_DATA_DIR / TWICE_TOKENIZER_DIR, then the Hugging Face cache), so
 // `twice plan` and `twice run` can list everything missing at once instead of failing a workflow
-// on the first.
+// on the first; `twice pull` fetches what is listed here.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -145,9 +145,9 @@ export function describeMissing(assets: Asset[]): string[] {
     }
   }
   lines.push(
-    'Download them from the Hugging Face hub into its cache (huggingface-cli download <id>; add ' +
-      '--repo-type dataset for datasets), or set TWICE_MODEL_DIR, TWICE_TOKENIZER_DIR and ' +
-      'TWICE_DATA_DIR to folders holding them (docs/env.md).',
+    'Fetch them with `npm run twice -- pull <spec>` on a machine online (Hugging Face hub, or ' +
+      'HF_ENDPOINT), or set TWICE_MODEL_DIR, TWICE_TOKENIZER_DIR and TWICE_DATA_DIR to folders ' +
+      'holding them (docs/env.md).',
   );
   return lines;
 }

@@ -14,6 +14,7 @@ import type { planWorkflow } from '../workflows/sweep';
 import { SpecError, type SweepSpec } from '../workflows/sweep-spec';
 import { describeMissing, specAssets } from './assets';
 import { printModels } from './models-command';
+import { pull } from './pull-command';
 import { loadEnv } from './env';
 import { repoRoot } from './paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './session';
@@ -259,6 +260,15 @@ program
   .command('models')
   .description('list the models a spec may name: weights present, parameters, state size')
   .action(() => printModels(out, note));
+
+program
+  .command('pull')
+  .description('download the checkpoints, tokenizers and datasets a spec, model or dataset needs (Hugging Face hub)')
+  .argument('<target>', 'a spec file, a catalog model name, a recall task name or a dataset id')
+  .option('--all', 'also re-check what is already present')
+  .action((target: string, opts: { all?: boolean }) => {
+    process.exitCode = pull(target, opts, out);
+  });
 
 const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');
 stack

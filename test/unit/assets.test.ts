@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import { loadModelCatalog } from '../../activities/catalog';
 import { parseSweepSpec } from '../../workflows/sweep-spec';
 import { describeMissing, specAssets } from '../../workers/assets';
+import { pullTargets } from '../../workers/pull-command';
 import { repoRoot } from '../../workers/paths';
 
 const catalog = loadModelCatalog(repoRoot);
@@ -89,5 +90,17 @@ describe('paper specs', () => {
     for (const t of ['table1', 'table2', 'table3', 'table4', 'table5']) assert.ok(paperSpec(t).name.startsWith('paper-'));
     assert.equal(paperSpec('table1').models.length, 16);
     assert.equal(paperSpec('table1').tasks.length, 6);
+  });
+});
+
+describe('pullTargets', () => {
+  it('resolves a catalog model, a task or dataset id, and a spec file', () => {
+    const ids = (t: string) => pullTargets(t).map((a) => `${a.kind}:${a.hfId}`).sort();
+    assert.deepEqual(ids('jrt-1b-50b'), ['model:hazyresearch/JRT-1B-50B', 'tokenizer:gpt2']);
+    assert.deepEqual(ids('fda'), ['dataset:hazyresearch/based-fda']);
+    assert.deepEqual(ids('hazyresearch/based_nq_512'), ['dataset:hazyresearch/based_nq_512']);
+    assert.equal(pullTargets(join(repoRoot, 'specs', 'paper', 'table4.yaml')).length, 6);
+    assert.throws(() => pullTargets('zoo-attn-tiny'), /no download: its source is zoo/);
+    assert.throws(() => pullTargets('nonsense'), /not a spec file, a catalog model/);
   });
 });
