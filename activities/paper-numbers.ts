@@ -8,6 +8,7 @@
 // `padding: released-v1` are compared (Iterate has no padding). Tested in test/unit/paper-numbers.test.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { CellResult } from './report';
 
 const Accuracy = z.number().min(0).max(100);
 const PaperNumbers = z
@@ -29,17 +30,10 @@ export function loadPaperNumbers(file: URL | string = PAPER_FILE): PaperNumbers 
 }
 
 /** What of a report cell decides which paper number it is comparable to. */
-export interface ComparableCell {
-  model: string;
-  family: string;
-  task: string;
-  taskLabel: string;
-  strategy: string;
-  status: string;
-  accuracy: number | null;
-  taskParams?: Record<string, unknown>;
-  strategyParams?: Record<string, unknown>;
-}
+export type ComparableCell = Pick<
+  CellResult,
+  'model' | 'family' | 'task' | 'taskLabel' | 'strategy' | 'status' | 'accuracy' | 'taskParams' | 'strategyParams'
+>;
 
 export interface PaperComparison {
   model: string;
