@@ -11,7 +11,10 @@ import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeRepor
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
-import { SpecError } from '../workflows/sweep-spec';
+import { SpecError, type SweepSpec } from '../workflows/sweep-spec';
+import { describeMissing, specAssets } from './lib/assets';
+import { printModels } from './models-command';
+import { pull } from './pull-command';
 import { loadEnv } from './lib/env';
 import { repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
@@ -102,6 +105,14 @@ async function printReport(session: Session, sweepId: string, reportDir?: string
   return report;
 }
 
+/** Prints every missing checkpoint, tokenizer and dataset and sets exit code 1; true if any. */
+function reportMissingAssets(spec: SweepSpec): boolean {
+  const lines = describeMissing(specAssets(spec, loadModelCatalog(repoRoot)));
+  for (const line of lines) out(line);
+  if (lines.length) process.exitCode = 1;
+  return lines.length > 0;
+}
+
 async function withSession<T>(start: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
   const session = await openSession({ start });
   try {
@@ -125,6 +136,7 @@ program
   .option('--keep-stack', 'leave the embedded stack running when the sweep ends')
   .action(async (specFile: string, opts: { detach?: boolean; report?: string; keepStack?: boolean }) => {
     const spec = readSpec(specFile); // fail on a bad spec before starting anything
+    if (reportMissingAssets(spec.spec)) return; // and on missing checkpoints or datasets
     const session = await openSession({ start: true });
     let detached = false;
     try {
@@ -168,6 +180,7 @@ program
   .argument('<spec>', 'sweep spec (YAML)')
   .action(async (specFile: string) => {
     const { spec } = readSpec(specFile);
+    if (reportMissingAssets(spec)) return;
     await withSession(true, async (session) => {
       const plan = await session.client.workflow.execute<typeof planWorkflow>('planWorkflow', {
         taskQueue: ORCHESTRATOR_QUEUE,
@@ -245,15 +258,16 @@ program
 
 program
   .command('models')
-  .description('list the models a spec may name')
-  .action(() => {
-    const catalog = loadModelCatalog(repoRoot);
-    const table = textTable(['model', 'family', 'source']);
-    for (const e of catalog.entries.values()) {
-      const source = e.source.kind === 'hf' ? `hf:${e.source.hfId}` : e.source.kind;
-      table.push([e.name, e.family, source]);
-    }
-    out(table.toString());
+  .description('list the models a spec may name: weights present, parameters, state size')
+  .action(() => printModels(out, note));
+
+program
+  .command('pull')
+  .description('download the checkpoints, tokenizers and datasets a spec, model or dataset needs (Hugging Face hub)')
+  .argument('<target>', 'a spec file, a catalog model name, a recall task name or a dataset id')
+  .option('--all', 'also re-check what is already present')
+  .action((target: string, opts: { all?: boolean }) => {
+    process.exitCode = pull(target, opts, out);
   });
 
 const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');

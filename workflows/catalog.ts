@@ -57,14 +57,16 @@ export const TASKS = {
       })
       .strict(),
   },
-  // the paper's metric: any gold answer as a case-insensitive substring of the generation
-  fda: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  swde: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  squad: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  triviaqa: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  drop: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  // the paper's metric: any gold answer as a case-insensitive substring of the generation.
+  // v2: windows and predictions detokenized as Hugging Face decode does, a missed anchor takes the
+  // released code's end-of-document window, a prepended BOS counts toward the window
+  fda: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  swde: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  squad: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  triviaqa: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  drop: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
   nq: {
-    version: 1,
+    version: 2,
     kind: 'recall',
     synthetic: false,
     scorer: 'contains',
@@ -98,6 +100,8 @@ export type TaskName = keyof typeof TASKS;
 export type TaskKind = (typeof TASKS)[TaskName]['kind'];
 
 const noParams = z.object({}).strict();
+// optional without a default, so cells of specs that do not name it keep their keys
+const jrtRnnPad = z.object({ padding: z.enum(['masked', 'released-v1']).optional() }).strict();
 
 // `families`: the model families a strategy applies to (null: all). Cells pairing a strategy with
 // another family are left out of the grid, and `twice plan` says so.
@@ -112,8 +116,10 @@ export const STRATEGIES = {
   question_first: { version: 1, params: noParams, families: null },
   few_shot: { version: 1, params: z.object({ shots: count.default(2) }).strict(), families: null },
   // JRT-RNN inference modes (paper Table 4): left-pad to the encoder length, read twice, iterate
-  jrt_rnn_left_pad: { version: 1, params: noParams, families: ['jrt_rnn'] },
-  jrt_rnn_read2x: { version: 1, params: noParams, families: ['jrt_rnn'] },
+  // `padding: 'released-v1'` reproduces the paper's code, whose left pads leak into prefix linear
+  // attention (what its Table 2/4 numbers include); absent, pads reach no state
+  jrt_rnn_left_pad: { version: 1, params: jrtRnnPad, families: ['jrt_rnn'] },
+  jrt_rnn_read2x: { version: 1, params: jrtRnnPad, families: ['jrt_rnn'] },
   jrt_rnn_iterate: { version: 1, params: noParams, families: ['jrt_rnn'] },
 } as const;
 export type StrategyName = keyof typeof STRATEGIES;

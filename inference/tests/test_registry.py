@@ -357,7 +357,7 @@ def _fda_prompts(tokenizer) -> dict[str, list[int]]:
     from twice_inference.tasks.strategies import parse_strategy
 
     params = {"dataDir": str(FIXTURES / "hazyresearch" / "based-fda"), "contextTokens": 200}
-    task = build_task("fda", 1, params)
+    task = build_task("fda", 2, params)
     prompts = {}
     for name in ("default", "jrt_prompt"):
         (example,) = task.examples(0, 1, tokenizer, parse_strategy(name, 1))

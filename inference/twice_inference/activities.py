@@ -282,6 +282,10 @@ class InferenceActivities:
         set_mode = getattr(loaded.model, "set_inference_mode", None)
         if set_mode is not None:
             set_mode("iterate" if strategy.name == "jrt_rnn_iterate" else "left_pad")
+        set_padding = getattr(loaded.model, "set_pad_semantics", None)
+        if set_padding is not None:
+            # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
+            set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
 
         with _typed_gpu_errors():
             result = greedy_generate(
@@ -292,6 +296,7 @@ class InferenceActivities:
                 batch_size=settings.batch_size,
                 pad_id=tokenizer.pad_id,
                 on_batch_done=progress,
+                eos_id=getattr(tokenizer, "eos_id", None),
             )
             slices: list[contract.SliceSum] = []
             if shard.slices is not None:

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import Table from 'cli-table3';
 import { PREFILL_BENCHMARK_SQL } from '../../dashboards/panels';
 import { TASKS, type TaskName } from '../../workflows/catalog';
+import { comparePaper, PAPER_HEAD, paperRows, type PaperComparison } from './paper-numbers';
 import { type Db } from './db-client';
 
 export interface CellResult {
@@ -29,6 +30,8 @@ export interface CellResult {
   promptsPerSecond: number | null;
   stateBytes: number | null;
   error: string | null;
+  taskParams?: Record<string, unknown>;
+  strategyParams?: Record<string, unknown>;
 }
 
 /** One prefill_throughput point with the attention baseline timed beside it. */
@@ -79,6 +82,8 @@ export interface SweepReport {
   benchmarks: BenchmarkResult[];
   paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
+  /** cells of the paper's grids beside the paper's numbers (activities/paper-numbers.ts) */
+  paper?: PaperComparison[];
 }
 
 interface CellRow {
@@ -88,6 +93,7 @@ interface CellRow {
   task_name: string;
   task_params: Record<string, unknown>;
   strategy_name: string;
+  strategy_params: Record<string, unknown>;
   status: string;
   error: string | null;
   reused: boolean;
@@ -102,7 +108,7 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
   const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
   if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
   const rows = await db.$queryRaw<CellRow[]>`
-    SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.status, c.error,
+    SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.strategy_params, c.status, c.error,
            sc.reused, c.provenance,
            (SELECT count(*) FROM example_results e WHERE e.cell_key = c.key) AS n,
            (SELECT avg(score) FROM example_results e WHERE e.cell_key = c.key) AS mean_score,
@@ -145,6 +151,8 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
       promptsPerSecond: secs && secs > 0 ? n / secs : null,
       stateBytes: r.provenance?.model?.stateBytes ?? null,
       error: r.error,
+      taskParams: r.task_params,
+      strategyParams: r.strategy_params,
     };
   });
   // the dashboard's query, with its quoted Grafana variable turned into a bind parameter
@@ -189,6 +197,7 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
     benchmarks,
     paretoAxis: axis,
     pareto: points,
+    paper: comparePaper(recall),
   };
 }
 
@@ -331,6 +340,15 @@ export function renderTerminal(report: SweepReport): string {
     ...(report.pareto.length
       ? ['', 'Quality-throughput Pareto frontier (* = on the frontier; accuracy averaged over tasks)', pareto.toString()]
       : []),
+    ...paperSection(
+      report,
+      (head, rows) => {
+        const t = textTable(head);
+        t.push(...rows);
+        return t.toString();
+      },
+      'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
+    ),
   ].join('\n');
 }
 
@@ -376,11 +394,22 @@ export function renderMarkdown(report: SweepReport): string {
       paretoHead(report),
       report.pareto.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.throughput), p.onFrontier ? 'yes' : '']),
     ),
+    ...paperSection(
+      report,
+      (head, rows) => `\n${markdownTable(head, rows)}`,
+      '## Beside the paper\n\nThe paper\'s number for each cell of its grids (Arora et al. 2024, Tables 1-4; specs/paper/paper-numbers.json); difference = ours - paper, in points.',
+    ),
     ...(failed.length
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
     '',
   ].join('\n');
+}
+
+/** The "beside the paper" block, when some cells are cells of the paper's grids. */
+function paperSection(report: SweepReport, table: (head: string[], rows: string[][]) => string, title: string): string[] {
+  if (!report.paper?.length) return [];
+  return ['', title, table(PAPER_HEAD, paperRows(report.paper))];
 }
 
 export function writeReport(report: SweepReport, dir: string): { markdown: string; json: string } {

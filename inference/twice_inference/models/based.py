@@ -50,6 +50,10 @@ class BasedConfig(BaseModel):
     conv_bias: bool = False  # the depthwise filter's bias (projections always have one)
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # per-head fixed decay and its input-dependent scale (based-360m-30b; see decay.py)
+    fixed_decay: bool = False
+    decay_const: float = -3.0
+    use_decay_proj: bool = False
 
     @model_validator(mode="after")
     def _check_layers(self) -> BasedConfig:
@@ -88,8 +92,8 @@ class BasedConfig(BaseModel):
 
     @property
     def rotary_dim(self) -> int:
-        dim = int(self.rotary_fraction * (self.d_model // self.swa_heads))
-        return dim - dim % 2
+        # kept odd, as flash-attn does (layers.Rotary rotates the rounded-up width)
+        return int(self.rotary_fraction * (self.d_model // self.swa_heads))
 
 
 class LinearAttention(Mixer):
@@ -208,4 +212,9 @@ class BasedLM(DecoderLM):
 
 
 def build(config: dict) -> BasedLM:
-    return BasedLM(BasedConfig.model_validate(config))
+    parsed = BasedConfig.model_validate(config)
+    if parsed.fixed_decay or parsed.use_decay_proj:
+        from .decay import make_decayed
+
+        return BasedLM(parsed, linear_attention=make_decayed(LinearAttention))
+    return BasedLM(parsed)

@@ -36,6 +36,8 @@ def convert_hazy(state_dict: StateDict) -> StateDict:
                 name = name[len(prefix) :]
         for old, new in _HAZY_RENAMES:
             name = name.replace(old, new)
+        if name == "decay.decay":
+            continue  # Based's fixed-decay buffer; recomputed from decay_const (decay.py)
         converted[name] = tensor
     return converted
 

@@ -109,10 +109,8 @@ class GLAConfig(BaseModel):
         return 256 * math.ceil(raw / 256)
 
 
-# fla-hub/gla-*: fla defaults (hidden 2048 / 24 layers / 4 heads, Mistral 32k vocabulary) for 1.3B.
-# For 2.7B, hidden 2560 / 32 layers / 5 heads is taken from a third-party reading of its
-# config.json; all of these, and tie_word_embeddings=False, are [UNCONFIRMED] until the real
-# files are read.
+# fla-hub/gla-*, from their config.json: 1.3B hidden 2048 / 24 layers / 4 heads, 2.7B hidden
+# 2560 / 32 layers / 5 heads; both a 32k vocabulary and untied embeddings.
 PAPER_CONFIGS: dict[str, dict] = {
     "fla-hub/gla-1.3B-100B": {"hidden_size": 2048, "num_hidden_layers": 24, "num_heads": 4},
     "fla-hub/gla-2.7B-100B": {"hidden_size": 2560, "num_hidden_layers": 32, "num_heads": 5},

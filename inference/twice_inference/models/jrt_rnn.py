@@ -21,6 +21,11 @@ from torch import nn
 from ..ops.linear_attention import LinearAttentionState, linear_attention_state
 from ..ops.prefix_linear_attention import encoder_mask, prefix_linear_attention
 from .based import BasedConfig, BasedLM, LinearAttention
+from .jrt_released_padding import (
+    PAD_SEMANTICS,
+    RELEASED_PAD_ID,
+    released_prefix_linear_attention,
+)
 from .layers import DecodeState, resolve_mask
 
 INFERENCE_MODES = ("left_pad", "iterate")
@@ -41,10 +46,19 @@ class PrefixLinearAttention(LinearAttention):
         self.proj_k_enc = nn.Linear(d, self.heads * self.feature_dim, bias=False)
         self.proj_v_enc = nn.Linear(d, self.heads * self.value_dim, bias=False)
 
+    # Set by JrtRnnLM for one released-v1 prefill: the real-token mask of a sequence whose pads
+    # the rest of the model treats as tokens (``jrt_released_padding.py``).
+    released_key_mask: torch.Tensor | None = None
+
     def _attend(self, x: torch.Tensor, mask: torch.Tensor):
         q, k, v = self._qkv(x)
         k_enc = self._split(x, self.proj_k_enc, self.feature_dim)
         v_enc = self._split(x, self.proj_v_enc, self.value_dim)
+        if self.released_key_mask is not None:
+            y, state = released_prefix_linear_attention(
+                q, k, v, k_enc, v_enc, self.released_key_mask, self.encoder_length, self.eps
+            )
+            return y, state
         enc_mask = encoder_mask(mask, self.encoder_length)
         y = prefix_linear_attention(q, k, v, k_enc, v_enc, mask, enc_mask, self.eps)
         return y, (k, v, k_enc, v_enc, enc_mask)
@@ -54,6 +68,9 @@ class PrefixLinearAttention(LinearAttention):
         return self._out(y, x)
 
     def prefill(self, x, mask, positions):
+        if self.released_key_mask is not None:
+            y, state = self._attend(x, mask)
+            return self._out(y, x), state
         y, (k, v, k_enc, v_enc, enc_mask) = self._attend(x, mask)
         # Decoding continues from encoder sums (over the encoder region only) plus decoder sums.
         enc = linear_attention_state(k_enc, v_enc, enc_mask)
@@ -79,7 +96,22 @@ class JrtRnnLM(BasedLM):
     def __init__(self, config: JrtRnnConfig, inference_mode: str = "left_pad") -> None:
         super().__init__(config, linear_attention=PrefixLinearAttention)
         self.inference_mode = "left_pad"
+        self.pad_semantics = "masked"
+        self.released_pad_id = RELEASED_PAD_ID
         self.set_inference_mode(inference_mode)
+
+    def set_pad_semantics(self, semantics: str, pad_id: int = RELEASED_PAD_ID) -> JrtRnnLM:
+        """ "masked" (ours: pads reach no state) or "released-v1" (the paper's code, with its
+        leak, padding with ``pad_id``; see ``jrt_released_padding.py``)."""
+        if semantics not in PAD_SEMANTICS:
+            raise ValueError(f"pad semantics must be one of {PAD_SEMANTICS}, got {semantics!r}")
+        if not 0 <= pad_id < self.config.vocab_size:
+            raise ValueError(
+                f"pad_id {pad_id} outside the vocabulary [0, {self.config.vocab_size})"
+            )
+        self.pad_semantics = semantics
+        self.released_pad_id = pad_id
+        return self
 
     def set_inference_mode(self, mode: str) -> JrtRnnLM:
         if mode not in INFERENCE_MODES:
@@ -100,11 +132,33 @@ class JrtRnnLM(BasedLM):
 
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor):
         mask = resolve_mask(input_ids, mask)
+        if self.pad_semantics == "released-v1":
+            if self.inference_mode == "iterate":
+                raise ValueError("released-v1 padding is defined for one prefill, not 'iterate'")
+            return self._released_prefill(input_ids, mask)
         input_ids, mask = self._pad_to_encoder(input_ids, mask)
         logits, state = super().prefill(input_ids, mask)
         if self.inference_mode == "iterate":
             return logits, IterateState(input_ids, mask, state)
         return logits, state
+
+    def _released_prefill(self, input_ids: torch.Tensor, mask: torch.Tensor):
+        """Pads (the engine's and the encoder's, all id 220) run as tokens; only prefix linear
+        attention sees the real-token mask."""
+        short = self.config.encoder_length - input_ids.shape[1]
+        if short > 0:
+            pads = input_ids.new_full((input_ids.shape[0], short), self.released_pad_id)
+            input_ids = torch.cat([pads, input_ids], dim=1)
+            mask = torch.cat([mask.new_zeros(mask.shape[0], short), mask], dim=1)
+        input_ids = torch.where(mask, input_ids, torch.full_like(input_ids, self.released_pad_id))
+        layers = [m for m in self.modules() if isinstance(m, PrefixLinearAttention)]
+        for layer in layers:
+            layer.released_key_mask = mask
+        try:
+            return super().prefill(input_ids, torch.ones_like(mask))
+        finally:
+            for layer in layers:
+                layer.released_key_mask = None
 
     def step(self, token_ids: torch.Tensor, state):
         if isinstance(state, IterateState):

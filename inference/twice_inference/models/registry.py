@@ -350,6 +350,11 @@ def load_entry(
                 f"{hf_id!r}"
             )
         directory = hf_model_dir(hf_id, ref)
+        if entry.family == "based":
+            from .decay import checkpoint_decay_options
+
+            # what the checkpoint was trained with wins over the catalog's copy
+            config.update(checkpoint_decay_options(directory))
         tokenizer_spec = (
             str(directory) if entry.source.tokenizer == "own" else entry.source.tokenizer
         )
@@ -472,9 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prompt-len", type=int, default=2048, help="prompt length for state bytes"
     )
+    parser.add_argument("--json", action="store_true", help="with --list: one JSON array")
     args = parser.parse_args(argv)
     if not args.list:
         parser.print_help()
+        return 0
+    if args.json:
+        print(json.dumps([describe(entry, args.prompt_len) for entry in load_catalog().models]))
         return 0
     print(f"{'name':<18} {'family':<12} {'params':>15} {'nominal':>15} {'state bytes':>14}")
     for entry in load_catalog().models:

@@ -47,9 +47,8 @@ class TransformerConfig(BaseModel):
 
     @property
     def rotary_dim(self) -> int:
-        # flash-attn truncates, then rotary needs an even width.
-        dim = int(self.rotary_fraction * self.head_dim)
-        return dim - dim % 2
+        # flash-attn truncates and keeps an odd result (Rotary rotates its rounded-up width).
+        return int(self.rotary_fraction * self.head_dim)
 
     @property
     def mlp_width(self) -> int:

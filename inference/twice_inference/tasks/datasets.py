@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import random
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from .scoring import contains
 from .strategies import parse_strategy
 from .truncation import truncate_context, usable_anchors
 
-TASK_VERSION = 1
+# v2: HF decode clean-up, released no-anchor window, BOS counted (see truncation.py)
+TASK_VERSION = 2
 Doc = dict[str, Any]
 
 
@@ -354,6 +356,22 @@ def _digest(files: list[Path], task: str, params: RecallTaskParams) -> str:
     return hasher.hexdigest()
 
 
+# Validation-split sizes in the paper's Table 7; NQ's pre-cut sets share one size.
+PAPER_SIZES = {"fda": 1102, "swde": 1111, "squad": 2984, "triviaqa": 1698, "nq": 3157, "drop": 2084}
+
+
+def warn_on_paper_size(task: str, hf_id: str, rows: int) -> None:
+    """A full split whose size differs from Table 7 is another version of the data: the numbers
+    will not be the paper's. Warned, not refused: a newer release may be what the user wants."""
+    expected = PAPER_SIZES[task]
+    if rows != expected:
+        warnings.warn(
+            f"task {task!r}: {hf_id} has {rows} rows, the paper's Table 7 has {expected}; "
+            "results will not be comparable with the paper's",
+            stacklevel=3,
+        )
+
+
 def build_dataset_task(name: str, version: int, params: dict[str, Any]) -> RecallTask:
     if name not in SPECS:
         raise ValueError(f"unknown recall task {name!r}; known: {sorted(SPECS)}")
@@ -381,7 +399,9 @@ def build_dataset_task(name: str, version: int, params: dict[str, Any]) -> Recal
             f"<dir>/{hf_id}/."
         )
     rows, files = read_split(directory)
-    if parsed.limit is not None:
+    if parsed.limit is None:
+        warn_on_paper_size(name, hf_id, len(rows))
+    else:
         rows = rows[: parsed.limit]
 
     kept: list[KeptDoc] = []
