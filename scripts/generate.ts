@@ -47,12 +47,17 @@ export function specJsonSchema(): Record<string, unknown> {
 export function taskCatalog(): Record<string, unknown> {
   const versions = (defs: Record<string, { version: number }>) =>
     Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, d.version]));
+  // parameter schemas carry the bounds the worker must enforce identically
+  const params = (defs: Record<string, { params: z.ZodType }>) =>
+    Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, z.toJSONSchema(d.params, { io: 'input' })]));
   return {
     tasks: Object.fromEntries(
       Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, kind: t.kind, synthetic: t.synthetic, scorer: t.scorer }]),
     ),
     strategies: versions(STRATEGIES),
     scorers: versions(SCORERS),
+    taskParams: params(TASKS),
+    strategyParams: params(STRATEGIES),
   };
 }
 

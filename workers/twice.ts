@@ -13,10 +13,11 @@ import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
 import { SpecError, type SweepSpec } from '../workflows/sweep-spec';
 import { describeMissing, specAssets } from './lib/assets';
+import { EtaEstimator, formatEta } from './lib/eta';
 import { printModels } from './models-command';
 import { pull } from './pull-command';
 import { loadEnv } from './lib/env';
-import { repoRoot } from './lib/paths';
+import { callerPath, repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
 import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
 
@@ -30,24 +31,31 @@ async function latestSweepId(session: Session): Promise<string> {
 }
 
 /** Follows a sweep with a progress bar until it ends; Ctrl-C detaches and leaves it running. */
-async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done' | 'detached'> {
+async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done'> {
   const bar = new SingleBar({
-    format: '{bar} {percentage}% | examples {value}/{total} | cells {cellsDone}/{cellsTotal} ({reused} reused, {failed} failed) | {model} | ETA {eta_formatted}',
+    format: '{bar} {percentage}% | examples {value}/{total} | cells {cellsDone}/{cellsTotal} ({reused} reused, {failed} failed) | {model} | ETA {etaText}',
     noTTYOutput: true,
     notTTYSchedule: 10_000,
     hideCursor: true,
-    etaBuffer: 50,
     barCompleteChar: '#',
     barIncompleteChar: '.',
   });
   let started = false;
-  let detached = false;
   const onSigint = () => {
-    detached = true;
+    // the sweep runs in the orchestrator, not here: nothing of this process needs an orderly
+    // close, and waiting for open long polls to drain is what made Ctrl-C take seconds
+    if (started) bar.stop();
+    note(`\ndetached: sweep ${sweepId} keeps running.`);
+    note(`  follow it:  npm run twice -- status ${sweepId} --follow`);
+    note(`  cancel it:  npm run twice -- cancel ${sweepId}`);
+    if (session.startedStack) note('  the embedded stack stays up until `npm run twice -- stack down`');
+    process.exit(130);
   };
   process.once('SIGINT', onSigint);
+  const eta = new EtaEstimator();
   const update = (p: SweepProgress) => {
     const payload = {
+      etaText: formatEta(eta.update(Date.now(), p.examples.done, p.examples.total, p.currentModel)),
       cellsDone: p.cells.done,
       cellsTotal: p.cells.total,
       reused: p.cells.reused,
@@ -69,7 +77,7 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
   );
   let finished = false;
   result.then(() => (finished = true), () => (finished = true));
-  while (!finished && !detached) {
+  while (!finished) {
     try {
       update(await handle.query(sweepProgressQuery));
     } catch {
@@ -78,14 +86,6 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
   }
   process.removeListener('SIGINT', onSigint);
-  if (detached) {
-    if (started) bar.stop();
-    note(`\ndetached: sweep ${sweepId} keeps running.`);
-    note(`  follow it:  npm run twice -- status ${sweepId} --follow`);
-    note(`  cancel it:  npm run twice -- cancel ${sweepId}`);
-    if (session.startedStack) note('  the embedded stack stays up until `npm run twice -- stack down`');
-    return 'detached';
-  }
   try {
     const final = await handle.query(sweepProgressQuery).catch(() => null);
     if (final) update(final);
@@ -99,7 +99,7 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
 async function printReport(session: Session, sweepId: string, reportDir?: string) {
   const report = await loadSweepReport(session.db, sweepId);
   out(renderTerminal(report));
-  const dir = reportDir ?? join(repoRoot, 'reports', sweepId);
+  const dir = reportDir ? callerPath(reportDir) : join(repoRoot, 'reports', sweepId);
   const files = writeReport(report, dir);
   out(`\nreport written to ${relative(process.cwd(), files.markdown)} and ${relative(process.cwd(), files.json)}`);
   return report;
@@ -148,12 +148,7 @@ program
         out(sweepId);
         return;
       }
-      const outcome = await follow(session, handle, sweepId);
-      if (outcome === 'detached') {
-        detached = true;
-        process.exitCode = 130;
-        return;
-      }
+      await follow(session, handle, sweepId);
       const report = await printReport(session, sweepId, opts.report);
       // every cell of the sweep, benchmark cells included (the report's table holds recall cells)
       const links = await session.db.sweepCell.findMany({ where: { sweepId }, select: { reused: true } });
@@ -189,7 +184,7 @@ program
       });
       const table = textTable(['cell key', 'model', 'task', 'strategy', 'examples', 'shards', 'status']);
       for (const c of plan.cells) {
-        table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, String(c.numExamples), `${c.shardsDone}/${c.numShards}`, c.status]);
+        table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, `${c.examplesDone}/${c.numExamples}`, `${c.shardsDone}/${c.numShards}`, c.status]);
       }
       out(table.toString());
       const done = plan.cells.filter((c) => c.status === 'done').length;
@@ -216,7 +211,8 @@ program
       const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
       const handle = session.client.workflow.getHandle(workflowIdOf(sweepId));
       if (opts.follow) {
-        if ((await follow(session, handle, sweepId)) === 'done') await printReport(session, sweepId);
+        await follow(session, handle, sweepId);
+        await printReport(session, sweepId);
         return;
       }
       try {
@@ -227,7 +223,8 @@ program
         // a closed or unknown workflow answers no query; the database has the last word
         const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
         if (!s && !(err instanceof WorkflowNotFoundError)) throw err;
-        out(s ? `${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}` : `no sweep "${sweepId}"`);
+        if (!s) throw new Error(`no sweep "${sweepId}"; \`npm run twice -- status\` lists the recent ones`);
+        out(`${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}`);
       }
     });
   });
@@ -239,7 +236,15 @@ program
   .action(async (sweep: string) => {
     await withSession(false, async (session) => {
       const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
-      await session.client.workflow.getHandle(workflowIdOf(sweepId)).cancel();
+      const handle = session.client.workflow.getHandle(workflowIdOf(sweepId));
+      const described = await handle.describe().catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) throw new Error(`no sweep "${sweepId}"; \`npm run twice -- status\` lists the recent ones`);
+        throw err;
+      });
+      if (described.status.name !== 'RUNNING') {
+        throw new Error(`sweep ${sweepId} has already ended (${described.status.name.toLowerCase()}); there is nothing to cancel`);
+      }
+      await handle.cancel();
       out(`cancellation requested for ${sweepId}`);
     });
   });

@@ -5,15 +5,40 @@
 // Bumping a version here changes the keys of every cell that uses it, so those cells re-run.
 import { z } from 'zod';
 
+// Every parameter is bounded, here and only here: npm run generate writes these schemas into
+// task-catalog.json, and inference/tests/test_task_catalog.py checks that the worker's own models
+// have exactly these bounds, so a spec that passes `twice plan` is one the worker accepts.
+export const LIMITS = {
+  // examples per cell: keeps a cell's expansion, its rows and its run time finite
+  examples: 100_000,
+  // rows read from a real dataset before skips
+  datasetRows: 1_000_000,
+  seed: 2 ** 32 - 1,
+  // the synthetic vocabularies (inference/twice_inference/tokenizers.py): distinct MQAR keys and
+  // values, document attributes, and half of the set-disjointness elements
+  kvPairs: 512,
+  facts: 13,
+  setSize: 768,
+  contextTokens: 32_768,
+  // prefill benchmark: the paper's largest point is 16k tokens at batch 16
+  prefillLength: 131_072,
+  prefillBatch: 1024,
+  prefillRuns: 1000,
+  listItems: 32,
+  repeats: 8,
+  shots: 16,
+} as const;
+
 const count = z.number().int().min(1);
-const seed = z.number().int().min(0).default(0);
+const numExamples = count.max(LIMITS.examples).default(200);
+const seed = z.number().int().min(0).max(LIMITS.seed).default(0);
 
 const dataTask = {
   // a local directory holding the dataset (validation.jsonl or *.parquet); default: TWICE_DATA_DIR
   dataDir: z.string().min(1).optional(),
-  limit: count.optional(),
+  limit: count.max(LIMITS.datasetRows).optional(),
   // the paper cuts each document to 950 tokens of the evaluated model's tokenizer
-  contextTokens: count.default(950),
+  contextTokens: count.max(LIMITS.contextTokens).default(950),
 };
 
 // `kind`: recall tasks produce scored examples; throughput tasks produce timed prefill points
@@ -26,7 +51,7 @@ export const TASKS = {
     // one-word answers: a substring test would count "v9" as found in "v90"
     scorer: 'exact',
     params: z
-      .object({ numExamples: count.default(200), seed, numKvPairs: count.default(16) })
+      .object({ numExamples, seed, numKvPairs: count.max(LIMITS.kvPairs).default(16) })
       .strict(),
   },
   synthetic_doc_qa: {
@@ -35,7 +60,7 @@ export const TASKS = {
     synthetic: true,
     scorer: 'exact',
     params: z
-      .object({ numExamples: count.default(200), seed, numFacts: count.default(8) })
+      .object({ numExamples, seed, numFacts: count.max(LIMITS.facts).default(8) })
       .strict(),
   },
   set_disjointness: {
@@ -45,11 +70,13 @@ export const TASKS = {
     scorer: 'exact',
     params: z
       .object({
-        numExamples: count.default(200),
+        numExamples,
         seed,
+        // [size of A, size of B]
         sizes: z
-          .array(z.tuple([count, count]))
+          .array(z.array(count.max(LIMITS.setSize)).length(2))
           .min(1)
+          .max(LIMITS.listItems)
           .default([
             [4, 16],
             [16, 4],
@@ -73,7 +100,7 @@ export const TASKS = {
     params: z
       .object({
         ...dataTask,
-        variant: z.union([z.literal(512), z.literal(1024), z.literal(2048)]).default(1024),
+        variant: z.union([z.literal(512), z.literal(1024), z.literal(2048)], { error: 'one of 512, 1024, 2048' }).default(1024),
       })
       .strict(),
   },
@@ -88,9 +115,9 @@ export const TASKS = {
     scorer: 'none',
     params: z
       .object({
-        lengths: z.array(count).min(1).default([2048, 8192]),
-        batchSizes: z.array(count).min(1).default([16]),
-        runs: z.number().int().min(10).default(10),
+        lengths: z.array(count.max(LIMITS.prefillLength)).min(1).max(LIMITS.listItems).default([2048, 8192]),
+        batchSizes: z.array(count.max(LIMITS.prefillBatch)).min(1).max(LIMITS.listItems).default([16]),
+        runs: z.number().int().min(10).max(LIMITS.prefillRuns).default(10),
         seed,
       })
       .strict(),
@@ -110,11 +137,11 @@ export const STRATEGIES = {
   // JRT-Prompt: the context read `repeats` times before the question (the paper uses 2)
   jrt_prompt: {
     version: 1,
-    params: z.object({ repeats: z.number().int().min(2).default(2) }).strict(),
+    params: z.object({ repeats: z.number().int().min(2).max(LIMITS.repeats).default(2) }).strict(),
     families: null,
   },
   question_first: { version: 1, params: noParams, families: null },
-  few_shot: { version: 1, params: z.object({ shots: count.default(2) }).strict(), families: null },
+  few_shot: { version: 1, params: z.object({ shots: count.max(LIMITS.shots).default(2) }).strict(), families: null },
   // JRT-RNN inference modes (paper Table 4): left-pad to the encoder length, read twice, iterate
   // `padding: 'released-v1'` reproduces the paper's code, whose left pads leak into prefix linear
   // attention (what its Table 2/4 numbers include); absent, pads reach no state

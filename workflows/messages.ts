@@ -52,6 +52,8 @@ export interface PlannedCell {
   strategy: string;
   numExamples: number;
   status: 'new' | 'done' | 'partial' | 'failed';
+  examplesDone: number;
+  /** shards recorded, and shards recorded plus those this spec's shard size still cuts */
   shardsDone: number;
   numShards: number;
 }
@@ -75,8 +77,8 @@ export interface SweepState {
   doneCells: string[];
   reusedCells: string[];
   failedCells: string[];
-  /** recorded shard indices of cells not yet done */
-  doneShards: Record<string, number[]>;
+  /** recorded example ranges [start, end) of cells not yet done */
+  doneRanges: Record<string, Array<[number, number]>>;
 }
 
 export interface RecordShardInput {

@@ -37,8 +37,12 @@ class RecallTaskParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     dataDir: str | None = Field(None, min_length=1)
-    limit: int | None = Field(None, ge=1, description="first N rows of the split, before skips")
-    contextTokens: int = Field(950, ge=1, description="truncation budget in model tokens")
+    limit: int | None = Field(
+        None, ge=1, le=1_000_000, description="first N rows of the split, before skips"
+    )
+    contextTokens: int = Field(
+        950, ge=1, le=32_768, description="truncation budget in model tokens"
+    )
 
 
 class NQTaskParams(RecallTaskParams):

@@ -20,7 +20,9 @@ class NoParams(BaseModel):
 
 
 class JrtPromptParams(NoParams):
-    repeats: int = Field(2, ge=2, description="how many copies of the context the prompt holds")
+    repeats: int = Field(
+        2, ge=2, le=8, description="how many copies of the context the prompt holds"
+    )
 
 
 class JrtRnnPadParams(NoParams):
@@ -30,7 +32,7 @@ class JrtRnnPadParams(NoParams):
 
 
 class FewShotParams(NoParams):
-    shots: int = Field(2, ge=1, description="solved examples placed before the real one")
+    shots: int = Field(2, ge=1, le=16, description="solved examples placed before the real one")
 
 
 STRATEGY_VERSIONS: dict[str, int] = {
