@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { loadModelCatalog } from '../activities/catalog';
-import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report';
+import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report/index';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
@@ -97,8 +97,9 @@ async function printReport(session: Session, sweepId: string, reportDir?: string
   const report = await loadSweepReport(session.db, sweepId);
   out(renderTerminal(report));
   const dir = reportDir ?? join(repoRoot, 'reports', sweepId);
-  const files = writeReport(report, dir);
-  out(`\nreport written to ${relative(process.cwd(), files.markdown)} and ${relative(process.cwd(), files.json)}`);
+  const files = await writeReport(report, dir);
+  const shown = [files.markdown, files.html, files.json].map((f) => relative(process.cwd(), f));
+  out(`\nreport written to ${shown.join(', ')}`);
   return report;
 }
 
