@@ -34,12 +34,12 @@ export function wilsonInterval(successes: number, n: number, z = Z95): Interval 
  * Outcomes of two runs on the same examples: `both` correct in both, `onlyA` correct only in A,
  * `onlyB` correct only in B, `neither` in neither.
  */
-export interface PairedCounts {
+export type PairedCounts = {
   both: number;
   onlyA: number;
   onlyB: number;
   neither: number;
-}
+};
 
 /**
  * Interval for accuracy(B) - accuracy(A) on the same examples: Newcombe's hybrid score method for
