@@ -36,12 +36,12 @@ export function paretoSpec(points: ParetoPoint[], axis: ParetoAxis, title: strin
         encoding: { x, y, order: { field: 'throughput' } },
       },
       {
-        mark: { type: 'point', size: 90 },
+        mark: { type: 'point', size: 90, filled: true, strokeWidth: 2 },
         encoding: {
           x,
           y,
           opacity: { condition: { test: 'datum.onFrontier', value: 1 }, value: 0.3 },
-          filled: { condition: { test: 'datum.settled', value: true }, value: false },
+          fillOpacity: { condition: { test: 'datum.settled', value: 1 }, value: 0 },
           color: { field: 'model', type: 'nominal' },
           shape: { field: 'strategy', type: 'nominal' },
           description: { field: 'label' },
