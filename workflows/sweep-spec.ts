@@ -451,6 +451,23 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
   return cells;
 }
 
+/**
+ * The stored fields of a cell (its database columns) that feed its key in expandCells, with how
+ * to name them: what tells a user why a cell re-ran. Keep in step with the digest above.
+ */
+export const CELL_KEY_FIELDS = [
+  ['modelRevision', 'model revision'],
+  ['dtype', 'precision'],
+  ['taskVersion', 'task version'],
+  ['taskParams', 'task params'],
+  ['taskDataDigest', 'task data'],
+  ['strategyVersion', 'strategy version'],
+  ['strategyParams', 'strategy params'],
+  ['generation', 'generation settings'],
+  ['scorer', 'scorer'],
+  ['slices', 'slice settings'],
+] as const;
+
 /** The catalog family of kernel-level operators (op-based-triton, op-sdpa-flash, ...). */
 export const OPERATOR_FAMILY = 'operator';
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { comparePaper, loadPaperNumbers, paperNumberFor, paperRows, type ComparableCell } from '../../workers/lib/paper-numbers';
 import { renderMarkdown, renderTerminal, type CellResult, type SweepReport } from '../../workers/lib/report';
+import { wilsonInterval } from '../../workflows/stats';
 
 const paper = loadPaperNumbers();
 const cell = (over: Partial<ComparableCell>): ComparableCell => ({
@@ -51,12 +52,12 @@ describe('the report beside the paper', () => {
     assert.equal(rows.length, 1);
     assert.deepEqual(paperRows(rows)[0], ['mamba2-2.7b', 'fda', 'default', '70.0', '68.7', '+1.3', 'Table 1']);
     const result: CellResult = {
-      ...cell({}), key: 'k', reused: false, examples: 10, ci95: 0.1, perplexity: {}, prefillTokensPerSecond: null,
-      promptsPerSecond: null, stateBytes: null, error: null, accuracy: 0.7,
+      ...cell({}), key: 'k', reused: false, examples: 10, correct: 7, ci95: wilsonInterval(7, 10), perplexity: {},
+      prefillTokensPerSecond: null, promptsPerSecond: null, stateBytes: null, error: null, accuracy: 0.7,
     } as CellResult;
     const report: SweepReport = {
       sweepId: 's', name: 'paper-table1', status: 'completed', createdAt: 'now', finishedAt: null, gitSha: null,
-      cells: [result], benchmarks: [], paretoAxis: 'eval', pareto: [], paper: rows,
+      cells: [result], benchmarks: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
     };
     assert.match(renderTerminal(report), /Beside the paper[\s\S]*68\.7[\s\S]*\+1\.3/);
     assert.match(renderMarkdown(report), /## Beside the paper[\s\S]*\| mamba2-2\.7b \| fda \| default \| 70\.0 \| 68\.7 \| \+1\.3 \| Table 1 \|/);

@@ -8,7 +8,7 @@
 // `padding: released-v1` are compared (Iterate has no padding). Tested in test/unit/paper-numbers.test.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import type { CellResult } from './report';
+import type { CellResult } from './report/types';
 
 const Accuracy = z.number().min(0).max(100);
 const PaperNumbers = z

