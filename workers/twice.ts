@@ -16,6 +16,8 @@ import { loadEnv } from './lib/env';
 import { repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
 import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { registerScheduleCommands } from './schedule';
+import { runSlackApp } from './slack';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -255,6 +257,13 @@ program
     }
     out(table.toString());
   });
+
+registerScheduleCommands(program, withSession);
+
+program
+  .command('slack')
+  .description('run the Slack app (HTTP mode); docs/env.md lists its settings')
+  .action(() => runSlackApp());
 
 const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');
 stack
