@@ -2,7 +2,12 @@
 // throwaway database without module mocking.
 import { createCatalogActivities } from './catalog';
 import { createDbActivities, type Db } from './db';
+import { createNightlyActivities, type NightlyNotifier } from './nightly';
 
-export function createActivities(deps: { db: Db; root: string }) {
-  return { ...createDbActivities(deps.db), ...createCatalogActivities(deps.root) };
+export function createActivities(deps: { db: Db; root: string; notify?: NightlyNotifier }) {
+  return {
+    ...createDbActivities(deps.db),
+    ...createCatalogActivities(deps.root),
+    ...createNightlyActivities(deps.db, deps.notify),
+  };
 }

@@ -20,7 +20,9 @@ import { loadEnv } from './lib/env';
 import { callerPath, repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
 import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { registerScheduleCommands } from './schedule';
 import { serve } from './serve';
+import { runSlackApp } from './slack';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -290,6 +292,13 @@ program
   .action((target: string, opts: { all?: boolean }) => {
     process.exitCode = pull(target, opts, out);
   });
+
+registerScheduleCommands(program, withSession);
+
+program
+  .command('slack')
+  .description('run the Slack app (HTTP mode); docs/env.md lists its settings')
+  .action(() => runSlackApp());
 
 const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');
 stack
