@@ -187,10 +187,11 @@ class TrainingStream:
                 seed_value = train_seed(len(seeds))
                 seeds.append(seed_value)
                 task = build_task(
-                    name,
-                    TASK_VERSIONS[name],
-                    {**params, "numExamples": HUGE_NUM_EXAMPLES, "seed": seed_value},
+                    name, TASK_VERSIONS[name], {**params, "numExamples": 1, "seed": seed_value}
                 )
+                # A spec's example count is bounded (the catalog's limits); the training stream is
+                # not a spec, and is indexed far past that bound so it never repeats an example.
+                task.params = task.params.model_copy(update={"num_examples": HUGE_NUM_EXAMPLES})
                 self.variants.append((name, index, task))
         check_seed_bands(seeds, [validation_seed(i) for i in range(len(VALIDATION_TASKS))])
         self.task_names = sorted(TRAINING_MIXTURE)
