@@ -128,7 +128,7 @@ describe('migrations', () => {
     assert.equal(await totals(), null);
   });
 
-  it('keeps per-cell shard totals in cell_shard_totals through inserts, updates and deletes', async () => {
+  it('keeps per-cell shard and slice totals through inserts, updates and deletes', async () => {
     const db = fx.db;
     const key = 'c'.repeat(64);
     await db.cell.create({
@@ -154,7 +154,18 @@ describe('migrations', () => {
     assert.deepEqual(await totals(), [3, 30, 260, 0.875]);
     await db.shardRecord.deleteMany({ where: { cellKey: key, shardIndex: 1 } });
     assert.deepEqual(await totals(), [2, 20, 60, 0.625]);
+
+    // per-slice perplexity sums the same way, one row per (cell, slice)
+    const slices = async () =>
+      (await db.cellSliceTotal.findMany({ where: { cellKey: key }, orderBy: { slice: 'asc' } })).map((r) => [r.slice, r.shards, r.nllSum, Number(r.tokenCount)]);
+    const stat = (shardIndex: number, slice: string, nllSum: number, tokenCount: number) => ({ cellKey: key, shardIndex, slice, nllSum, tokenCount });
+    await db.sliceStat.createMany({ data: [stat(0, 'ar_hit', 1.5, 3), stat(0, 'other', 4, 10), stat(2, 'ar_hit', 0.5, 1)] });
+    assert.deepEqual(await slices(), [['ar_hit', 2, 2, 4], ['other', 1, 4, 10]]);
+    await db.sliceStat.updateMany({ where: { cellKey: key, slice: 'other' }, data: { nllSum: 6 } });
+    await db.sliceStat.deleteMany({ where: { cellKey: key, shardIndex: 2 } });
+    assert.deepEqual(await slices(), [['ar_hit', 1, 1.5, 3], ['other', 1, 6, 10]]);
     await db.cell.delete({ where: { key } });
     assert.equal(await totals(), null);
+    assert.deepEqual(await slices(), []);
   });
 });

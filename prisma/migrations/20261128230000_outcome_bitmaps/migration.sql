@@ -6,25 +6,28 @@
 --     wrong or flipped examples is a list of bit positions fetched by primary key.
 --   * One definition of "correct": score_is_correct(). The totals used to count `score = 1` while
 --     the comparison counted `score >= 0.5`; every query now calls this function.
---   * shard_records keep per-cell prefill and progress totals the same way (cell_shard_totals), so
---     the grid and the sweeps list read one row per cell.
+--   * shard_records keep per-cell prefill and progress totals the same way (cell_shard_totals), and
+--     slice_stats per-cell perplexity sums (cell_slice_totals), so the grid and the sweeps list
+--     read one row per cell (and slice).
+-- The helpers are plain SQL expressions, not STRICT, so the planner inlines them into the queries
+-- that call them (a NULL bitmap gives NULL counts).
 
 CREATE FUNCTION score_is_correct(score double precision) RETURNS boolean
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN score >= 0.5;
 
 -- `&`, `|` and `#` need bit strings of one length; a shorter bitmap means "no such examples".
 CREATE FUNCTION bits_pad(b bit varying, len integer) RETURNS bit varying
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN CASE WHEN length(b) >= len THEN b ELSE b || repeat('0', len - length(b))::bit varying END;
 
 CREATE FUNCTION bits_or(a bit varying, b bit varying) RETURNS bit varying
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN bits_pad(a, greatest(length(a), length(b))) | bits_pad(b, greatest(length(a), length(b)));
 
 -- a without the bits of b, at a's length
 CREATE FUNCTION bits_minus(a bit varying, b bit varying) RETURNS bit varying
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
   RETURN a & ~substring(bits_pad(b, length(a)) FROM 1 FOR length(a));
 
 -- The bitmaps of a set of example outcomes: bit i of `seen` for each id, of `hits` for the correct.
@@ -38,20 +41,19 @@ AS $$
 $$;
 
 -- Outcomes of two cells over the examples both have: right in both, only in a, only in b, in neither.
-CREATE FUNCTION paired_outcomes(a_seen bit varying, a_hits bit varying, b_seen bit varying, b_hits bit varying,
-                                OUT both_right integer, OUT only_a integer, OUT only_b integer, OUT neither integer)
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+CREATE FUNCTION paired_outcomes(a_seen bit varying, a_hits bit varying, b_seen bit varying, b_hits bit varying)
+  RETURNS TABLE (both_right integer, only_a integer, only_b integer, neither integer)
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 1
 AS $$
-  WITH p AS (SELECT greatest(length(a_seen), length(b_seen)) AS len),
-  x AS (SELECT bits_pad(a_seen, len) & bits_pad(b_seen, len) AS shared, bits_pad(a_hits, len) AS a, bits_pad(b_hits, len) AS b FROM p)
-  SELECT bit_count(shared & a & b)::integer, bit_count(shared & a & ~b)::integer,
-         bit_count(shared & ~a & b)::integer, bit_count(shared & ~a & ~b)::integer
-    FROM x
+  SELECT bit_count(p.s & p.a & p.b)::integer, bit_count(p.s & p.a & ~p.b)::integer,
+         bit_count(p.s & ~p.a & p.b)::integer, bit_count(p.s & ~p.a & ~p.b)::integer
+    FROM (SELECT bits_pad(a_seen, l.n) & bits_pad(b_seen, l.n) AS s, bits_pad(a_hits, l.n) AS a, bits_pad(b_hits, l.n) AS b
+            FROM (SELECT greatest(length(a_seen), length(b_seen)) AS n) l) p
 $$;
 
 -- Positions of the set bits, in order, a page at a time.
 CREATE FUNCTION bit_positions(b bit varying, skip integer, take integer) RETURNS SETOF integer
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE ROWS 100
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE ROWS 100
 AS $$
   SELECT i FROM generate_series(0, length(b) - 1) i WHERE get_bit(b, i) = 1 ORDER BY i OFFSET skip LIMIT take
 $$;
@@ -138,3 +140,42 @@ CREATE TRIGGER cell_shard_totals_delete AFTER DELETE ON shard_records
 INSERT INTO cell_shard_totals (cell_key, shards, examples_done, prefill_tokens, prefill_seconds)
 SELECT cell_key, count(*), sum(example_end - example_start), sum(prefill_tokens), sum(prefill_seconds)
   FROM shard_records GROUP BY cell_key;
+
+-- CreateTable
+CREATE TABLE "cell_slice_totals" (
+    "cell_key" TEXT NOT NULL,
+    "slice" TEXT NOT NULL,
+    "shards" INTEGER NOT NULL,
+    "nll_sum" DOUBLE PRECISION NOT NULL,
+    "token_count" BIGINT NOT NULL,
+
+    CONSTRAINT "cell_slice_totals_pkey" PRIMARY KEY ("cell_key","slice")
+);
+
+CREATE FUNCTION cell_slice_totals_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP IN ('UPDATE', 'DELETE') THEN
+    INSERT INTO cell_slice_totals AS s (cell_key, slice, shards, nll_sum, token_count)
+    SELECT cell_key, slice, -count(*), -sum(nll_sum), -sum(token_count) FROM old_rows GROUP BY cell_key, slice
+    ON CONFLICT (cell_key, slice) DO UPDATE
+      SET shards = s.shards + excluded.shards, nll_sum = s.nll_sum + excluded.nll_sum, token_count = s.token_count + excluded.token_count;
+  END IF;
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    INSERT INTO cell_slice_totals AS s (cell_key, slice, shards, nll_sum, token_count)
+    SELECT cell_key, slice, count(*), sum(nll_sum), sum(token_count) FROM new_rows GROUP BY cell_key, slice
+    ON CONFLICT (cell_key, slice) DO UPDATE
+      SET shards = s.shards + excluded.shards, nll_sum = s.nll_sum + excluded.nll_sum, token_count = s.token_count + excluded.token_count;
+  END IF;
+  DELETE FROM cell_slice_totals WHERE shards = 0;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER cell_slice_totals_insert AFTER INSERT ON slice_stats
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cell_slice_totals_apply();
+CREATE TRIGGER cell_slice_totals_update AFTER UPDATE ON slice_stats
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cell_slice_totals_apply();
+CREATE TRIGGER cell_slice_totals_delete AFTER DELETE ON slice_stats
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION cell_slice_totals_apply();
+
+INSERT INTO cell_slice_totals (cell_key, slice, shards, nll_sum, token_count)
+SELECT cell_key, slice, count(*), sum(nll_sum), sum(token_count) FROM slice_stats GROUP BY cell_key, slice;

@@ -55,10 +55,9 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
   if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
   const rows = await db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId));
   const slices = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
-    SELECT s.cell_key, s.slice, sum(s.nll_sum) AS nll, sum(s.token_count) AS tokens
-      FROM slice_stats s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
-     WHERE s.slice IN ('ar_hit', 'other')
-     GROUP BY s.cell_key, s.slice`;
+    SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
+      FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
+     WHERE s.slice IN ('ar_hit', 'other')`;
   const ppl = new Map<string, Record<string, number>>();
   for (const s of slices) {
     if (Number(s.tokens) === 0) continue;

@@ -64,9 +64,8 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
 /** Perplexity per slice for every cell of a sweep: AR hits vs Other and whatever bins were kept. */
 export async function slicePerplexities(db: Db, sweepId: string) {
   const rows = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
-    SELECT s.cell_key, s.slice, sum(s.nll_sum) AS nll, sum(s.token_count) AS tokens
-      FROM slice_stats s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
-     GROUP BY s.cell_key, s.slice
+    SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
+      FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
      ORDER BY s.cell_key, s.slice`;
   const out = new Map<string, Array<{ slice: string; perplexity: number; tokens: number }>>();
   for (const r of rows) {
