@@ -10,6 +10,17 @@ import pg from 'pg';
 import { listMigrations, migrate } from '../../workers/lib/migrations';
 import { MIGRATIONS_DIR, testPostgres } from '../helpers/fixtures';
 
+/** A cell with nothing recorded yet, for the totals the triggers keep. */
+async function bareCell(db: Awaited<ReturnType<typeof testPostgres>>['db'], key: string, numExamples: number, numShards: number) {
+  await db.cell.create({
+    data: {
+      key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
+      taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
+      generation: {}, scorer: { name: 'exact' }, numExamples, numShards,
+    },
+  });
+}
+
 describe('migrations', () => {
   let fx: Awaited<ReturnType<typeof testPostgres>>;
   before(async () => {
@@ -93,13 +104,7 @@ describe('migrations', () => {
   it('keeps per-cell example totals in cell_scores through inserts, updates and deletes', async () => {
     const db = fx.db;
     const key = 'b'.repeat(64);
-    await db.cell.create({
-      data: {
-        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
-        taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
-        generation: {}, scorer: { name: 'exact' }, numExamples: 4, numShards: 1,
-      },
-    });
+    await bareCell(db, key, 4, 1);
     const example = (exampleId: number, score: number) => ({
       cellKey: key, exampleId, shardIndex: 0, promptDigest: 'p', prediction: 'v', gold: ['v'], score, promptTokens: 1, generatedTokens: 1,
     });
@@ -131,13 +136,7 @@ describe('migrations', () => {
   it('keeps per-cell shard and slice totals through inserts, updates and deletes', async () => {
     const db = fx.db;
     const key = 'c'.repeat(64);
-    await db.cell.create({
-      data: {
-        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
-        taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
-        generation: {}, scorer: { name: 'exact' }, numExamples: 30, numShards: 3,
-      },
-    });
+    await bareCell(db, key, 30, 3);
     const shard = (shardIndex: number, prefillTokens: number, prefillSeconds: number) => ({
       cellKey: key, shardIndex, exampleStart: shardIndex * 10, exampleEnd: shardIndex * 10 + 10, loadSeconds: 0,
       prefillSeconds, decodeSeconds: 0, prefillTokens, batches: 1, worker: {},
