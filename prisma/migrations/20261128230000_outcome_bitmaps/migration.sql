@@ -31,13 +31,16 @@ CREATE FUNCTION bits_minus(a bit varying, b bit varying) RETURNS bit varying
   RETURN a & ~substring(bits_pad(b, length(a)) FROM 1 FOR length(a));
 
 -- The bitmaps of a set of example outcomes: bit i of `seen` for each id, of `hits` for the correct.
+-- Only the span of the ids is built bit by bit (a shard's), the bits before it are zeros at once.
 CREATE FUNCTION outcome_bits(ids integer[], correct boolean[], OUT seen bit varying, OUT hits bit varying)
-  LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-  SELECT coalesce(string_agg(CASE WHEN x.id IS NULL THEN '0' ELSE '1' END, '' ORDER BY g.i), '')::bit varying,
-         coalesce(string_agg(CASE WHEN x.hit THEN '1' ELSE '0' END, '' ORDER BY g.i), '')::bit varying
-    FROM generate_series(0, (SELECT max(id) FROM unnest(ids) id)) g(i)
+  SELECT (repeat('0', r.lo) || string_agg(CASE WHEN x.id IS NULL THEN '0' ELSE '1' END, '' ORDER BY g.i))::bit varying,
+         (repeat('0', r.lo) || string_agg(CASE WHEN x.hit THEN '1' ELSE '0' END, '' ORDER BY g.i))::bit varying
+    FROM (SELECT min(id) AS lo, max(id) AS hi FROM unnest(ids) id) r
+    CROSS JOIN LATERAL generate_series(r.lo, r.hi) g(i)
     LEFT JOIN unnest(ids, correct) x(id, hit) ON x.id = g.i
+   GROUP BY r.lo
 $$;
 
 -- Outcomes of two cells over the examples both have: right in both, only in a, only in b, in neither.
