@@ -81,10 +81,13 @@ export const slotsQuery = (baseSweepId: string, otherSweepId: string) => Prisma.
      ORDER BY s.model_name, s.task_name, s.strategy_name`;
 
 export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: string): Promise<SweepComparison> {
+  const [found, rows] = await Promise.all([
+    db.sweep.findMany({ where: { id: { in: [baseSweepId, otherSweepId] } }, select: { id: true } }),
+    db.$queryRaw<SlotRow[]>(slotsQuery(baseSweepId, otherSweepId)),
+  ]);
   for (const id of [baseSweepId, otherSweepId]) {
-    if (!(await db.sweep.findUnique({ where: { id }, select: { id: true } }))) throw new Error(`no sweep "${id}" in the database`);
+    if (!found.some((s) => s.id === id)) throw new Error(`no sweep "${id}" in the database`);
   }
-  const rows = await db.$queryRaw<SlotRow[]>(slotsQuery(baseSweepId, otherSweepId));
   // measurement tasks (prefill benchmarks) have no outcomes to compare
   const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind !== 'throughput');
   const labels = taskLabels(scored.map((r) => ({ name: r.task_name, params: r.task_params })));

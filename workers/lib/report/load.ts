@@ -30,6 +30,21 @@ interface CellRow {
   prefill_seconds: number | null;
 }
 
+interface BenchmarkRow {
+  model: string;
+  strategy: string;
+  batch: number;
+  n: number;
+  tokens_per_sequence: number;
+  implementation: string;
+  seconds: number;
+  min_seconds: number | null;
+  tokens_per_second: number;
+  baseline: string;
+  baseline_seconds: number;
+  gpu_name: string | null;
+}
+
 /**
  * One row per cell of the sweep with its example totals (cell_scores) and prefill totals
  * (cell_shard_totals), both kept by triggers: one index lookup per cell, no example or shard rows
@@ -51,13 +66,18 @@ export const cellRowsQuery = (sweepId: string) => Prisma.sql`
  * them and the sweep page asks for them separately.
  */
 export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean } = {}): Promise<SweepReport> {
-  const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
+  // independent reads, each of a few hundred rows at most: in flight together
+  const [sweep, rows, slices, benchmarkRows, jrtMargins] = await Promise.all([
+    db.sweep.findUnique({ where: { id: sweepId } }),
+    db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId)),
+    db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
+      SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
+        FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
+       WHERE s.slice IN ('ar_hit', 'other')`,
+    querySweep<BenchmarkRow>(db, PREFILL_BENCHMARK_SQL, sweepId),
+    opts.margins === false ? Promise.resolve([]) : loadJrtMargins(db, sweepId),
+  ]);
   if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
-  const rows = await db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId));
-  const slices = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
-    SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
-      FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
-     WHERE s.slice IN ('ar_hit', 'other')`;
   const ppl = new Map<string, Record<string, number>>();
   for (const s of slices) {
     if (Number(s.tokens) === 0) continue;
@@ -92,20 +112,6 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
       strategyParams: r.strategy_params,
     };
   });
-  const benchmarkRows = await querySweep<{
-    model: string;
-    strategy: string;
-    batch: number;
-    n: number;
-    tokens_per_sequence: number;
-    implementation: string;
-    seconds: number;
-    min_seconds: number | null;
-    tokens_per_second: number;
-    baseline: string;
-    baseline_seconds: number;
-    gpu_name: string | null;
-  }>(db, PREFILL_BENCHMARK_SQL, sweepId);
   const benchmarks: BenchmarkResult[] = benchmarkRows.map((r) => ({
     model: r.model,
     strategy: r.strategy,
@@ -131,7 +137,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     gitSha: sweep.gitSha,
     cells: recall,
     benchmarks,
-    jrtMargins: opts.margins === false ? [] : await loadJrtMargins(db, sweepId),
+    jrtMargins,
     paretoAxis: axis,
     pareto: points,
     paper: comparePaper(recall),
