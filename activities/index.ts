@@ -2,8 +2,9 @@
 // throwaway database without module mocking.
 import { createCatalogActivities } from './catalog';
 import { createDbActivities } from './db';
+import { createPoolActivities, type PoolProvider } from './pool';
 import { type Db } from './prisma';
 
-export function createActivities(deps: { db: Db; root: string }) {
-  return { ...createDbActivities(deps.db), ...createCatalogActivities(deps.root) };
+export function createActivities(deps: { db: Db; root: string; pool: PoolProvider }) {
+  return { ...createDbActivities(deps.db), ...createCatalogActivities(deps.root), ...createPoolActivities(deps.pool) };
 }

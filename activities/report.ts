@@ -79,6 +79,20 @@ export interface SweepReport {
   benchmarks: BenchmarkResult[];
   paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
+  execution: ExecutionSummary;
+}
+
+/**
+ * Where this sweep's shards ran (cells it reused from earlier sweeps are not counted). A model
+ * load is a shard whose worker had to load the model first; with model-major placement the
+ * loads equal the (worker, model) pairs, far fewer than the shards.
+ */
+export interface ExecutionSummary {
+  shards: number;
+  workers: number;
+  modelLoads: number;
+  /** distinct (worker process, model) pairs that ran shards */
+  workerModelPairs: number;
 }
 
 interface CellRow {
@@ -178,6 +192,14 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
   }));
   const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind !== 'throughput');
   const { axis, points } = paretoFrontier(recall, benchmarks);
+  const [exec] = await db.$queryRaw<Array<{ shards: bigint; workers: bigint; loads: bigint; pairs: bigint }>>`
+    SELECT count(*) AS shards,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid')) AS workers,
+           count(*) FILTER (WHERE s.load_seconds > 0) AS loads,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid', c.model_name)) AS pairs
+      FROM shard_records s
+      JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId} AND NOT sc.reused
+      JOIN cells c ON c.key = s.cell_key`;
   return {
     sweepId,
     name: sweep.name,
@@ -189,7 +211,12 @@ export async function loadSweepReport(db: Db, sweepId: string): Promise<SweepRep
     benchmarks,
     paretoAxis: axis,
     pareto: points,
+    execution: { shards: Number(exec!.shards), workers: Number(exec!.workers), modelLoads: Number(exec!.loads), workerModelPairs: Number(exec!.pairs) },
   };
+}
+
+function executionLine(e: ExecutionSummary): string {
+  return `Ran ${e.shards} shards on ${e.workers} workers with ${e.modelLoads} model loads (${e.workerModelPairs} worker-model pairs).`;
 }
 
 /**
@@ -331,6 +358,7 @@ export function renderTerminal(report: SweepReport): string {
     ...(report.pareto.length
       ? ['', 'Quality-throughput Pareto frontier (* = on the frontier; accuracy averaged over tasks)', pareto.toString()]
       : []),
+    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
   ].join('\n');
 }
 
@@ -379,6 +407,10 @@ export function renderMarkdown(report: SweepReport): string {
     ...(failed.length
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
+    '',
+    '## Execution',
+    '',
+    executionLine(report.execution),
     '',
   ].join('\n');
 }
