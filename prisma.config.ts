@@ -1,5 +1,5 @@
 // Prisma CLI configuration. The runtime client uses @prisma/adapter-pg (no engine binaries);
-// migrations are applied by activities/migrations.ts, which keeps Prisma's bookkeeping so
+// migrations are applied by workers/lib/migrations.ts, which keeps Prisma's bookkeeping so
 // `prisma migrate deploy` works too wherever Prisma's schema engine is installed.
 import { defineConfig } from 'prisma/config';
 

@@ -11,7 +11,10 @@ import {
   type SweepState,
 } from '../workflows/messages';
 import { expandCells, shardsOf } from '../workflows/sweep-spec';
-import { type Db } from './prisma';
+import { type PrismaClient } from '../generated/prisma/client';
+
+/** The results database: the Prisma client this resource's activities write through. */
+export type Db = PrismaClient;
 
 export function createDbActivities(db: Db) {
   return {

@@ -1,9 +1,8 @@
 // Composes every TypeScript activity from its dependencies, so tests can build them over a
 // throwaway database without module mocking.
 import { createCatalogActivities } from './catalog';
-import { createDbActivities } from './db';
+import { createDbActivities, type Db } from './db';
 import { createPoolActivities, type PoolProvider } from './pool';
-import { type Db } from './prisma';
 
 export function createActivities(deps: { db: Db; root: string; pool: PoolProvider }) {
   return { ...createDbActivities(deps.db), ...createCatalogActivities(deps.root), ...createPoolActivities(deps.pool) };

@@ -1,6 +1,6 @@
 // The SQL behind every panel of the twice overview dashboard, one exported constant per query, so
 // that dashboards/build.ts places them and test/integration/dashboards.test.ts runs each one
-// against a real migrated Postgres with known rows. Definitions follow activities/report.ts:
+// against a real migrated Postgres with known rows. Definitions follow workers/lib/report.ts:
 // accuracy is the mean example score; a (model, strategy) point averages its cells' accuracies
 // over tasks and counts prompts prefilled per second over all of its shards, or, on the
 // benchmark axis, prompt tokens per second over its prefill_throughput points.
@@ -103,7 +103,7 @@ points AS (
 
 // The selected sweep's points on the prefill benchmark's axis: prompt tokens per second over all
 // benchmark points of the (model, strategy), for the points that also have recall results. The
-// sweep report uses this axis whenever every point has benchmark rows (activities/report.ts).
+// sweep report uses this axis whenever every point has benchmark rows (workers/lib/report.ts).
 const BENCHMARK_POINTS_CTE = `
 ${CELL_ACCURACY_CTE},
 bench AS (
@@ -186,7 +186,7 @@ SELECT $__timeGroupAlias(t.created_at, $__interval),
 
 // The selected sweep's prefill benchmark (prefill_throughput cells): each point beside the
 // attention baseline timed in the same process. The sweep report reads the same rows through this
-// query (activities/report.ts), so the two cannot drift apart.
+// query (workers/lib/report.ts), so the two cannot drift apart.
 export const PREFILL_BENCHMARK_SQL = `
 SELECT c.model_name AS model,
        c.strategy_name AS strategy,

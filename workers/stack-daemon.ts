@@ -2,9 +2,9 @@
 // sweep keeps going after the CLI detaches (Ctrl-C). Writes <state dir>/stack.json when ready,
 // restarts a Python worker that dies, and stops everything on SIGUSR2 (`twice stack down`).
 import { rmSync, writeFileSync } from 'node:fs';
-import { loadEnv } from './env';
-import { stackInfoPath, type StackInfo } from './session';
-import { startStack, type PythonWorker } from './stack';
+import { loadEnv } from './lib/env';
+import { stackInfoPath, type StackInfo } from './lib/session';
+import { startStack, type PythonWorker } from './lib/stack';
 
 const env = loadEnv();
 const log = (m: string) => console.log(`${new Date().toISOString()} ${m}`);

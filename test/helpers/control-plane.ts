@@ -3,7 +3,7 @@
 // kube-scheduler and KWOK, whose fake nodes advertise `nvidia.com/gpu` and move scheduled pods to
 // Running. Everything listens on free loopback ports with its own PKI in a temporary directory;
 // stop() ends exactly the processes start() spawned, by PID, newest first, and removes the folder.
-// The binaries come from workers/k8s-toolchain.mjs (built once by the bootstrap).
+// The binaries come from scripts/k8s-toolchain.mjs (built once by the bootstrap).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
 import { LABELS, sweepLabel } from '../../activities/pool-kubernetes';
-import { readToolchain } from '../../workers/paths';
-import { freePort } from '../../workers/stack';
+import { readToolchain } from '../../workers/lib/paths';
+import { freePort } from '../../workers/lib/stack';
 
 export interface ControlPlane {
   server: string;

@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { migrate } from '../../activities/migrations';
-import { createDb, type Db } from '../../activities/prisma';
-import { repoRoot } from '../../workers/paths';
-import { postgresDataDir, startPostgres, startStack, type RunningStack, type StackConfig } from '../../workers/stack';
+import { migrate } from '../../workers/lib/migrations';
+import { createDb, type Db } from '../../workers/lib/db-client';
+import { repoRoot } from '../../workers/lib/paths';
+import { postgresDataDir, startPostgres, startStack, type RunningStack, type StackConfig } from '../../workers/lib/stack';
 
 export const MIGRATIONS_DIR = join(repoRoot, 'prisma', 'migrations');
 

@@ -5,7 +5,7 @@
 import * as k8s from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { LABELS } from '../../activities/pool-kubernetes';
-import { spawnPythonWorker, type PythonWorker } from '../../workers/stack';
+import { spawnPythonWorker, type PythonWorker } from '../../workers/lib/stack';
 
 export interface PodWorkers {
   /** workers started so far, by pod name */

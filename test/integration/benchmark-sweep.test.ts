@@ -6,8 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadSweepReport, renderTerminal } from '../../activities/report';
-import { startSweep } from '../../workers/sweeps';
+import { loadSweepReport, renderTerminal } from '../../workers/lib/report';
+import { startSweep } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';
 
 const SPEC = `

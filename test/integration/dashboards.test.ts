@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parse } from 'yaml';
-import { loadSweepReport, paretoFrontier, type CellResult } from '../../activities/report';
+import { loadSweepReport, paretoFrontier, type CellResult } from '../../workers/lib/report';
 import { DATASOURCE, GENERATED_PATH, buildDashboard, renderDashboard } from '../../dashboards/build';
 import * as panels from '../../dashboards/panels';
-import { repoRoot } from '../../workers/paths';
+import { repoRoot } from '../../workers/lib/paths';
 import { testPostgres } from '../helpers/fixtures';
 
 const FROM = '2026-11-05T00:00:00.000Z';
@@ -274,7 +274,7 @@ describe('dashboards', () => {
     assert.deepEqual(older.map((r) => r.frontier_point), ['based-360m · default']);
     close(older[0]!.frontier_prompts_per_second, 400, 'older sweep point');
 
-    // and it agrees with the sweep report's frontier (activities/report.ts) on every sweep
+    // and it agrees with the sweep report's frontier (workers/lib/report.ts) on every sweep
     for (const sweep of ['sw-selected', 'sw-ties', 'sw-older']) {
       const points = await query('QUALITY_THROUGHPUT_SQL', sweep);
       const frontier = await query('PARETO_FRONTIER_SQL', sweep);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PYTHON_ACTIVITIES } from '../../workflows/contract';
-import { startSweep } from '../../workers/sweeps';
+import { startSweep } from '../../workers/lib/sweeps';
 import { tableCounts, testStack } from '../helpers/fixtures';
 import { activityStats } from '../helpers/history';
 

@@ -9,7 +9,7 @@ import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { KubernetesPool, LABELS, sweepLabel } from '../../activities/pool-kubernetes';
 import { POOL_DEFAULTS, poolGroups, type PoolPlan, type PoolSettings } from '../../workflows/pool';
-import { repoRoot } from '../../workers/paths';
+import { repoRoot } from '../../workers/lib/paths';
 import { controlPlaneUnavailable, poolLeftovers, startControlPlane, waitFor, type ControlPlane } from '../helpers/control-plane';
 import { validateObject } from '../helpers/k8s-models';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SpecError } from '../../workflows/sweep-spec';
-import { startSweep } from '../../workers/sweeps';
+import { startSweep } from '../../workers/lib/sweeps';
 import { tableCounts, testStack } from '../helpers/fixtures';
 
 const GOOD = {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { listMigrations, migrate } from '../../activities/migrations';
+import { listMigrations, migrate } from '../../workers/lib/migrations';
 import { MIGRATIONS_DIR, testPostgres } from '../helpers/fixtures';
 
 describe('migrations', () => {

@@ -7,9 +7,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadSweepReport } from '../../activities/report';
-import { repoRoot } from '../../workers/paths';
-import { startSweep } from '../../workers/sweeps';
+import { loadSweepReport } from '../../workers/lib/report';
+import { repoRoot } from '../../workers/lib/paths';
+import { startSweep } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';
 
 const REAL = ['fda', 'swde', 'squad', 'triviaqa', 'drop', 'nq'];

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { readToolchain, repoRoot } from '../../workers/paths';
+import { readToolchain, repoRoot } from '../../workers/lib/paths';
 
 const IMAGES = join(repoRoot, 'k8s', 'images');
 const FILES = ['orchestrator.Dockerfile', 'inference.Dockerfile'];

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { GENERATED, render } from '../../workers/generate';
-import { repoRoot } from '../../workers/paths';
+import { GENERATED, render } from '../../scripts/generate';
+import { repoRoot } from '../../workers/lib/paths';
 
 describe('generated files', () => {
   for (const [file, make] of Object.entries(GENERATED)) {

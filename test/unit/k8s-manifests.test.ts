@@ -15,7 +15,7 @@ import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { ISecret } from 'kubernetes-models/v1/Secret';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../../workers/paths';
+import { repoRoot } from '../../workers/lib/paths';
 import { validateObject } from '../helpers/k8s-models';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };

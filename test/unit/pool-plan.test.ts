@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { allocatePods, POOL_DEFAULTS, PoolSettings, poolGroups, poolProgressLine } from '../../workflows/pool';
-import { poolFromEnv } from '../../workers/pool-config';
+import { poolFromEnv } from '../../workers/lib/pool-config';
 
 const settings = (s: Partial<PoolSettings>) => ({ ...POOL_DEFAULTS, ...s });
 

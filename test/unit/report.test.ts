@@ -1,7 +1,7 @@
 // The Pareto frontier over (model, strategy) points.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { paretoFrontier, taskLabels, type BenchmarkResult, type CellResult } from '../../activities/report';
+import { paretoFrontier, taskLabels, type BenchmarkResult, type CellResult } from '../../workers/lib/report';
 
 const cell = (model: string, strategy: string, task: string, accuracy: number, promptsPerSecond: number, examples = 10): CellResult => ({
   key: `${model}-${strategy}-${task}`, model, family: 'x', task, taskLabel: task, strategy, status: 'done', reused: false, examples,

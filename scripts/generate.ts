@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { SCORERS, STRATEGIES, TASKS } from '../workflows/catalog';
 import { CROSS_LANGUAGE_SCHEMAS } from '../workflows/contract';
 import { SweepSpec } from '../workflows/sweep-spec';
-import { repoRoot } from './paths';
+import { repoRoot } from '../workers/lib/paths';
 
 export function contractJsonSchema(): Record<string, unknown> {
   return Object.fromEntries(

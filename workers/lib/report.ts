@@ -5,9 +5,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import { PREFILL_BENCHMARK_SQL } from '../dashboards/panels';
-import { TASKS, type TaskName } from '../workflows/catalog';
-import { type Db } from './prisma';
+import { PREFILL_BENCHMARK_SQL } from '../../dashboards/panels';
+import { TASKS, type TaskName } from '../../workflows/catalog';
+import { type Db } from './db-client';
 
 export interface CellResult {
   key: string;

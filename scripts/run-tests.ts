@@ -1,10 +1,10 @@
 // `npm test`: the TypeScript suites (node's test runner) and the Python suite (pytest, in the
-// environment workers/bootstrap.mjs built), one after the other, with one closing summary line.
+// environment scripts/bootstrap.mjs built), one after the other, with one closing summary line.
 // Pass file paths or `--ts` / `--py` to run a part.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { readToolchain, repoRoot } from './paths';
+import { readToolchain, repoRoot } from '../workers/lib/paths';
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {

@@ -3,15 +3,16 @@
 // kube-controller-manager, kube-scheduler, kubectl with its built-in kustomize, KWOK for fake GPU
 // nodes) and caches them under TWICE_CACHE keyed by their versions. The Kubernetes tests start
 // them on loopback ports (test/helpers/control-plane.ts). Plain Node with no dependencies:
-// `node workers/bootstrap.mjs --with-k8s` (npm test) runs it as a child process, and it runs
-// standalone (`node workers/k8s-toolchain.mjs`) to start the one-time build (15-20 minutes on
+// `node scripts/bootstrap.mjs --with-k8s` (npm test) runs it as a child process, and it runs
+// standalone (`node scripts/k8s-toolchain.mjs`) to start the one-time build (15-20 minutes on
 // 2 cores) early in the background.
 // The Go build cache lives under TWICE_CACHE too, so a rebuild after a version bump is quick.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withCacheLock } from './cache-lock.mjs';
 
 export const K8S_VERSION = '1.37.2';
 const STAGING_VERSION = '0.37.2'; // the published twins of k8s.io/kubernetes' ./staging modules
@@ -128,38 +129,10 @@ export function ensureK8sToolchain(go) {
   if (existsSync(join(out, '.ready'))) return out;
   if (process.env.TWICE_SKIP_K8S === '1' || !go) return null;
   // another bootstrap (a second worktree, a background build) may be building the same set
-  const lock = `${out}.lock`;
-  mkdirSync(cacheDir, { recursive: true });
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch {
-      const pid = Number(readFileSync(join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-      if (pid && alive(pid)) {
-        log(`waiting for process ${pid}, which is building the control plane in ${out}`);
-        spawnSync('sleep', ['15']);
-      } else rmSync(lock, { recursive: true, force: true });
-      if (existsSync(join(out, '.ready'))) return out;
-    }
-  }
-  try {
-    if (existsSync(join(out, '.ready'))) return out;
-    timedBuild(go, out);
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
+  withCacheLock(basename(out), () => {
+    if (!existsSync(join(out, '.ready'))) timedBuild(go, out);
+  });
   return out;
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function timedBuild(go, out) {

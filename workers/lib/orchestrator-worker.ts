@@ -1,0 +1,28 @@
+// The orchestrator worker: runs the workflows and the TypeScript activities (database, catalog, GPU pool)
+// on the orchestrator task queue. The embedded stack creates it in-process; workers/orchestrator.ts
+// runs it on its own against real deployments.
+import { type NativeConnection, Worker } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities } from '../../activities/index';
+import { type Db } from '../../activities/db';
+import type { PoolProvider } from '../../activities/pool';
+import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
+import { repoRoot } from './paths';
+
+export async function createOrchestratorWorker(opts: {
+  connection: NativeConnection;
+  namespace: string;
+  db: Db;
+  /** the GPU worker pool provider: the embedded stack's local workers, or Kubernetes */
+  pool: PoolProvider;
+  taskQueue?: string;
+}): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
+    workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
+    activities: createActivities({ db: opts.db, root: repoRoot, pool: opts.pool }),
+    // logs from the SDK go to stderr at warn level; the CLI owns stdout
+  });
+}

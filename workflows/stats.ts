@@ -1,0 +1,120 @@
+// Small-sample statistics for accuracies measured on example sets: intervals that stay inside
+// [0, 1] at 0% and 100% (a normal approximation prints "100.0 ± 0.0" there), an exact paired test
+// for two runs on the same examples, and a multiple-comparison correction for a grid of cells.
+// Pure and deterministic, so it lives beside the workflows: a workflow, an activity, the report,
+// the web dashboard and the Slack app all use the same numbers.
+
+/** The normal quantile of a two-sided 95% interval. */
+export const Z95 = 1.959963984540054;
+
+export interface Interval {
+  estimate: number;
+  lo: number;
+  hi: number;
+}
+
+/** Wilson score interval for a binomial proportion (successes out of n). */
+export function wilsonInterval(successes: number, n: number, z = Z95): Interval {
+  checkCounts({ successes, n });
+  if (successes > n) throw new RangeError(`successes (${successes}) exceed n (${n})`);
+  if (n === 0) return { estimate: NaN, lo: 0, hi: 1 };
+  const p = successes / n;
+  const z2 = z * z;
+  const centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+  const half = (z / (1 + z2 / n)) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  // at the edges the exact bound is 0 or 1; floating point can land a hair inside
+  return {
+    estimate: p,
+    lo: successes === 0 ? 0 : Math.max(0, centre - half),
+    hi: successes === n ? 1 : Math.min(1, centre + half),
+  };
+}
+
+/**
+ * Outcomes of two runs on the same examples: `both` correct in both, `onlyA` correct only in A,
+ * `onlyB` correct only in B, `neither` in neither.
+ */
+export type PairedCounts = {
+  both: number;
+  onlyA: number;
+  onlyB: number;
+  neither: number;
+};
+
+/**
+ * Interval for accuracy(B) - accuracy(A) on the same examples: Newcombe's hybrid score method for
+ * paired proportions (his method 10), built from the two Wilson intervals and the correlation of
+ * the paired outcomes, so it stays inside [-1, 1] and is not degenerate at 0% or 100%.
+ */
+export function pairedDifferenceInterval(c: PairedCounts, z = Z95): Interval {
+  checkCounts(c);
+  const n = c.both + c.onlyA + c.onlyB + c.neither;
+  if (n === 0) return { estimate: NaN, lo: -1, hi: 1 };
+  const a = wilsonInterval(c.both + c.onlyA, n, z);
+  const b = wilsonInterval(c.both + c.onlyB, n, z);
+  const margins = (c.both + c.onlyA) * (c.onlyB + c.neither) * (c.both + c.onlyB) * (c.onlyA + c.neither);
+  const phi = margins === 0 ? 0 : (c.both * c.neither - c.onlyA * c.onlyB) / Math.sqrt(margins);
+  const d = b.estimate - a.estimate;
+  const dl = Math.sqrt(Math.max(0, (b.estimate - b.lo) ** 2 - 2 * phi * (b.estimate - b.lo) * (a.hi - a.estimate) + (a.hi - a.estimate) ** 2));
+  const du = Math.sqrt(Math.max(0, (b.hi - b.estimate) ** 2 - 2 * phi * (b.hi - b.estimate) * (a.estimate - a.lo) + (a.estimate - a.lo) ** 2));
+  return { estimate: d, lo: Math.max(-1, d - dl), hi: Math.min(1, d + du) };
+}
+
+/**
+ * Interval for accuracy(B) - accuracy(A) on independent example sets: Newcombe's hybrid score
+ * method for unpaired proportions (his method 10 with no correlation term).
+ */
+export function differenceInterval(a: { successes: number; n: number }, b: { successes: number; n: number }, z = Z95): Interval {
+  const ia = wilsonInterval(a.successes, a.n, z);
+  const ib = wilsonInterval(b.successes, b.n, z);
+  const d = ib.estimate - ia.estimate;
+  return {
+    estimate: d,
+    lo: Math.max(-1, d - Math.hypot(ib.estimate - ib.lo, ia.hi - ia.estimate)),
+    hi: Math.min(1, d + Math.hypot(ib.hi - ib.estimate, ia.estimate - ia.lo)),
+  };
+}
+
+/**
+ * Exact two-sided McNemar test: of the examples whose outcome differs between two runs
+ * (`onlyA` + `onlyB`), is the split compatible with a fair coin? Returns the p-value (1 when
+ * nothing flipped).
+ */
+export function mcnemarExact(onlyA: number, onlyB: number): number {
+  checkCounts({ onlyA, onlyB });
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  const k = Math.min(onlyA, onlyB);
+  // P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so thousands of flips stay finite
+  let logTerm = -n * Math.LN2; // log C(n, 0) / 2^n
+  let tail = Math.exp(logTerm);
+  for (let i = 1; i <= k; i++) {
+    logTerm += Math.log(n - i + 1) - Math.log(i);
+    tail += Math.exp(logTerm);
+  }
+  return Math.min(1, 2 * tail);
+}
+
+/**
+ * Holm's step-down adjustment of p-values for m simultaneous tests: controls the family-wise
+ * error rate like Bonferroni and rejects at least as often. Returns adjusted p-values in the
+ * input order; compare them with the unadjusted threshold.
+ */
+export function holmAdjust(pValues: readonly number[]): number[] {
+  const m = pValues.length;
+  const order = pValues.map((p, i) => ({ p, i })).sort((x, y) => x.p - y.p || x.i - y.i);
+  const adjusted = new Array<number>(m);
+  let running = 0;
+  order.forEach(({ p, i }, rank) => {
+    if (!(p >= 0 && p <= 1)) throw new RangeError(`p-value ${p} at position ${i} is not in [0, 1]`);
+    running = Math.max(running, Math.min(1, (m - rank) * p));
+    adjusted[i] = running;
+  });
+  return adjusted;
+}
+
+function checkCounts(counts: Record<string, number>) {
+  for (const [name, v] of Object.entries(counts)) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
+  }
+}
