@@ -109,8 +109,9 @@ export class KubernetesPool implements PoolProvider {
         await this.apps.createNamespacedDeployment({ namespace: this.namespace, body: this.deployment(plan, group.id, n, owner, workflowId) });
       }
     }
+    // desired is the plan after the quota, with the groups that got no pod (never created) at 0
     const status = await this.status(sweepId);
-    return { ...status, shrunkBy };
+    return { ...status, desired: replicas, shrunkBy };
   }
 
   /**
