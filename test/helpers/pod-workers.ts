@@ -11,6 +11,8 @@ export interface PodWorkers {
   /** workers started so far, by pod name */
   started: string[];
   running(): number;
+  /** the pod whose worker process has this pid (Temporal's worker identity is pid@host) */
+  podOfPid(pid: number): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ function argOf(args: string[], flag: string): string | undefined {
 export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: string; temporalAddress: string; logDir: string }): PodWorkers {
   const core = opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const workers = new Map<string, PythonWorker>();
+  const podNames = new Map<number, string>();
   const started: string[] = [];
   let stopped = false;
   const kill = async (w: PythonWorker) => {
@@ -49,6 +52,7 @@ export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: s
         modelCache: Number(argOf(args, '--model-cache') ?? 1),
       });
       workers.set(uid, w);
+      if (w.process.pid) podNames.set(w.process.pid, pod.metadata!.name!);
       started.push(pod.metadata!.name!);
     }
     for (const [uid, w] of workers) {
@@ -70,6 +74,7 @@ export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: s
   return {
     started,
     running: () => workers.size,
+    podOfPid: (pid) => podNames.get(pid),
     async stop() {
       stopped = true;
       await loop;

@@ -5,11 +5,12 @@
 // evicted mid-shard, cancellation, the orchestrator killed mid-sweep, and the reconcile schedule.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import proto from '@temporalio/proto';
 import { KubernetesPool, LABELS, sweepLabel } from '../../activities/pool-kubernetes';
 import { loadSweepReport } from '../../workers/lib/report';
 import { POOL_DEFAULTS, poolGroups } from '../../workflows/pool';
@@ -24,14 +25,14 @@ import { startPodWorkers, type PodWorkers } from '../helpers/pod-workers';
 const skip = controlPlaneUnavailable() ?? undefined;
 const NS = 'twice';
 
-const spec = (name: string, numExamples: number) => `
+const spec = (name: string, numExamples: number, maxNewTokens = 2) => `
 name: ${name}
 models: [zoo-based-tiny, zoo-attn-tiny]
 tasks:
   - name: synthetic_doc_qa
     params: { numExamples: ${numExamples}, seed: 5 }
 strategies: [default, jrt_prompt]
-generation: { maxNewTokens: 2, batchSize: 2 }
+generation: { maxNewTokens: ${maxNewTokens}, batchSize: 2 }
 execution:
   shardSize: 4
   window: 4
@@ -85,9 +86,9 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     await exited;
   };
   const leftovers = (sweepId: string) => poolLeftovers(cp.kubeConfig, NS, sweepId);
-  const specFile = (name: string, examples: number) => {
+  const specFile = (name: string, examples: number, maxNewTokens?: number) => {
     const file = join(dir, `${name}.yaml`);
-    writeFileSync(file, spec(name, examples));
+    writeFileSync(file, spec(name, examples, maxNewTokens));
     return file;
   };
 
@@ -108,20 +109,33 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     await pods?.stop();
     await stack?.stop();
     await cp?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   it('runs model-major on the pool, survives an evicted pod mid-shard, and leaves nothing behind', async () => {
-    const { handle, sweepId } = await startSweep(stack.client, specFile('k8s-e2e', 16));
+    // longer generations than the other sweeps here: a shard runs long enough to be evicted mid-way
+    const { handle, sweepId } = await startSweep(stack.client, specFile('k8s-e2e', 16, 24));
     // 2 models x 2 strategies x 4 shards; 8 pending shards per model at 8 per pod: one pod each
     await waitFor('one Running pod per model group', async () => pods.running() === 2);
-    const deadline = Date.now() + 180_000;
-    while ((await stack.db.shardRecord.count()) < 2) {
-      assert.ok(Date.now() < deadline, 'no shard was recorded within 3 minutes');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    // evict a pod of the first model group while its worker is busy: its shard is retried
-    const [victim] = (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items;
-    await core.createNamespacedPodEviction({ name: victim!.metadata!.name!, namespace: NS, body: { metadata: { name: victim!.metadata!.name!, namespace: NS } } });
+    // evict the pod of the first model group while its worker runs a shard (Temporal says which
+    // worker holds a started activity): the shard is retried on the replacement pod
+    const g0Pods = new Set(
+      (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items.map((p) => p.metadata!.name!),
+    );
+    const victim = await waitFor(
+      'a shard running on the pod of the first model group',
+      async () => {
+        const { raw } = await handle.describe();
+        for (const a of raw.pendingActivities ?? []) {
+          if (a.state !== proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) continue;
+          const pod = pods.podOfPid(Number((a.lastWorkerIdentity ?? '').split('@')[0]));
+          if (pod && g0Pods.has(pod)) return pod;
+        }
+        return undefined;
+      },
+      180_000,
+    );
+    await core.createNamespacedPodEviction({ name: victim, namespace: NS, body: { metadata: { name: victim, namespace: NS } } });
 
     const result = await handle.result();
     assert.equal(result.status, 'completed', JSON.stringify(result.failures));
