@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
+import { ERROR_TYPES, formatRevision } from '../workflows/contract';
 import { type ModelCatalogView } from '../workflows/sweep-spec';
 
 const CatalogEntry = z
@@ -67,11 +68,11 @@ export function loadModelCatalog(root: string): ModelCatalog {
             `zoo model "${name}" has no entry in ${paths.zooManifest}: train it first (python -m twice_inference.train)`,
           );
         }
-        return `sha256:${m.sha256}`;
+        return formatRevision.zoo(m.sha256);
       }
-      if (e.source.kind === 'random') return `random:seed=${e.source.seed}`;
-      if (e.source.kind === 'operator') return `operator:${e.source.op}@v${e.source.version}`;
-      return `hf:${e.source.hfId}@${e.revision ?? 'main'}`;
+      if (e.source.kind === 'random') return formatRevision.random(e.source.seed);
+      if (e.source.kind === 'operator') return formatRevision.operator(e.source.op, e.source.version);
+      return formatRevision.hf(e.source.hfId, e.revision ?? 'main');
     },
   };
 }
@@ -85,7 +86,7 @@ export function createCatalogActivities(root: string) {
       const catalog = loadModelCatalog(root);
       return input.names.map((name) => {
         const entry = catalog.entries.get(name);
-        if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${name}"`, 'InvalidSpec');
+        if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${name}"`, ERROR_TYPES.invalidSpec);
         return { name, revision: catalog.revisionOf(name), family: entry.family, dtype: input.dtype ?? entry.dtype };
       });
     },

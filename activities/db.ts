@@ -3,14 +3,14 @@
 // recordShard finds its ShardRecord and does nothing. Tested against real PostgreSQL in
 // test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
 import { ApplicationFailure } from '@temporalio/common';
-import { RunShardOutput } from '../workflows/contract';
+import { ERROR_TYPES, RunShardOutput } from '../workflows/contract';
 import {
   type RecordShardInput,
   type RecordShardResult,
   type RegisterSweepInput,
   type SweepState,
 } from '../workflows/messages';
-import { expandCells, shardsOf } from '../workflows/sweep-spec';
+import { coveredExamples, digestOf, expandCells, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
 import { type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
@@ -86,7 +86,7 @@ export function createDbActivities(db: Db) {
           `worker returned a malformed shard result: ${parsed.error.issues
             .map((i) => `${i.path.join('.')}: ${i.message}`)
             .join('; ')}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const out = parsed.data;
@@ -94,7 +94,7 @@ export function createDbActivities(db: Db) {
       if (out.cellKey !== shard.cellKey || out.shardIndex !== shard.shardIndex) {
         throw ApplicationFailure.nonRetryable(
           `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const expected = shard.exampleEnd - shard.exampleStart;
@@ -108,14 +108,14 @@ export function createDbActivities(db: Db) {
       if (kept !== expected || other !== 0) {
         throw ApplicationFailure.nonRetryable(
           `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       const pointIds = out.measurements.map((m) => m.exampleId).sort((a, b) => a - b);
       if (pointIds.some((id, i) => id !== shard.exampleStart + i)) {
         throw ApplicationFailure.nonRetryable(
           `shard ${shard.cellKey}#${shard.shardIndex} returned points ${pointIds.join(',')}, expected ${shard.exampleStart}..${shard.exampleEnd - 1}`,
-          'MalformedShardResult',
+          ERROR_TYPES.malformedShardResult,
         );
       }
       return db.$transaction(async (tx) => {
@@ -126,6 +126,14 @@ export function createDbActivities(db: Db) {
           select: { cellKey: true },
         });
         if (prior) return { alreadyRecorded: true, cellDone: await isDone(tx, shard.cellKey) };
+        // another sweep, cutting the cell with another shard size, recorded some of these
+        // examples: keep its rows (slice sums are per shard and must not count an example twice);
+        // the sweep re-cuts what is still missing before it finishes
+        const overlapping = await tx.shardRecord.findFirst({
+          where: { cellKey: shard.cellKey, exampleStart: { lt: shard.exampleEnd }, exampleEnd: { gt: shard.exampleStart } },
+          select: { shardIndex: true },
+        });
+        if (overlapping) return { alreadyRecorded: true, cellDone: await isDone(tx, shard.cellKey) };
         await tx.exampleResult.createMany({
           skipDuplicates: true,
           data: out.examples.map((e) => ({
@@ -208,9 +216,12 @@ export function createDbActivities(db: Db) {
             })),
           ),
         });
-        const cell = await tx.cell.findUniqueOrThrow({ where: { key: shard.cellKey }, select: { numShards: true } });
-        const recorded = await tx.shardRecord.count({ where: { cellKey: shard.cellKey } });
-        if (recorded < cell.numShards) return { alreadyRecorded: false, cellDone: false };
+        // done when every example is covered, whatever shard sizes covered them
+        const cell = await tx.cell.findUniqueOrThrow({ where: { key: shard.cellKey }, select: { numExamples: true } });
+        const ranges = await tx.shardRecord.findMany({ where: { cellKey: shard.cellKey }, select: { exampleStart: true, exampleEnd: true } });
+        if (coveredExamples(ranges.map((r) => [r.exampleStart, r.exampleEnd] as const)) < cell.numExamples) {
+          return { alreadyRecorded: false, cellDone: false };
+        }
         await tx.cell.update({
           where: { key: shard.cellKey },
           data: {
@@ -236,13 +247,48 @@ export function createDbActivities(db: Db) {
       });
     },
 
-    /** Status and recorded shard count of each cell, for `twice plan`. */
-    async cellStatuses(input: { keys: string[] }): Promise<Record<string, { status: string; shards: number }>> {
+    /** Status, recorded shards and covered example ranges of each cell, for `twice plan`. */
+    async cellStatuses(input: { keys: string[] }): Promise<Record<string, { status: string; ranges: Array<[number, number]> }>> {
       const cells = await db.cell.findMany({
         where: { key: { in: input.keys } },
-        select: { key: true, status: true, _count: { select: { shards: true } } },
+        select: { key: true, status: true, shards: { select: { exampleStart: true, exampleEnd: true } } },
       });
-      return Object.fromEntries(cells.map((c) => [c.key, { status: c.status, shards: c._count.shards }]));
+      return Object.fromEntries(
+        cells.map((c) => [c.key, { status: c.status, ranges: c.shards.map((r) => [r.exampleStart, r.exampleEnd] as [number, number]) }]),
+      );
+    },
+
+    /** What a sweep's cells hold now: a sweep re-reads it before it may call itself completed. */
+    async sweepState(input: { sweepId: string; keys: string[] }): Promise<SweepState> {
+      return loadSweepState(db, input.sweepId, input.keys);
+    },
+
+    /**
+     * Ends a sweep that failed or was cancelled, registering it first when it ended before its
+     * cells were known (resolution failed), so that every started sweep is listed.
+     */
+    async closeSweep(input: {
+      sweepId: string;
+      status: 'failed' | 'cancelled';
+      unresolved: { workflowId: string; specFile: string; specYaml: string; spec: SweepSpec; gitSha: string | null };
+    }): Promise<void> {
+      const u = input.unresolved;
+      await db.sweep.upsert({
+        where: { id: input.sweepId },
+        create: {
+          id: input.sweepId,
+          name: u.spec.name,
+          specFile: u.specFile,
+          specYaml: u.specYaml,
+          spec: { spec: u.spec, unresolved: true } as object,
+          specDigest: digestOf(u.spec),
+          workflowId: u.workflowId,
+          gitSha: u.gitSha,
+          status: input.status,
+          finishedAt: new Date(),
+        },
+        update: { status: input.status, finishedAt: new Date() },
+      });
     },
 
     async finishSweep(input: { sweepId: string; status: 'completed' | 'failed' | 'cancelled' }): Promise<void> {
@@ -270,14 +316,14 @@ export async function loadSweepState(db: Db, sweepId: string, keys: string[]): P
   const partial = cells.filter((c) => c.status !== 'done').map((c) => c.key);
   const shards = await db.shardRecord.findMany({
     where: { cellKey: { in: partial } },
-    select: { cellKey: true, shardIndex: true },
+    select: { cellKey: true, exampleStart: true, exampleEnd: true },
   });
-  const doneShards: Record<string, number[]> = {};
-  for (const s of shards) (doneShards[s.cellKey] ??= []).push(s.shardIndex);
+  const doneRanges: Record<string, Array<[number, number]>> = {};
+  for (const s of shards) (doneRanges[s.cellKey] ??= []).push([s.exampleStart, s.exampleEnd]);
   return {
     doneCells: cells.filter((c) => c.status === 'done').map((c) => c.key),
     reusedCells: cells.filter((c) => c.sweeps[0]?.reused).map((c) => c.key),
     failedCells: cells.filter((c) => c.status === 'failed').map((c) => c.key),
-    doneShards,
+    doneRanges,
   };
 }

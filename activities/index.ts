@@ -2,8 +2,14 @@
 // throwaway database without module mocking.
 import { createCatalogActivities } from './catalog';
 import { createDbActivities, type Db } from './db';
+import { createNightlyActivities, type NightlyNotifier } from './nightly';
 import { createPoolActivities, type PoolProvider } from './pool';
 
-export function createActivities(deps: { db: Db; root: string; pool: PoolProvider }) {
-  return { ...createDbActivities(deps.db), ...createCatalogActivities(deps.root), ...createPoolActivities(deps.pool) };
+export function createActivities(deps: { db: Db; root: string; pool: PoolProvider; notify?: NightlyNotifier }) {
+  return {
+    ...createDbActivities(deps.db),
+    ...createCatalogActivities(deps.root),
+    ...createNightlyActivities(deps.db, deps.notify),
+    ...createPoolActivities(deps.pool),
+  };
 }

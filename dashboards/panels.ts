@@ -1,6 +1,6 @@
 // The SQL behind every panel of the twice overview dashboard, one exported constant per query, so
 // that dashboards/build.ts places them and test/integration/dashboards.test.ts runs each one
-// against a real migrated Postgres with known rows. Definitions follow workers/lib/report.ts:
+// against a real migrated Postgres with known rows. Definitions follow workers/lib/report/ and workflows/pareto.ts:
 // accuracy is the mean example score; a (model, strategy) point averages its cells' accuracies
 // over tasks and counts prompts prefilled per second over all of its shards, or, on the
 // benchmark axis, prompt tokens per second over its prefill_throughput points.
@@ -56,8 +56,14 @@ SELECT model_name AS model,
        strategy_name AS strategy,
        examples,
        accuracy,
-       -- half-width of the normal-approximation 95% interval, as in the sweep report
-       1.96 * sqrt(greatest(accuracy * (1 - accuracy), 0) / examples) AS ci95,
+       -- the 95% Wilson interval, as the sweep report's wilsonInterval (workflows/stats.ts)
+       -- computes it; Grafana cannot call TypeScript, the dashboards test checks they agree
+       greatest(0, (accuracy + 1.920729410347062 / examples
+                    - 1.959963984540054 * sqrt(accuracy * (1 - accuracy) / examples + 0.960364705173531 / (examples * examples)))
+                   / (1 + 3.841458820694124 / examples)) AS ci95_lo,
+       least(1, (accuracy + 1.920729410347062 / examples
+                 + 1.959963984540054 * sqrt(accuracy * (1 - accuracy) / examples + 0.960364705173531 / (examples * examples)))
+                / (1 + 3.841458820694124 / examples)) AS ci95_hi,
        left(key, 12) AS cell
   FROM cell_accuracy
  ORDER BY model, task, strategy, cell`.trim();
@@ -103,7 +109,7 @@ points AS (
 
 // The selected sweep's points on the prefill benchmark's axis: prompt tokens per second over all
 // benchmark points of the (model, strategy), for the points that also have recall results. The
-// sweep report uses this axis whenever every point has benchmark rows (workers/lib/report.ts).
+// sweep report uses this axis whenever every point has benchmark rows (workflows/pareto.ts).
 const BENCHMARK_POINTS_CTE = `
 ${CELL_ACCURACY_CTE},
 bench AS (
@@ -185,8 +191,8 @@ SELECT $__timeGroupAlias(t.created_at, $__interval),
  ORDER BY 1, 2`.trim();
 
 // The selected sweep's prefill benchmark (prefill_throughput cells): each point beside the
-// attention baseline timed in the same process. The sweep report reads the same rows through this
-// query (workers/lib/report.ts), so the two cannot drift apart.
+// attention baseline timed in the same process. The sweep report and the web dashboard read the
+// same rows through this query (workers/lib/report/sql.ts binds `$sweep`), so they cannot drift apart.
 export const PREFILL_BENCHMARK_SQL = `
 SELECT c.model_name AS model,
        c.strategy_name AS strategy,
@@ -195,6 +201,7 @@ SELECT c.model_name AS model,
        m.processed_len AS tokens_per_sequence,
        m.implementation,
        m.seconds,
+       m.min_seconds,
        m.tokens_per_second,
        b.implementation AS baseline,
        b.seconds AS baseline_seconds,

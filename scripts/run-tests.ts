@@ -62,10 +62,23 @@ if (runTs) {
 
 if (runPy) {
   const { python } = readToolchain();
-  for (const args of [['check', '.'], ['format', '--check', '.']]) {
-    const lint = spawnSync(python, ['-m', 'ruff', ...args], { cwd: join(repoRoot, 'inference'), stdio: 'inherit' });
+  // ruff, then the import layers and cycles (import-linter), then types over the seams (mypy):
+  // each configured in inference/pyproject.toml
+  const checks: Array<[string, string[]]> = [
+    ['ruff check', ['-m', 'ruff', 'check', '.']],
+    ['ruff format', ['-m', 'ruff', 'format', '--check', '.']],
+    // import-linter has no `python -m` entry point; its console script would be the same call
+    ['lint-imports', ['-c', 'import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())', '--no-cache']],
+    ['mypy', ['-m', 'mypy']],
+  ];
+  for (const [what, pyArgs] of checks) {
+    const lint = spawnSync(python, pyArgs, {
+      cwd: join(repoRoot, 'inference'),
+      stdio: 'inherit',
+      env: { ...process.env, PYTHONPATH: join(repoRoot, 'inference') },
+    });
     if (lint.status !== 0) {
-      console.error(`ruff ${args[0]} failed`);
+      console.error(`${what} failed`);
       status = 1;
     }
   }

@@ -1,10 +1,11 @@
 // The embedded stack as a background process: started by the CLI when no stack is running, so a
 // sweep keeps going after the CLI detaches (Ctrl-C). Writes <state dir>/stack.json when ready,
-// restarts a Python worker that dies, and stops everything on SIGUSR2 (`twice stack down`).
+// serves the web dashboard, restarts a Python worker that dies, and stops everything on SIGUSR2 (`twice stack down`).
 import { rmSync, writeFileSync } from 'node:fs';
 import { loadEnv } from './lib/env';
 import { stackInfoPath, type StackInfo } from './lib/session';
 import { startStack, type PythonWorker } from './lib/stack';
+import { startWebServer } from './lib/web/server';
 
 const env = loadEnv();
 const log = (m: string) => console.log(`${new Date().toISOString()} ${m}`);
@@ -16,6 +17,7 @@ const stack = await startStack({
   ui: true,
   log,
 });
+const web = await startWebServer({ db: stack.db, client: stack.client, ...env.serve });
 let stopping = false;
 
 // a worker killed by the OOM killer or a crash comes back; its shard is retried by Temporal
@@ -34,16 +36,18 @@ const info: StackInfo = {
   temporalAddress: stack.temporalAddress,
   namespace: stack.namespace,
   uiUrl: stack.uiUrl,
+  webUrl: web.url,
   startedAt: new Date().toISOString(),
 };
 writeFileSync(stackInfoPath(env.stateDir), `${JSON.stringify(info, null, 2)}\n`);
-log(`stack ready: temporal=${info.temporalAddress} ui=${info.uiUrl ?? '-'} db=${info.databaseUrl}`);
+log(`stack ready: temporal=${info.temporalAddress} ui=${info.uiUrl ?? '-'} web=${web.url} db=${info.databaseUrl}`);
 
 const shutdown = async () => {
   if (stopping) return;
   stopping = true;
   log('stopping the stack');
   rmSync(stackInfoPath(env.stateDir), { force: true });
+  await web.close();
   await stack.stop();
   log('stack stopped');
   process.exit(0);

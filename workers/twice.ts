@@ -1,21 +1,28 @@
 #!/usr/bin/env -S node --import tsx
 // The `twice` command line: run a sweep spec and follow it, plan it, watch, cancel and report
-// sweeps, list models, manage the embedded stack. `twice --help` and `twice <command> --help`.
+// sweeps, serve the web dashboard, list models, manage the embedded stack. `twice --help` and `twice <command> --help`.
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { SingleBar } from 'cli-progress';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { loadModelCatalog } from '../activities/catalog';
-import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report';
+import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report/index';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
-import { SpecError } from '../workflows/sweep-spec';
+import { SpecError, type SweepSpec } from '../workflows/sweep-spec';
+import { describeMissing, specAssets } from './lib/assets';
+import { EtaEstimator, formatEta } from './lib/eta';
+import { printModels } from './models-command';
+import { pull } from './pull-command';
 import { loadEnv } from './lib/env';
-import { repoRoot } from './lib/paths';
+import { callerPath, repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
 import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { registerScheduleCommands } from './schedule';
+import { serve } from './serve';
+import { runSlackApp } from './slack';
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const note = (line: string) => process.stderr.write(`${line}\n`);
@@ -27,24 +34,31 @@ async function latestSweepId(session: Session): Promise<string> {
 }
 
 /** Follows a sweep with a progress bar until it ends; Ctrl-C detaches and leaves it running. */
-async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done' | 'detached'> {
+async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done'> {
   const bar = new SingleBar({
-    format: '{bar} {percentage}% | examples {value}/{total} | cells {cellsDone}/{cellsTotal} ({reused} reused, {failed} failed) | {model} | ETA {eta_formatted}',
+    format: '{bar} {percentage}% | examples {value}/{total} | cells {cellsDone}/{cellsTotal} ({reused} reused, {failed} failed) | {model} | ETA {etaText}',
     noTTYOutput: true,
     notTTYSchedule: 10_000,
     hideCursor: true,
-    etaBuffer: 50,
     barCompleteChar: '#',
     barIncompleteChar: '.',
   });
   let started = false;
-  let detached = false;
   const onSigint = () => {
-    detached = true;
+    // the sweep runs in the orchestrator, not here: nothing of this process needs an orderly
+    // close, and waiting for open long polls to drain is what made Ctrl-C take seconds
+    if (started) bar.stop();
+    note(`\ndetached: sweep ${sweepId} keeps running.`);
+    note(`  follow it:  npm run twice -- status ${sweepId} --follow`);
+    note(`  cancel it:  npm run twice -- cancel ${sweepId}`);
+    if (session.startedStack) note('  the embedded stack stays up until `npm run twice -- stack down`');
+    process.exit(130);
   };
   process.once('SIGINT', onSigint);
+  const eta = new EtaEstimator();
   const update = (p: SweepProgress) => {
     const payload = {
+      etaText: formatEta(eta.update(Date.now(), p.examples.done, p.examples.total, p.currentModel)),
       cellsDone: p.cells.done,
       cellsTotal: p.cells.total,
       reused: p.cells.reused,
@@ -67,7 +81,7 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
   );
   let finished = false;
   result.then(() => (finished = true), () => (finished = true));
-  while (!finished && !detached) {
+  while (!finished) {
     try {
       update(await handle.query(sweepProgressQuery));
     } catch {
@@ -76,14 +90,6 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
   }
   process.removeListener('SIGINT', onSigint);
-  if (detached) {
-    if (started) bar.stop();
-    note(`\ndetached: sweep ${sweepId} keeps running.`);
-    note(`  follow it:  npm run twice -- status ${sweepId} --follow`);
-    note(`  cancel it:  npm run twice -- cancel ${sweepId}`);
-    if (session.startedStack) note('  the embedded stack stays up until `npm run twice -- stack down`');
-    return 'detached';
-  }
   try {
     const final = await handle.query(sweepProgressQuery).catch(() => null);
     if (final) update(final);
@@ -97,10 +103,19 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
 async function printReport(session: Session, sweepId: string, reportDir?: string) {
   const report = await loadSweepReport(session.db, sweepId);
   out(renderTerminal(report));
-  const dir = reportDir ?? join(repoRoot, 'reports', sweepId);
-  const files = writeReport(report, dir);
-  out(`\nreport written to ${relative(process.cwd(), files.markdown)} and ${relative(process.cwd(), files.json)}`);
+  const dir = reportDir ? callerPath(reportDir) : join(repoRoot, 'reports', sweepId);
+  const files = await writeReport(report, dir);
+  const shown = [files.markdown, files.html, files.json].map((f) => relative(process.cwd(), f));
+  out(`\nreport written to ${shown.join(', ')}`);
   return report;
+}
+
+/** Prints every missing checkpoint, tokenizer and dataset and sets exit code 1; true if any. */
+function reportMissingAssets(spec: SweepSpec): boolean {
+  const lines = describeMissing(specAssets(spec, loadModelCatalog(repoRoot)));
+  for (const line of lines) out(line);
+  if (lines.length) process.exitCode = 1;
+  return lines.length > 0;
 }
 
 async function withSession<T>(start: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
@@ -126,23 +141,20 @@ program
   .option('--keep-stack', 'leave the embedded stack running when the sweep ends')
   .action(async (specFile: string, opts: { detach?: boolean; report?: string; keepStack?: boolean }) => {
     const spec = readSpec(specFile); // fail on a bad spec before starting anything
+    if (reportMissingAssets(spec.spec)) return; // and on missing checkpoints or datasets
     const session = await openSession({ start: true });
     let detached = false;
     try {
       const { sweepId, handle } = await startSweep(session.client, spec);
       note(`sweep ${sweepId} started (workflow ${handle.workflowId})`);
+      if (session.stackInfo?.webUrl) note(`dashboard: ${session.stackInfo.webUrl}/sweeps/${encodeURIComponent(sweepId)}`);
       if (session.stackInfo?.uiUrl) note(`Temporal UI: ${session.stackInfo.uiUrl}/namespaces/${session.namespace}/workflows`);
       if (opts.detach) {
         detached = true;
         out(sweepId);
         return;
       }
-      const outcome = await follow(session, handle, sweepId);
-      if (outcome === 'detached') {
-        detached = true;
-        process.exitCode = 130;
-        return;
-      }
+      await follow(session, handle, sweepId);
       const report = await printReport(session, sweepId, opts.report);
       // every cell of the sweep, benchmark cells included (the report's table holds recall cells)
       const links = await session.db.sweepCell.findMany({ where: { sweepId }, select: { reused: true } });
@@ -169,6 +181,7 @@ program
   .argument('<spec>', 'sweep spec (YAML)')
   .action(async (specFile: string) => {
     const { spec } = readSpec(specFile);
+    if (reportMissingAssets(spec)) return;
     await withSession(true, async (session) => {
       const plan = await session.client.workflow.execute<typeof planWorkflow>('planWorkflow', {
         taskQueue: ORCHESTRATOR_QUEUE,
@@ -177,7 +190,7 @@ program
       });
       const table = textTable(['cell key', 'model', 'task', 'strategy', 'examples', 'shards', 'status']);
       for (const c of plan.cells) {
-        table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, String(c.numExamples), `${c.shardsDone}/${c.numShards}`, c.status]);
+        table.push([c.key.slice(0, 12), c.model, c.task, c.strategy, `${c.examplesDone}/${c.numExamples}`, `${c.shardsDone}/${c.numShards}`, c.status]);
       }
       out(table.toString());
       const done = plan.cells.filter((c) => c.status === 'done').length;
@@ -204,7 +217,8 @@ program
       const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
       const handle = session.client.workflow.getHandle(workflowIdOf(sweepId));
       if (opts.follow) {
-        if ((await follow(session, handle, sweepId)) === 'done') await printReport(session, sweepId);
+        await follow(session, handle, sweepId);
+        await printReport(session, sweepId);
         return;
       }
       try {
@@ -215,7 +229,8 @@ program
         // a closed or unknown workflow answers no query; the database has the last word
         const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
         if (!s && !(err instanceof WorkflowNotFoundError)) throw err;
-        out(s ? `${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}` : `no sweep "${sweepId}"`);
+        if (!s) throw new Error(`no sweep "${sweepId}"; \`npm run twice -- status\` lists the recent ones`);
+        out(`${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}`);
       }
     });
   });
@@ -227,7 +242,15 @@ program
   .action(async (sweep: string) => {
     await withSession(false, async (session) => {
       const sweepId = sweep === 'latest' ? await latestSweepId(session) : sweep;
-      await session.client.workflow.getHandle(workflowIdOf(sweepId)).cancel();
+      const handle = session.client.workflow.getHandle(workflowIdOf(sweepId));
+      const described = await handle.describe().catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) throw new Error(`no sweep "${sweepId}"; \`npm run twice -- status\` lists the recent ones`);
+        throw err;
+      });
+      if (described.status.name !== 'RUNNING') {
+        throw new Error(`sweep ${sweepId} has already ended (${described.status.name.toLowerCase()}); there is nothing to cancel`);
+      }
+      await handle.cancel();
       out(`cancellation requested for ${sweepId}`);
     });
   });
@@ -245,17 +268,38 @@ program
   });
 
 program
-  .command('models')
-  .description('list the models a spec may name')
-  .action(() => {
-    const catalog = loadModelCatalog(repoRoot);
-    const table = textTable(['model', 'family', 'source']);
-    for (const e of catalog.entries.values()) {
-      const source = e.source.kind === 'hf' ? `hf:${e.source.hfId}` : e.source.kind;
-      table.push([e.name, e.family, source]);
-    }
-    out(table.toString());
+  .command('serve')
+  .description('serve the web dashboard (the embedded stack already serves one: see `twice stack status`)')
+  .option('--host <host>', 'address to bind (default TWICE_SERVE_HOST or 127.0.0.1)')
+  .option('--port <port>', 'port (default TWICE_SERVE_PORT, or a free one)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--port must be an integer in [0, 65535], got "${v}"`);
+    return n;
+  })
+  .action(async (opts: { host?: string; port?: number }) => {
+    await serve(opts);
   });
+
+program
+  .command('models')
+  .description('list the models a spec may name: weights present, parameters, state size')
+  .action(() => printModels(out, note));
+
+program
+  .command('pull')
+  .description('download the checkpoints, tokenizers and datasets a spec, model or dataset needs (Hugging Face hub)')
+  .argument('<target>', 'a spec file, a catalog model name, a recall task name or a dataset id')
+  .option('--all', 'also re-check what is already present')
+  .action((target: string, opts: { all?: boolean }) => {
+    process.exitCode = pull(target, opts, out);
+  });
+
+registerScheduleCommands(program, withSession);
+
+program
+  .command('slack')
+  .description('run the Slack app (HTTP mode); docs/env.md lists its settings')
+  .action(() => runSlackApp());
 
 const stack = program.command('stack').description('the embedded stack (PostgreSQL, Temporal dev server, workers)');
 stack
@@ -264,7 +308,7 @@ stack
   .action(async () => {
     await withSession(true, async (session) => {
       const info = session.stackInfo;
-      out(info ? `stack up: temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
+      out(info ? `stack up: dashboard ${info.webUrl ?? '-'}, temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
     });
   });
 stack

@@ -5,15 +5,40 @@
 // Bumping a version here changes the keys of every cell that uses it, so those cells re-run.
 import { z } from 'zod';
 
+// Every parameter is bounded, here and only here: npm run generate writes these schemas into
+// task-catalog.json, and inference/tests/test_task_catalog.py checks that the worker's own models
+// have exactly these bounds, so a spec that passes `twice plan` is one the worker accepts.
+export const LIMITS = {
+  // examples per cell: keeps a cell's expansion, its rows and its run time finite
+  examples: 100_000,
+  // rows read from a real dataset before skips
+  datasetRows: 1_000_000,
+  seed: 2 ** 32 - 1,
+  // the synthetic vocabularies (inference/twice_inference/tokenizers.py): distinct MQAR keys and
+  // values, document attributes, and half of the set-disjointness elements
+  kvPairs: 512,
+  facts: 13,
+  setSize: 768,
+  contextTokens: 32_768,
+  // prefill benchmark: the paper's largest point is 16k tokens at batch 16
+  prefillLength: 131_072,
+  prefillBatch: 1024,
+  prefillRuns: 1000,
+  listItems: 32,
+  repeats: 8,
+  shots: 16,
+} as const;
+
 const count = z.number().int().min(1);
-const seed = z.number().int().min(0).default(0);
+const numExamples = count.max(LIMITS.examples).default(200);
+const seed = z.number().int().min(0).max(LIMITS.seed).default(0);
 
 const dataTask = {
   // a local directory holding the dataset (validation.jsonl or *.parquet); default: TWICE_DATA_DIR
   dataDir: z.string().min(1).optional(),
-  limit: count.optional(),
+  limit: count.max(LIMITS.datasetRows).optional(),
   // the paper cuts each document to 950 tokens of the evaluated model's tokenizer
-  contextTokens: count.default(950),
+  contextTokens: count.max(LIMITS.contextTokens).default(950),
 };
 
 // `kind`: recall tasks produce scored examples; throughput tasks produce timed prefill points
@@ -26,7 +51,7 @@ export const TASKS = {
     // one-word answers: a substring test would count "v9" as found in "v90"
     scorer: 'exact',
     params: z
-      .object({ numExamples: count.default(200), seed, numKvPairs: count.default(16) })
+      .object({ numExamples, seed, numKvPairs: count.max(LIMITS.kvPairs).default(16) })
       .strict(),
   },
   synthetic_doc_qa: {
@@ -35,7 +60,7 @@ export const TASKS = {
     synthetic: true,
     scorer: 'exact',
     params: z
-      .object({ numExamples: count.default(200), seed, numFacts: count.default(8) })
+      .object({ numExamples, seed, numFacts: count.max(LIMITS.facts).default(8) })
       .strict(),
   },
   set_disjointness: {
@@ -45,11 +70,13 @@ export const TASKS = {
     scorer: 'exact',
     params: z
       .object({
-        numExamples: count.default(200),
+        numExamples,
         seed,
+        // [size of A, size of B]
         sizes: z
-          .array(z.tuple([count, count]))
+          .array(z.array(count.max(LIMITS.setSize)).length(2))
           .min(1)
+          .max(LIMITS.listItems)
           .default([
             [4, 16],
             [16, 4],
@@ -57,25 +84,27 @@ export const TASKS = {
       })
       .strict(),
   },
-  // the paper's metric: any gold answer as a case-insensitive substring of the generation
-  fda: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  swde: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  squad: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  triviaqa: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
-  drop: { version: 1, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  // the paper's metric: any gold answer as a case-insensitive substring of the generation.
+  // v2: windows and predictions detokenized as Hugging Face decode does, a missed anchor takes the
+  // released code's end-of-document window, a prepended BOS counts toward the window
+  fda: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  swde: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  squad: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  triviaqa: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
+  drop: { version: 2, kind: 'recall', synthetic: false, scorer: 'contains', params: z.object(dataTask).strict() },
   nq: {
-    version: 1,
+    version: 2,
     kind: 'recall',
     synthetic: false,
     scorer: 'contains',
     params: z
       .object({
         ...dataTask,
-        variant: z.union([z.literal(512), z.literal(1024), z.literal(2048)]).default(1024),
+        variant: z.union([z.literal(512), z.literal(1024), z.literal(2048)], { error: 'one of 512, 1024, 2048' }).default(1024),
       })
       .strict(),
   },
-  // The paper's prefill benchmark (spec 3.5): random inputs at each (length, batch) pair, warm-up,
+  // The paper's prefill benchmark (docs/protocol.md, Prefill throughput): random inputs at each (length, batch) pair, warm-up,
   // then the median of `runs` timings, beside SDPA attention at the same (batch, length) in the
   // same process. Runs on LMs (model-level) and on the operator entries of the model catalog
   // (kernel-level: bf16, 16 heads, feature dim 16, value dim 64).
@@ -86,9 +115,9 @@ export const TASKS = {
     scorer: 'none',
     params: z
       .object({
-        lengths: z.array(count).min(1).default([2048, 8192]),
-        batchSizes: z.array(count).min(1).default([16]),
-        runs: z.number().int().min(10).default(10),
+        lengths: z.array(count.max(LIMITS.prefillLength)).min(1).max(LIMITS.listItems).default([2048, 8192]),
+        batchSizes: z.array(count.max(LIMITS.prefillBatch)).min(1).max(LIMITS.listItems).default([16]),
+        runs: z.number().int().min(10).max(LIMITS.prefillRuns).default(10),
         seed,
       })
       .strict(),
@@ -98,6 +127,8 @@ export type TaskName = keyof typeof TASKS;
 export type TaskKind = (typeof TASKS)[TaskName]['kind'];
 
 const noParams = z.object({}).strict();
+// optional without a default, so cells of specs that do not name it keep their keys
+const jrtRnnPad = z.object({ padding: z.enum(['masked', 'released-v1']).optional() }).strict();
 
 // `families`: the model families a strategy applies to (null: all). Cells pairing a strategy with
 // another family are left out of the grid, and `twice plan` says so.
@@ -106,14 +137,16 @@ export const STRATEGIES = {
   // JRT-Prompt: the context read `repeats` times before the question (the paper uses 2)
   jrt_prompt: {
     version: 1,
-    params: z.object({ repeats: z.number().int().min(2).default(2) }).strict(),
+    params: z.object({ repeats: z.number().int().min(2).max(LIMITS.repeats).default(2) }).strict(),
     families: null,
   },
   question_first: { version: 1, params: noParams, families: null },
-  few_shot: { version: 1, params: z.object({ shots: count.default(2) }).strict(), families: null },
+  few_shot: { version: 1, params: z.object({ shots: count.max(LIMITS.shots).default(2) }).strict(), families: null },
   // JRT-RNN inference modes (paper Table 4): left-pad to the encoder length, read twice, iterate
-  jrt_rnn_left_pad: { version: 1, params: noParams, families: ['jrt_rnn'] },
-  jrt_rnn_read2x: { version: 1, params: noParams, families: ['jrt_rnn'] },
+  // `padding: 'released-v1'` reproduces the paper's code, whose left pads leak into prefix linear
+  // attention (what its Table 2/4 numbers include); absent, pads reach no state
+  jrt_rnn_left_pad: { version: 1, params: jrtRnnPad, families: ['jrt_rnn'] },
+  jrt_rnn_read2x: { version: 1, params: jrtRnnPad, families: ['jrt_rnn'] },
   jrt_rnn_iterate: { version: 1, params: noParams, families: ['jrt_rnn'] },
 } as const;
 export type StrategyName = keyof typeof STRATEGIES;

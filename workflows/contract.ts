@@ -1,7 +1,9 @@
 // The one contract between the orchestrator (TypeScript) and the inference worker (Python):
-// task queues, activity names and payloads. `npm run generate` exports the payload schemas as
-// JSON Schema to inference/twice_inference/contract.schema.json; a Python test checks the
-// pydantic twins against it. Change a payload here first, then regenerate.
+// task queues, activity names, error types, revision formats and payloads. `npm run generate`
+// exports the payload schemas as JSON Schema to inference/twice_inference/contract.schema.json
+// and the names to inference/twice_inference/contract-names.json, which the Python side reads
+// instead of restating them; Python tests check the pydantic twins against the schemas. Change
+// anything here first, then regenerate.
 import { z } from 'zod';
 
 export const ORCHESTRATOR_QUEUE = 'twice-orchestrator';
@@ -13,6 +15,46 @@ export const PYTHON_ACTIVITIES = {
   describeTask: 'describe_task',
   describeWorker: 'describe_worker',
 } as const;
+
+// ApplicationFailure types: raised by the activities of both languages and named by the
+// workflow's retry policies. Non-retryable ones are a property of the payload, not of the worker.
+export const ERROR_TYPES = {
+  invalidSpec: 'InvalidSpec',
+  malformedShardResult: 'MalformedShardResult',
+  // a shard's payload or task parameters are wrong: never retried
+  invalidShard: 'InvalidShard',
+  taskFailed: 'TaskFailed',
+  modelLoadFailed: 'ModelLoadFailed',
+  // e.g. cuda asked of a CPU-only worker: retried, elsewhere
+  deviceUnavailable: 'DeviceUnavailable',
+  // retried: the next attempt may land on a worker with more free memory
+  gpuOutOfMemory: 'GpuOutOfMemory',
+} as const;
+
+// The prompt strategies a prefill benchmark times: they change what a prefill reads (N tokens, or
+// 2N under JRT); the others lay out prompt text, which random ids do not have.
+export const THROUGHPUT_STRATEGIES: readonly string[] = ['default', 'jrt_prompt'];
+
+// ModelRef.revision, by where a model's weights come from. One regular expression per form (the
+// syntax both languages share), whose groups are the parts: the Python worker parses a revision
+// with these and nothing else.
+export const REVISION_FORMATS = {
+  // sha256 of the zoo's model.safetensors, checked when the model loads
+  zoo: '^sha256:([0-9a-f]{64})$',
+  // seeded random weights
+  random: '^random:seed=([0-9]+)$',
+  // a kernel-level operator and its implementation version
+  operator: '^operator:([a-z0-9_]+)@v([0-9]+)$',
+  // a Hugging Face checkpoint id and a ref (commit or branch) in its local layout
+  hf: '^hf:([^@\\s]+)@([^@\\s]+)$',
+} as const;
+
+export const formatRevision = {
+  zoo: (sha256: string) => `sha256:${sha256}`,
+  random: (seed: number) => `random:seed=${seed}`,
+  operator: (op: string, version: number) => `operator:${op}@v${version}`,
+  hf: (hfId: string, ref: string) => `hf:${hfId}@${ref}`,
+};
 
 const digest = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-character hex sha256 digest');
 

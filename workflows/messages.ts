@@ -54,6 +54,8 @@ export interface PlannedCell {
   strategy: string;
   numExamples: number;
   status: 'new' | 'done' | 'partial' | 'failed';
+  examplesDone: number;
+  /** shards recorded, and shards recorded plus those this spec's shard size still cuts */
   shardsDone: number;
   numShards: number;
 }
@@ -77,8 +79,8 @@ export interface SweepState {
   doneCells: string[];
   reusedCells: string[];
   failedCells: string[];
-  /** recorded shard indices of cells not yet done */
-  doneShards: Record<string, number[]>;
+  /** recorded example ranges [start, end) of cells not yet done */
+  doneRanges: Record<string, Array<[number, number]>>;
 }
 
 export interface RecordShardInput {
@@ -102,3 +104,63 @@ export interface ResolveModelsInput {
   device: string;
 }
 export type ResolvedModel = Cell['model'];
+
+/** What a schedule decides besides its spec; stored in the schedule's action, fixed at creation. */
+export interface NightlySettings {
+  /** family-wise significance level for regressions, Holm-corrected over the cells compared */
+  alpha: number;
+  /** a sweep every night is also compared with; null compares only with the previous night */
+  baselineSweepId: string | null;
+}
+
+/** The argument a schedule starts nightlyWorkflow with: the spec as it was at creation. */
+export interface NightlyWorkflowInput {
+  scheduleId: string;
+  specFile: string;
+  specYaml: string;
+  spec: SweepSpec;
+  specDigest: string;
+  gitSha: string | null;
+  settings: NightlySettings;
+}
+
+export interface NightlySummarizeInput {
+  scheduleId: string;
+  sweepId: string;
+  nightlyWorkflowId: string;
+  settings: NightlySettings;
+}
+
+/** One cell whose accuracy dropped significantly against a reference sweep. */
+export interface NightlyRegression {
+  against: 'previous' | 'baseline';
+  referenceSweepId: string;
+  model: string;
+  task: string;
+  strategy: string;
+  /** examples right in the reference and wrong now, and the reverse */
+  flippedToWrong: number;
+  flippedToRight: number;
+  accuracyBefore: number;
+  accuracyAfter: number;
+  pAdjusted: number;
+}
+
+export interface NightlySummary {
+  sweepId: string;
+  status: string;
+  previousSweepId: string | null;
+  baselineSweepId: string | null;
+  cells: { total: number; reused: number; ran: number };
+  /** one line per cell that ran tonight, saying which key field changed */
+  why: string[];
+  /** cells compared with each reference (matched by model/task/strategy) */
+  compared: { previous: number; baseline: number };
+  regressions: NightlyRegression[];
+}
+
+export interface NightlyResult {
+  sweepId: string;
+  status: SweepResult['status'];
+  summary: NightlySummary;
+}

@@ -113,7 +113,7 @@ export function holmAdjust(pValues: readonly number[]): number[] {
   return adjusted;
 }
 
-function checkCounts(counts: Record<string, number>) {
+function checkCounts(counts: object) {
   for (const [name, v] of Object.entries(counts)) {
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${v}`);
   }

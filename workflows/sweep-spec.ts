@@ -3,11 +3,12 @@
 // every cell key. Tested in test/unit/sweep-spec.test.ts and test/unit/malformed-specs.test.ts.
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
-import { parseDocument } from 'yaml';
+import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { PoolSettings } from './pool';
-import { SCORERS, STRATEGIES, TASKS, type StrategyName, type TaskName } from './catalog';
+import { SCORERS, STRATEGIES, TASKS, generatedExampleCount, type StrategyName, type TaskName } from './catalog';
 import {
+  THROUGHPUT_STRATEGIES,
   type GenerationSettings,
   type ModelRef,
   type ScorerRef,
@@ -47,11 +48,13 @@ export const SweepSpec = z
     models: z
       .array(z.union([z.string().min(1), z.object({ name: z.string().min(1) }).strict()]))
       .min(1, 'list at least one model')
+      .max(200)
       .transform((ms) => ms.map((m) => (typeof m === 'string' ? m : m.name))),
-    tasks: z.array(named(taskNames)).min(1, 'list at least one task'),
+    tasks: z.array(named(taskNames)).min(1, 'list at least one task').max(100),
     strategies: z
       .array(named(strategyNames))
       .min(1, 'list at least one strategy')
+      .max(100)
       .default([{ name: 'default', params: {} }]),
     // default: each task's own scorer (exact for one-word synthetic answers, contains otherwise)
     scorer: z.enum(Object.keys(SCORERS) as ['contains', 'exact']).optional(),
@@ -60,7 +63,7 @@ export const SweepSpec = z
         maxNewTokens: z.number().int().min(1).max(4096).default(48),
         stopAtNewline: z.boolean().default(true),
         batchSize: z.number().int().min(1).max(1024).default(16),
-        maxPromptTokens: z.number().int().min(1).default(2000),
+        maxPromptTokens: z.number().int().min(1).max(131_072).default(2000),
       })
       .strict()
       .default({ maxNewTokens: 48, stopAtNewline: true, batchSize: 16, maxPromptTokens: 2000 }),
@@ -69,19 +72,28 @@ export const SweepSpec = z
         z.literal(false),
         z
           .object({
-            frequencyThreshold: z.number().int().min(1).default(DEFAULT_SLICES.frequencyThreshold),
+            frequencyThreshold: z.number().int().min(1).max(2 ** 31 - 1).default(DEFAULT_SLICES.frequencyThreshold),
             frequencyBinEdges: z
-              .array(z.number().int().min(0))
+              .array(z.number().int().min(0).max(2 ** 31 - 1))
               .min(2)
+              .max(64)
               .default(DEFAULT_SLICES.frequencyBinEdges),
             distanceBinEdges: z
-              .array(z.number().int().min(1))
+              .array(z.number().int().min(1).max(2 ** 31 - 1))
               .min(2)
+              .max(64)
               .default(DEFAULT_SLICES.distanceBinEdges),
-            bigramCounts: z.string().min(1).nullable().default(null),
+            // under the worker's data root (TWICE_DATA_DIR), which it may not leave
+            bigramCounts: z
+              .string()
+              .min(1)
+              .max(1024)
+              .refine((p) => !p.split(/[\\/]/).includes('..'), 'a path under the data root, without ".."')
+              .nullable()
+              .default(null),
           })
           .strict(),
-      ])
+      ], { error: (issue) => (issue.input === true ? 'use false to turn slices off, or a mapping of slice settings' : undefined) })
       .default(DEFAULT_SLICES),
     execution: z
       .object({
@@ -180,6 +192,47 @@ function closest(name: string, known: string[]): string | undefined {
   return best && best[1] <= Math.max(2, Math.floor(name.length / 3)) ? best[0] : undefined;
 }
 
+/** Duplicate keys of every mapping in a YAML document, found in one pass over it. */
+function duplicateKeys(root: unknown): string[] {
+  const problems: string[] = [];
+  const stack: Array<{ node: unknown; path: PropertyKey[] }> = [{ node: root, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (seen.has(key)) problems.push(`YAML: ${formatPath([...path, key])}: duplicate key "${key}"`);
+        seen.add(key);
+        stack.push({ node: pair.value, path: [...path, key] });
+        if (problems.length >= 20) return problems;
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
+    }
+  }
+  return problems;
+}
+
+/** Entries of tasks or strategies whose name is not in the catalog, each with a suggestion. */
+function unknownNamed(raw: object, field: 'tasks' | 'strategies', known: string[], noun: string) {
+  const list = (raw as Record<string, unknown>)[field];
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((entry, i) => {
+    const name = typeof entry === 'string' ? entry : entry && typeof entry === 'object' ? (entry as { name?: unknown }).name : undefined;
+    if (typeof name !== 'string' || known.includes(name)) return [];
+    const hint = closest(name, known);
+    return [
+      {
+        at: formatPath([field, i]),
+        problem:
+          `${formatPath([field, i])}: unknown ${noun} ${show(name)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
+          `known: ${known.join(', ')}`,
+      },
+    ];
+  });
+}
+
 function duplicates(keys: string[]): number[] {
   const seen = new Set<string>();
   return keys.flatMap((k, i) => (seen.has(k) ? [i] : (seen.add(k), [])));
@@ -190,19 +243,37 @@ function duplicates(keys: string[]): number[] {
  * path and the offending value; nothing is started or written before this succeeds.
  */
 export function parseSweepSpec(text: string, file: string, catalog: ModelCatalogView): SweepSpec {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new SpecError(
-      file,
-      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
-    );
+  // the yaml package's own uniqueKeys check compares every pair of keys; ours is linear
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: true });
+  const yamlProblems = doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`);
+  if (yamlProblems.length === 0) yamlProblems.push(...duplicateKeys(doc.contents));
+  if (yamlProblems.length > 0) throw new SpecError(file, yamlProblems);
+  let raw: unknown;
+  try {
+    // an alias bomb (a few lines that expand to billions of nodes) stops at maxAliasCount
+    raw = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    throw new SpecError(file, [`YAML: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`]);
   }
-  const raw: unknown = doc.toJS();
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SpecError(file, [`(top level): expected a mapping of keys, got ${show(raw)}`]);
   }
+  const unknownNames = [
+    ...unknownNamed(raw, 'tasks', taskNames, 'task'),
+    ...unknownNamed(raw, 'strategies', strategyNames, 'strategy'),
+  ];
   const parsed = SweepSpec.safeParse(raw);
-  if (!parsed.success) throw new SpecError(file, zodProblems(parsed.error, raw));
+  if (!parsed.success || unknownNames.length > 0) {
+    // an unknown name is said once, with the known ones, not as zod's "Invalid input"
+    const named = new Set(unknownNames.map((u) => u.at));
+    const rest = parsed.success
+      ? []
+      : zodProblems(
+          new z.ZodError(parsed.error.issues.filter((i) => !named.has(formatPath(i.path.slice(0, 2))))),
+          raw,
+        );
+    throw new SpecError(file, [...unknownNames.map((u) => u.problem), ...rest]);
+  }
   const spec = parsed.data;
   const problems: string[] = [];
 
@@ -244,8 +315,19 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
       }
     }
   }
-  if (problems.length === 0 && expandCells(resolveForCheck(spec, catalog)).length === 0) {
-    problems.push('strategies: no (model, strategy) pair applies: every strategy is limited to other model families');
+  if (problems.length === 0) {
+    const resolved = resolveForCheck(spec, catalog);
+    const cells = expandCells(resolved);
+    if (cells.length === 0) {
+      problems.push(`no cell to run: every (model, task, strategy) is left out: ${skippedPairs(resolved).join('; ')}`);
+    }
+    // expansion is bounded before anything starts: the plan and the sweep hold every shard
+    const shards = cells.reduce((n, c) => n + Math.ceil(c.numExamples / spec.execution.shardSize), 0);
+    if (shards > MAX_SHARDS) {
+      problems.push(
+        `execution.shardSize: the grid cuts into ${shards} shards, more than ${MAX_SHARDS}; use fewer examples or larger shards (got ${spec.execution.shardSize})`,
+      );
+    }
   }
   if (problems.length > 0) throw new SpecError(file, problems);
   return spec;
@@ -287,6 +369,9 @@ export interface Cell {
   slices: SliceSettings | null;
 }
 
+/** Most shards one sweep may hold: bounds the plan's and the workflow's memory and history. */
+export const MAX_SHARDS = 100_000;
+
 function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSweep {
   return {
     spec,
@@ -301,7 +386,10 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
       name: t.name,
       version: TASKS[t.name].version,
       params: t.params,
-      numExamples: 1,
+      // generated tasks' sizes are known now; a dataset's is bounded by its limit, if any
+      numExamples: TASKS[t.name].synthetic
+        ? generatedExampleCount(t.name, t.params)
+        : typeof t.params.limit === 'number' ? t.params.limit : 1,
       dataDigest: '',
     })),
   };
@@ -367,11 +455,27 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
   return cells;
 }
 
+/**
+ * The stored fields of a cell (its database columns) that feed its key in expandCells, with how
+ * to name them: what tells a user why a cell re-ran. Keep in step with the digest above.
+ */
+export const CELL_KEY_FIELDS = [
+  ['modelRevision', 'model revision'],
+  ['dtype', 'precision'],
+  ['taskVersion', 'task version'],
+  ['taskParams', 'task params'],
+  ['taskDataDigest', 'task data'],
+  ['strategyVersion', 'strategy version'],
+  ['strategyParams', 'strategy params'],
+  ['generation', 'generation settings'],
+  ['scorer', 'scorer'],
+  ['slices', 'slice settings'],
+] as const;
+
 /** The catalog family of kernel-level operators (op-based-triton, op-sdpa-flash, ...). */
 export const OPERATOR_FAMILY = 'operator';
 
 /** What a prefill benchmark can time: the prompt once, or read `repeats` times (JRT-Prompt). */
-export const THROUGHPUT_STRATEGIES: readonly string[] = ['default', 'jrt_prompt'];
 
 /** Strategy/model pairs left out of the grid, for `twice plan` to explain. */
 export function skippedPairs(resolved: ResolvedSweep): string[] {
@@ -405,20 +509,39 @@ export function skippedPairs(resolved: ResolvedSweep): string[] {
 
 export interface Shard {
   cellKey: string;
+  /** a shard is named by its first example: shard sizes may differ between sweeps of one cell */
   shardIndex: number;
   exampleStart: number;
   exampleEnd: number;
 }
 
-export function shardsOf(cell: Pick<Cell, 'key' | 'numExamples'>, shardSize: number): Shard[] {
+/**
+ * The shards still to run for a cell: the examples no recorded range covers, cut into pieces of
+ * at most shardSize. What is done is known by example, not by shard number, because the shard
+ * size is not part of the cell key: a sweep resuming another's cell may cut it differently.
+ */
+export function shardsOf(
+  cell: Pick<Cell, 'key' | 'numExamples'>,
+  shardSize: number,
+  recorded: ReadonlyArray<readonly [number, number]> = [],
+): Shard[] {
   const out: Shard[] = [];
-  for (let start = 0, i = 0; start < cell.numExamples; start += shardSize, i++) {
-    out.push({
-      cellKey: cell.key,
-      shardIndex: i,
-      exampleStart: start,
-      exampleEnd: Math.min(cell.numExamples, start + shardSize),
-    });
+  const covered = [...recorded].sort((a, b) => a[0] - b[0]);
+  let next = 0;
+  const cut = (from: number, to: number) => {
+    for (let start = from; start < to; start += shardSize) {
+      out.push({ cellKey: cell.key, shardIndex: start, exampleStart: start, exampleEnd: Math.min(to, start + shardSize) });
+    }
+  };
+  for (const [start, end] of covered) {
+    if (start > next) cut(next, Math.min(start, cell.numExamples));
+    next = Math.max(next, end);
   }
+  cut(next, cell.numExamples);
   return out;
+}
+
+/** How many examples the recorded ranges of a cell cover (ranges may not overlap). */
+export function coveredExamples(recorded: ReadonlyArray<readonly [number, number]>): number {
+  return recorded.reduce((sum, [start, end]) => sum + (end - start), 0);
 }

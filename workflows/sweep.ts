@@ -19,6 +19,7 @@ import type * as dbActivities from '../activities/db';
 import type * as catalogActivities from '../activities/catalog';
 import { TASKS, generatedExampleCount, type TaskName } from './catalog';
 import {
+  ERROR_TYPES,
   GPU_QUEUE,
   PYTHON_ACTIVITIES,
   type DescribeTaskInput,
@@ -33,9 +34,11 @@ import {
   type PlanWorkflowInput,
   type SweepProgress,
   type SweepResult,
+  type SweepState,
   type SweepWorkflowInput,
 } from './messages';
 import {
+  coveredExamples,
   digestOf,
   expandCells,
   shardsOf,
@@ -50,7 +53,7 @@ type TsActivities = dbActivities.DbActivities & catalogActivities.CatalogActivit
 
 const local = proxyActivities<TsActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidSpec', 'MalformedShardResult'] },
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.invalidSpec, ERROR_TYPES.malformedShardResult] },
 });
 
 // Python activities are typed from the contract; their names are set on the Python side.
@@ -72,7 +75,7 @@ function gpuActivities(spec: SweepSpec, taskQueue: string) {
       maximumInterval: '2 minutes',
       maximumAttempts: spec.execution.maxAttempts,
       // ModelLoadFailed for a missing checkpoint is raised non-retryable by the worker itself
-      nonRetryableErrorTypes: ['InvalidShard', 'TaskFailed'],
+      nonRetryableErrorTypes: [ERROR_TYPES.invalidShard, ERROR_TYPES.taskFailed],
     },
   });
 }
@@ -81,7 +84,7 @@ function gpuActivities(spec: SweepSpec, taskQueue: string) {
 const describe = proxyActivities<PythonActivities>({
   taskQueue: GPU_QUEUE,
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['InvalidShard', 'TaskFailed'] },
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ERROR_TYPES.invalidShard, ERROR_TYPES.taskFailed] },
 });
 
 async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
@@ -101,6 +104,9 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
   );
   return { spec, specDigest: digestOf(spec), models, tasks };
 }
+
+// how many times a sweep re-cuts and runs examples that are still missing once its shards are done
+const MISSING_ROUNDS = 3;
 
 function errorMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return errorMessage(err.cause);
@@ -122,6 +128,12 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
   setHandler(sweepProgressQuery, () => ({ ...progress, pool: sweepPool?.line ?? null }));
   // GPU workers for this sweep (workflows/sweep-pool.ts); removed at the end, kept across continue-as-new
   let sweepPool: SweepPool | null = null;
+  const sweepEnded = (status: 'failed' | 'cancelled') =>
+    local.closeSweep({
+      sweepId,
+      status,
+      unresolved: { workflowId: workflowInfo().workflowId, specFile: input.specFile, specYaml: input.specYaml, spec, gitSha: input.gitSha },
+    });
 
   try {
     const resolved = input.continued?.resolved ?? (await resolveSweep(spec));
@@ -138,31 +150,32 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
-    const done = new Set(state.doneCells);
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
-    const pending: Array<{ cell: Cell; shard: Shard }> = [];
-    for (const cell of cells) {
-      const all = shardsOf(cell, spec.execution.shardSize);
-      progress.shards.total += all.length;
-      progress.examples.total += cell.numExamples;
-      if (done.has(cell.key)) {
-        progress.shards.done += all.length;
-        progress.examples.done += cell.numExamples;
-        continue;
-      }
-      if (failedCells.has(cell.key)) continue;
-      const recorded = new Set(state.doneShards[cell.key] ?? []);
-      for (const shard of all) {
-        if (recorded.has(shard.shardIndex)) {
-          progress.shards.done += 1;
-          progress.examples.done += shard.exampleEnd - shard.exampleStart;
-        } else {
-          pending.push({ cell, shard });
+    const pendingOf = (st: SweepState) => {
+      const jobs: Array<{ cell: Cell; shard: Shard }> = [];
+      const doneNow = new Set(st.doneCells);
+      let examplesDone = 0;
+      let shardsDone = 0;
+      for (const cell of cells) {
+        if (doneNow.has(cell.key)) {
+          examplesDone += cell.numExamples;
+          shardsDone += shardsOf(cell, spec.execution.shardSize).length;
+          continue;
         }
+        const ranges = st.doneRanges[cell.key] ?? [];
+        examplesDone += coveredExamples(ranges);
+        shardsDone += ranges.length;
+        if (failedCells.has(cell.key)) continue;
+        for (const shard of shardsOf(cell, spec.execution.shardSize, ranges)) jobs.push({ cell, shard });
       }
-    }
+      return { jobs, examplesDone, shardsDone };
+    };
+    const first = pendingOf(state);
+    progress.examples = { total: cells.reduce((n, c) => n + c.numExamples, 0), done: first.examplesDone };
+    progress.shards.total = first.shardsDone + first.jobs.length;
+    progress.shards.done = first.shardsDone;
     progress.cells = {
       total: cells.length,
       reused: state.reusedCells.length,
@@ -171,10 +184,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
     progress.phase = 'running';
 
-    const pendingByModel: Record<string, number> = {};
-    for (const { cell } of pending) pendingByModel[cell.model.name] = (pendingByModel[cell.model.name] ?? 0) + 1;
     sweepPool = new SweepPool(sweepId, workflowInfo().workflowId, spec, resolved.models.map((m) => m.name));
-    await sweepPool.start(pendingByModel);
+    await sweepPool.start(countByModel(first.jobs));
     const pool = sweepPool;
     const queues = new Map<string, ReturnType<typeof gpuActivities>>();
     const gpuFor = (model: string) => {
@@ -208,7 +219,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           output,
         });
         progress.shards.done += 1;
-        progress.examples.done += shard.exampleEnd - shard.exampleStart;
+        progress.examples.done = Math.min(progress.examples.total, progress.examples.done + shard.exampleEnd - shard.exampleStart);
         if (recorded.cellDone && !recorded.alreadyRecorded) progress.cells.done += 1;
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -224,42 +235,69 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
     };
 
-    const launched: Array<Promise<void>> = [];
-    for (let i = 0; i < pending.length; i++) {
-      await condition(() => inFlight < spec.execution.window);
-      const job = pending[i]!;
-      if (failedCells.has(job.cell.key)) {
-        pool.shardSettled(job.cell.model.name);
-        continue;
-      }
-      if (workflowInfo().continueAsNewSuggested) {
-        // drain, then start over with a fresh history; the database says what is left
-        await condition(() => inFlight === 0);
-        await Promise.all(launched);
-        await condition(allHandlersFinished);
-        return await continueAsNew<typeof sweepWorkflow>({
-          ...input,
-          continued: {
-            resolved,
-            failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
-            startedAt: progress.startedAt,
-            runs: progress.runs,
-          },
-        });
-      }
-      inFlight += 1;
-      progress.shards.inFlight = inFlight;
-      progress.currentModel = job.cell.model.name;
-      const done = runOne(job).finally(() => {
-        inFlight -= 1;
+    const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
+      const launched: Array<Promise<void>> = [];
+      for (const job of jobs) {
+        await condition(() => inFlight < spec.execution.window);
+        if (failedCells.has(job.cell.key)) {
+          pool.shardSettled(job.cell.model.name);
+          continue;
+        }
+        if (workflowInfo().continueAsNewSuggested) {
+          // drain, then start over with a fresh history; the database says what is left
+          await condition(() => inFlight === 0);
+          await Promise.all(launched);
+          await condition(allHandlersFinished);
+          await continueAsNew<typeof sweepWorkflow>({
+            ...input,
+            continued: {
+              resolved,
+              failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
+              startedAt: progress.startedAt,
+              runs: progress.runs,
+            },
+          });
+        }
+        inFlight += 1;
         progress.shards.inFlight = inFlight;
-        pool.shardSettled(job.cell.model.name);
-      });
-      // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
-      done.catch(() => undefined);
-      launched.push(done);
+        progress.currentModel = job.cell.model.name;
+        const running = runOne(job).finally(() => {
+          inFlight -= 1;
+          progress.shards.inFlight = inFlight;
+          pool.shardSettled(job.cell.model.name);
+        });
+        // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
+        running.catch(() => undefined);
+        launched.push(running);
+      }
+      await Promise.all(launched);
+    };
+
+    // A sweep is completed only when the database says every cell is done. A shard that another
+    // sweep had partly covered (another shard size) is dropped by recordShard, so what is still
+    // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
+    let jobs = first.jobs;
+    for (let round = 0; ; round++) {
+      await runAll(jobs);
+      const now = await local.sweepState({ sweepId, keys: cells.map((c) => c.key) });
+      const doneNow = new Set(now.doneCells);
+      const missing = cells.filter((c) => !doneNow.has(c.key) && !failedCells.has(c.key));
+      progress.cells.done = now.doneCells.length;
+      if (missing.length === 0) break;
+      if (round >= MISSING_ROUNDS) {
+        for (const cell of missing) {
+          const message = `${cell.numExamples - coveredExamples(now.doneRanges[cell.key] ?? [])} of ${cell.numExamples} examples were not recorded after ${round + 1} rounds`;
+          failures.set(cell.key, message);
+          failedCells.add(cell.key);
+          await local.markCellFailed({ cellKey: cell.key, error: message });
+        }
+        progress.cells.failed = failedCells.size;
+        break;
+      }
+      jobs = pendingOf(now).jobs;
+      // the re-cut shards may belong to models whose workers were already scaled away
+      await pool.start(countByModel(jobs));
     }
-    await Promise.all(launched);
     await pool.settle();
 
     progress.phase = 'finishing';
@@ -281,9 +319,13 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     if (!(err instanceof ContinueAsNew)) await sweepPool?.remove();
     if (isCancellation(err)) {
       progress.phase = 'cancelled';
-      await CancellationScope.nonCancellable(() => local.finishSweep({ sweepId, status: 'cancelled' }));
+      await CancellationScope.nonCancellable(() => sweepEnded('cancelled'));
     } else if (!(err instanceof ApplicationFailure)) {
       progress.phase = 'failed';
+    }
+    if (progress.phase === 'resolving' && !isCancellation(err)) {
+      // failed before its cells were known (a missing dataset): still listed by `twice status`
+      await sweepEnded('failed');
     }
     throw err;
   }
@@ -299,17 +341,27 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
     skipped: skippedPairs(resolved),
     cells: cells.map((c) => {
       const s = status[c.key];
-      const numShards = shardsOf(c, input.spec.execution.shardSize).length;
+      const ranges = s?.ranges ?? [];
+      const done = s?.status === 'done';
+      const toRun = done ? 0 : shardsOf(c, input.spec.execution.shardSize, ranges).length;
       return {
         key: c.key,
         model: c.model.name,
         task: c.task.name,
         strategy: c.strategy.name,
         numExamples: c.numExamples,
-        status: s?.status === 'done' ? 'done' : s?.status === 'failed' ? 'failed' : (s?.shards ?? 0) > 0 ? 'partial' : 'new',
-        shardsDone: s?.status === 'done' ? numShards : (s?.shards ?? 0),
-        numShards,
+        status: done ? 'done' : s?.status === 'failed' ? 'failed' : ranges.length > 0 ? 'partial' : 'new',
+        examplesDone: done ? c.numExamples : coveredExamples(ranges),
+        shardsDone: done ? Math.max(ranges.length, 1) : ranges.length,
+        numShards: done ? Math.max(ranges.length, 1) : ranges.length + toRun,
       };
     }),
   };
+}
+
+/** How many of the jobs each model has: what the pool sizes its groups by. */
+function countByModel(jobs: Array<{ cell: Cell }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { cell } of jobs) counts[cell.model.name] = (counts[cell.model.name] ?? 0) + 1;
+  return counts;
 }

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +29,86 @@ def _deterministic() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     random.seed(0)
+
+
+# Tests marked ``triton_interpreter`` run Triton kernels on the CPU, under Triton's interpreter.
+# triton.jit (Triton's own library functions included) reads TRITON_INTERPRET once, when Triton
+# is imported, so the interpreter cannot be switched on for some tests of a process and off for
+# others: setting it for the whole run would make a GPU run time interpreted kernels. Unless this
+# process already interprets, the marked tests therefore run together in one child pytest with
+# TRITON_INTERPRET=1, and each reports the outcome it had there.
+INTERPRETER_MARK = "triton_interpreter"
+_RESULTS_ENV = "TWICE_INTERPRETER_RESULTS"
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{INTERPRETER_MARK}: runs Triton kernels under the CPU interpreter"
+    )
+    if _interpreting():
+        from triton_interpreter import patch_triton_interpreter
+
+        patch_triton_interpreter()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    config.stash[_interpreter_items] = [
+        item.nodeid for item in items if item.get_closest_marker(INTERPRETER_MARK)
+    ]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    results = os.environ.get(_RESULTS_ENV)
+    if results and (report.when == "call" or report.outcome != "passed"):
+        line = {"nodeid": report.nodeid, "outcome": report.outcome, "text": report.longreprtext}
+        with open(results, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+
+def _interpreter_outcomes(config: pytest.Config) -> dict[str, list[dict[str, str]]]:
+    if _interpreter_outcomes_key not in config.stash:
+        nodeids = config.stash[_interpreter_items]
+        with tempfile.TemporaryDirectory() as tmp:
+            results = Path(tmp) / "results.jsonl"
+            env = {**os.environ, "TRITON_INTERPRET": "1", _RESULTS_ENV: str(results)}
+            args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", *nodeids]
+            child = subprocess.run(
+                [sys.executable, *args], cwd=config.rootpath, env=env, capture_output=True
+            )
+            outcomes: dict[str, list[dict[str, str]]] = {}
+            if results.is_file():
+                for line in results.read_text(encoding="utf-8").splitlines():
+                    row = json.loads(line)
+                    outcomes.setdefault(row["nodeid"], []).append(row)
+            outcomes["<output>"] = [{"text": child.stdout.decode()[-4000:]}]
+        config.stash[_interpreter_outcomes_key] = outcomes
+    return config.stash[_interpreter_outcomes_key]
+
+
+_interpreter_items = pytest.StashKey[list[str]]()
+_interpreter_outcomes_key = pytest.StashKey[dict[str, list[dict[str, str]]]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if _interpreting() or not pyfuncitem.get_closest_marker(INTERPRETER_MARK):
+        return None
+    outcomes = _interpreter_outcomes(pyfuncitem.config)
+    reports = outcomes.get(pyfuncitem.nodeid)
+    if not reports:
+        output = outcomes["<output>"][0]["text"]
+        pytest.fail(f"not run by the interpreter child process:\n{output}", pytrace=False)
+    for report in reports:
+        if report["outcome"] == "failed":
+            pytest.fail(f"under TRITON_INTERPRET=1:\n{report['text']}", pytrace=False)
+    for report in reports:
+        if report["outcome"] == "skipped":
+            pytest.skip(report["text"])
+    return True
 
 
 @dataclass

@@ -340,7 +340,7 @@ def test_debug_model_on_a_real_recall_task_end_to_end() -> None:
         "model": {"name": "debug-based-bytes", "revision": "random:seed=0"},
         "task": {
             "name": "fda",
-            "version": 1,
+            "version": 2,
             "params": {"dataDir": str(fixture), "contextTokens": 200},
         },
         "strategy": {"name": "jrt_prompt", "version": 1, "params": {}},

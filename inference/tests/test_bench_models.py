@@ -10,8 +10,7 @@ import json
 
 import pytest
 import torch
-from test_kernel_dispatch import KERNEL_HYBRID  # also switches the Triton interpreter on
-from tiny_configs import HYBRID, VOCAB
+from tiny_configs import HYBRID, KERNEL_HYBRID, VOCAB
 
 from twice_inference import bench_models
 from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run, run_throughput
@@ -134,6 +133,7 @@ THROUGHPUT_SMALL = dict(
 )
 
 
+@pytest.mark.triton_interpreter
 def test_throughput_times_every_family_and_both_paths_of_the_kernel_families() -> None:
     families = ["transformer", "based", "jrt_rnn", "mamba2"]
     report = run_throughput(families, KERNEL_TINY, **THROUGHPUT_SMALL)

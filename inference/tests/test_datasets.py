@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
 
 from twice_inference.hf_tokenizer import load_hf_tokenizer
 from twice_inference.protocols import StrategySpec
-from twice_inference.tasks.datasets import build_dataset_task
+from twice_inference.tasks.datasets import TASK_VERSION, build_dataset_task
 from twice_inference.tasks.templates import fda_default
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recall"
@@ -32,7 +33,7 @@ def bpe():
 
 
 def prompt(name: str, index: int, strategy: StrategySpec, tokenizer, **params) -> str:
-    task = build_dataset_task(name, 1, params)
+    task = build_dataset_task(name, TASK_VERSION, params)
     (example,) = task.examples(index, index + 1, tokenizer, strategy)
     assert example.prompt_ids == tokenizer.encode(example.prompt_text)
     return example.prompt_text
@@ -129,19 +130,19 @@ def test_repeats_three_and_read2x_and_left_pad_layouts(bpe) -> None:
 
 
 def test_skip_rule_and_missing_anchor_are_counted(bpe) -> None:
-    fda = build_dataset_task("fda", 1, {})
+    fda = build_dataset_task("fda", TASK_VERSION, {})
     assert fda.num_examples() == 3 and fda.skipped == {"short_anchor": 1}  # row 2: value "B"
     examples = fda.examples(0, 3, bpe, DEFAULT)
     assert [e.meta["rowIndex"] for e in examples] == [0, 1, 3]
     assert [e.meta.get("anchorMissing", False) for e in examples] == [False, False, True]
     assert [e.meta["docId"] for e in examples] == ["fda-0", "fda-1", "fda-3"]
-    nq = build_dataset_task("nq", 1, {})
+    nq = build_dataset_task("nq", TASK_VERSION, {})
     assert nq.num_examples() == 2 and nq.skipped == {"no_answers": 1}
-    assert build_dataset_task("nq", 1, {"limit": 1}).num_examples() == 1
+    assert build_dataset_task("nq", TASK_VERSION, {"limit": 1}).num_examples() == 1
 
 
 def test_truncation_uses_the_models_tokenizer_and_budget(bpe) -> None:
-    task = build_dataset_task("fda", 1, {"contextTokens": 12})
+    task = build_dataset_task("fda", TASK_VERSION, {"contextTokens": 12})
     (example,) = task.examples(0, 1, bpe, DEFAULT)
     start, end = example.meta["windowStart"], example.meta["windowEnd"]
     assert end - start == 12 and example.meta["docTokens"] > 12
@@ -155,13 +156,13 @@ def test_truncation_uses_the_models_tokenizer_and_budget(bpe) -> None:
 
 
 def test_gold_lists_and_contains_scoring_through_the_task(bpe) -> None:
-    drop = build_dataset_task("drop", 1, {})
+    drop = build_dataset_task("drop", TASK_VERSION, {})
     first, second = drop.examples(0, 2, bpe, DEFAULT)
     assert first.gold == ["14", "fourteen"] and second.gold == ["8,000"]
     assert drop.score(" Fourteen points", first.gold) == 1.0  # any gold, any case
     assert drop.score(" 8,000 people", second.gold) == 1.0
     assert drop.score(" 8 000", second.gold) == 0.0
-    fda = build_dataset_task("fda", 1, {})
+    fda = build_dataset_task("fda", TASK_VERSION, {})
     assert fda.score(" K190007", ["510(k)"]) == 0.0
     assert fda.score(" 510k", ["510(k)"]) == 0.0  # "(k)" is literal, not a regex group
     assert fda.score(" the 510(K) form", ["510(k)"]) == 1.0
@@ -169,7 +170,7 @@ def test_gold_lists_and_contains_scoring_through_the_task(bpe) -> None:
 
 
 def test_few_shot_draws_other_docs_deterministically(bpe) -> None:
-    task = build_dataset_task("drop", 1, {})
+    task = build_dataset_task("drop", TASK_VERSION, {})
     spec = StrategySpec("few_shot", 1, {"shots": 1})
     (example,) = task.examples(0, 1, bpe, spec)
     assert example.prompt_text == (
@@ -182,19 +183,19 @@ def test_few_shot_draws_other_docs_deterministically(bpe) -> None:
 
 
 def test_data_digest_covers_bytes_and_params_but_not_location(tmp_path: Path) -> None:
-    base = build_dataset_task("squad", 1, {}).data_digest()
+    base = build_dataset_task("squad", TASK_VERSION, {}).data_digest()
     copy = tmp_path / "squad"
     shutil.copytree(FIXTURES / "hazyresearch" / "based-squad", copy)
-    assert build_dataset_task("squad", 1, {"dataDir": str(copy)}).data_digest() == base
-    assert build_dataset_task("squad", 1, {"contextTokens": 500}).data_digest() != base
+    assert build_dataset_task("squad", TASK_VERSION, {"dataDir": str(copy)}).data_digest() == base
+    assert build_dataset_task("squad", TASK_VERSION, {"contextTokens": 500}).data_digest() != base
     rows = (copy / "validation.jsonl").read_text().splitlines()
     row = json.loads(rows[0])
     row["value"] = "Broncos"
     (copy / "validation.jsonl").write_text("\n".join([json.dumps(row), *rows[1:]]) + "\n")
-    assert build_dataset_task("squad", 1, {"dataDir": str(copy)}).data_digest() != base
+    assert build_dataset_task("squad", TASK_VERSION, {"dataDir": str(copy)}).data_digest() != base
     assert (
-        build_dataset_task("nq", 1, {"variant": 512}).data_digest()
-        != build_dataset_task("nq", 1, {}).data_digest()
+        build_dataset_task("nq", TASK_VERSION, {"variant": 512}).data_digest()
+        != build_dataset_task("nq", TASK_VERSION, {}).data_digest()
     )
 
 
@@ -210,7 +211,7 @@ def test_data_digest_covers_bytes_and_params_but_not_location(tmp_path: Path) ->
 )
 def test_bad_params_name_the_field(name: str, params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        build_dataset_task(name, 1, params)
+        build_dataset_task(name, TASK_VERSION, params)
 
 
 def test_missing_data_names_the_paths_it_looked_at(
@@ -218,12 +219,12 @@ def test_missing_data_names_the_paths_it_looked_at(
 ) -> None:
     monkeypatch.setenv("TWICE_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError) as error:
-        build_dataset_task("nq", 1, {"variant": 2048})
+        build_dataset_task("nq", TASK_VERSION, {"variant": 2048})
     assert str(tmp_path / "hazyresearch" / "based_nq_2048") in str(error.value)
     with pytest.raises(ValueError, match="unknown recall task"):
-        build_dataset_task("hotpotqa", 1, {})
+        build_dataset_task("hotpotqa", TASK_VERSION, {})
     with pytest.raises(ValueError, match="version"):
-        build_dataset_task("fda", 2, {})
+        build_dataset_task("fda", TASK_VERSION + 1, {})
 
 
 def test_schema_errors_name_row_and_field(tmp_path: Path) -> None:
@@ -231,11 +232,11 @@ def test_schema_errors_name_row_and_field(tmp_path: Path) -> None:
         json.dumps({"context": "c", "question": "q", "answers": ["a"]}) + "\n"
     )
     with pytest.raises(ValueError, match="row 0: missing field 'orig_question'"):
-        build_dataset_task("drop", 1, {"dataDir": str(tmp_path)})
+        build_dataset_task("drop", TASK_VERSION, {"dataDir": str(tmp_path)})
 
 
 def test_example_ranges_are_checked(bpe) -> None:
-    task = build_dataset_task("squad", 1, {})
+    task = build_dataset_task("squad", TASK_VERSION, {})
     with pytest.raises(ValueError, match="outside"):
         task.examples(0, 3, bpe, DEFAULT)
     assert task.examples(1, 1, bpe, DEFAULT) == []
@@ -246,8 +247,8 @@ def test_registry_routes_the_six_names_here() -> None:
     from twice_inference.tasks.datasets import RecallTask
 
     for name in ("fda", "swde", "squad", "triviaqa", "nq", "drop"):
-        task = build_task(name, 1, {})
-        assert isinstance(task, RecallTask) and task.name == name and task.version == 1
+        task = build_task(name, TASK_VERSION, {})
+        assert isinstance(task, RecallTask) and task.name == name and task.version == TASK_VERSION
 
 
 def test_parquet_without_pyarrow_says_what_to_do(tmp_path: Path) -> None:
@@ -257,6 +258,17 @@ def test_parquet_without_pyarrow_says_what_to_do(tmp_path: Path) -> None:
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "validation-00000-of-00001.parquet").write_bytes(b"PAR1")
         with pytest.raises(ValueError, match="pyarrow"):
-            build_dataset_task("drop", 1, {"dataDir": str(tmp_path)})
+            build_dataset_task("drop", TASK_VERSION, {"dataDir": str(tmp_path)})
     else:
         pytest.skip("pyarrow is installed; the fallback message is not reachable")
+
+
+def test_full_split_of_another_size_than_table_7_warns(tmp_path: Path) -> None:
+    row = {"context": "a long enough context", "question": "q", "orig_question": "q?"}
+    lines = [json.dumps({**row, "answers": ["context"]}) for _ in range(3)]
+    (tmp_path / "validation.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="Table 7 has 2084"):
+        build_dataset_task("drop", TASK_VERSION, {"dataDir": str(tmp_path)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a limited read is a subset on purpose: no warning
+        build_dataset_task("drop", TASK_VERSION, {"dataDir": str(tmp_path), "limit": 2})

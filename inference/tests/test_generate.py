@@ -95,6 +95,28 @@ def test_stop_token_ends_a_sequence_and_is_excluded(tiny_model) -> None:
     assert any(g.stopped for g in result.generations)
 
 
+def test_end_of_text_stops_as_hf_generate_does(tiny_model) -> None:
+    """Issue 15: a sequence ends at EOS as well as at the newline stop, EOS excluded."""
+    prompts = _prompts(tiny_model.vocab_size, [5, 8, 2, 6])
+    free = naive_greedy_generate(tiny_model, prompts, max_new_tokens=12, stop_id=None)
+    eos_id = next(tokens[3] for tokens in free if len(set(tokens[:4])) > 1)
+    newline_id = next(t for t in range(tiny_model.vocab_size) if t != eos_id)
+    result = greedy_generate(
+        tiny_model,
+        prompts,
+        max_new_tokens=12,
+        stop_id=newline_id,
+        batch_size=4,
+        pad_id=PAD,
+        eos_id=eos_id,
+    )
+    for generation, unstopped in zip(result.generations, free, strict=True):
+        cut = [i for i, t in enumerate(unstopped) if t in (eos_id, newline_id)]
+        assert generation.tokens == (unstopped[: cut[0]] if cut else unstopped)
+        assert generation.stopped == bool(cut)
+    assert any(eos_id in tokens for tokens in free)
+
+
 def test_max_new_tokens_caps_every_sequence(tiny_model) -> None:
     prompts = _prompts(tiny_model.vocab_size, [4, 9])
     for cap in (1, 3):

@@ -1,26 +1,29 @@
-"""The Taylor linear-attention dispatch in models/based.py and models/jrt_rnn.py: which inputs take
-the Triton kernels, and that the kernel path agrees with the PyTorch path (function and tiny-model
-level, bf16). The kernels run on CPU under the Triton interpreter; importing ``test_kernels`` sets
-TRITON_INTERPRET=1 before any kernel module is imported and patches the interpreter's two gaps.
+"""The Taylor linear-attention dispatch in ops.linear_attention and ops.prefix_linear_attention:
+which inputs take the Triton kernels, and that the kernel path agrees with the PyTorch path
+(function and tiny-model level, bf16). The kernels run on CPU under the Triton interpreter, which
+tests marked ``triton_interpreter`` run under (conftest.py).
 """
 
 from __future__ import annotations
 
 import pytest
-import test_kernels  # noqa: F401 - interpreter on and patched; must precede the kernel imports
 import torch
-from tiny_configs import HYBRID, VOCAB
+from tiny_configs import KERNEL_HYBRID, VOCAB
 
 from twice_inference.kernels import based_triton, prefix_triton
 from twice_inference.models import based, jrt_rnn
 from twice_inference.models.layers import rel_error
+from twice_inference.ops import kernel_mode, linear_attention, prefix_linear_attention
+from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops.prefix_linear_attention import chunk as prefix_chunk
+from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
+
+pytestmark = pytest.mark.triton_interpreter
 
 # bf16 products inside the kernels: measured 5.0e-3 (Based) and 8.6e-3 to 9.6e-3 (prefix) against
 # the float32 path at these q/k (std 0.5); bench_models' bf16 bar.
 BF16_TOL = 2e-2
 EPS = 1e-12
-# A hybrid the kernels fit: feature dim 16, value head dim 64 / 2 = 32 (one 32-wide value block).
-KERNEL_HYBRID = {**HYBRID, "d_model": 64, "la_heads": 2, "feature_dim": 16, "swa_heads": 4}
 
 
 @pytest.fixture
@@ -61,12 +64,12 @@ def _pad_mask(t: int, pad: int) -> torch.Tensor:
 def test_kernel_applies_only_where_it_computes_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     q, k, v, _, _ = _inputs(8)
     ones = torch.ones(2, 8, dtype=torch.bool)
-    applies = based.taylor_kernel_applies
-    with based.use_taylor_kernel_mode("auto"):
+    applies = kernel_mode.taylor_kernel_applies
+    with kernel_mode.use_taylor_kernel_mode("auto"):
         assert not applies((q, k, v), None, EPS)  # CPU tensors: only the interpreter mode
-    with based.use_taylor_kernel_mode("off"):
+    with kernel_mode.use_taylor_kernel_mode("off"):
         assert not applies((q, k, v), None, EPS)
-    with based.use_taylor_kernel_mode("interpreter"):
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
         assert applies((q, k, v), None, EPS) and applies((q, k, v), ones, EPS)
         assert not applies((q, k, v), _pad_mask(8, 3), EPS)  # padding: the kernel has no mask
         assert not applies((q.float(), k.float(), v.float()), None, EPS)
@@ -77,18 +80,20 @@ def test_kernel_applies_only_where_it_computes_the_same(monkeypatch: pytest.Monk
         monkeypatch.setenv("TRITON_INTERPRET", "0")
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
             applies((q, k, v), None, EPS)
-    monkeypatch.setenv(based.KERNEL_MODE_ENV, "fast")
+    monkeypatch.setenv(kernel_mode.KERNEL_MODE_ENV, "fast")
     with pytest.raises(ValueError, match="TWICE_TAYLOR_KERNEL"):
-        based.taylor_kernel_mode()
+        kernel_mode.taylor_kernel_mode()
     with pytest.raises(ValueError, match="kernel mode"):
-        based.use_taylor_kernel_mode("on").__enter__()
+        kernel_mode.use_taylor_kernel_mode("on").__enter__()
 
 
 def test_based_kernel_path_matches_the_pytorch_path(kernel_calls: dict[str, int]) -> None:
     q, k, v, _, _ = _inputs(70)  # a full 64-token chunk and a ragged tail
-    expected = based.based_linear_attention_reference(q, k, v, None, EPS)
-    with based.use_taylor_kernel_mode("interpreter"):
-        out = based.based_linear_attention(q, k, v, torch.ones(2, 70, dtype=torch.bool), EPS)
+    expected = based_linear_attention_naive(q, k, v, None, EPS)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        out = linear_attention.based_linear_attention(
+            q, k, v, torch.ones(2, 70, dtype=torch.bool), EPS
+        )
     assert kernel_calls["based"] == 1 and out.dtype == torch.float32
     assert rel_error(out, expected) < BF16_TOL
 
@@ -99,27 +104,31 @@ def test_prefix_kernel_path_matches_the_pytorch_path(
 ) -> None:
     q, k, v, k_enc, v_enc = _inputs(70)
     mask = torch.ones(2, 70, dtype=torch.bool)
-    enc_mask = jrt_rnn.encoder_mask(mask, encoder_length)
+    enc_mask = prefix_linear_attention.encoder_mask(mask, encoder_length)
     args = (q, k, v, k_enc, v_enc, mask, enc_mask, EPS)
-    expected = jrt_rnn.prefix_linear_attention_reference(*args)
-    with based.use_taylor_kernel_mode("interpreter"):
-        out = jrt_rnn.prefix_linear_attention(*args)
+    expected = prefix_linear_attention_naive(q, k, v, k_enc, v_enc, mask, enc_mask, EPS)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        out = prefix_linear_attention.prefix_linear_attention(*args)
     assert kernel_calls["prefix"] == 1 and out.dtype == torch.float32
     assert rel_error(out, expected) < BF16_TOL
-    no_encoder = based.based_linear_attention_reference(q, k, v, None, EPS)
+    no_encoder = based_linear_attention_naive(q, k, v, None, EPS)
     assert rel_error(out, no_encoder) > 10 * BF16_TOL  # the encoder region really is folded in
 
 
 def test_padding_falls_back_to_the_pytorch_path(kernel_calls: dict[str, int]) -> None:
     q, k, v, k_enc, v_enc = _inputs(40)
     mask = _pad_mask(40, 5)
-    enc_mask = jrt_rnn.encoder_mask(mask, 16)
-    with based.use_taylor_kernel_mode("interpreter"):
-        out_based = based.based_linear_attention(q, k, v, mask, EPS)
-        out_prefix = jrt_rnn.prefix_linear_attention(q, k, v, k_enc, v_enc, mask, enc_mask, EPS)
+    enc_mask = prefix_linear_attention.encoder_mask(mask, 16)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        out_based = linear_attention.based_linear_attention(q, k, v, mask, EPS)
+        out_prefix = prefix_linear_attention.prefix_linear_attention(
+            q, k, v, k_enc, v_enc, mask, enc_mask, EPS
+        )
     assert kernel_calls == {"based": 0, "prefix": 0}
-    assert torch.equal(out_based, based.based_linear_attention_torch(q, k, v, mask, EPS))
-    torch_prefix = jrt_rnn.prefix_linear_attention_torch(q, k, v, k_enc, v_enc, mask, enc_mask, EPS)
+    assert torch.equal(out_based, linear_attention.based_linear_attention_torch(q, k, v, mask, EPS))
+    torch_prefix = prefix_linear_attention.prefix_linear_attention_torch(
+        q, k, v, k_enc, v_enc, mask, enc_mask, EPS
+    )
     assert torch.equal(out_prefix, torch_prefix)
 
 
@@ -129,10 +138,10 @@ def test_an_encoder_region_the_kernel_cannot_express_falls_back(
     q, k, v, k_enc, v_enc = _inputs(40)
     enc_mask = torch.zeros(2, 40, dtype=torch.bool)
     enc_mask[0, :10], enc_mask[1, :12] = True, True  # rows disagree on M
-    assert jrt_rnn.encoder_prefix_length(enc_mask) is None
-    assert jrt_rnn.encoder_prefix_length(torch.zeros(2, 40, dtype=torch.bool)) is None
-    with based.use_taylor_kernel_mode("interpreter"):
-        jrt_rnn.prefix_linear_attention(q, k, v, k_enc, v_enc, None, enc_mask, EPS)
+    assert prefix_chunk.encoder_prefix_length(enc_mask) is None
+    assert prefix_chunk.encoder_prefix_length(torch.zeros(2, 40, dtype=torch.bool)) is None
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        prefix_linear_attention.prefix_linear_attention(q, k, v, k_enc, v_enc, None, enc_mask, EPS)
     assert kernel_calls["prefix"] == 0
 
 
@@ -158,11 +167,11 @@ def test_tiny_model_kernel_path_matches_pytorch_path(
     ones = torch.ones_like(ids)
     nxt = torch.randint(1, VOCAB, (2,), generator=g)
     with torch.no_grad():
-        with based.use_taylor_kernel_mode("off"):
+        with kernel_mode.use_taylor_kernel_mode("off"):
             want_logits, state = model.prefill(ids, ones)
             want_step, _ = model.step(nxt, state)
             want_padded = model(ids, _pad_mask(40, 6).long())
-        with based.use_taylor_kernel_mode("interpreter"):
+        with kernel_mode.use_taylor_kernel_mode("interpreter"):
             logits, state = model.prefill(ids, ones)
             step, _ = model.step(nxt, state)
             assert kernel_calls[{"based": "based", "jrt_rnn": "prefix"}[family]] == 1

@@ -1,59 +1,23 @@
-"""Tests for twice_inference.kernels: the slow references agree with a token-by-token recurrence,
-and the Triton kernels (run on CPU by the Triton interpreter) agree with the references in float64.
-
-The interpreter must be switched on before the kernel modules are imported (triton.jit reads
-TRITON_INTERPRET when it decorates), so this module sets it first.
+"""Tests for twice_inference.kernels: the ops' float64 references agree with a token-by-token
+recurrence, and the Triton kernels, run on CPU by the Triton interpreter (the module is marked
+``triton_interpreter``: conftest.py runs it in a process of its own), agree with them.
 """
 
 from __future__ import annotations
 
 import math
-import os
 
-os.environ["TRITON_INTERPRET"] = "1"
+import pytest
+import torch
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import triton.language as tl  # noqa: E402
-import triton.runtime.interpreter as interpreter  # noqa: E402
+from twice_inference.kernels.based_triton import based_causal_attention, interpreting
+from twice_inference.kernels.prefix_triton import prefix_linear_attention
+from twice_inference.kernels.symmetric_triton import encoder_state
+from twice_inference.ops.feature_map import symmetric_taylor_features, taylor_feature_map
+from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 
-from twice_inference.kernels import reference  # noqa: E402
-from twice_inference.kernels.based_triton import based_causal_attention, interpreting  # noqa: E402
-from twice_inference.kernels.prefix_triton import prefix_linear_attention  # noqa: E402
-from twice_inference.kernels.symmetric_triton import encoder_state  # noqa: E402
-
-
-def _patch_triton_interpreter() -> None:
-    """Two gaps in the Triton 3.6 interpreter, fixed for this test process only:
-    - it turns a scalar loop bound into an int via int(array of shape (1,)), which numpy 2.4
-      rejects;
-    - its dot multiplies bfloat16 operands as their raw uint16 storage. Upcasting them to float32
-      is exact and is what the tensor cores do (bf16 products, fp32 accumulation)."""
-    original_patch = interpreter._patch_lang_tensor
-
-    def patch_tensor(tensor, scope):  # type: ignore[no-untyped-def]
-        original_patch(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
-
-    original_dot = interpreter.InterpreterBuilder.create_dot
-
-    def dot(self, a, b, d, input_precision, max_num_imprecise_acc):  # type: ignore[no-untyped-def]
-        def upcast(h):  # type: ignore[no-untyped-def]
-            if h.dtype.scalar != tl.bfloat16:
-                return h
-            data = interpreter._convert_float(h.data, tl.bfloat16, tl.float32, None).view(
-                np.float32
-            )
-            return interpreter.TensorHandle(data, tl.float32)
-
-        return original_dot(self, upcast(a), upcast(b), d, input_precision, max_num_imprecise_acc)
-
-    interpreter._patch_lang_tensor = patch_tensor
-    interpreter.InterpreterBuilder.create_dot = dot
-
-
-_patch_triton_interpreter()
+pytestmark = pytest.mark.triton_interpreter
 
 D_FEATURE, D_VALUE = 16, 64
 
@@ -89,28 +53,54 @@ def test_interpreter_is_on() -> None:
 
 def test_taylor_features_give_the_second_order_kernel() -> None:
     q, k = torch.randn(5, 16, dtype=torch.float64), torch.randn(5, 16, dtype=torch.float64)
-    fq, fk = reference.taylor_features(q), reference.taylor_features(k)
+    fq, fk = taylor_feature_map(q), taylor_feature_map(k)
     assert fq.shape == (5, 273)
     s = (q * k).sum(-1) / 4.0
     torch.testing.assert_close((fq * fk).sum(-1), 1 + s + s * s / 2, rtol=1e-12, atol=1e-12)
 
 
+def _recurrence(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor | None = None,
+    v_enc: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Token-by-token s_i = s_{i-1} + phi(k_i)^T v_i, z_i = z_{i-1} + phi(k_i) in float64, started
+    from the encoder state when given: an independent check of the quadratic references."""
+    fq, fk = taylor_feature_map(q.double()), taylor_feature_map(k.double())
+    vd = v.double()
+    state = torch.zeros(*q.shape[:2], fq.shape[-1], v.shape[-1], dtype=torch.float64)
+    norm = torch.zeros(*q.shape[:2], fq.shape[-1], dtype=torch.float64)
+    if k_enc is not None and v_enc is not None:
+        fke = taylor_feature_map(k_enc.double())
+        state = state + torch.einsum("bhmf,bhmv->bhfv", fke, v_enc.double())
+        norm = norm + fke.sum(-2)
+    out = []
+    for i in range(q.shape[-2]):
+        state = state + fk[:, :, i, :, None] * vd[:, :, i, None, :]
+        norm = norm + fk[:, :, i]
+        num = torch.einsum("bhf,bhfv->bhv", fq[:, :, i], state)
+        den = (fq[:, :, i] * norm).sum(-1, keepdim=True)
+        out.append(num / den)
+    return torch.stack(out, dim=2)
+
+
 def test_quadratic_references_match_the_recurrence() -> None:
     q, k, v, k_enc, v_enc = _inputs(2, 2, 23, 9, seed=1)
-    causal = reference.causal_linear_attention_reference(q, k, v)
-    assert _rel_err(reference.recurrent_linear_attention_reference(q, k, v), causal) < 1e-12
-    prefix = reference.prefix_linear_attention_reference(q, k, v, k_enc, v_enc)
-    recurrent = reference.recurrent_linear_attention_reference(q, k, v, k_enc, v_enc)
-    assert _rel_err(recurrent, prefix) < 1e-12
+    causal = based_linear_attention_naive(q, k, v)
+    assert _rel_err(_recurrence(q, k, v), causal) < 1e-12
+    prefix = prefix_linear_attention_naive(q, k, v, k_enc, v_enc)
+    assert _rel_err(_recurrence(q, k, v, k_enc, v_enc), prefix) < 1e-12
     assert _rel_err(prefix, causal) > 1e-3  # the encoder state really changes the output
 
 
 def test_symmetric_features_give_the_same_kernel() -> None:
     q, k = torch.randn(7, 16, dtype=torch.float64), torch.randn(7, 16, dtype=torch.float64)
-    fq = reference.symmetric_taylor_features(q, key_side=False)
-    fk = reference.symmetric_taylor_features(k, key_side=True)
+    fq = symmetric_taylor_features(q, key_side=False)
+    fk = symmetric_taylor_features(k, key_side=True)
     assert fq.shape == (7, 160)
-    full = (reference.taylor_features(q) * reference.taylor_features(k)).sum(-1)
+    full = (taylor_feature_map(q) * taylor_feature_map(k)).sum(-1)
     torch.testing.assert_close((fq * fk).sum(-1), full, rtol=1e-12, atol=1e-12)
 
 
@@ -125,14 +115,14 @@ def test_based_kernel_matches_reference(features: str, n: int, block_c: int, blo
         q, k, v, features=features, block_c=block_c, block_dv=block_dv, out=_poisoned(v)
     )
     assert torch.isfinite(out.float()).all(), "some outputs were never written"
-    assert _rel_err(out, reference.causal_linear_attention_reference(q, k, v)) < 1e-2
+    assert _rel_err(out, based_linear_attention_naive(q, k, v)) < 1e-2
 
 
 def test_based_default_is_symmetric_and_matches_full() -> None:
     q, k, v, _, _ = _inputs(1, 1, 70, 0, seed=5)
     default = based_causal_attention(q, k, v, block_c=32)
     full = based_causal_attention(q, k, v, features="full", block_c=32)
-    ref = reference.causal_linear_attention_reference(q, k, v)
+    ref = based_linear_attention_naive(q, k, v)
     assert _rel_err(default, ref) < 1e-2 and _rel_err(full, ref) < 1e-2
 
 
@@ -149,14 +139,14 @@ def test_prefix_kernel_matches_reference(features: str, n: int, m: int, block_c:
         q, k, v, k_enc, v_enc, features=features, block_c=block_c, block_dv=32, out=_poisoned(v)
     )
     assert torch.isfinite(out.float()).all(), "some outputs were never written"
-    ref = reference.prefix_linear_attention_reference(q, k, v, k_enc, v_enc)
+    ref = prefix_linear_attention_naive(q, k, v, k_enc, v_enc)
     assert _rel_err(out, ref) < 1e-2
 
 
 def test_encoder_state_kernel_sums_every_segment() -> None:
     _, _, _, k_enc, v_enc = _inputs(1, 2, 0, 300, seed=11)
     s, zk, z1 = encoder_state(k_enc, v_enc, block_c=16)  # 3 segments
-    fk = reference.symmetric_taylor_features(k_enc.double(), key_side=True).flatten(0, 1)
+    fk = symmetric_taylor_features(k_enc.double(), key_side=True).flatten(0, 1)
     want_s = fk.transpose(-1, -2) @ v_enc.double().flatten(0, 1)
     ks = k_enc.double().flatten(0, 1) / 2.0
     assert s.shape == (2, 160, D_VALUE)
@@ -169,7 +159,7 @@ def test_encoder_state_covers_every_value_column_when_dv_is_not_a_multiple_of_64
     _, _, _, k_enc, v_enc = _inputs(1, 1, 0, 40, seed=12)
     v96 = torch.cat([v_enc, v_enc[..., :32]], dim=-1).contiguous()  # Dv = 96
     s, _, _ = encoder_state(k_enc, v96, block_c=16)
-    fk = reference.symmetric_taylor_features(k_enc.double(), key_side=True).flatten(0, 1)
+    fk = symmetric_taylor_features(k_enc.double(), key_side=True).flatten(0, 1)
     assert _rel_err(s, fk.transpose(-1, -2) @ v96.double().flatten(0, 1)) < 1e-2
 
 

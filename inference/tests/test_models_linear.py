@@ -1,5 +1,5 @@
 """Transformer++, Based and JRT-RNN adapters at tiny size, float32 on CPU: parallel forward vs
-prefill + step, fast linear attention vs its per-timestep loop, left-padding invariance, JRT-RNN
+prefill + step, fast linear attention vs the ops' float64 references, left-padding invariance, JRT-RNN
 inference modes, config validation and state sizes."""
 
 from __future__ import annotations
@@ -12,8 +12,18 @@ from pydantic import ValidationError
 from tiny_configs import HYBRID, VOCAB
 
 from twice_inference.models import based, jrt_rnn, transformer
-from twice_inference.models.feature_maps import taylor_feature_dim, taylor_feature_map
 from twice_inference.models.layers import rel_error
+from twice_inference.ops.feature_map import taylor_feature_dim, taylor_feature_map
+from twice_inference.ops.linear_attention import (
+    based_linear_attention,
+    linear_attention_state,
+)
+from twice_inference.ops.linear_attention.naive import (
+    based_linear_attention_naive,
+    linear_attention_state_naive,
+)
+from twice_inference.ops.prefix_linear_attention import encoder_mask, prefix_linear_attention
+from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 from twice_inference.protocols import LanguageModel
 
 TOL = 1e-4
@@ -136,20 +146,18 @@ def _random_attention_inputs(t: int, enc: bool = False):
 
 def test_linear_attention_fast_path_matches_loop() -> None:
     q, k, v, mask = _random_attention_inputs(t=150)  # not a multiple of the 64-token chunk
-    fast = based.based_linear_attention(q, k, v, mask, eps=1e-12)
-    slow = based.based_linear_attention_reference(q, k, v, mask, eps=1e-12)
+    fast = based_linear_attention(q, k, v, mask, eps=1e-12)
+    slow = based_linear_attention_naive(q, k, v, mask, eps=1e-12)
     assert rel_error(fast[1, :, 11:], slow[1, :, 11:]) < TOL
     assert rel_error(fast[0], slow[0]) < TOL
 
 
 def test_prefix_linear_attention_fast_path_matches_loop() -> None:
     q, k, v, k_enc, v_enc, mask = _random_attention_inputs(t=150, enc=True)
-    enc_mask = jrt_rnn.encoder_mask(mask, encoder_length=40)
+    enc_mask = encoder_mask(mask, encoder_length=40)
     assert enc_mask.sum(dim=1).tolist() == [40, 40]  # each row's own first 40 real tokens
-    fast = jrt_rnn.prefix_linear_attention(q, k, v, k_enc, v_enc, mask, enc_mask, eps=1e-12)
-    slow = jrt_rnn.prefix_linear_attention_reference(
-        q, k, v, k_enc, v_enc, mask, enc_mask, eps=1e-12
-    )
+    fast = prefix_linear_attention(q, k, v, k_enc, v_enc, mask, enc_mask, eps=1e-12)
+    slow = prefix_linear_attention_naive(q, k, v, k_enc, v_enc, mask, enc_mask, eps=1e-12)
     assert rel_error(fast[1, :, 11:], slow[1, :, 11:]) < TOL
     assert rel_error(fast[0], slow[0]) < TOL
 
@@ -164,12 +172,12 @@ def test_prefill_state_sums_in_slices_match_one_shot(chunk: int, mask_kind: str)
         "none": None,
         "all_real": torch.ones_like(mask),
         "left_padded": mask,
-        "encoder": jrt_rnn.encoder_mask(mask, encoder_length=40),
+        "encoder": encoder_mask(mask, encoder_length=40),
         "all_pad": torch.zeros_like(mask),
     }
     key_mask = masks[mask_kind]
-    lean = based.linear_attention_state(k, v, key_mask, chunk=chunk)
-    one_shot = based.linear_attention_state_reference(k, v, key_mask)
+    lean = linear_attention_state(k, v, key_mask, chunk=chunk)
+    one_shot = linear_attention_state_naive(k, v, key_mask)
     if mask_kind == "all_pad":
         assert not lean.s.any() and not lean.z.any()
         return
@@ -177,9 +185,7 @@ def test_prefill_state_sums_in_slices_match_one_shot(chunk: int, mask_kind: str)
     assert rel_error(lean.z, one_shot.z) < 1e-5
     if key_mask is not None:  # pads are really out: same sums as the real tokens alone
         kept = key_mask[1]
-        alone = based.linear_attention_state_reference(
-            k[1:, :, kept], v[1:, :, kept], key_mask[1:, kept]
-        )
+        alone = linear_attention_state_naive(k[1:, :, kept], v[1:, :, kept], key_mask[1:, kept])
         assert rel_error(lean.s[1:], alone.s) < 1e-5
         assert rel_error(lean.z[1:], alone.z) < 1e-5
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-from twice_inference.models import gla, mamba, mamba2
+from twice_inference.models import checkpoint, gla, mamba, mamba2
 from twice_inference.models.layers import rel_error
 
 VOCAB = 64
@@ -178,7 +178,7 @@ def test_state_size_bytes_is_the_prefill_states_size(family: str) -> None:
 
 
 def _ssm_elements_per_layer_spec(cfg: dict, d_state: int) -> int:
-    """Spec section 1.1: n_layer x (2 d_model) x d_state, per layer."""
+    """The paper's state-size count (docs/protocol.md, Models): n_layer x (2 d_model) x d_state, per layer."""
     return 2 * cfg["d_model"] * d_state
 
 
@@ -233,7 +233,7 @@ def test_mamba_matches_transformers() -> None:
     ours = mamba.build(
         {"d_model": 32, "n_layer": 2, "vocab_size": VOCAB, "ssm_cfg": {"d_state": 8, "dt_rank": 4}}
     ).eval()
-    ours.load_state_dict(mamba.convert_checkpoint(hf.state_dict()), strict=True)
+    ours.load_state_dict(checkpoint.convert_mamba(hf.state_dict()), strict=True)
     ids = torch.randint(0, VOCAB, (2, 11))
     with torch.no_grad():
         assert rel_error(ours(ids), hf(ids).logits) < 1e-5
@@ -262,7 +262,7 @@ def test_mamba2_matches_transformers() -> None:
     hf = _perturbed(Mamba2ForCausalLM(hf_cfg))
     _, tiny = TINY["mamba2"]
     ours = mamba2.build(tiny).eval()
-    ours.load_state_dict(mamba2.convert_checkpoint(hf.state_dict()), strict=True)
+    ours.load_state_dict(checkpoint.convert_mamba(hf.state_dict()), strict=True)
     ids = torch.randint(0, VOCAB, (2, 11))  # not a multiple of chunk_size
     with torch.no_grad():
         assert rel_error(ours(ids), hf(ids).logits) < 1e-5
@@ -305,7 +305,7 @@ def test_gla_matches_fla_model_with_reference_ops(monkeypatch: pytest.MonkeyPatc
     ref = _perturbed(ref)
     _, tiny = TINY["gla"]
     ours = gla.build(tiny).eval()
-    ours.load_state_dict(gla.convert_checkpoint(ref.state_dict()), strict=True)  # g_norm renamed
+    ours.load_state_dict(checkpoint.convert_gla(ref.state_dict()), strict=True)  # g_norm renamed
     ids = torch.randint(0, VOCAB, (2, 45))  # > 32: several chunks of ours
     with torch.no_grad():
         assert rel_error(ours(ids), ref(ids).logits) < 1e-5
@@ -391,7 +391,7 @@ def test_mamba_checkpoint_keys_are_mamba_ssm_names() -> None:
     assert {"backbone.embedding.weight", "backbone.norm_f.weight", "lm_head.weight"} <= keys
     # A file without the tied head (as mamba_ssm saves it) still loads strictly.
     saved = {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tiny_model("mamba", seed=9).load_state_dict(mamba.convert_checkpoint(saved), strict=True)
+    tiny_model("mamba", seed=9).load_state_dict(checkpoint.convert_mamba(saved), strict=True)
 
 
 def test_gla_converts_the_older_fused_mlp_layout() -> None:
@@ -402,7 +402,7 @@ def test_gla_converts_the_older_fused_mlp_layout() -> None:
         p = f"model.layers.{i}.mlp."
         stacked = [sd[p + "gate_proj.weight"], sd[p + "up_proj.weight"]]
         older[p + "gate_proj.weight"] = torch.cat(stacked)
-    converted = gla.convert_checkpoint(older)
+    converted = checkpoint.convert_gla(older)
     assert converted.keys() == sd.keys()
     assert all(torch.equal(converted[k], sd[k]) for k in sd)
 

@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 
 from twice_inference.models import registry
 from twice_inference.models.layers import rel_error
+from twice_inference.models.revision import sha256_file
 
 EXPECTED_NAMES = [
     "attn-1b",
@@ -133,7 +134,9 @@ def test_loads_a_local_hf_directory_with_hazy_key_names(tmp_path: Path, monkeypa
         "tiny-jrt", {"kind": "hf", "hfId": "hazyresearch/tiny-jrt", "tokenizer": "gpt2"}
     )
 
-    loaded = registry.load_entry(entry, "main", "cpu", with_tokenizer=False)
+    loaded = registry.load_entry(
+        entry, "hf:hazyresearch/tiny-jrt@main", "cpu", with_tokenizer=False
+    )
 
     ids = torch.randint(0, 40, (2, 9))
     with torch.no_grad():
@@ -150,10 +153,10 @@ def test_missing_weights_name_the_path(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(
         registry.WeightsMissing, match=str(tmp_path / "hazyresearch" / "JRT-360M-30B")
     ):
-        registry.load_entry(entry, "main", "cpu")
+        registry.load_entry(entry, "hf:hazyresearch/JRT-360M-30B@main", "cpu")
     (tmp_path / "hazyresearch" / "JRT-360M-30B").mkdir(parents=True)
     with pytest.raises(registry.WeightsMissing, match="no \\*.safetensors or pytorch_model.bin"):
-        registry.load_entry(entry, "main", "cpu")
+        registry.load_entry(entry, "hf:hazyresearch/JRT-360M-30B@main", "cpu")
 
 
 def test_loads_a_zoo_model_with_the_synthetic_tokenizer(tmp_path: Path, monkeypatch) -> None:
@@ -168,19 +171,52 @@ def test_loads_a_zoo_model_with_the_synthetic_tokenizer(tmp_path: Path, monkeypa
     monkeypatch.setattr(registry, "ZOO_DIR", tmp_path)
     entry = _tiny_entry("tiny-zoo", {"kind": "zoo", "path": "zoo/tiny-zoo"})
 
-    loaded = registry.load_entry(entry, "local", "cpu")
+    digest = sha256_file(directory / "model.safetensors")
+
+    loaded = registry.load_entry(entry, f"sha256:{digest}", "cpu")
 
     assert loaded.tokenizer is not None and loaded.tokenizer.name == registry.ZOO_TOKENIZER
     ids = torch.randint(0, 40, (1, 5))
     with torch.no_grad():
         assert rel_error(loaded.model(ids), source_model(ids)) < 1e-6
+    other = "0" * 64
+    with pytest.raises(
+        registry.RevisionMismatch, match=f"asks for sha256:{other}, but .* has sha256:{digest}"
+    ):
+        registry.load_entry(entry, f"sha256:{other}", "cpu")
+    with pytest.raises(registry.RevisionMismatch, match="needs a zoo revision, got hf revision"):
+        registry.load_entry(entry, "hf:org/tiny-zoo@main", "cpu")
+    with pytest.raises(registry.RevisionMismatch, match="'local' has none of the known forms"):
+        registry.load_entry(entry, "local", "cpu")
+
+
+def test_a_hf_revision_is_parsed_once_into_id_and_ref(tmp_path: Path, monkeypatch) -> None:
+    """The ref after '@' is what the HF cache is searched for, never the whole revision."""
+    hub = tmp_path / "hub"
+    monkeypatch.delenv("TWICE_MODEL_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    repo = hub / "models--hazyresearch--JRT-360M-30B"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123\n")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    entry = CATALOG.get("jrt-360m-30b")
+    with pytest.raises(registry.WeightsMissing, match="snapshots/abc123"):
+        registry.load_entry(entry, "hf:hazyresearch/JRT-360M-30B@main", "cpu")
+    assert registry.parse_revision("hf:hazyresearch/JRT-360M-30B@main").parts == (
+        "hazyresearch/JRT-360M-30B",
+        "main",
+    )
+    with pytest.raises(registry.RevisionMismatch, match="names 'other/model'"):
+        registry.load_entry(entry, "hf:other/model@main", "cpu")
 
 
 def test_load_model_rejects_unknown_names_and_dtypes() -> None:
     with pytest.raises(KeyError, match="not-a-model"):
-        registry.load_model("not-a-model", "main", "cpu")
+        registry.load_model("not-a-model", "hf:org/model@main", "cpu")
     with pytest.raises(ValueError, match="dtype"):
-        registry.load_entry(CATALOG.get("jrt-360m-30b"), "main", "cpu", dtype="int8")
+        registry.load_entry(
+            CATALOG.get("jrt-360m-30b"), "hf:hazyresearch/JRT-360M-30B@main", "cpu", dtype="int8"
+        )
 
 
 def test_list_cli_prints_every_model(capsys) -> None:
@@ -248,7 +284,7 @@ def test_operator_version_this_worker_does_not_implement_is_refused() -> None:
 
 
 def test_triton_operator_on_a_cpu_worker_fails_clearly() -> None:
-    from twice_inference.engine.operators import OperatorUnavailable
+    from twice_inference.models.operators import OperatorUnavailable
 
     with pytest.raises(OperatorUnavailable, match="'based_triton' is a Triton kernel.*CUDA"):
         registry.load_model("op-based-triton", "operator:based_triton@v1", "cpu")
@@ -321,7 +357,7 @@ def _fda_prompts(tokenizer) -> dict[str, list[int]]:
     from twice_inference.tasks.strategies import parse_strategy
 
     params = {"dataDir": str(FIXTURES / "hazyresearch" / "based-fda"), "contextTokens": 200}
-    task = build_task("fda", 1, params)
+    task = build_task("fda", 2, params)
     prompts = {}
     for name in ("default", "jrt_prompt"):
         (example,) = task.examples(0, 1, tokenizer, parse_strategy(name, 1))

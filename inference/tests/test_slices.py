@@ -137,6 +137,9 @@ def test_relative_table_path_is_under_the_data_root(
     )
     with pytest.raises(FileNotFoundError, match="absent.npz"):
         slice_sums(IDS, NLL, settings("absent.npz"))
+    # issue 11 item 11: a relative path may not climb out of the data root
+    with pytest.raises(ValueError, match="leaves the data root"):
+        slice_sums(IDS, NLL, settings("../../../../etc/passwd"))
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The prefill_throughput task (strict params, points in lengths x batchSizes order, digest), the
 timing helper (warm-up then ``runs`` positive timings), random ids, the SDPA baseline and the CPU
-operators, whose outputs agree with the slow float64 references in kernels/reference.py. Shards of
+operators, whose outputs agree with the ops' float64 references. Shards of
 the task through run_shard are tested in tests/test_activities.py."""
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from twice_inference.engine import operators, throughput
-from twice_inference.kernels import reference
+from twice_inference.engine import throughput
+from twice_inference.models import operators
+from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 from twice_inference.tasks.registry import build_task, task_kind
 from twice_inference.tasks.scoring import get_scorer
 from twice_inference.tasks.throughput import PrefillThroughputTask
@@ -147,7 +149,7 @@ def test_based_torch_operator_agrees_with_the_reference(repeats: int) -> None:
     assert q.dtype == torch.bfloat16 and q.shape == (1, 16, 40 * repeats, 16)
     assert v.shape == (1, 16, 40 * repeats, 64)
     assert float(q.float().std()) == pytest.approx(1 / 16, rel=0.1)  # scaled by 1/d
-    expected = reference.causal_linear_attention_reference(q, k, v)
+    expected = based_linear_attention_naive(q, k, v)
     assert _relative(workload.run(), expected) < 1e-4
 
 
@@ -157,7 +159,7 @@ def test_prefix_torch_operator_reads_an_encoder_of_half_the_prompt() -> None:
     assert workload.processed_len == 30 + 15
     q, k, v, k_enc, v_enc = workload.inputs
     assert q.shape[2] == 30 and k_enc.shape == (2, 16, 15, 16) and v_enc.shape == (2, 16, 15, 64)
-    expected = reference.prefix_linear_attention_reference(q, k, v, k_enc, v_enc)
+    expected = prefix_linear_attention_naive(q, k, v, k_enc, v_enc)
     assert _relative(workload.run(), expected) < 1e-4
     # jrt_prompt on the prefix op: the decoder reads 2N, the encoder still N/2
     assert op.workload(batch=1, seq_len=30, repeats=2, seed=4).processed_len == 60 + 15

@@ -239,7 +239,7 @@ def test_committed_zoo_models_load_and_match_the_manifest() -> None:
         entry = CatalogEntry.model_validate(raw)
         digest = zoo_train.sha256_file(zoo_train.ZOO_DIR / entry.name / "model.safetensors")
         assert digest == manifest[entry.name]["sha256"]
-        loaded = load_entry(entry, digest, "cpu")
+        loaded = load_entry(entry, f"sha256:{digest}", "cpu")
         assert loaded.info.parameters == manifest[entry.name]["params"] == entry.nominalParams
         ids = torch.tensor([loaded.tokenizer.encode("k1 v2 k3 v4 k1 ?")])
         with torch.no_grad():

@@ -44,11 +44,38 @@ def test_anchor_near_the_end_is_capped_not_shifted(words) -> None:
     assert cut.text == "w14 w15 w16 w17 ANSWER w19"
 
 
-def test_missing_anchor_takes_the_head_and_says_so(words) -> None:
+def test_missing_anchor_takes_the_released_end_window_and_says_so(words) -> None:
+    # The released code tokenizes context[:-1] ("... w1"): 20 tokens, so the window is centred on
+    # the document end: start 20 - 4 = 16, capped at 20.
     cut = truncate_context(doc_with_answer_at(18), ["value"], words, budget=8)
     assert not cut.anchor_found and cut.anchor_token is None
-    assert (cut.start_token, cut.end_token) == (0, 8)
-    assert cut.text == "w0 w1 w2 w3 w4 w5 w6 w7"
+    assert (cut.start_token, cut.end_token) == (16, 20)
+    assert cut.text == "w16 w17 ANSWER w19"
+
+
+class WithBos:
+    """``words`` plus one prepended special, as a Llama tokenizer's batch_encode_plus adds."""
+
+    prepended_specials = 1
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def encode(self, text: str) -> list[int]:
+        return self.inner.encode(text)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.inner.decode(ids)
+
+
+def test_prepended_bos_counts_toward_the_window(words) -> None:
+    # Released positions: [BOS] w0 .. w19. No anchors: the first 8 positions hold BOS + 7 words.
+    cut = truncate_context(doc_with_answer_at(12), [], WithBos(words), budget=8)
+    assert (cut.start_token, cut.end_token) == (0, 7)
+    assert cut.text == "w0 w1 w2 w3 w4 w5 w6"
+    # Anchor at word 10 is position 11 with the BOS: window positions 7..15 = words 6..13.
+    cut = truncate_context(doc_with_answer_at(10), ["answer"], WithBos(words), budget=8)
+    assert (cut.start_token, cut.end_token) == (6, 14)
 
 
 def test_no_anchors_takes_the_first_budget_tokens(words) -> None:

@@ -16,3 +16,7 @@ HYBRID = dict(
     window=3,
     conv_kernel=3,
 )
+
+# A hybrid the Triton kernels fit: feature dim 16, value head dim 64 / 2 = 32 (one 32-wide value
+# block).
+KERNEL_HYBRID = {**HYBRID, "d_model": 64, "la_heads": 2, "feature_dim": 16, "swa_heads": 4}

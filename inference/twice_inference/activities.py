@@ -27,7 +27,6 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from twice_inference import contract
 from twice_inference.engine.device_info import resolve_device, worker_info
 from twice_inference.engine.generate import greedy_generate, prompt_nll
-from twice_inference.engine.operators import Operator, OperatorUnavailable, Workload
 from twice_inference.engine.throughput import (
     Timing,
     attention_baseline,
@@ -37,32 +36,44 @@ from twice_inference.engine.throughput import (
     time_callable,
     timed_prefill,
 )
+from twice_inference.models.operators import Operator, OperatorUnavailable, Workload
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
 
 if TYPE_CHECKING:  # the task registries are imported lazily
     from twice_inference.tasks.throughput import PrefillThroughputTask, ThroughputPointSpec
 
 # Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
-INVALID_SHARD = "InvalidShard"  # payload or task parameters are wrong: never retry
-MODEL_LOAD_FAILED = "ModelLoadFailed"
-TASK_FAILED = "TaskFailed"
-DEVICE_UNAVAILABLE = "DeviceUnavailable"  # e.g. cuda asked of a CPU-only worker: retry elsewhere
-GPU_OUT_OF_MEMORY = "GpuOutOfMemory"
+INVALID_SHARD = contract.INVALID_SHARD
+MODEL_LOAD_FAILED = contract.MODEL_LOAD_FAILED
+TASK_FAILED = contract.TASK_FAILED
+DEVICE_UNAVAILABLE = contract.DEVICE_UNAVAILABLE
+GPU_OUT_OF_MEMORY = contract.GPU_OUT_OF_MEMORY
 
 
 class ModelDescription(Protocol):
-    family: str
-    parameters: int
-    dtype: str
+    @property
+    def family(self) -> str: ...
+
+    @property
+    def parameters(self) -> int: ...
+
+    @property
+    def dtype(self) -> str: ...
 
 
 class LoadedModel(Protocol):
     """What ``twice_inference.models.registry.load_model`` returns. Operators (family
-    "operator", kernel-level entries for throughput tasks) have no tokenizer."""
+    "operator", kernel-level entries for throughput tasks) have no tokenizer. Read-only members,
+    so the registry's concrete types satisfy it."""
 
-    model: LanguageModel | Operator
-    tokenizer: Tokenizer | None
-    info: ModelDescription
+    @property
+    def model(self) -> LanguageModel | Operator: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer | None: ...
+
+    @property
+    def info(self) -> ModelDescription: ...
 
     def state_bytes(self, prompt_len: int) -> int: ...
 
@@ -71,6 +82,10 @@ LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
 BuildTask = Callable[[str, int, dict[str, Any]], Any]  # (name, version, params) -> a task
 SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
 M = TypeVar("M", bound=contract.ContractModel)
+# (shard, task, loaded model, load seconds, device) -> the RunShardOutput JSON
+ShardHandler = Callable[
+    [contract.RunShardInput, Any, LoadedModel, float, torch.device], dict[str, Any]
+]
 
 
 def _registry_load_model(name: str, revision: str, device: str) -> LoadedModel:
@@ -166,6 +181,11 @@ class InferenceActivities:
         self._load_model = load_model
         self._build_task = build_task
         self._slice_sums = slice_sums
+        # task kind -> the method that runs a shard of it (a task's ``kind``, "recall" if absent)
+        self._shard_handlers: dict[str, ShardHandler] = {
+            "recall": self._run_recall_shard,
+            "throughput": self._run_throughput_shard,
+        }
 
     # ---- activities ------------------------------------------------------------------------
 
@@ -187,8 +207,27 @@ class InferenceActivities:
         device = self._device(shard.device)
         loaded, load_seconds = self._model(shard.model, device)
         task = self._task(shard.task)
-        if getattr(task, "kind", "recall") == "throughput":
-            return self._run_throughput_shard(shard, task, loaded, load_seconds, device)
+        # One handler per task kind; a kind is what a task measures, not its name.
+        kind = getattr(task, "kind", "recall")
+        handler = self._shard_handlers.get(kind)
+        if handler is None:
+            raise ApplicationError(
+                f"task {shard.task.name!r} is of kind {kind!r}, which this worker cannot run; "
+                f"it runs {sorted(self._shard_handlers)}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        return handler(shard, task, loaded, load_seconds, device)
+
+    def _run_recall_shard(
+        self,
+        shard: contract.RunShardInput,
+        task: Task,
+        loaded: LoadedModel,
+        load_seconds: float,
+        device: torch.device,
+    ) -> dict[str, Any]:
+        """Generate for every example of the shard, score each, and sum the per-slice NLL."""
         if loaded.tokenizer is None or isinstance(loaded.model, Operator):
             raise ApplicationError(
                 f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "
@@ -243,6 +282,10 @@ class InferenceActivities:
         set_mode = getattr(loaded.model, "set_inference_mode", None)
         if set_mode is not None:
             set_mode("iterate" if strategy.name == "jrt_rnn_iterate" else "left_pad")
+        set_padding = getattr(loaded.model, "set_pad_semantics", None)
+        if set_padding is not None:
+            # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
+            set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
 
         with _typed_gpu_errors():
             result = greedy_generate(
@@ -253,6 +296,7 @@ class InferenceActivities:
                 batch_size=settings.batch_size,
                 pad_id=tokenizer.pad_id,
                 on_batch_done=progress,
+                eos_id=getattr(tokenizer, "eos_id", None),
             )
             slices: list[contract.SliceSum] = []
             if shard.slices is not None:
@@ -441,17 +485,16 @@ def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:
     """How many copies of the N prompt tokens a throughput point prefills: 1, or JRT-Prompt's
     repeats. The other strategies lay out prompt text, which random ids do not have."""
     from twice_inference.tasks.strategies import parse_strategy
-    from twice_inference.tasks.throughput import THROUGHPUT_STRATEGIES
 
     try:
         strategy = parse_strategy(ref.name, ref.version, dict(ref.params))
     except ValueError as error:
         raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
-    if strategy.name not in THROUGHPUT_STRATEGIES:
+    if strategy.name not in contract.THROUGHPUT_STRATEGIES:
         raise ApplicationError(
             f"strategy {ref.name!r} is not meaningful for the throughput task {task_name!r}: its "
             f"inputs are random ids with no prompt text to lay out; use one of "
-            f"{list(THROUGHPUT_STRATEGIES)}",
+            f"{list(contract.THROUGHPUT_STRATEGIES)}",
             type=INVALID_SHARD,
             non_retryable=True,
         )
@@ -505,7 +548,7 @@ def _measured_versions(loaded: LoadedModel) -> dict[str, str]:
     if isinstance(loaded.model, Operator):
         return loaded.model.kernel_versions()
     if loaded.info.family in ("based", "jrt_rnn"):
-        from twice_inference.models.based import taylor_kernel_mode
+        from twice_inference.ops.kernel_mode import taylor_kernel_mode
 
         return {"taylorKernelMode": taylor_kernel_mode()}
     return {}

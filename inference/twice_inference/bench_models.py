@@ -28,8 +28,8 @@ import torch
 
 from .engine.device_info import nvidia_driver_version
 from .engine.throughput import random_ids
-from .models.based import use_taylor_kernel_mode
 from .models.registry import DTYPES, build_model, count_parameters, load_catalog
+from .ops.kernel_mode import use_taylor_kernel_mode
 
 # The smallest paper checkpoint of each family in catalog.json (gla has only the 1.3B).
 SMALLEST_PAPER_MODEL: dict[str, str] = {

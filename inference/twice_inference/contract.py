@@ -1,11 +1,15 @@
-"""Pydantic twins of the orchestrator contract (``workflows/contract.ts``): activity names, the GPU
-task queue and every payload that crosses the TypeScript/Python boundary. JSON on the wire is
-camelCase, Python attributes are snake_case. ``tests/test_contract.py`` checks these models against
-the JSON Schema exported from zod (``contract.schema.json``).
+"""The orchestrator contract (``workflows/contract.ts``) on the Python side. The names (GPU task
+queue, activity names, error types, the strategies a prefill benchmark times, the revision
+formats) are read from ``contract-names.json``, which ``npm run generate`` writes from the
+TypeScript, so they exist once. The payloads are pydantic twins of the zod schemas: JSON on the
+wire is camelCase, Python attributes are snake_case. ``tests/test_contract.py`` checks them
+against the JSON Schema exported from zod (``contract.schema.json``).
 """
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,13 +22,26 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-GPU_QUEUE = "twice-gpu"
+_NAMES: dict[str, Any] = json.loads(
+    resources.files(__package__).joinpath("contract-names.json").read_text(encoding="utf-8")
+)
 
-# Activity names are fixed here and in contract.ts (PYTHON_ACTIVITIES); SDKs would otherwise name
-# them differently.
-RUN_SHARD = "run_shard"
-DESCRIBE_TASK = "describe_task"
-DESCRIBE_WORKER = "describe_worker"
+GPU_QUEUE: str = _NAMES["gpuQueue"]
+# Activity names are set explicitly on both sides; SDKs would otherwise name them differently.
+RUN_SHARD: str = _NAMES["activities"]["runShard"]
+DESCRIBE_TASK: str = _NAMES["activities"]["describeTask"]
+DESCRIBE_WORKER: str = _NAMES["activities"]["describeWorker"]
+
+# ApplicationError types the orchestrator's retry policies branch on.
+INVALID_SHARD: str = _NAMES["errorTypes"]["invalidShard"]  # never retried
+MODEL_LOAD_FAILED: str = _NAMES["errorTypes"]["modelLoadFailed"]
+TASK_FAILED: str = _NAMES["errorTypes"]["taskFailed"]
+DEVICE_UNAVAILABLE: str = _NAMES["errorTypes"]["deviceUnavailable"]  # retried on another worker
+GPU_OUT_OF_MEMORY: str = _NAMES["errorTypes"]["gpuOutOfMemory"]
+
+THROUGHPUT_STRATEGIES: tuple[str, ...] = tuple(_NAMES["throughputStrategies"])
+# kind ("zoo", "random", "operator", "hf") -> the regular expression of that revision form
+REVISION_FORMATS: dict[str, str] = dict(_NAMES["revisionFormats"])
 
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]

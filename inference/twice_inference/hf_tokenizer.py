@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer as _RustTokenizer
 
+from .detokenize import clean_up_tokenization, cleans_up_spaces
+
 TOKENIZER_FILE = "tokenizer.json"
 
 # How each tokenizer family spells "\n" and " " as a single vocabulary entry: GPT-2/NeoX byte-level
@@ -27,7 +29,8 @@ class HFTokenizer:
 
     ``encode`` adds no special tokens (no BOS/EOS): prompts, truncation windows and prefixes are
     all counted the same way, and the engine owns any BOS a model needs. ``decode`` skips special
-    tokens, as the paper's truncation does (``skip_special_tokens=True``).
+    tokens, as the paper's truncation does (``skip_special_tokens=True``), then applies Hugging
+    Face's ``clean_up_tokenization`` when the tokenizer's config asks for it (``detokenize.py``).
     """
 
     def __init__(self, name: str, tokenizer: _RustTokenizer, source: Path | None = None) -> None:
@@ -37,12 +40,16 @@ class HFTokenizer:
         self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
         self.newline_id = _newline_id(tokenizer, name)
         self.pad_id = _pad_id(tokenizer)
+        self.eos_id = _eos_id(tokenizer)
+        self.prepended_specials = _prepended_specials(tokenizer)
+        self.clean_up_spaces = cleans_up_spaces(source.parent if source is not None else None)
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: list[int]) -> str:
-        return self._tok.decode(list(ids), skip_special_tokens=True)
+        text = self._tok.decode(list(ids), skip_special_tokens=True)
+        return clean_up_tokenization(text) if self.clean_up_spaces else text
 
 
 def _single_token(tok: _RustTokenizer, spellings: tuple[str, ...], text: str) -> int | None:
@@ -62,6 +69,28 @@ def _newline_id(tok: _RustTokenizer, name: str) -> int:
             "encoding '\\n'); generation could not stop at a newline"
         )
     return token_id
+
+
+def _prepended_specials(tok: _RustTokenizer) -> int:
+    """How many special tokens encoding with ``add_special_tokens=True`` puts in front (a Llama
+    BOS: 1; GPT-2 and NeoX byte-level BPE: 0). The paper's truncation counted them."""
+    mask = tok.encode("a", add_special_tokens=True).special_tokens_mask
+    lead = 0
+    while lead < len(mask) and mask[lead]:
+        lead += 1
+    return lead
+
+
+_EOS_SPELLINGS = ("<|endoftext|>", "</s>", "<eos>")
+
+
+def _eos_id(tok: _RustTokenizer) -> int | None:
+    """The end-of-text id Hugging Face ``generate`` stops at, when the vocabulary has one."""
+    for spelling in _EOS_SPELLINGS:
+        token_id = tok.token_to_id(spelling)
+        if token_id is not None:
+            return token_id
+    return None
 
 
 def _pad_id(tok: _RustTokenizer) -> int:

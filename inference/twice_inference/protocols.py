@@ -89,8 +89,12 @@ class Task(Protocol):
     """A recall task. Examples are a pure function of (params, example_id, tokenizer, strategy):
     a retried shard regenerates exactly the same prompts."""
 
-    name: str
-    version: int
+    # read-only: a task's name and version are class constants of its implementation
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> int: ...
 
     def num_examples(self) -> int: ...
 

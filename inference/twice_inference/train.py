@@ -10,7 +10,6 @@ evaluation. Tested by ``tests/test_train.py`` (a CPU micro run).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -30,7 +29,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from .models.init import initialize
 from .models.registry import build_model, count_parameters
+from .models.revision import sha256_file
 from .protocols import Tokenizer
 from .tasks.registry import TASK_VERSIONS, build_task
 from .tasks.strategies import STRATEGY_VERSIONS, parse_strategy
@@ -102,7 +103,8 @@ class ZooTrainingConfig(BaseModel):
     eval_every: int = Field(gt=0)
     eval_examples: int = Field(default=128, gt=0)  # per task x strategy, for the curve
     final_eval_examples: int = Field(default=500, gt=0)  # per task x strategy, at the end
-    # JRT-RNN objective (spec 6.2): masked-LM loss on the encoder region, weight 0.25.
+    # JRT-RNN objective (docs/protocol.md, Training objective): masked-LM loss on the encoder
+    # region, weight 0.25.
     mlm_weight: float = Field(default=0.0, ge=0.0)
     mlm_probability: float = Field(default=0.15, ge=0.0, lt=1.0)
 
@@ -185,10 +187,11 @@ class TrainingStream:
                 seed_value = train_seed(len(seeds))
                 seeds.append(seed_value)
                 task = build_task(
-                    name,
-                    TASK_VERSIONS[name],
-                    {**params, "numExamples": HUGE_NUM_EXAMPLES, "seed": seed_value},
+                    name, TASK_VERSIONS[name], {**params, "numExamples": 1, "seed": seed_value}
                 )
+                # A spec's example count is bounded (the catalog's limits); the training stream is
+                # not a spec, and is indexed far past that bound so it never repeats an example.
+                task.params = task.params.model_copy(update={"num_examples": HUGE_NUM_EXAMPLES})
                 self.variants.append((name, index, task))
         check_seed_bands(seeds, [validation_seed(i) for i in range(len(VALIDATION_TASKS))])
         self.task_names = sorted(TRAINING_MIXTURE)
@@ -319,39 +322,6 @@ class BatchDataset(torch.utils.data.IterableDataset):
 # ---------------------------------------------------------------------------------------------
 # Model, objective
 # ---------------------------------------------------------------------------------------------
-
-
-def initialize(model: nn.Module, family: str, seed: int, decoder_std: float | None = 0.02) -> None:
-    """Seeded initial weights. The decoder families use their ``init_random`` with
-    ``decoder_std``: None is its fan-in scheme, which the zoo trains from (``build_zoo_model``;
-    with GPT-2's 0.02 the attention-style zoo models learned no recall). The default stays 0.02
-    because the catalog's random-weight debug models (``registry.random_weights_model``) promise
-    by their revision ("random:seed=N") the weights this function drew for them at 0.02.
-    The SSM families use torch's defaults plus mamba_ssm's choices that matter for recall: a small
-    embedding and dt biases whose softplus is log-uniform in [1e-3, 1e-1] (a zero bias would
-    make every state forget within a few tokens)."""
-    if hasattr(model, "init_random"):
-        model.init_random(seed, std=decoder_std)
-        return
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("A_log") or name.endswith(".D"):
-                continue  # the adapters' S4D-style inits
-            if name.endswith("dt_proj.bias") or name.endswith("dt_bias"):
-                dt = torch.exp(
-                    torch.rand(p.shape, generator=gen) * (math.log(0.1) - math.log(1e-3))
-                    + math.log(1e-3)
-                )
-                p.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-            elif name.endswith("embedding.weight"):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.02)
-            elif p.dim() == 1:
-                p.fill_(1.0) if "norm" in name else p.zero_()
-            else:
-                fan_in = p[0].numel()
-                bound = 1.0 / math.sqrt(fan_in)
-                p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
 
 
 def build_zoo_model(config: ZooTrainingConfig) -> nn.Module:
@@ -493,14 +463,6 @@ def weights_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
         seen.add(tensor.data_ptr())
         out[name] = tensor.detach().to("cpu", torch.float32).contiguous().clone()
     return out
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def device_name(device: str) -> str:

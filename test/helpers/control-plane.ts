@@ -33,7 +33,7 @@ export interface ControlPlane {
 /** Why the Kubernetes tests cannot run here, or null when the binaries are built. */
 export function controlPlaneUnavailable(): string | null {
   const { k8s: bin } = readToolchain();
-  if (!bin) return 'no Kubernetes control plane in this run: `npm run test:k8s` builds it (once, needs Go) and runs these tests';
+  if (!bin) return 'no Kubernetes control plane in this run (TWICE_SKIP_K8S=1 or no Go): `npm test` builds it once with Go and runs these tests';
   return null;
 }
 

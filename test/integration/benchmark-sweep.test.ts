@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadSweepReport, renderTerminal } from '../../workers/lib/report';
+import { loadSweepReport, renderTerminal } from '../../workers/lib/report/index';
 import { startSweep } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';
 

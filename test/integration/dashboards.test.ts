@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parse } from 'yaml';
-import { loadSweepReport, paretoFrontier, type CellResult } from '../../workers/lib/report';
+import { loadSweepReport } from '../../workers/lib/report/index';
+import { paretoFrontier, type ParetoCell } from '../../workflows/pareto';
+import { wilsonInterval } from '../../workflows/stats';
 import { DATASOURCE, GENERATED_PATH, buildDashboard, renderDashboard } from '../../dashboards/build';
 import * as panels from '../../dashboards/panels';
 import { repoRoot } from '../../workers/lib/paths';
@@ -240,7 +242,9 @@ describe('dashboards', () => {
     rows.forEach((r, i) => {
       const p = expected[i]![2];
       close(r.accuracy, p, `accuracy ${i}`);
-      close(r.ci95, 1.96 * Math.sqrt((p * (1 - p)) / 4), `ci95 ${i}`);
+      const wilson = wilsonInterval(Math.round(p * 4), 4);
+      close(r.ci95_lo, wilson.lo, `ci95_lo ${i}`);
+      close(r.ci95_hi, wilson.hi, `ci95_hi ${i}`);
     });
   });
 
@@ -274,13 +278,13 @@ describe('dashboards', () => {
     assert.deepEqual(older.map((r) => r.frontier_point), ['based-360m · default']);
     close(older[0]!.frontier_prompts_per_second, 400, 'older sweep point');
 
-    // and it agrees with the sweep report's frontier (workers/lib/report.ts) on every sweep
+    // and it agrees with the sweep report's frontier (workflows/pareto.ts) on every sweep
     for (const sweep of ['sw-selected', 'sw-ties', 'sw-older']) {
       const points = await query('QUALITY_THROUGHPUT_SQL', sweep);
       const frontier = await query('PARETO_FRONTIER_SQL', sweep);
       const reference = paretoFrontier(points.map((p) => ({
         model: String(p.point), strategy: '', accuracy: Number(p.accuracy), promptsPerSecond: Number(p.prompts_per_second), examples: 1,
-      }) as CellResult)).points.filter((p) => p.onFrontier).map((p) => p.model).sort();
+      }) as ParetoCell)).points.filter((p) => p.onFrontier).map((p) => p.model).sort();
       assert.deepEqual(frontier.map((r) => String(r.frontier_point)).sort(), reference, sweep);
     }
   });

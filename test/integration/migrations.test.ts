@@ -89,4 +89,34 @@ describe('migrations', () => {
     await db.sweep.delete({ where: { id: 's1' } });
     assert.equal(await db.sweepCell.count(), 0);
   });
+
+  it('keeps per-cell example totals in cell_scores through inserts, updates and deletes', async () => {
+    const db = fx.db;
+    const key = 'b'.repeat(64);
+    await db.cell.create({
+      data: {
+        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
+        taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
+        generation: {}, scorer: { name: 'exact' }, numExamples: 4, numShards: 1,
+      },
+    });
+    const example = (exampleId: number, score: number) => ({
+      cellKey: key, exampleId, shardIndex: 0, promptDigest: 'p', prediction: 'v', gold: ['v'], score, promptTokens: 1, generatedTokens: 1,
+    });
+    const totals = async () => {
+      const row = await db.cellScore.findUnique({ where: { cellKey: key } });
+      return row && [row.examples, row.correct, row.scoreSum];
+    };
+    await db.exampleResult.createMany({ data: [example(0, 1), example(1, 0), example(2, 1)] });
+    assert.deepEqual(await totals(), [3, 2, 2]);
+    await db.exampleResult.create({ data: example(3, 1) });
+    assert.deepEqual(await totals(), [4, 3, 3]);
+    await db.exampleResult.updateMany({ where: { cellKey: key, exampleId: { in: [0, 3] } }, data: { score: 0 } });
+    assert.deepEqual(await totals(), [4, 1, 1]);
+    await db.exampleResult.deleteMany({ where: { cellKey: key, exampleId: { in: [1, 2] } } });
+    assert.deepEqual(await totals(), [2, 0, 0]);
+    // deleting the cell cascades to its examples, and their totals go with them
+    await db.cell.delete({ where: { key } });
+    assert.equal(await totals(), null);
+  });
 });

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadSweepReport } from '../../workers/lib/report';
+import { loadSweepReport } from '../../workers/lib/report/index';
 import { repoRoot } from '../../workers/lib/paths';
 import { startSweep } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { explainNewCells, loadSweepReport } from '../../workers/lib/report';
+import { explainNewCells, loadSweepReport } from '../../workers/lib/report/index';
 import { PYTHON_ACTIVITIES } from '../../workflows/contract';
 import { startSweep } from '../../workers/lib/sweeps';
 import { tableCounts, testStack } from '../helpers/fixtures';

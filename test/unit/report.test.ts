@@ -1,62 +1,12 @@
-// The Pareto frontier over (model, strategy) points.
+// The report's pure parts: task labels, the sweep-id binding of dashboard queries, and escaping.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { paretoFrontier, taskLabels, type BenchmarkResult, type CellResult } from '../../workers/lib/report';
-
-const cell = (model: string, strategy: string, task: string, accuracy: number, promptsPerSecond: number, examples = 10): CellResult => ({
-  key: `${model}-${strategy}-${task}`, model, family: 'x', task, taskLabel: task, strategy, status: 'done', reused: false, examples,
-  accuracy, ci95: 0, perplexity: {}, prefillTokensPerSecond: 1, promptsPerSecond, stateBytes: null, error: null,
-});
-
-describe('paretoFrontier', () => {
-  it('averages accuracy over tasks and pools throughput over examples', () => {
-    const { axis, points: [p] } = paretoFrontier([cell('a', 'default', 't1', 0.2, 10), cell('a', 'default', 't2', 0.6, 30)]);
-    assert.equal(axis, 'eval');
-    assert.equal(p!.accuracy, 0.4);
-    // 10 examples at 10/s plus 10 at 30/s: 20 examples in 1.333 s
-    assert.ok(Math.abs(p!.throughput - 15) < 1e-9);
-  });
-
-  it('keeps exactly the points no other point dominates', () => {
-    const { points } = paretoFrontier([
-      cell('fast', 'default', 't', 0.3, 100),
-      cell('fast', 'jrt_prompt', 't', 0.5, 50),
-      cell('slow', 'default', 't', 0.45, 40), // dominated by fast/jrt_prompt
-      cell('best', 'default', 't', 0.9, 5),
-    ]);
-    const frontier = points.filter((p) => p.onFrontier).map((p) => `${p.model}/${p.strategy}`);
-    assert.deepEqual(frontier, ['fast/default', 'fast/jrt_prompt', 'best/default']);
-  });
-
-  it('skips cells without results', () => {
-    assert.deepEqual(paretoFrontier([{ ...cell('a', 'default', 't', 0, 0), accuracy: null, promptsPerSecond: null }]).points, []);
-  });
-
-  const bench = (model: string, strategy: string, seqLen: number, seconds: number): BenchmarkResult => ({
-    model, strategy, seqLen, batchSize: 4, processedLen: seqLen, implementation: model, seconds,
-    tokensPerSecond: (4 * seqLen) / seconds, baselineImplementation: 'sdpa-flash', baselineSeconds: 1, gpuName: null,
-  });
-
-  it('takes throughput from the prefill benchmark when every point has one', () => {
-    const cells = [cell('a', 'default', 't', 0.5, 10), cell('a', 'jrt_prompt', 't', 0.8, 5)];
-    // a/default: 4x100 + 4x300 tokens in 0.1 + 0.3 s = 4000 tok/s; a/jrt_prompt: 400 tokens in 0.2 s
-    const { axis, points } = paretoFrontier(cells, [
-      bench('a', 'default', 100, 0.1), bench('a', 'default', 300, 0.3), bench('a', 'jrt_prompt', 100, 0.2),
-    ]);
-    assert.equal(axis, 'benchmark');
-    assert.deepEqual(points.map((p) => [p.strategy, Math.round(p.throughput), p.onFrontier]), [
-      ['default', 4000, true],
-      ['jrt_prompt', 2000, true],
-    ]);
-  });
-
-  it('falls back to eval throughput rather than mix units when a point lacks a benchmark', () => {
-    const cells = [cell('a', 'default', 't', 0.5, 10), cell('b', 'default', 't', 0.8, 5)];
-    const { axis, points } = paretoFrontier(cells, [bench('a', 'default', 100, 0.1)]);
-    assert.equal(axis, 'eval');
-    assert.deepEqual(points.map((p) => p.throughput), [10, 5]);
-  });
-});
+import { PREFILL_BENCHMARK_SQL, SLICE_PERPLEXITY_SQL } from '../../dashboards/panels';
+import { escapeHtml, html, scriptJson } from '../../workers/lib/html';
+import { taskLabels } from '../../workers/lib/report/load';
+import { pctInterval, signedInterval } from '../../workers/lib/report/render';
+import { sweepQuery } from '../../workers/lib/report/sql';
+import { pairedDifferenceInterval, wilsonInterval } from '../../workflows/stats';
 
 describe('taskLabels', () => {
   it('names the parameters that tell apart entries of one task, and nothing else', () => {
@@ -67,5 +17,46 @@ describe('taskLabels', () => {
       { name: 'mqar', params: { seed: 0, numKvPairs: 16 } },
     ]);
     assert.deepEqual(labels, ['set_disjointness sizes=[[4,16]]', 'set_disjointness sizes=[[16,4]]', 'mqar', 'mqar']);
+  });
+});
+
+describe('sweepQuery', () => {
+  it("binds the sweep id as a parameter wherever the dashboard query says '$sweep'", () => {
+    const q = sweepQuery(PREFILL_BENCHMARK_SQL, "x'; DROP TABLE sweeps; --");
+    assert.ok(!q.text.includes('$sweep') && !q.text.includes('DROP'));
+    assert.match(q.text, /sc\.sweep_id = \$1/);
+    assert.deepEqual(q.values, ["x'; DROP TABLE sweeps; --"]);
+    assert.equal(sweepQuery(SLICE_PERPLEXITY_SQL, 's').values.length, 1);
+  });
+
+  it('refuses a query with nothing to bind or a macro only Grafana fills in', () => {
+    assert.throws(() => sweepQuery('SELECT 1', 's'), /no '\$sweep' to bind/);
+    assert.throws(() => sweepQuery("SELECT 1 WHERE x = '$sweep' AND $__timeFilter(t)", 's'), /Grafana macro/);
+  });
+});
+
+describe('interval formatting', () => {
+  it('prints Wilson bounds, which stay off 100% unless every example is right', () => {
+    // 9 of 10: Wilson (0.5958, 0.9821), where a normal approximation would claim 90.0 ± 18.6
+    assert.equal(pctInterval(0.9, wilsonInterval(9, 10)), '90.0 [59.6, 98.2]');
+    assert.equal(pctInterval(1, wilsonInterval(10, 10)), '100.0 [72.2, 100.0]');
+  });
+
+  it('prints a signed paired difference', () => {
+    // 3 examples right only under B, 1 only under A, of 20: +10 points
+    assert.match(signedInterval(pairedDifferenceInterval({ both: 8, onlyA: 1, onlyB: 3, neither: 8 })), /^\+10\.0 \[-\d+\.\d, \+\d+\.\d\]$/);
+  });
+});
+
+describe('html', () => {
+  it('escapes every interpolated value, so model output renders as text', () => {
+    const prediction = '<script>alert("x")</script> & \'y\'';
+    assert.equal(html`<td>${prediction}</td>`.value, '<td>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;</td>');
+    assert.equal(escapeHtml('<img src=x onerror=1>'), '&lt;img src=x onerror=1&gt;');
+    assert.equal(html`<ul>${['<a>', html`<li>${'<b>'}</li>`]}</ul>`.value, '<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>');
+  });
+
+  it('keeps JSON inside a script element from closing it', () => {
+    assert.equal(scriptJson({ t: '</script><script>x()</script>' }).value, '{"t":"\\u003c/script>\\u003cscript>x()\\u003c/script>"}');
   });
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   canonicalJson,
+  coveredExamples,
   digestOf,
   expandCells,
   parseSweepSpec,
@@ -152,8 +153,20 @@ describe('shardsOf', () => {
   it('covers every example exactly once', () => {
     assert.deepEqual(
       shardsOf({ key: 'k', numExamples: 10 }, 4).map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]),
-      [[0, 0, 4], [1, 4, 8], [2, 8, 10]],
+      [[0, 0, 4], [4, 4, 8], [8, 8, 10]],
     );
+  });
+
+  it('cuts only the examples no recorded range covers, whatever size cut those', () => {
+    // issue 11 item 1: 7 shards of 6 recorded (0..41), resumed with shards of 10
+    const recorded = Array.from({ length: 7 }, (_, i) => [i * 6, i * 6 + 6] as const);
+    const rest = shardsOf({ key: 'k', numExamples: 48 }, 10, recorded);
+    assert.deepEqual(rest.map((s) => [s.exampleStart, s.exampleEnd]), [[42, 48]]);
+    assert.equal(coveredExamples(recorded), 42);
+    // holes in the middle are found too, and nothing already covered is cut again
+    const holes = shardsOf({ key: 'k', numExamples: 30 }, 4, [[20, 30], [0, 6]]);
+    assert.deepEqual(holes.map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]), [[6, 6, 10], [10, 10, 14], [14, 14, 18], [18, 18, 20]]);
+    assert.deepEqual(shardsOf({ key: 'k', numExamples: 30 }, 4, [[0, 30]]), []);
   });
 });
 

@@ -12,6 +12,10 @@ const Env = z.object({
   TWICE_STATE_DIR: z.string().min(1).default(join(repoRoot, '.twice')),
   TWICE_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   TWICE_PYTHON_WORKERS: z.coerce.number().int().min(0).max(64).default(1),
+  TWICE_SERVE_HOST: z.string().min(1).default('127.0.0.1'),
+  // 0 picks a free port (the embedded stack prints which)
+  TWICE_SERVE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
+  TWICE_SERVE_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
 });
 
 export interface TwiceEnv {
@@ -22,6 +26,7 @@ export interface TwiceEnv {
   device: 'auto' | 'cpu' | 'cuda';
   pythonWorkers: number;
   external: boolean;
+  serve: { host: string; port: number; token: string | null };
 }
 
 export function loadEnv(opts: { requireExternal?: boolean } = {}): TwiceEnv {
@@ -46,5 +51,6 @@ export function loadEnv(opts: { requireExternal?: boolean } = {}): TwiceEnv {
     device: e.TWICE_DEVICE,
     pythonWorkers: e.TWICE_PYTHON_WORKERS,
     external,
+    serve: { host: e.TWICE_SERVE_HOST, port: e.TWICE_SERVE_PORT, token: e.TWICE_SERVE_TOKEN ?? null },
   };
 }

@@ -6,8 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { createActivities } from '../../activities/index';
 import { type Db } from '../../activities/db';
 import type { PoolProvider } from '../../activities/pool';
+import { type NightlyNotifier } from '../../activities/nightly';
 import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
 import { repoRoot } from './paths';
+import { nightlyNotifierFromEnv } from './slack-notify';
 
 export async function createOrchestratorWorker(opts: {
   connection: NativeConnection;
@@ -16,13 +18,20 @@ export async function createOrchestratorWorker(opts: {
   /** the GPU worker pool provider: the embedded stack's local workers, or Kubernetes */
   pool: PoolProvider;
   taskQueue?: string;
+  /** where finished nights are announced; by default Slack when the environment configures it */
+  notify?: NightlyNotifier;
 }): Promise<Worker> {
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    activities: createActivities({ db: opts.db, root: repoRoot, pool: opts.pool }),
+    activities: createActivities({
+      db: opts.db,
+      root: repoRoot,
+      pool: opts.pool,
+      notify: opts.notify ?? nightlyNotifierFromEnv(),
+    }),
     // logs from the SDK go to stderr at warn level; the CLI owns stdout
   });
 }

@@ -7,6 +7,14 @@ import { z } from 'zod';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/**
+ * A path the user typed, resolved against the shell's directory: `npm run` moves the process to
+ * the repository root and keeps the caller's directory in INIT_CWD.
+ */
+export function callerPath(path: string): string {
+  return resolve(process.env.INIT_CWD ?? process.cwd(), path);
+}
+
 export const Toolchain = z
   .object({
     python: z.string().min(1),
@@ -18,6 +26,8 @@ export const Toolchain = z
     hadolint: z.string().min(1),
     // the Kubernetes control plane binaries (scripts/k8s-toolchain.mjs); null without Go
     k8s: z.string().min(1).nullable(),
+    // headless Chromium for the browser tests (bootstrap --browser installs it)
+    chromium: z.string().min(1).nullable(),
   })
   .strict();
 export type Toolchain = z.infer<typeof Toolchain>;

@@ -18,6 +18,8 @@ export const StackInfo = z
     temporalAddress: z.string(),
     namespace: z.string(),
     uiUrl: z.string().nullable(),
+    // the web dashboard; absent in the address book of a daemon from before it existed
+    webUrl: z.string().nullable().default(null),
     startedAt: z.string(),
   })
   .strict();

@@ -3,14 +3,14 @@
 import { type Client } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import { loadModelCatalog } from '../../activities/catalog';
 import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
 import { type SweepWorkflowInput } from '../../workflows/messages';
 import type { sweepWorkflow } from '../../workflows/sweep';
 import { SpecError, parseSweepSpec, type SweepSpec } from '../../workflows/sweep-spec';
-import { repoRoot } from './paths';
+import { callerPath, repoRoot } from './paths';
 
 export interface SpecFile {
   spec: SweepSpec;
@@ -19,16 +19,61 @@ export interface SpecFile {
   file: string;
 }
 
+/**
+ * Largest spec file accepted. The spec travels in the workflow's input, which Temporal caps at
+ * 2 MB per message; real specs are a few kilobytes.
+ */
+export const MAX_SPEC_BYTES = 256 * 1024;
+
+/** The text of a spec file: UTF-8 only, so nothing is silently replaced or misread. */
+function decodeSpec(bytes: Buffer, file: string): string {
+  if (bytes.length > MAX_SPEC_BYTES) {
+    throw new SpecError(file, [`the file is ${bytes.length} bytes; a sweep spec may hold at most ${MAX_SPEC_BYTES}`]);
+  }
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new SpecError(file, ['the file is UTF-16; save it as UTF-8']);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new SpecError(file, [`the file is not valid UTF-8 (byte ${at} is 0x${bytes[at]?.toString(16).padStart(2, '0')}); save it as UTF-8`]);
+  }
+}
+
+/** Byte offset of the first byte that is not UTF-8: where lossy decoding first substituted. */
+function firstInvalidUtf8(bytes: Buffer): number {
+  const text = new TextDecoder('utf-8').decode(bytes);
+  let offset = 0;
+  let from = 0;
+  for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) {
+    offset += Buffer.byteLength(text.slice(from, i));
+    from = i;
+    // a U+FFFD written in the file is the bytes EF BF BD; a substituted one is not
+    if (!(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) return offset;
+  }
+  return 0;
+}
+
 /** Reads and validates a spec; throws SpecError (naming file, field and value) before any I/O. */
 export function readSpec(file: string): SpecFile {
-  const path = resolve(file);
-  let text: string;
+  const path = callerPath(file);
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
-  } catch {
+    if (statSync(path).size > MAX_SPEC_BYTES) {
+      throw new SpecError(file, [`the file is ${statSync(path).size} bytes; a sweep spec may hold at most ${MAX_SPEC_BYTES}`]);
+    }
+    bytes = readFileSync(path);
+  } catch (err) {
+    if (err instanceof SpecError) throw err;
     throw new SpecError(file, [`cannot read the file ${path}`]);
   }
+  const text = decodeSpec(bytes, file);
   const spec = parseSweepSpec(text, file, loadModelCatalog(repoRoot));
+  // a relative dataDir means the caller's directory, not the worker's (not part of any cell key)
+  for (const t of spec.tasks) {
+    if (typeof t.params.dataDir === 'string' && !isAbsolute(t.params.dataDir)) t.params.dataDir = callerPath(t.params.dataDir);
+  }
   return { spec, text, file: relative(repoRoot, path) };
 }
 

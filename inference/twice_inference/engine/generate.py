@@ -95,9 +95,11 @@ def greedy_generate(
     batch_size: int,
     pad_id: int,
     on_batch_done: BatchDone | None = None,
+    eos_id: int | None = None,
 ) -> GenerationResult:
     """Greedy continuation of every prompt, at most ``max_new_tokens`` each, stopping a sequence
-    at ``stop_id`` (not included in its tokens). Results come back in input order."""
+    at ``stop_id`` or at ``eos_id`` (end of text, where Hugging Face ``generate`` stops too);
+    neither is included in its tokens. Results come back in input order."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     _check_prompts(prompts)
@@ -124,7 +126,7 @@ def greedy_generate(
                 for row, token in enumerate(next_ids.tolist()):
                     if finished[row]:
                         continue  # the row keeps stepping with the batch, its outputs ignored
-                    if token == stop_id:
+                    if token == stop_id or token == eos_id:
                         finished[row] = True
                     else:
                         generated[row].append(token)

@@ -1,7 +1,7 @@
-"""Prefill timing the paper's way (jrt-spec 3.5): warm-up, then ``runs`` timings of the same call
-(CUDA events between synchronizes on a GPU, perf_counter on the CPU), reported as median and min,
-beside SDPA causal attention at the same (batch, N) in the same process, with the versions that
-make a number comparable. Tested in ``tests/test_throughput.py``.
+"""Prefill timing the paper's way (docs/protocol.md, Prefill throughput): warm-up, then ``runs``
+timings of the same call (CUDA events between synchronizes on a GPU, perf_counter on the CPU),
+reported as median and min, beside SDPA causal attention at the same (batch, N) in the same process,
+with the versions that make a number comparable. Tested in ``tests/test_throughput.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from ..contract import TimedPrefill
+from ..models.operators import Workload, sdpa_causal
 from ..protocols import LanguageModel
 from .device_info import nvidia_driver_version
-from .operators import Workload, sdpa_causal
 
 # The paper's kernel shape for the attention baseline: 16 heads of dim 64 (FA2 "shaped like V").
 BASELINE_HEADS, BASELINE_HEAD_DIM = 16, 64

@@ -1,8 +1,7 @@
-"""Fused prefill kernels for Taylor-feature linear attention: causal Based and prefix (JRT-RNN).
-
-`reference` holds the slow float64-capable PyTorch definitions; `based_triton` (public Based
-entry, validation, the 273-feature default kernel), `symmetric_triton` (153-feature kernels) and
-`prefix_triton` the Triton paths; `bench` the GPU benchmark; `offline_compile` a register/spill
-report. `tests/test_kernels.py` runs the kernels under the Triton interpreter against the
-references.
+"""Fused Triton prefill kernels for Taylor-feature linear attention: causal Based and prefix
+(JRT-RNN). The bottom layer: they import nothing of the package but each other. `based_triton`
+(public Based entry, validation, the 273-feature default kernel), `symmetric_triton` (153-feature
+kernels) and `prefix_triton` the Triton paths; `offline_compile` a register/spill report. The ops
+(``twice_inference.ops``) dispatch to them; `tests/test_kernels.py` runs them under the Triton
+interpreter against the ops' float64 references; ``bench.kernels`` times them on a GPU.
 """

@@ -5,7 +5,7 @@ The default is "full": on an H200 it beat the 153-feature "symmetric" kernel of
 `symmetric_triton` (NOTES.md, v2), which stays for side-by-side timing. One program owns one
 (batch, head, value-slice) and walks the sequence in chunks, keeping the running state sum
 phi(k)^T v on chip (per-chunk states never reach global memory). Tested under the Triton
-interpreter in `tests/test_kernels.py`; timed by `bench`.
+interpreter in `tests/test_kernels.py`; timed by `bench.kernels`.
 """
 
 from __future__ import annotations

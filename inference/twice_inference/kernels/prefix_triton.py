@@ -1,4 +1,4 @@
-"""Triton prefill for prefix linear attention (JRT-RNN, spec 6.1): public entry point.
+"""Triton prefill for prefix linear attention (JRT-RNN; docs/protocol.md): public entry point.
 
 "full" (default, the faster on an H200): the 273-feature kernel folds the encoder region (k_enc,
 v_enc over M tokens, non-causal) into its state in each program before its decoder pass.

@@ -5,7 +5,7 @@ block of quadratic monomials and a 32-wide block: 16 linear, 8 more monomials, t
 7 zero pads) instead of 273 x Dv; the kernel computed is the same 1 + s + s^2/2. The encoder of
 prefix linear attention is folded by a separate, sequence-parallel kernel into one state per head,
 from which the causal decoder kernel starts. Tested under the Triton interpreter in
-`tests/test_kernels.py`; registers read by `offline_compile`; timed by `bench`.
+`tests/test_kernels.py`; registers read by `offline_compile`; timed by `bench.kernels`.
 """
 
 from __future__ import annotations

@@ -109,10 +109,8 @@ class GLAConfig(BaseModel):
         return 256 * math.ceil(raw / 256)
 
 
-# fla-hub/gla-*: fla defaults (hidden 2048 / 24 layers / 4 heads, Mistral 32k vocabulary) for 1.3B.
-# For 2.7B, hidden 2560 / 32 layers / 5 heads is taken from a third-party reading of its
-# config.json; all of these, and tie_word_embeddings=False, are [UNCONFIRMED] until the real
-# files are read.
+# fla-hub/gla-*, from their config.json: 1.3B hidden 2048 / 24 layers / 4 heads, 2.7B hidden
+# 2560 / 32 layers / 5 heads; both a 32k vocabulary and untied embeddings.
 PAPER_CONFIGS: dict[str, dict] = {
     "fla-hub/gla-1.3B-100B": {"hidden_size": 2048, "num_hidden_layers": 24, "num_heads": 4},
     "fla-hub/gla-2.7B-100B": {"hidden_size": 2560, "num_hidden_layers": 32, "num_heads": 5},
@@ -334,23 +332,3 @@ class GLAForCausalLM(nn.Module):
 def build(config: dict[str, Any]) -> GLAForCausalLM:
     """config: an fla GLA config.json dict -> model implementing ``LanguageModel``."""
     return GLAForCausalLM(GLAConfig.model_validate(config))
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_word_embeddings: bool = False
-) -> dict[str, torch.Tensor]:
-    """fla keys load as they are, with two older/unfused layouts folded in: ``attn.g_norm`` (fla
-    built with fuse_norm=False) -> ``attn.g_norm_swish_gate``, and an MLP ``gate_proj`` holding
-    [gate; up] stacked (older fla GLAMLP, no ``up_proj``) -> split into gate_proj and up_proj."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state_dict.items():
-        if key.endswith(".attn.g_norm.weight"):
-            key = key.replace(".attn.g_norm.weight", ".attn.g_norm_swish_gate.weight")
-        out[key] = value
-    for key in [k for k in out if k.endswith(".mlp.gate_proj.weight")]:
-        up_key = key.replace("gate_proj", "up_proj")
-        if up_key not in out:
-            out[key], out[up_key] = out[key].chunk(2, dim=0)
-    if tie_word_embeddings and "lm_head.weight" not in out:
-        out["lm_head.weight"] = out["model.embeddings.weight"]
-    return out

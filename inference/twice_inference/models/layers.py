@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .rotary import inverse_frequencies, rotated_width
+
 # ---------------------------------------------------------------------------------------------
 # Padding helpers
 # ---------------------------------------------------------------------------------------------
@@ -91,24 +93,26 @@ def swiglu_hidden_default(d_model: int, multiple_of: int = 128) -> int:
 
 
 class Rotary(nn.Module):
+    """``rotary_dim`` is the configured width, odd allowed (see ``rotary.py``: flash-attn rotates
+    ``2 * ceil(rotary_dim / 2)`` channels)."""
+
     def __init__(self, rotary_dim: int, base: float = 10000.0) -> None:
         super().__init__()
-        if rotary_dim % 2:
-            raise ValueError(f"rotary_dim must be even, got {rotary_dim}")
         self.rotary_dim = rotary_dim
+        self.width = rotated_width(rotary_dim)
         self.base = base
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """x [B, H, T, Dh], positions [B, T] -> x with its first rotary_dim channels rotated."""
+        """x [B, H, T, Dh], positions [B, T] -> x with its first ``width`` channels rotated."""
         if self.rotary_dim == 0:
             return x
-        half = self.rotary_dim // 2
-        inv_freq = 1.0 / (
-            self.base ** (torch.arange(half, device=x.device, dtype=torch.float32) / half)
-        )
+        if self.width > x.shape[-1]:
+            raise ValueError(f"rotary width {self.width} exceeds head dim {x.shape[-1]}")
+        half = self.width // 2
+        inv_freq = inverse_frequencies(self.rotary_dim, self.base, x.device)
         angles = positions.to(torch.float32)[:, None, :, None] * inv_freq  # [B, 1, T, half]
         cos, sin = angles.cos(), angles.sin()
-        rot, rest = x[..., : self.rotary_dim].float(), x[..., self.rotary_dim :]
+        rot, rest = x[..., : self.width].float(), x[..., self.width :]
         x1, x2 = rot[..., :half], rot[..., half:]
         rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
         return torch.cat([rotated.to(x.dtype), rest], dim=-1)

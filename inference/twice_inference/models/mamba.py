@@ -81,7 +81,7 @@ class MambaConfig(BackboneConfig):
         return math.ceil(self.d_model / 16) if rank == "auto" else rank
 
 
-# The paper's Mamba-1 checkpoints. state-spaces/*: d_model/n_layer from the spec (section 1.1), the
+# The paper's Mamba-1 checkpoints. state-spaces/*: d_model/n_layer from the paper's model table, the
 # rest mamba_ssm defaults with the GPT-NeoX vocabulary (50277, padded to 50280). The hazy ones
 # follow the paper's App. C (46 layers, d_state 16) with the GPT-2 vocabulary; their exact
 # vocab_size and padding are [UNCONFIRMED] until a config.json is read. mamba-360M-30B comes to
@@ -372,19 +372,3 @@ def build(config: dict) -> SSMLanguageModel:
         tie_embeddings=cfg.tie_embeddings,
         bytes_per_layer=lambda act_bytes: mamba_state_bytes_per_layer(cfg, act_bytes),
     )
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_embeddings: bool = True
-) -> dict[str, torch.Tensor]:
-    """mamba_ssm keys load as they are. transformers' ``Mamba*ForCausalLM`` differs only in
-    ``backbone.embeddings`` (plural), renamed here. A tied head missing from the file is filled
-    from the embedding."""
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith("backbone.embeddings."):
-            key = "backbone.embedding." + key[len("backbone.embeddings.") :]
-        out[key] = value
-    if tie_embeddings and "lm_head.weight" not in out:
-        out["lm_head.weight"] = out["backbone.embedding.weight"]
-    return out

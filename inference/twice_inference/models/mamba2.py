@@ -15,7 +15,6 @@ from torch import nn
 
 from .layers import ShortConv
 from .mamba import BackboneConfig, SSMLanguageModel
-from .mamba import convert_checkpoint as _convert_mamba_checkpoint
 
 FAMILY = "mamba2"
 
@@ -56,9 +55,9 @@ class Mamba2Config(BackboneConfig):
         return self.d_inner + 2 * self.ssm_cfg.ngroups * self.ssm_cfg.d_state
 
 
-# state-spaces/mamba2-*: same d_model/n_layer pattern as Mamba-1 (spec 1.1), mamba_ssm Mamba2
-# defaults (d_state 128, headdim 64, ngroups 1), GPT-NeoX vocabulary padded to a multiple of 16.
-# The vocab padding multiple is [UNCONFIRMED] against the real config.json.
+# state-spaces/mamba2-*: same d_model/n_layer pattern as Mamba-1 (the paper's model table),
+# mamba_ssm Mamba2 defaults (d_state 128, headdim 64, ngroups 1), GPT-NeoX vocabulary padded to a
+# multiple of 16. The vocab padding multiple is [UNCONFIRMED] against the real config.json.
 _MAMBA2_SSM = {"layer": "Mamba2"}
 PAPER_CONFIGS: dict[str, dict] = {
     f"state-spaces/mamba2-{size}": {
@@ -262,11 +261,3 @@ def build(config: dict) -> SSMLanguageModel:
         tie_embeddings=cfg.tie_embeddings,
         bytes_per_layer=lambda act_bytes: mamba2_state_bytes_per_layer(cfg, act_bytes),
     )
-
-
-def convert_checkpoint(
-    state_dict: dict[str, torch.Tensor], tie_embeddings: bool = True
-) -> dict[str, torch.Tensor]:
-    """mamba_ssm Mamba-2 keys are this module's keys; transformers' only differ in
-    ``backbone.embeddings``. Same rules as Mamba-1."""
-    return _convert_mamba_checkpoint(state_dict, tie_embeddings)

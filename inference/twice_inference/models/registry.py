@@ -1,7 +1,7 @@
 """Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
 by family, loads its weights (in-house zoo directory, a local Hugging Face layout directory, or
 seeded random weights for the pipeline-smoke-test "debug" models) and its tokenizer; ``operator``
-entries are bare attention kernels for prefill_throughput (``engine/operators.py``). Family
+entries are bare attention kernels for prefill_throughput (``models/operators.py``). Family
 builders are imported lazily by "module:function" name, so a family whose adapter is not installed
 fails only when used. ``python -m twice_inference.models.registry --list`` prints the catalog.
 Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
@@ -22,21 +22,26 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..engine.operators import OPERATOR_VERSIONS, Operator, operator_revision
 from ..protocols import LanguageModel, Tokenizer
+from .checkpoint import CONVERTERS
+from .init import initialize
+from .operators import OPERATOR_VERSIONS, Operator, operator_revision
+from .revision import RevisionMismatch, check_weights_digest, expect_kind, parse_revision
 
 CATALOG_PATH = Path(__file__).with_name("catalog.json")
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 ZOO_TOKENIZER = "synthetic-v1"
 
-# family -> (builder, checkpoint converter), each "module:function" under twice_inference.models.
-FAMILIES: dict[str, tuple[str, str]] = {
-    "transformer": ("transformer:build", "transformer:convert_checkpoint"),
-    "based": ("based:build", "based:convert_checkpoint"),
-    "jrt_rnn": ("jrt_rnn:build", "jrt_rnn:convert_checkpoint"),
-    "mamba": ("mamba:build", "mamba:convert_checkpoint"),
-    "mamba2": ("mamba2:build", "mamba2:convert_checkpoint"),
-    "gla": ("gla:build", "gla:convert_checkpoint"),
+# family -> its builder, "module:function" under twice_inference.models, imported on first use
+# so a family whose module cannot import only fails the models that name it. Checkpoint key
+# conversion is ``checkpoint.CONVERTERS``.
+FAMILIES: dict[str, str] = {
+    "transformer": "transformer:build",
+    "based": "based:build",
+    "jrt_rnn": "jrt_rnn:build",
+    "mamba": "mamba:build",
+    "mamba2": "mamba2:build",
+    "gla": "gla:build",
 }
 
 DTYPES: dict[str, torch.dtype] = {
@@ -52,11 +57,6 @@ class FamilyUnavailable(RuntimeError):
 
 class WeightsMissing(FileNotFoundError):
     """No weights at the place a catalog entry points to."""
-
-
-class RevisionMismatch(ValueError):
-    """The requested revision is not the one this entry's weights can be (random-weight models)
-    or not the one this worker's operator implements."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,7 +96,7 @@ class OperatorSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["operator"]
-    op: str = Field(min_length=1)  # a key of engine.operators.OPERATOR_VERSIONS
+    op: str = Field(min_length=1)  # a key of operators.OPERATOR_VERSIONS
     version: int = Field(ge=1)
 
 
@@ -153,10 +153,10 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
 # ---------------------------------------------------------------------------------------------
 
 
-def _resolve(family: str, which: int) -> Callable[..., Any]:
+def _resolve(family: str) -> Callable[..., Any]:
     if family not in FAMILIES:
         raise ValueError(f"family {family!r} is unknown; known: {sorted(FAMILIES)}")
-    module_name, function = FAMILIES[family][which].split(":")
+    module_name, function = FAMILIES[family].split(":")
     try:
         module = importlib.import_module(f"{__package__}.{module_name}")
     except ImportError as error:
@@ -167,7 +167,7 @@ def _resolve(family: str, which: int) -> Callable[..., Any]:
 
 
 def build_model(family: str, config: dict[str, Any]) -> LanguageModel:
-    return _resolve(family, 0)(config)
+    return _resolve(family)(config)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -231,8 +231,6 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
 def random_weights_model(family: str, config: dict[str, Any], seed: int) -> torch.nn.Module:
     """Built and initialised on the CPU in float32 from a private generator (the zoo trainer's
     seeded initialiser), so the weights do not depend on the device, dtype or global RNG state."""
-    from ..train import initialize  # imported here: train.py imports this module
-
     with torch.device("cpu"):
         model = build_model(family, config)
     model = model.to(torch.float32)
@@ -243,7 +241,7 @@ def random_weights_model(family: str, config: dict[str, Any], seed: int) -> torc
 def load_weights(
     model: torch.nn.Module, family: str, state_dict: dict[str, torch.Tensor], where: Path
 ) -> None:
-    converted = _resolve(family, 1)(state_dict)
+    converted = CONVERTERS[family](state_dict)
     expected = model.state_dict()
     # A tied head is one tensor under two names; checkpoints usually store only the embedding.
     for key, tensor in expected.items():
@@ -342,9 +340,21 @@ def load_entry(
         weights = directory / "model.safetensors"
         if not weights.is_file():
             raise WeightsMissing(f"zoo model {entry.name!r}: no weights at {weights}")
+        check_weights_digest(parse_revision(revision), weights, entry.name)
         tokenizer_spec = ZOO_TOKENIZER
     else:
-        directory = hf_model_dir(entry.source.hfId, revision)
+        hf_id, ref = expect_kind(parse_revision(revision), "hf", entry.name).parts
+        if hf_id != entry.source.hfId:
+            raise RevisionMismatch(
+                f"model {entry.name!r} is {entry.source.hfId!r}; revision {revision!r} names "
+                f"{hf_id!r}"
+            )
+        directory = hf_model_dir(hf_id, ref)
+        if entry.family == "based":
+            from .decay import checkpoint_decay_options
+
+            # what the checkpoint was trained with wins over the catalog's copy
+            config.update(checkpoint_decay_options(directory))
         tokenizer_spec = (
             str(directory) if entry.source.tokenizer == "own" else entry.source.tokenizer
         )
@@ -467,9 +477,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--prompt-len", type=int, default=2048, help="prompt length for state bytes"
     )
+    parser.add_argument("--json", action="store_true", help="with --list: one JSON array")
     args = parser.parse_args(argv)
     if not args.list:
         parser.print_help()
+        return 0
+    if args.json:
+        print(json.dumps([describe(entry, args.prompt_len) for entry in load_catalog().models]))
         return 0
     print(f"{'name':<18} {'family':<12} {'params':>15} {'nominal':>15} {'state bytes':>14}")
     for entry in load_catalog().models:

@@ -47,9 +47,8 @@ class TransformerConfig(BaseModel):
 
     @property
     def rotary_dim(self) -> int:
-        # flash-attn truncates, then rotary needs an even width.
-        dim = int(self.rotary_fraction * self.head_dim)
-        return dim - dim % 2
+        # flash-attn truncates and keeps an odd result (Rotary rotates its rounded-up width).
+        return int(self.rotary_fraction * self.head_dim)
 
     @property
     def mlp_width(self) -> int:
@@ -157,10 +156,3 @@ class TransformerLM(DecoderLM):
 
 def build(config: dict) -> TransformerLM:
     return TransformerLM(TransformerConfig.model_validate(config))
-
-
-def convert_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """flash-attn GPT layout (hazyresearch/attn-*) -> this module's names."""
-    from .based import convert_checkpoint as convert_hazy
-
-    return convert_hazy(state_dict)

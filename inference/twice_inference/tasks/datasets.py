@@ -1,5 +1,5 @@
 """The paper's six recall tasks (FDA, SWDE, SQuAD, TriviaQA, NQ, DROP) read from local copies of the
-``hazyresearch/*`` validation splits (jrt-spec.md section 2).
+``hazyresearch/*`` validation splits (docs/protocol.md, Recall tasks).
 
 Owns the readers (JSON lines, or parquet when pyarrow is importable), the per-task schema checks,
 the skip rule for unusable anchors, truncation with the evaluated model's tokenizer, and the mapping
@@ -13,11 +13,12 @@ import hashlib
 import json
 import os
 import random
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,7 +28,8 @@ from .scoring import contains
 from .strategies import parse_strategy
 from .truncation import truncate_context, usable_anchors
 
-TASK_VERSION = 1
+# v2: HF decode clean-up, released no-anchor window, BOS counted (see truncation.py)
+TASK_VERSION = 2
 Doc = dict[str, Any]
 
 
@@ -35,8 +37,12 @@ class RecallTaskParams(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     dataDir: str | None = Field(None, min_length=1)
-    limit: int | None = Field(None, ge=1, description="first N rows of the split, before skips")
-    contextTokens: int = Field(950, ge=1, description="truncation budget in model tokens")
+    limit: int | None = Field(
+        None, ge=1, le=1_000_000, description="first N rows of the split, before skips"
+    )
+    contextTokens: int = Field(
+        950, ge=1, le=32_768, description="truncation budget in model tokens"
+    )
 
 
 class NQTaskParams(RecallTaskParams):
@@ -50,7 +56,7 @@ class DatasetSpec:
 
     name: str
     hf_id: Callable[[RecallTaskParams], str]
-    fields: dict[str, type]  # required field -> str or list (of str)
+    fields: Mapping[str, type]  # required field -> str or list (of str)
     cut_field: str
     anchors: Callable[[Doc], list[str]]
     golds: Callable[[Doc], list[str]]
@@ -60,6 +66,11 @@ class DatasetSpec:
 
 def _fixed(hf_id: str) -> Callable[[RecallTaskParams], str]:
     return lambda params: hf_id
+
+
+def _nq_hf_id(params: RecallTaskParams) -> str:
+    # NQ's spec validates its params with NQTaskParams (params_model below)
+    return f"hazyresearch/based_nq_{cast(NQTaskParams, params).variant}"
 
 
 def _swde_prepare(doc: Doc) -> Doc:
@@ -115,9 +126,9 @@ SPECS: dict[str, DatasetSpec] = {
     ),
     "nq": DatasetSpec(
         "nq",
-        lambda p: f"hazyresearch/based_nq_{p.variant}",
+        _nq_hf_id,
         _QA,
-        "context",  # type: ignore[attr-defined]
+        "context",
         anchors=lambda d: [d["answers"][0]],
         golds=_answers,
         params_model=NQTaskParams,
@@ -349,6 +360,22 @@ def _digest(files: list[Path], task: str, params: RecallTaskParams) -> str:
     return hasher.hexdigest()
 
 
+# Validation-split sizes in the paper's Table 7; NQ's pre-cut sets share one size.
+PAPER_SIZES = {"fda": 1102, "swde": 1111, "squad": 2984, "triviaqa": 1698, "nq": 3157, "drop": 2084}
+
+
+def warn_on_paper_size(task: str, hf_id: str, rows: int) -> None:
+    """A full split whose size differs from Table 7 is another version of the data: the numbers
+    will not be the paper's. Warned, not refused: a newer release may be what the user wants."""
+    expected = PAPER_SIZES[task]
+    if rows != expected:
+        warnings.warn(
+            f"task {task!r}: {hf_id} has {rows} rows, the paper's Table 7 has {expected}; "
+            "results will not be comparable with the paper's",
+            stacklevel=3,
+        )
+
+
 def build_dataset_task(name: str, version: int, params: dict[str, Any]) -> RecallTask:
     if name not in SPECS:
         raise ValueError(f"unknown recall task {name!r}; known: {sorted(SPECS)}")
@@ -376,7 +403,9 @@ def build_dataset_task(name: str, version: int, params: dict[str, Any]) -> Recal
             f"<dir>/{hf_id}/."
         )
     rows, files = read_split(directory)
-    if parsed.limit is not None:
+    if parsed.limit is None:
+        warn_on_paper_size(name, hf_id, len(rows))
+    else:
         rows = rows[: parsed.limit]
 
     kept: list[KeptDoc] = []

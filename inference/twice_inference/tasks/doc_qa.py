@@ -1,6 +1,6 @@
 """Synthetic FDA-style document QA: a one-line document of "attribute : value ." facts about an
 entity mixed with filler sentences; the cloze query "attribute :" asks for one fact's value.
-Prompts mirror the paper's FDA templates (jrt-spec section 2.3).
+Prompts mirror the paper's FDA templates (docs/protocol.md, Prompts and strategies).
 Tested by ``tests/test_synthetic_tasks.py``.
 """
 
@@ -26,6 +26,7 @@ class SyntheticDocQaTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = DocQaParams
+    params: DocQaParams
 
     def _filler_sentence(self, rng: np.random.Generator) -> str:
         length = int(rng.integers(FILLER_SENTENCE_WORDS[0], FILLER_SENTENCE_WORDS[1] + 1))

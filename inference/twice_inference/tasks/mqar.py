@@ -1,5 +1,6 @@
 """MQAR-style associative recall as a generation task: a context of distinct key-value pairs, then
-one key from it; the answer is that key's value (jrt-spec section 5.2, one query per prompt).
+one key from it; the answer is that key's value (docs/protocol.md, Synthetic tasks: one query per
+prompt).
 Tested by ``tests/test_synthetic_tasks.py``.
 """
 
@@ -24,6 +25,7 @@ class MqarTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = MqarParams
+    params: MqarParams
 
     def _generate(self, rng: np.random.Generator, num_pairs: int) -> Generated:
         key_ids = rng.choice(len(MQAR_KEYS), size=num_pairs, replace=False)

@@ -1,5 +1,5 @@
 """Scorers for generated answers, versioned because a scorer's version is part of every cell key.
-``contains`` is the paper's rule verbatim (jrt-spec section 2.5); ``exact`` is for single-word
+``contains`` is the paper's rule verbatim (docs/protocol.md, Scoring); ``exact`` is for single-word
 synthetic answers; ``none`` belongs to measurement tasks (prefill_throughput), which score nothing,
 so calling it is a bug. Tested by ``tests/test_scoring.py`` and ``tests/test_throughput.py``.
 """

@@ -1,12 +1,14 @@
-"""Set disjointness (jrt-spec section 5.1): two sets drawn from disjoint halves of the element
-vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared element.
-Tested by ``tests/test_synthetic_tasks.py``.
+"""Set disjointness (docs/protocol.md, Synthetic tasks): two sets drawn from disjoint halves of the
+element vocabulary, made to share exactly one element; prompt ``A | B |``, answer the shared
+element. Tested by ``tests/test_synthetic_tasks.py``.
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..tokenizers import SET_ELEMENTS
 from .strategies import PromptParts
@@ -16,16 +18,14 @@ HALF = len(SET_ELEMENTS) // 2
 SHOT_SET_SIZE = 4
 
 
-class SetDisjointnessParams(SyntheticParams):
-    sizes: list[list[int]] = Field(default_factory=lambda: [[4, 16], [16, 4]], min_length=1)
+SetSize = Annotated[int, Field(ge=1, le=HALF)]
+SizePair = Annotated[list[SetSize], Field(min_length=2, max_length=2)]  # [|A|, |B|]
 
-    @field_validator("sizes")
-    @classmethod
-    def _pairs_within_half(cls, sizes: list[list[int]]) -> list[list[int]]:
-        for pair in sizes:
-            if len(pair) != 2 or not all(1 <= n <= HALF for n in pair):
-                raise ValueError(f"each entry must be [a, b] with 1 <= a, b <= {HALF}, got {pair}")
-        return sizes
+
+class SetDisjointnessParams(SyntheticParams):
+    sizes: list[SizePair] = Field(
+        default_factory=lambda: [[4, 16], [16, 4]], min_length=1, max_length=32
+    )
 
 
 class SetDisjointnessTask(SyntheticTask):
@@ -33,6 +33,7 @@ class SetDisjointnessTask(SyntheticTask):
     version = 1
     generator_version = 1
     params_model = SetDisjointnessParams
+    params: SetDisjointnessParams
 
     def _generate(self, rng: np.random.Generator, a: int, b: int) -> Generated:
         # As the paper's generator: permute the elements, A from one half, B from the other,

@@ -1,6 +1,7 @@
-"""Per-slice NLL sums for the paper's "AR hits vs Other" perplexity split (jrt-spec.md section 4),
-and the training bigram-count table it needs. Tested by ``tests/test_slices.py`` (a hand-classified
-sequence, fast vs reference bigram counting, and shard sums that aggregate exactly).
+"""Per-slice NLL sums for the paper's "AR hits vs Other" perplexity split (docs/protocol.md,
+Perplexity slices), and the training bigram-count table it needs. Tested by ``tests/test_slices.py``
+(a hand-classified sequence, fast vs reference bigram counting, and shard sums that aggregate
+exactly).
 
 The paper gives no code and leaves these choices open; ours:
 
@@ -210,11 +211,19 @@ def load_bigram_counts(path: str | Path) -> BigramCounts:
 
 
 def resolve_bigram_path(path: str) -> Path:
-    """Relative paths are under the worker's data root, ``TWICE_DATA_DIR`` (else the cwd)."""
+    """Relative paths are under the worker's data root, ``TWICE_DATA_DIR`` (else the cwd), and
+    may not leave it (``../../etc/passwd``); an absolute path is the operator's explicit choice."""
     candidate = Path(path).expanduser()
     if candidate.is_absolute():
         return candidate
-    return Path(os.environ.get("TWICE_DATA_DIR", ".")) / candidate
+    root = Path(os.environ.get("TWICE_DATA_DIR", ".")).resolve()
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(
+            f"slice settings: bigramCounts {path!r} leaves the data root {root}; "
+            "name a file under it"
+        )
+    return resolved
 
 
 @lru_cache(maxsize=4)

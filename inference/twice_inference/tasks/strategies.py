@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,11 +20,19 @@ class NoParams(BaseModel):
 
 
 class JrtPromptParams(NoParams):
-    repeats: int = Field(2, ge=2, description="how many copies of the context the prompt holds")
+    repeats: int = Field(
+        2, ge=2, le=8, description="how many copies of the context the prompt holds"
+    )
+
+
+class JrtRnnPadParams(NoParams):
+    # "released-v1": the paper's code, whose left pads leak into prefix linear attention
+    # (models/jrt_released_padding.py); "masked": pads reach no state.
+    padding: Literal["masked", "released-v1"] = "masked"
 
 
 class FewShotParams(NoParams):
-    shots: int = Field(2, ge=1, description="solved examples placed before the real one")
+    shots: int = Field(2, ge=1, le=16, description="solved examples placed before the real one")
 
 
 STRATEGY_VERSIONS: dict[str, int] = {
@@ -44,8 +53,8 @@ STRATEGY_PARAMS: dict[str, type[NoParams]] = {
     "jrt_prompt": JrtPromptParams,
     "question_first": NoParams,
     "few_shot": FewShotParams,
-    "jrt_rnn_left_pad": NoParams,
-    "jrt_rnn_read2x": NoParams,
+    "jrt_rnn_left_pad": JrtRnnPadParams,
+    "jrt_rnn_read2x": JrtRnnPadParams,
     "jrt_rnn_iterate": NoParams,
 }
 

@@ -18,6 +18,9 @@ from ..protocols import Example, StrategySpec, Tokenizer
 from .scoring import get_scorer
 from .strategies import PromptParts, SolvedParts, describe_validation_error, render_prompt
 
+MAX_EXAMPLES = 100_000
+MAX_SEED = 2**32 - 1
+
 # Random stream ids inside one example; few-shot shot k uses SHOT_STREAM + k.
 MAIN_STREAM = 0
 SHOT_STREAM = 1
@@ -34,8 +37,9 @@ class SyntheticParams(BaseModel):
         validate_by_name=False,
     )
 
-    num_examples: int = Field(ge=1)
-    seed: int = Field(ge=0)
+    # bounds as in workflows/catalog.ts (LIMITS); tests/test_task_catalog.py checks they agree
+    num_examples: int = Field(ge=1, le=MAX_EXAMPLES)
+    seed: int = Field(ge=0, le=MAX_SEED)
 
 
 def example_rng(seed: int, example_id: int, stream: int) -> np.random.Generator:

@@ -1,4 +1,5 @@
-"""The exact prompt strings of the six recall tasks (jrt-spec.md 2.3; the released ``doc_to_text``).
+"""The exact prompt strings of the six recall tasks (the released ``doc_to_text``; see
+docs/protocol.md).
 
 Each task has three renderings of one (already truncated) doc: ``default`` (the paper's zero-shot
 prompt), ``repeated`` (JRT-Prompt; ``repeats=2`` is the paper's "twice", larger values repeat the

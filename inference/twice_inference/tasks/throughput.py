@@ -16,12 +16,10 @@ from pydantic.alias_generators import to_camel
 from .strategies import describe_validation_error
 from .synthetic import canonical_json
 
-# Strategies that change what a prefill reads; the others lay out prompt text, which random ids
-# do not have.
-THROUGHPUT_STRATEGIES = ("default", "jrt_prompt")
-
-
-Count = Annotated[int, Field(ge=1)]
+# bounds as in workflows/catalog.ts (LIMITS); tests/test_task_catalog.py checks they agree
+Length = Annotated[int, Field(ge=1, le=131_072)]
+Batch = Annotated[int, Field(ge=1, le=1024)]
+MAX_POINTS_PER_AXIS = 32
 
 
 class PrefillThroughputParams(BaseModel):
@@ -35,10 +33,12 @@ class PrefillThroughputParams(BaseModel):
         validate_by_name=False,
     )
 
-    lengths: list[Count] = Field(default=[2048, 8192], min_length=1)
-    batch_sizes: list[Count] = Field(default=[16], min_length=1)
-    runs: int = Field(default=10, ge=10)  # the paper's released script: median of 10
-    seed: int = Field(default=0, ge=0)  # seeds every point's random inputs
+    lengths: list[Length] = Field(
+        default=[2048, 8192], min_length=1, max_length=MAX_POINTS_PER_AXIS
+    )
+    batch_sizes: list[Batch] = Field(default=[16], min_length=1, max_length=MAX_POINTS_PER_AXIS)
+    runs: int = Field(default=10, ge=10, le=1000)  # the paper's released script: median of 10
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # seeds every point's random inputs
 
 
 @dataclass(frozen=True)

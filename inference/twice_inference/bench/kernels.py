@@ -1,6 +1,7 @@
-"""GPU prefill benchmark for the Taylor linear-attention kernels (spec 3.5 / Grid C, our card).
+"""GPU prefill benchmark for the Taylor linear-attention kernels: the paper's kernel benchmark on
+our card (docs/protocol.md says what of it is reproduced).
 
-`python -m twice_inference.kernels.bench --suite all` checks every config of both kernel variants
+`python -m twice_inference.bench.kernels --suite all` checks every config of both kernel variants
 ("full": 273 features, "symmetric": 153) against the float64 reference, picks the fastest per
 variant at N=32768 B=16, then sweeps length and batch against SDPA flash attention and the slow
 PyTorch references. Needs a CUDA GPU; writes $OUT/kernel_bench.json.
@@ -18,6 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 
 HEADS, D_FEATURE, D_VALUE = 16, 16, 64
 LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -129,7 +133,6 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 def check(features: str, config: Config) -> dict[str, float]:
     """Poison the output, run, require every element written and float64 agreement < 1e-2."""
-    from twice_inference.kernels import reference
     from twice_inference.kernels.based_triton import based_causal_attention
     from twice_inference.kernels.prefix_triton import prefix_linear_attention
 
@@ -142,12 +145,10 @@ def check(features: str, config: Config) -> dict[str, float]:
             prefix_linear_attention(
                 t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], features=features, out=out, **kw
             )
-            ref = reference.prefix_linear_attention_reference(
-                t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"]
-            )
+            ref = prefix_linear_attention_naive(t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"])
         else:
             based_causal_attention(t["q"], t["k"], t["v"], features=features, out=out, **kw)
-            ref = reference.causal_linear_attention_reference(t["q"], t["k"], t["v"])
+            ref = based_linear_attention_naive(t["q"], t["k"], t["v"])
         torch.cuda.synchronize()
         unwritten = int((~torch.isfinite(out)).sum())
         err = rel_err(out, ref)
@@ -166,7 +167,6 @@ def row_fns(b: int, n: int, best: dict[str, dict[str, Config]]) -> dict[str, Cal
     out."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    from twice_inference.kernels import reference
     from twice_inference.kernels.based_triton import based_causal_attention
     from twice_inference.kernels.prefix_triton import prefix_linear_attention
 
@@ -207,13 +207,11 @@ def row_fns(b: int, n: int, best: dict[str, dict[str, Config]]) -> dict[str, Cal
 
     def based_torch() -> Callable[[], Any]:
         t = inputs(b, n)
-        return lambda: reference.causal_linear_attention_reference(
-            t["q"], t["k"], t["v"], dtype=torch.float32
-        )
+        return lambda: based_linear_attention_naive(t["q"], t["k"], t["v"], dtype=torch.float32)
 
     def prefix_torch() -> Callable[[], Any]:
         t = inputs(b, n, n // 2)
-        return lambda: reference.prefix_linear_attention_reference(
+        return lambda: prefix_linear_attention_naive(
             t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], dtype=torch.float32
         )
 

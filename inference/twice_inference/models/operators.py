@@ -168,7 +168,7 @@ class Operator:
             return sdpa_causal(
                 batch, length, c.heads, c.valueDim, generator=generator, device=self.device
             )
-        draw = dict(generator=generator, device=self.device, dtype=self.dtype)
+        draw: dict[str, Any] = dict(generator=generator, device=self.device, dtype=self.dtype)
         q, k, v = random_qkv(batch, c.heads, length, c.featureDim, c.valueDim, **draw)
         suffix = "" if self.device.type == "cuda" else "-cpu"
         if self.op == "based_triton":
@@ -178,7 +178,7 @@ class Operator:
                 lambda: based_causal_attention(q, k, v), length, "based-triton", (q, k, v)
             )
         if self.op == "based_torch":
-            from ..models.based import based_linear_attention_torch
+            from ..ops.linear_attention import based_linear_attention_torch
 
             return Workload(
                 lambda: based_linear_attention_torch(q, k, v, None, LINEAR_ATTENTION_EPS),
@@ -198,7 +198,7 @@ class Operator:
                 "prefix-triton",
                 (q, k, v, k_enc, v_enc),
             )
-        from ..models.jrt_rnn import prefix_linear_attention_torch
+        from ..ops.prefix_linear_attention import prefix_linear_attention_torch
 
         enc_mask = torch.ones(batch, m, dtype=torch.bool, device=self.device)
         return Workload(

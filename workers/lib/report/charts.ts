@@ -1,0 +1,137 @@
+// The report's charts as Vega-Lite specs: the quality-throughput Pareto frontier (averaged over
+// tasks and per task) and the accuracy heatmap. The web dashboard draws the same specs in the
+// browser (with hover); report files get them rendered to SVG by vega on the server.
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+import { PARETO_AXIS_LABEL, paretoFrontier, type ParetoAxis, type ParetoPoint } from '../../../workflows/pareto';
+import type { SweepReport } from './types';
+
+const frontierRows = (points: ParetoPoint[]) =>
+  points.map((p) => {
+    const point = `${p.model} · ${p.strategy}`;
+    const verdict = `${p.onFrontier ? 'on the frontier' : 'dominated'}${p.settled ? '' : ' (unsettled)'}`;
+    // the label becomes each mark's accessible name in the SVG: screen readers and tests read it
+    return { ...p, point, verdict, label: `${point}: ${verdict}` };
+  });
+
+/** Frontier points joined by a line, dominated points dimmed, the throughput range as a bar. */
+export function paretoSpec(points: ParetoPoint[], axis: ParetoAxis, title: string): TopLevelSpec {
+  const x = { field: 'throughput', type: 'quantitative' as const, title: PARETO_AXIS_LABEL[axis], scale: { type: 'log' as const } };
+  const y = { field: 'accuracy', type: 'quantitative' as const, title: 'accuracy', axis: { format: '.0%' }, scale: { domain: [0, 1] } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle: `x axis: ${PARETO_AXIS_LABEL[axis]}; hollow = the timing range leaves its place open` },
+    width: 420,
+    height: 260,
+    data: { values: frontierRows(points) },
+    layer: [
+      {
+        mark: { type: 'rule', opacity: 0.5 },
+        encoding: { x: { ...x, field: 'throughputLo' }, x2: { field: 'throughputHi' }, y },
+      },
+      {
+        transform: [{ filter: 'datum.onFrontier' }],
+        mark: { type: 'line', color: '#1f6feb' },
+        encoding: { x, y, order: { field: 'throughput' } },
+      },
+      {
+        mark: { type: 'point', size: 90, filled: true, strokeWidth: 2 },
+        encoding: {
+          x,
+          y,
+          opacity: { condition: { test: 'datum.onFrontier', value: 1 }, value: 0.3 },
+          fillOpacity: { condition: { test: 'datum.settled', value: 1 }, value: 0 },
+          color: { field: 'model', type: 'nominal' },
+          shape: { field: 'strategy', type: 'nominal' },
+          description: { field: 'label' },
+          tooltip: [
+            { field: 'point', title: 'cell' },
+            { field: 'accuracy', format: '.1%' },
+            { field: 'throughput', format: ',.1f', title: PARETO_AXIS_LABEL[axis] },
+            { field: 'verdict' },
+          ],
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/** Accuracy per (model, strategy), one panel per task. */
+export function heatmapSpec(report: SweepReport): TopLevelSpec {
+  const values = report.cells
+    .filter((c) => c.accuracy !== null)
+    .map((c) => ({
+      model: c.model,
+      task: c.taskLabel,
+      strategy: c.strategy,
+      accuracy: c.accuracy,
+      lo: c.ci95?.lo ?? null,
+      hi: c.ci95?.hi ?? null,
+      examples: c.examples,
+      key: c.key,
+    }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Accuracy: model × task × strategy', subtitle: 'colour = accuracy; hover for the 95% Wilson interval' },
+    data: { values },
+    facet: { column: { field: 'task', type: 'nominal', title: null } },
+    spec: {
+      width: { step: 80 },
+      height: { step: 28 },
+      layer: [
+        {
+          mark: 'rect',
+          encoding: {
+            x: { field: 'strategy', type: 'nominal', title: null },
+            y: { field: 'model', type: 'nominal', title: null },
+            color: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1], scheme: 'viridis' }, legend: { format: '.0%' } },
+            tooltip: [
+              { field: 'model' },
+              { field: 'task' },
+              { field: 'strategy' },
+              { field: 'accuracy', format: '.1%' },
+              { field: 'lo', format: '.1%', title: '95% CI low' },
+              { field: 'hi', format: '.1%', title: '95% CI high' },
+              { field: 'examples' },
+            ],
+          },
+        },
+        {
+          mark: { type: 'text', fontSize: 10 },
+          encoding: {
+            x: { field: 'strategy', type: 'nominal' },
+            y: { field: 'model', type: 'nominal' },
+            text: { field: 'accuracy', format: '.0%' },
+            color: { condition: { test: 'datum.accuracy > 0.6', value: 'black' }, value: 'white' },
+          },
+        },
+      ],
+    },
+  } as TopLevelSpec;
+}
+
+/** Every chart of a sweep, by file stem: the averaged frontier, one per task, the heatmap. */
+export function sweepCharts(report: SweepReport): Array<{ name: string; title: string; spec: TopLevelSpec }> {
+  const charts = [{ name: 'heatmap', title: 'Accuracy heatmap', spec: heatmapSpec(report) }];
+  if (report.pareto.length) {
+    charts.push({ name: 'pareto', title: 'Pareto frontier', spec: paretoSpec(report.pareto, report.paretoAxis, 'Quality vs throughput, averaged over tasks') });
+    const tasks = [...new Set(report.cells.map((c) => c.taskLabel))];
+    if (tasks.length > 1) {
+      tasks.forEach((task, i) => {
+        const { axis, points } = paretoFrontier(report.cells.filter((c) => c.taskLabel === task), report.benchmarks);
+        if (points.length) charts.push({ name: `pareto-task-${i + 1}`, title: `Pareto frontier: ${task}`, spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`) });
+      });
+    }
+  }
+  return charts;
+}
+
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}

@@ -1,0 +1,193 @@
+// A sweep's results, read back from Postgres: accuracy per cell with its Wilson interval,
+// per-slice perplexity (AR hits vs Other), prefill throughput, the JRT-Prompt margin per model and
+// the quality-throughput Pareto frontier over (model, strategy) points.
+import { PREFILL_BENCHMARK_SQL } from '../../../dashboards/panels';
+import { TASKS, type TaskName } from '../../../workflows/catalog';
+import { paretoFrontier } from '../../../workflows/pareto';
+import { pairedDifferenceInterval, wilsonInterval } from '../../../workflows/stats';
+import { Prisma } from '../../../generated/prisma/client';
+import { type Db } from '../db-client';
+import { comparePaper } from '../paper-numbers';
+import { querySweep } from './sql';
+import type { BenchmarkResult, CellResult, JrtMargin, SweepReport } from './types';
+
+interface CellRow {
+  key: string;
+  model_name: string;
+  model_family: string;
+  task_name: string;
+  task_params: Record<string, unknown>;
+  strategy_name: string;
+  strategy_params: Record<string, unknown>;
+  status: string;
+  error: string | null;
+  reused: boolean;
+  provenance: { model?: { stateBytes?: number } } | null;
+  n: number;
+  correct: number;
+  mean_score: number | null;
+  prefill_tokens: bigint | null;
+  prefill_seconds: number | null;
+}
+
+/**
+ * One row per cell of the sweep with its example totals (kept by triggers in cell_scores) and
+ * prefill totals (the benchmark in test/bench/dashboard.bench.ts prints this query's plan).
+ */
+export const cellRowsQuery = (sweepId: string) => Prisma.sql`
+    SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.strategy_params, c.status, c.error,
+           sc.reused, c.provenance, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
+           x.score_sum / nullif(x.examples, 0) AS mean_score, s.prefill_tokens, s.prefill_seconds
+      FROM sweep_cells sc
+      JOIN cells c ON c.key = sc.cell_key
+      LEFT JOIN cell_scores x ON x.cell_key = c.key
+      CROSS JOIN LATERAL (SELECT sum(r.prefill_tokens) AS prefill_tokens, sum(r.prefill_seconds) AS prefill_seconds
+                            FROM shard_records r WHERE r.cell_key = c.key) s
+     WHERE sc.sweep_id = ${sweepId}
+     ORDER BY c.model_name, c.task_name, c.strategy_name`;
+
+/**
+ * `margins: false` leaves out the JRT-Prompt margins, which pair every example of two cells: the
+ * dashboard's grid API answers without them and the sweep page asks for them.
+ */
+export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean } = {}): Promise<SweepReport> {
+  const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
+  if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
+  const rows = await db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId));
+  const slices = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
+    SELECT s.cell_key, s.slice, sum(s.nll_sum) AS nll, sum(s.token_count) AS tokens
+      FROM slice_stats s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
+     WHERE s.slice IN ('ar_hit', 'other')
+     GROUP BY s.cell_key, s.slice`;
+  const ppl = new Map<string, Record<string, number>>();
+  for (const s of slices) {
+    if (Number(s.tokens) === 0) continue;
+    const entry = ppl.get(s.cell_key) ?? {};
+    entry[s.slice] = Math.exp(s.nll / Number(s.tokens));
+    ppl.set(s.cell_key, entry);
+  }
+  const labels = taskLabels(rows.map((r) => ({ name: r.task_name, params: r.task_params })));
+  const cells: CellResult[] = rows.map((r, i) => {
+    const n = Number(r.n);
+    const acc = r.mean_score === null ? null : Number(r.mean_score);
+    const secs = r.prefill_seconds === null ? null : Number(r.prefill_seconds);
+    return {
+      key: r.key,
+      model: r.model_name,
+      family: r.model_family,
+      task: r.task_name,
+      taskLabel: labels[i]!,
+      strategy: r.strategy_name,
+      status: r.status,
+      reused: r.reused,
+      examples: n,
+      correct: Number(r.correct),
+      accuracy: acc,
+      ci95: n === 0 ? null : wilsonInterval(Number(r.correct), n),
+      perplexity: ppl.get(r.key) ?? {},
+      prefillTokensPerSecond: secs && secs > 0 ? Number(r.prefill_tokens) / secs : null,
+      promptsPerSecond: secs && secs > 0 ? n / secs : null,
+      stateBytes: r.provenance?.model?.stateBytes ?? null,
+      error: r.error,
+      taskParams: r.task_params,
+      strategyParams: r.strategy_params,
+    };
+  });
+  const benchmarkRows = await querySweep<{
+    model: string;
+    strategy: string;
+    batch: number;
+    n: number;
+    tokens_per_sequence: number;
+    implementation: string;
+    seconds: number;
+    min_seconds: number | null;
+    tokens_per_second: number;
+    baseline: string;
+    baseline_seconds: number;
+    gpu_name: string | null;
+  }>(db, PREFILL_BENCHMARK_SQL, sweepId);
+  const benchmarks: BenchmarkResult[] = benchmarkRows.map((r) => ({
+    model: r.model,
+    strategy: r.strategy,
+    seqLen: r.n,
+    batchSize: r.batch,
+    processedLen: r.tokens_per_sequence,
+    implementation: r.implementation,
+    seconds: r.seconds,
+    minSeconds: r.min_seconds,
+    tokensPerSecond: r.tokens_per_second,
+    baselineImplementation: r.baseline,
+    baselineSeconds: r.baseline_seconds,
+    gpuName: r.gpu_name,
+  }));
+  const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind !== 'throughput');
+  const { axis, points } = paretoFrontier(recall, benchmarks);
+  const [exec] = await db.$queryRaw<Array<{ shards: bigint; workers: bigint; loads: bigint; pairs: bigint }>>`
+    SELECT count(*) AS shards,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid')) AS workers,
+           count(*) FILTER (WHERE s.load_seconds > 0) AS loads,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid', c.model_name)) AS pairs
+      FROM shard_records s
+      JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId} AND NOT sc.reused
+      JOIN cells c ON c.key = s.cell_key`;
+  return {
+    sweepId,
+    name: sweep.name,
+    status: sweep.status,
+    createdAt: sweep.createdAt.toISOString(),
+    finishedAt: sweep.finishedAt?.toISOString() ?? null,
+    gitSha: sweep.gitSha,
+    cells: recall,
+    benchmarks,
+    jrtMargins: opts.margins === false ? [] : await loadJrtMargins(db, sweepId),
+    paretoAxis: axis,
+    pareto: points,
+    paper: comparePaper(recall),
+    execution: { shards: Number(exec!.shards), workers: Number(exec!.workers), modelLoads: Number(exec!.loads), workerModelPairs: Number(exec!.pairs) },
+  };
+}
+
+/**
+ * A sweep may list one task twice with different parameters (set disjointness with the short set
+ * first, then the long one): such entries are labelled with the parameters that differ.
+ */
+export function taskLabels(tasks: Array<{ name: string; params: Record<string, unknown> }>): string[] {
+  const byName = new Map<string, Array<Record<string, unknown>>>();
+  for (const t of tasks) byName.set(t.name, [...(byName.get(t.name) ?? []), t.params]);
+  return tasks.map((t) => {
+    const variants = byName.get(t.name)!;
+    const differing = Object.keys(t.params)
+      .filter((k) => variants.some((v) => JSON.stringify(v[k]) !== JSON.stringify(t.params[k])))
+      .sort();
+    return differing.length ? `${t.name} ${differing.map((k) => `${k}=${JSON.stringify(t.params[k])}`).join(' ')}` : t.name;
+  });
+}
+
+/**
+ * Per model, JRT-Prompt against default on the same examples of the same task entries, pooled over
+ * tasks: the paired difference and its Newcombe interval.
+ */
+export async function loadJrtMargins(db: Db, sweepId: string): Promise<JrtMargin[]> {
+  const rows = await db.$queryRaw<Array<{ model: string; both: number; only_default: number; only_jrt: number; neither: number }>>`
+    SELECT d.model_name AS model,
+           (count(*) FILTER (WHERE ed.score = 1 AND ej.score = 1))::int AS both,
+           (count(*) FILTER (WHERE ed.score = 1 AND ej.score <> 1))::int AS only_default,
+           (count(*) FILTER (WHERE ed.score <> 1 AND ej.score = 1))::int AS only_jrt,
+           (count(*) FILTER (WHERE ed.score <> 1 AND ej.score <> 1))::int AS neither
+      FROM sweep_cells sd
+      JOIN cells d ON d.key = sd.cell_key AND d.strategy_name = 'default'
+      JOIN sweep_cells sj ON sj.sweep_id = sd.sweep_id
+      JOIN cells j ON j.key = sj.cell_key AND j.strategy_name = 'jrt_prompt' AND j.model_name = d.model_name
+                  AND j.task_name = d.task_name AND j.task_params = d.task_params
+      JOIN example_results ed ON ed.cell_key = d.key
+      JOIN example_results ej ON ej.cell_key = j.key AND ej.example_id = ed.example_id
+     WHERE sd.sweep_id = ${sweepId}
+     GROUP BY d.model_name
+     ORDER BY d.model_name`;
+  return rows.map((r) => ({
+    model: r.model,
+    examples: r.both + r.only_default + r.only_jrt + r.neither,
+    margin: pairedDifferenceInterval({ both: r.both, onlyA: r.only_default, onlyB: r.only_jrt, neither: r.neither }),
+  }));
+}

@@ -1,0 +1,193 @@
+// The report's tables, for the terminal and for report.md.
+import Table from 'cli-table3';
+import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
+import type { Interval } from '../../../workflows/stats';
+import { PAPER_HEAD, paperRows } from '../paper-numbers';
+import type { ExecutionSummary, SweepReport } from './types';
+
+export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
+/** an accuracy with its interval: "62.5 [55.1, 69.4]" */
+export const pctInterval = (x: number | null, ci: Interval | null) =>
+  x === null ? '-' : ci === null ? pct(x) : `${pct(x)} [${pct(ci.lo)}, ${pct(ci.hi)}]`;
+/** a signed difference in points with its interval: "+12.0 [+4.1, +19.6]" */
+export const signedInterval = (ci: Interval) => {
+  const f = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
+  return `${f(ci.estimate)} [${f(ci.lo)}, ${f(ci.hi)}]`;
+};
+export const num = (x: number | null | undefined, digits = 1) =>
+  x === null || x === undefined
+    ? '-'
+    : x >= 1e6
+      ? x.toExponential(1)
+      : x >= 1000
+        ? Math.round(x).toLocaleString('en-US')
+        : x.toFixed(digits);
+
+function resultRows(report: SweepReport): string[][] {
+  return report.cells.map((c) => [
+    c.model,
+    c.taskLabel,
+    c.strategy,
+    c.status === 'done' ? pctInterval(c.accuracy, c.ci95) : c.status,
+    String(c.examples),
+    num(c.perplexity.ar_hit, 2),
+    num(c.perplexity.other, 2),
+    num(c.prefillTokensPerSecond, 0),
+    c.reused ? 'reused' : 'ran',
+  ]);
+}
+
+/** A borderless-rows terminal table, shared by every command that prints one. */
+export function textTable(head: string[]): Table.Table {
+  return new Table({
+    head,
+    style: { head: [], border: [] },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
+}
+
+const RESULT_HEAD = ['model', 'task', 'strategy', 'accuracy % [95% CI]', 'n', 'ppl AR-hit', 'ppl other', 'prefill tok/s', 'cell'];
+const BENCHMARK_HEAD = ['model', 'strategy', 'batch', 'N', 'tokens/seq', 'ms', 'tok/s', 'baseline', 'baseline ms', 'speed-up'];
+const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy %', PARETO_AXIS_LABEL[report.paretoAxis], 'range', 'frontier'];
+const JRT_HEAD = ['model', 'paired examples', 'JRT-Prompt - default, points [95% CI]'];
+
+/** "*" on the frontier, "?" where the throughput intervals leave the verdict open */
+const frontierMark = (p: SweepReport['pareto'][number], yes: string) => `${p.onFrontier ? yes : ''}${p.settled ? '' : '?'}`;
+const paretoRows = (report: SweepReport, yes: string) =>
+  report.pareto.map((p) => [
+    p.model,
+    p.strategy,
+    pct(p.accuracy),
+    num(p.throughput),
+    p.throughputLo === p.throughputHi ? '-' : `${num(p.throughputLo)}-${num(p.throughputHi)}`,
+    frontierMark(p, yes),
+  ]);
+const jrtRows = (report: SweepReport) => report.jrtMargins.map((m) => [m.model, String(m.examples), signedInterval(m.margin)]);
+
+function benchmarkRows(report: SweepReport): string[][] {
+  return report.benchmarks.map((b) => [
+    b.model,
+    b.strategy,
+    String(b.batchSize),
+    String(b.seqLen),
+    String(b.processedLen),
+    (1000 * b.seconds).toFixed(2),
+    num(b.tokensPerSecond, 0),
+    b.baselineImplementation,
+    (1000 * b.baselineSeconds).toFixed(2),
+    `${(b.baselineSeconds / b.seconds).toFixed(2)}x`,
+  ]);
+}
+
+export function renderTerminal(report: SweepReport): string {
+  const results = textTable(RESULT_HEAD);
+  results.push(...resultRows(report));
+  const pareto = textTable(paretoHead(report));
+  pareto.push(...paretoRows(report, '*'));
+  const jrt = textTable(JRT_HEAD);
+  jrt.push(...jrtRows(report));
+  const benchmark = textTable(BENCHMARK_HEAD);
+  benchmark.push(...benchmarkRows(report));
+  return [
+    `Results of sweep ${report.sweepId} (${report.status})`,
+    ...(report.cells.length ? [results.toString()] : []),
+    ...(report.benchmarks.length
+      ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()]
+      : []),
+    ...(report.jrtMargins.length ? ['', 'JRT-Prompt margin per model (paired over the same examples)', jrt.toString()] : []),
+    ...(report.pareto.length
+      ? ['', `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the timing intervals leave it open; accuracy averaged over tasks)`, pareto.toString()]
+      : []),
+    ...paperSection(
+      report,
+      (head, rows) => {
+        const t = textTable(head);
+        t.push(...rows);
+        return t.toString();
+      },
+      'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
+    ),
+    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
+  ].join('\n');
+}
+
+function executionLine(e: ExecutionSummary): string {
+  return `Ran ${e.shards} shards on ${e.workers} workers with ${e.modelLoads} model loads (${e.workerModelPairs} worker-model pairs).`;
+}
+
+/** The "beside the paper" block, when some cells are cells of the paper's grids. */
+function paperSection(report: SweepReport, table: (head: string[], rows: string[][]) => string, title: string): string[] {
+  if (!report.paper?.length) return [];
+  return ['', title, table(PAPER_HEAD, paperRows(report.paper))];
+}
+
+function markdownTable(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function renderMarkdown(report: SweepReport): string {
+  const failed = report.cells.filter((c) => c.status === 'failed');
+  return [
+    `# Sweep ${report.sweepId}`,
+    '',
+    `Spec \`${report.name}\`, status **${report.status}**, started ${report.createdAt}` +
+      (report.finishedAt ? `, finished ${report.finishedAt}` : '') +
+      (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') + '.',
+    '',
+    '## Results',
+    '',
+    'Accuracy is the mean `contains` score (or `exact`, as the spec says) with its 95% Wilson interval over examples. ' +
+      'Perplexities are over the prompt tokens, split into AR hits (the bigram re-occurs in context) and Other. ' +
+      'Prefill throughput is measured on the cell\'s own prompts by the worker that ran it.',
+    '',
+    '![Accuracy heatmap](heatmap.svg)',
+    '',
+    markdownTable(RESULT_HEAD, resultRows(report)),
+    ...(report.benchmarks.length
+      ? [
+          '',
+          '## Prefill benchmark',
+          '',
+          'Random inputs; warm-up, then the median of the timed runs (CUDA events on a GPU). tok/s counts the prompt\'s tokens once (batch x N), ' +
+            'so a strategy that reads the context twice pays for it. The baseline is SDPA attention at the same batch and N, timed in the same process.',
+          '',
+          markdownTable(BENCHMARK_HEAD, benchmarkRows(report)),
+        ]
+      : []),
+    '',
+    ...(report.jrtMargins.length
+      ? [
+          '## JRT-Prompt margin',
+          '',
+          'Per model, JRT-Prompt\'s accuracy minus default\'s on the same examples, pooled over tasks, with a 95% Newcombe interval for paired proportions.',
+          '',
+          markdownTable(JRT_HEAD, jrtRows(report)),
+          '',
+        ]
+      : []),
+    '## Pareto frontier',
+    '',
+    report.paretoAxis === 'benchmark'
+      ? 'One point per (model, strategy); throughput is the prefill benchmark\'s prompt tokens per second, so reading the context twice costs what it costs.'
+      : 'One point per (model, strategy); throughput counts prompts prefilled per second while the recall cells ran, so reading the context twice costs what it costs.',
+    '',
+    `Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. "?" marks a point whose place on the frontier the timing range does not settle.`,
+    '',
+    '![Pareto frontier](pareto.svg)',
+    '',
+    markdownTable(paretoHead(report), paretoRows(report, 'yes')),
+    ...paperSection(
+      report,
+      (head, rows) => `\n${markdownTable(head, rows)}`,
+      '## Beside the paper\n\nThe paper\'s number for each cell of its grids (Arora et al. 2024, Tables 1-4; specs/paper/paper-numbers.json); difference = ours - paper, in points.',
+    ),
+    ...(failed.length
+      ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
+      : []),
+    '',
+    '## Execution',
+    '',
+    executionLine(report.execution),
+    '',
+  ].join('\n');
+}

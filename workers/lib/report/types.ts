@@ -1,0 +1,88 @@
+// The shape of a sweep's results as the report and the web dashboard read them.
+import type { ParetoAxis, ParetoPoint } from '../../../workflows/pareto';
+import type { Interval } from '../../../workflows/stats';
+import { type PaperComparison } from '../paper-numbers';
+
+export interface CellResult {
+  key: string;
+  model: string;
+  family: string;
+  task: string;
+  /** the task name, plus the parameters that tell apart two entries of one task in a sweep */
+  taskLabel: string;
+  strategy: string;
+  status: string;
+  reused: boolean;
+  examples: number;
+  /** examples scored correct (scores are 0 or 1) */
+  correct: number;
+  accuracy: number | null;
+  /** Wilson 95% interval of the accuracy over examples */
+  ci95: Interval | null;
+  perplexity: Record<string, number>;
+  prefillTokensPerSecond: number | null;
+  /** prompts prefilled per second: JRT-Prompt's doubled input shows up here */
+  promptsPerSecond: number | null;
+  stateBytes: number | null;
+  error: string | null;
+  taskParams?: Record<string, unknown>;
+  strategyParams?: Record<string, unknown>;
+}
+
+/** One prefill_throughput point with the attention baseline timed beside it. */
+export interface BenchmarkResult {
+  model: string;
+  strategy: string;
+  seqLen: number;
+  batchSize: number;
+  /** tokens per sequence one run processes (2N under JRT-Prompt) */
+  processedLen: number;
+  implementation: string;
+  /** median of the timed runs */
+  seconds: number;
+  minSeconds: number | null;
+  /** prompt tokens (batch x seqLen) per second */
+  tokensPerSecond: number;
+  baselineImplementation: string;
+  baselineSeconds: number;
+  gpuName: string | null;
+}
+
+/** JRT-Prompt's accuracy minus default's for one model, on the same examples of every task. */
+export interface JrtMargin {
+  model: string;
+  examples: number;
+  /** Newcombe interval of the paired difference */
+  margin: Interval;
+}
+
+export interface SweepReport {
+  sweepId: string;
+  name: string;
+  status: string;
+  createdAt: string;
+  finishedAt: string | null;
+  gitSha: string | null;
+  /** recall cells; throughput cells are summarised in `benchmarks` */
+  cells: CellResult[];
+  benchmarks: BenchmarkResult[];
+  jrtMargins: JrtMargin[];
+  paretoAxis: ParetoAxis;
+  pareto: ParetoPoint[];
+  /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
+  paper?: PaperComparison[];
+  execution: ExecutionSummary;
+}
+
+/**
+ * Where this sweep's shards ran (cells it reused from earlier sweeps are not counted). A model
+ * load is a shard whose worker had to load the model first; with model-major placement the
+ * loads equal the (worker, model) pairs, far fewer than the shards.
+ */
+export interface ExecutionSummary {
+  shards: number;
+  workers: number;
+  modelLoads: number;
+  /** distinct (worker process, model) pairs that ran shards */
+  workerModelPairs: number;
+}

@@ -1,0 +1,44 @@
+// The dashboard's browser script, served as is (no build step): draws the Vega-Lite charts,
+// keeps the sweeps list live over server-sent events, and sends cancel / re-run requests.
+/* global vegaEmbed, document, EventSource, fetch, localStorage, prompt */
+
+for (const el of document.querySelectorAll('[data-chart]')) {
+  const spec = JSON.parse(el.querySelector('script').textContent);
+  vegaEmbed(el, spec, { renderer: 'svg', actions: false }).catch((err) => {
+    el.textContent = `chart failed: ${err.message}`;
+  });
+}
+
+const table = document.querySelector('#sweeps tbody');
+const live = document.getElementById('live');
+if (live) {
+  const events = new EventSource('/api/events');
+  events.addEventListener('sweeps', (ev) => {
+    const { rows } = JSON.parse(ev.data);
+    // the rows arrive rendered (and escaped) by the server
+    if (table) table.innerHTML = rows;
+    live.textContent = `live updates: ${new Date().toLocaleTimeString()}`;
+  });
+  events.onerror = () => {
+    live.textContent = 'live updates: reconnecting…';
+  };
+}
+
+document.addEventListener('click', async (ev) => {
+  const button = ev.target.closest('button[data-action]');
+  if (!button) return;
+  const { action, sweep } = button.dataset;
+  const headers = { 'x-twice-request': '1' };
+  const token = localStorage.getItem('twice-token');
+  if (token) headers.authorization = `Bearer ${token}`;
+  let res = await fetch(`/api/sweeps/${encodeURIComponent(sweep)}/${action}`, { method: 'POST', headers });
+  if (res.status === 401) {
+    const entered = prompt('This server needs its token (TWICE_SERVE_TOKEN) to start or cancel work:');
+    if (!entered) return;
+    localStorage.setItem('twice-token', entered);
+    headers.authorization = `Bearer ${entered}`;
+    res = await fetch(`/api/sweeps/${encodeURIComponent(sweep)}/${action}`, { method: 'POST', headers });
+  }
+  const body = await res.json();
+  document.getElementById('action-result').textContent = res.ok ? body.message : `failed: ${body.error}`;
+});
