@@ -37,7 +37,7 @@ execution:
   shardSize: 4
   window: 4
   device: cpu
-  heartbeatTimeoutSeconds: 3
+  heartbeatTimeoutSeconds: 10
   pool: { maxPods: 3, shardsPerPod: 8, readyTimeoutSeconds: 120 }
 `;
 
