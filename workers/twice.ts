@@ -63,7 +63,8 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
       cellsTotal: p.cells.total,
       reused: p.cells.reused,
       failed: p.cells.failed,
-      model: p.currentModel ?? p.phase,
+      // a Kubernetes pool's readiness line; the local pool has nothing to say
+      model: [p.currentModel ?? p.phase, p.pool?.startsWith('pool (kubernetes)') ? p.pool : null].filter(Boolean).join(' | '),
     };
     if (!started && p.examples.total > 0) {
       bar.start(p.examples.total, p.examples.done, payload);

@@ -30,6 +30,8 @@ export interface SweepProgress {
   currentModel: string | null;
   startedAt: number;
   runs: number; // workflow runs so far (continue-as-new count + 1)
+  /** the GPU pool's progress line ("pool (kubernetes): 3/4 pods ready ..."), null before it starts */
+  pool?: string | null;
 }
 
 export interface SweepResult {

