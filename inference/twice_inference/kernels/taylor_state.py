@@ -14,6 +14,7 @@ Tested under the Triton interpreter in ``tests/test_kernels.py``; timed by ``ben
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -184,6 +185,7 @@ def _relative_time(programs: int, sms: int) -> float:
     return full * SHARED_TIME + last
 
 
+@functools.lru_cache(maxsize=256)  # called per launch: keep the host side cheap
 def choose_segments(programs: int, length: int, block_c: int, sms: int) -> int:
     """Segments (1 = the plain chain) that minimise the modelled time of a prefill whose chain
     kernel would launch ``programs`` programs over ``length`` tokens."""
