@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -43,7 +42,15 @@ from ..engine.generate import greedy_generate, longest_first_batches
 from ..models.checkpoint import convert_mamba
 from ..models.registry import DTYPES, build_model, load_catalog
 from ..tasks.datasets import PAPER_SIZES
-from .model_common import environment, is_oom, log, max_rel_error, release_memory, time_once
+from .model_common import (
+    environment,
+    is_oom,
+    log,
+    max_rel_error,
+    release_memory,
+    time_once,
+    write_to_out,
+)
 
 # specs/paper/table1.yaml's models and generation settings.
 TABLE1_MODELS = (
@@ -376,10 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{g['total_gpu_hours_measured']:.2f} H200-hours for them "
             f"({g['examples_per_model']} examples per model)"
         )
-    out_dir = os.environ.get("OUT")
-    if out_dir:
-        with open(os.path.join(out_dir, "end_to_end.json"), "w") as f:
-            json.dump(report, f, indent=1, default=str)
+    write_to_out("end_to_end.json", report)
     return 1 if failed else 0
 
 

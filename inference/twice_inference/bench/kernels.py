@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import torch
 from ..engine.throughput import environment_versions
 from ..ops.feature_map import taylor_feature_map
 from ..ops.linear_attention.chunk import causal_linear_attention_parts
+from .model_common import write_to_out
 
 HEADS, D_FEATURE, D_VALUE = 16, 16, 64
 LENGTHS = (2048, 4096, 8192, 16384, 32768)
@@ -364,10 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + "\n".join(results["goals"]))
     failures = length["failures"] + batch["failures"]
     print(f"\ncorrectness: {len(failures)} failures" + "".join(f"\n  {f}" for f in failures))
-    out_dir = os.environ.get("OUT")
-    if out_dir:
-        with open(os.path.join(out_dir, "kernel_bench.json"), "w") as f:
-            json.dump(results, f, indent=1, default=str)
+    write_to_out("kernel_bench.json", results)
     return 1 if failures else 0
 
 

@@ -6,6 +6,8 @@ handling and the table helpers. Tested through ``tests/test_bench_models.py``.
 from __future__ import annotations
 
 import gc
+import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -111,6 +113,14 @@ def environment(device: str) -> dict[str, Any]:
         "triton": versions.pop("triton", None),
         **versions,
     }
+
+
+def write_to_out(filename: str, report: dict[str, Any]) -> None:
+    """The GPU benchmarks' JSON goes to $OUT (the folder a remote GPU run returns), if set."""
+    out_dir = os.environ.get("OUT")
+    if out_dir:
+        with open(os.path.join(out_dir, filename), "w") as f:
+            json.dump(report, f, indent=1, default=str)
 
 
 def fmt(value: Any, spec: str) -> str:

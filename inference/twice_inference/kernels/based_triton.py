@@ -21,6 +21,7 @@ from twice_inference.kernels.symmetric_triton import launch_symmetric, sm_count
 from twice_inference.kernels.taylor_state import (
     carried_states,
     choose_segments,
+    fold_chunk,
     second_order,
     segment_length,
     segment_states,
@@ -88,30 +89,23 @@ def taylor_linear_attention_fwd(
         for start in range(0, M, BLOCK_C):
             rows = start + offs_c
             valid = rows < M
-            k_ptr = ke_base + rows[:, None] * DK
-            k = (
-                tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-                * scale
-            )
-            k_lo = (
-                tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-                * scale
-            )
-            k_hi = (
-                tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(
-                    tl.float32
-                )
-                * scale
-            )
             v = tl.load(
                 ve_base + rows[:, None] * DV + offs_v[None, :], mask=valid[:, None], other=0.0
             )
-            s2_lo = tl.dot(tl.trans(second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
-            s2_hi = tl.dot(tl.trans(second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
-            s1 = tl.dot(tl.trans(k.to(tl.bfloat16)), v, s1)
-            s0 += tl.sum(v.to(tl.float32), axis=0)
-            zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
-            z1 += tl.sum(k, axis=0)
+            s2_lo, s2_hi, s1, s0, zk, z1 = fold_chunk(
+                ke_base + rows[:, None] * DK,
+                v,
+                valid,
+                s2_lo,
+                s2_hi,
+                s1,
+                s0,
+                zk,
+                z1,
+                scale,
+                BLOCK_C,
+                DK,
+            )
 
     q_base = Q + pid_bh * N * DK
     k_base = K + pid_bh * N * DK

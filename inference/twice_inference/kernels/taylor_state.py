@@ -38,6 +38,42 @@ def second_order(x_part, x, ROWS: tl.constexpr, PART: tl.constexpr, DK: tl.const
 
 
 @triton.jit
+def fold_chunk(
+    k_ptr,  # [BLOCK_C, 1] row pointers into k (DK columns each)
+    v,  # [BLOCK_C, BLOCK_DV] bf16, zero on invalid rows
+    valid,
+    s2_lo,
+    s2_hi,
+    s1,
+    s0,
+    zk,
+    z1,
+    scale,
+    BLOCK_C: tl.constexpr,
+    DK: tl.constexpr,
+):
+    """Adds one chunk of keys and values to the running state (no outputs): the update half of
+    the causal kernel's chunk step, shared by the segment-state kernel and the in-kernel encoder
+    fold of `based_triton`."""
+    HALF: tl.constexpr = DK // 2
+    offs_k = tl.arange(0, DK)
+    offs_h = tl.arange(0, HALF)
+    k = tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+    k_lo = tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+    s2_lo = tl.dot(tl.trans(second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
+    k_hi = (
+        tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+        * scale
+    )
+    s2_hi = tl.dot(tl.trans(second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
+    s1 = tl.dot(tl.trans(k.to(tl.bfloat16)), v, s1)
+    s0 += tl.sum(v.to(tl.float32), axis=0)
+    zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
+    z1 += tl.sum(k, axis=0)
+    return s2_lo, s2_hi, s1, s0, zk, z1
+
+
+@triton.jit
 def taylor_segment_state(
     K,
     V,  # k [B*H, L, DK], v [B*H, L, DV] bf16
@@ -60,7 +96,6 @@ def taylor_segment_state(
     segments = tl.num_programs(1)
     offs_c = tl.arange(0, BLOCK_C)
     offs_k = tl.arange(0, DK)
-    offs_h = tl.arange(0, HALF)
     offs_v = pid_v * BLOCK_DV + tl.arange(0, BLOCK_DV)
     s2_lo = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
     s2_hi = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
@@ -75,22 +110,10 @@ def taylor_segment_state(
     for start in range(seg_start, seg_end, BLOCK_C):
         rows = start + offs_c
         valid = rows < seg_end
-        k_ptr = k_base + rows[:, None] * DK
-        k = tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
         v = tl.load(v_base + rows[:, None] * DV + offs_v[None, :], mask=valid[:, None], other=0.0)
-        k_lo = (
-            tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        s2_lo, s2_hi, s1, s0, zk, z1 = fold_chunk(
+            k_base + rows[:, None] * DK, v, valid, s2_lo, s2_hi, s1, s0, zk, z1, scale, BLOCK_C, DK
         )
-        s2_lo = tl.dot(tl.trans(second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
-        k_hi = (
-            tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-            * scale
-        )
-        s2_hi = tl.dot(tl.trans(second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
-        s1 = tl.dot(tl.trans(k.to(tl.bfloat16)), v, s1)
-        s0 += tl.sum(v.to(tl.float32), axis=0)
-        zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
-        z1 += tl.sum(k, axis=0)
     part = pid_bh * segments + seg
     rows_per_part = DK * DK + DK + 1  # STATE_ROWS (a Python global is not visible here)
     s_ptr = STATE + part * (rows_per_part * DV) + offs_v[None, :]
