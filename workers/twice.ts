@@ -19,7 +19,7 @@ import { pull } from './pull-command';
 import { loadEnv } from './lib/env';
 import { callerPath, repoRoot } from './lib/paths';
 import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
-import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { readSpec, startSweep, statusLine, workflowIdOf } from './lib/sweeps';
 import { registerScheduleCommands } from './schedule';
 import { serve } from './serve';
 import { runSlackApp } from './slack';
@@ -221,9 +221,7 @@ program
         return;
       }
       try {
-        const p = await handle.query(sweepProgressQuery);
-        out(`${sweepId}: ${p.phase}; cells ${p.cells.done}/${p.cells.total} done (${p.cells.reused} reused, ${p.cells.failed} failed); ` +
-          `examples ${p.examples.done}/${p.examples.total}; shards in flight ${p.shards.inFlight}`);
+        out(statusLine(await handle.query(sweepProgressQuery)));
       } catch (err) {
         // a closed or unknown workflow answers no query; the database has the last word
         const s = await session.db.sweep.findUnique({ where: { id: sweepId } });

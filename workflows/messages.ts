@@ -30,6 +30,8 @@ export interface SweepProgress {
   currentModel: string | null;
   startedAt: number;
   runs: number; // workflow runs so far (continue-as-new count + 1)
+  /** cells another sweep has claimed and is computing: cell key -> that sweep's id */
+  waitingOn: Record<string, string>;
 }
 
 export interface SweepResult {
@@ -79,6 +81,11 @@ export interface SweepState {
   failedCells: string[];
   /** recorded example ranges [start, end) of cells not yet done */
   doneRanges: Record<string, Array<[number, number]>>;
+}
+
+export interface ClaimCellsResult {
+  /** cells another live sweep has claimed: cell key -> that sweep's id */
+  waitingOn: Record<string, string>;
 }
 
 export interface RecordShardInput {

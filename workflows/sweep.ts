@@ -12,6 +12,7 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
@@ -105,6 +106,8 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
 
 // how many times a sweep re-cuts and runs examples that are still missing once its shards are done
 const MISSING_ROUNDS = 3;
+// longest pause between two looks at cells another sweep is computing
+const WAIT_MAX_SECONDS = 15;
 
 function errorMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return errorMessage(err.cause);
@@ -122,6 +125,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     currentModel: null,
     startedAt: input.continued?.startedAt ?? Date.now(),
     runs: (input.continued?.runs ?? 0) + 1,
+    waitingOn: {},
   };
   setHandler(sweepProgressQuery, () => progress);
   const sweepEnded = (status: 'failed' | 'cancelled') =>
@@ -146,6 +150,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
+    // another live sweep computing a cell this one needs: wait for it rather than compute it twice
+    const claim = async (keys: string[]) => {
+      progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
+    };
+    await claim(cells.filter((c) => !state.doneCells.includes(c.key)).map((c) => c.key));
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -163,7 +172,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         const ranges = st.doneRanges[cell.key] ?? [];
         examplesDone += coveredExamples(ranges);
         shardsDone += ranges.length;
-        if (failedCells.has(cell.key)) continue;
+        if (failedCells.has(cell.key) || cell.key in progress.waitingOn) continue;
         for (const shard of shardsOf(cell, spec.execution.shardSize, ranges)) jobs.push({ cell, shard });
       }
       return { jobs, examplesDone, shardsDone };
@@ -223,26 +232,29 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
     };
 
+    // drain, then start over with a fresh history; the database says what is left
+    const continueIfSuggested = async (launched: Array<Promise<void>>) => {
+      if (!workflowInfo().continueAsNewSuggested) return;
+      await condition(() => inFlight === 0);
+      await Promise.all(launched);
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof sweepWorkflow>({
+        ...input,
+        continued: {
+          resolved,
+          failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
+          startedAt: progress.startedAt,
+          runs: progress.runs,
+        },
+      });
+    };
+
     const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
         await condition(() => inFlight < spec.execution.window);
         if (failedCells.has(job.cell.key)) continue;
-        if (workflowInfo().continueAsNewSuggested) {
-          // drain, then start over with a fresh history; the database says what is left
-          await condition(() => inFlight === 0);
-          await Promise.all(launched);
-          await condition(allHandlersFinished);
-          await continueAsNew<typeof sweepWorkflow>({
-            ...input,
-            continued: {
-              resolved,
-              failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
-              startedAt: progress.startedAt,
-              runs: progress.runs,
-            },
-          });
-        }
+        await continueIfSuggested(launched);
         inFlight += 1;
         progress.shards.inFlight = inFlight;
         progress.currentModel = job.cell.model.name;
@@ -260,24 +272,46 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // A sweep is completed only when the database says every cell is done. A shard that another
     // sweep had partly covered (another shard size) is dropped by recordShard, so what is still
     // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
+    // Cells another sweep computes are waited for (polling, backing off to WAIT_MAX_SECONDS) and
+    // do not count as rounds; a claim whose sweep ends is taken over and its cell run here.
     let jobs = first.jobs;
-    for (let round = 0; ; round++) {
+    let round = 0;
+    let pause = 1;
+    for (;;) {
       await runAll(jobs);
       const now = await local.sweepState({ sweepId, keys: cells.map((c) => c.key) });
       const doneNow = new Set(now.doneCells);
       const missing = cells.filter((c) => !doneNow.has(c.key) && !failedCells.has(c.key));
       progress.cells.done = now.doneCells.length;
-      if (missing.length === 0) break;
+      // cells another sweep completed count as they land
+      progress.examples.done = pendingOf(now).examplesDone;
+      if (missing.length === 0) {
+        progress.waitingOn = {};
+        break;
+      }
+      const waitedBefore = Object.keys(progress.waitingOn).length;
+      await claim(missing.map((c) => c.key));
+      const mine = missing.filter((c) => !(c.key in progress.waitingOn));
+      if (mine.length === 0) {
+        pause = waitedBefore ? Math.min(WAIT_MAX_SECONDS, pause * 2) : 1;
+        await sleep(`${pause} seconds`);
+        await continueIfSuggested([]);
+        jobs = [];
+        continue;
+      }
       if (round >= MISSING_ROUNDS) {
-        for (const cell of missing) {
+        for (const cell of mine) {
           const message = `${cell.numExamples - coveredExamples(now.doneRanges[cell.key] ?? [])} of ${cell.numExamples} examples were not recorded after ${round + 1} rounds`;
           failures.set(cell.key, message);
           failedCells.add(cell.key);
           await local.markCellFailed({ cellKey: cell.key, error: message });
         }
         progress.cells.failed = failedCells.size;
-        break;
+        jobs = [];
+        continue;
       }
+      round += 1;
+      pause = 1;
       jobs = pendingOf(now).jobs;
     }
 
