@@ -10,6 +10,7 @@ import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
 import { type SweepProgress, type SweepWorkflowInput } from '../../workflows/messages';
 import type { sweepWorkflow } from '../../workflows/sweep';
 import { SpecError, parseSweepSpec, type SweepSpec } from '../../workflows/sweep-spec';
+import { checkDataPaths } from './data-roots';
 import { callerPath, repoRoot } from './paths';
 
 export interface SpecFile {
@@ -74,6 +75,7 @@ export function readSpec(file: string): SpecFile {
   for (const t of spec.tasks) {
     if (typeof t.params.dataDir === 'string' && !isAbsolute(t.params.dataDir)) t.params.dataDir = callerPath(t.params.dataDir);
   }
+  checkDataPaths(spec, file);
   return { spec, text, file: relative(repoRoot, path) };
 }
 
