@@ -13,7 +13,7 @@ import {
   type SweepState,
 } from '../workflows/messages';
 import { coveredExamples, digestOf, expandCells, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
-import { type PrismaClient } from '../generated/prisma/client';
+import { Prisma, type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
 export type Db = PrismaClient;
@@ -252,6 +252,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
             },
           },
         });
+        await promoteFailedSweeps(tx, { cellKey: shard.cellKey, by: input.sweepId });
         return { alreadyRecorded: false, cellDone: true };
       });
     },
@@ -346,9 +347,13 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
 
     async finishSweep(input: { sweepId: string; status: 'completed' | 'failed' | 'cancelled' }): Promise<void> {
       await releaseClaims(db, input.sweepId);
-      await db.sweep.update({
-        where: { id: input.sweepId },
-        data: { status: input.status, finishedAt: new Date() },
+      await db.$transaction(async (tx) => {
+        await tx.sweep.update({
+          where: { id: input.sweepId },
+          data: { status: input.status, finishedAt: new Date() },
+        });
+        // its failed cells may have been completed by another sweep before it got here
+        if (input.status === 'failed') await promoteFailedSweeps(tx, { sweepId: input.sweepId });
       });
     },
   };
@@ -361,6 +366,30 @@ async function releaseClaims(db: Db, sweepId: string): Promise<void> {
 }
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+/**
+ * A sweep's status follows its cells: a sweep recorded failed whose cells are now all done (a
+ * later or concurrent sweep completed them) becomes completed, and names the sweep that finished
+ * its last cell. Either the sweeps sharing a cell that just completed, or one sweep that just
+ * ended failed. A sweep that failed before it had cells (while resolving) stays failed.
+ */
+async function promoteFailedSweeps(tx: Tx, which: { cellKey: string; by: string } | { sweepId: string }): Promise<void> {
+  const allDone = Prisma.sql`EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id)
+     AND NOT EXISTS (SELECT 1 FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key WHERE sc.sweep_id = s.id AND c.status <> 'done')`;
+  if ('cellKey' in which) {
+    await tx.$executeRaw`
+      UPDATE sweeps s SET status = 'completed', completed_by = ${which.by}
+       WHERE s.status = 'failed' AND s.id <> ${which.by}
+         AND EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id AND sc.cell_key = ${which.cellKey})
+         AND ${allDone}`;
+    return;
+  }
+  await tx.$executeRaw`
+    UPDATE sweeps s SET status = 'completed',
+           completed_by = (SELECT c.provenance->>'sweepId' FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key
+                            WHERE sc.sweep_id = s.id ORDER BY c.finished_at DESC NULLS LAST LIMIT 1)
+     WHERE s.id = ${which.sweepId} AND s.status = 'failed' AND ${allDone}`;
+}
 
 async function isDone(tx: Tx, cellKey: string): Promise<boolean> {
   const c = await tx.cell.findUnique({ where: { key: cellKey }, select: { status: true } });

@@ -4,7 +4,6 @@
 // planWorkflow resolves and expands the same way, so `twice plan` shows the keys a run will use.
 import {
   ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
   condition,
@@ -332,12 +331,12 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     if (isCancellation(err)) {
       progress.phase = 'cancelled';
       await CancellationScope.nonCancellable(() => sweepEnded('cancelled'));
-    } else if (!(err instanceof ApplicationFailure)) {
+    } else {
       progress.phase = 'failed';
-    }
-    if (progress.phase === 'resolving' && !isCancellation(err)) {
-      // failed before its cells were known (a missing dataset): still listed by `twice status`
-      await sweepEnded('failed');
+      // recorded ended, never left "running"; one that failed before its cells were known (a
+      // missing dataset, an unknown model) is registered here, so `twice status` lists it. The
+      // database may be what failed: then the workflow's own failure is the one to report.
+      await sweepEnded('failed').catch(() => undefined);
     }
     throw err;
   }
