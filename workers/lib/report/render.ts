@@ -89,7 +89,7 @@ export function renderTerminal(report: SweepReport): string {
   const benchmark = textTable(BENCHMARK_HEAD);
   benchmark.push(...benchmarkRows(report));
   return [
-    `Results of sweep ${report.sweepId} (${report.status})`,
+    `Results of sweep ${report.sweepId} (${sweepStatusText(report.status, report.completedBy)})`,
     ...(report.cells.length ? [results.toString()] : []),
     ...(report.benchmarks.length
       ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()]
@@ -130,7 +130,7 @@ export function renderMarkdown(report: SweepReport): string {
   return [
     `# Sweep ${report.sweepId}`,
     '',
-    `Spec \`${report.name}\`, status **${report.status}**, started ${report.createdAt}` +
+    `Spec \`${report.name}\`, status **${sweepStatusText(report.status, report.completedBy)}**, started ${report.createdAt}` +
       (report.finishedAt ? `, finished ${report.finishedAt}` : '') +
       (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') + '.',
     '',
@@ -190,4 +190,9 @@ export function renderMarkdown(report: SweepReport): string {
     executionLine(report.execution),
     '',
   ].join('\n');
+}
+
+/** A sweep's status as people read it: one that ended failed and was completed by another says so. */
+export function sweepStatusText(status: string, completedBy?: string | null): string {
+  return status === 'completed' && completedBy ? `completed later by ${completedBy}` : status;
 }

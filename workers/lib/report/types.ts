@@ -60,6 +60,8 @@ export interface SweepReport {
   sweepId: string;
   name: string;
   status: string;
+  /** the sweep that completed the cells of a sweep that had ended failed */
+  completedBy?: string | null;
   createdAt: string;
   finishedAt: string | null;
   gitSha: string | null;
