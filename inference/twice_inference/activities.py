@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
@@ -76,6 +76,10 @@ class LoadedModel(Protocol):
     def info(self) -> ModelDescription: ...
 
     def state_bytes(self, prompt_len: int) -> int: ...
+
+    def compute(self) -> AbstractContextManager[object]:
+        """The precision the model's forward passes run under (an autocast, or nothing)."""
+        ...
 
 
 LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
@@ -287,7 +291,7 @@ class InferenceActivities:
             # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
             set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
 
-        with _typed_gpu_errors():
+        with _typed_gpu_errors(), loaded.compute():
             result = greedy_generate(
                 loaded.model,
                 prompts,
@@ -539,7 +543,9 @@ def _workload(loaded: LoadedModel, batch: int, seq_len: int, repeats: int, seed:
     set_mode = getattr(model, "set_inference_mode", None)
     if set_mode is not None:
         set_mode("left_pad")  # one encode, then recurrent: the prefill the paper times
-    return lm_prefill_workload(model, batch, repeats * seq_len, seed, str(loaded.info.dtype))
+    return lm_prefill_workload(
+        model, batch, repeats * seq_len, seed, str(loaded.info.dtype), loaded.compute
+    )
 
 
 def _measured_versions(loaded: LoadedModel) -> dict[str, str]:

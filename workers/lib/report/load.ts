@@ -30,35 +30,54 @@ interface CellRow {
   prefill_seconds: number | null;
 }
 
+interface BenchmarkRow {
+  model: string;
+  strategy: string;
+  batch: number;
+  n: number;
+  tokens_per_sequence: number;
+  implementation: string;
+  seconds: number;
+  min_seconds: number | null;
+  tokens_per_second: number;
+  baseline: string;
+  baseline_seconds: number;
+  gpu_name: string | null;
+}
+
 /**
- * One row per cell of the sweep with its example totals (kept by triggers in cell_scores) and
- * prefill totals (the benchmark in test/bench/dashboard.bench.ts prints this query's plan).
+ * One row per cell of the sweep with its example totals (cell_scores) and prefill totals
+ * (cell_shard_totals), both kept by triggers: one index lookup per cell, no example or shard rows
+ * read (the benchmark in test/bench/dashboard.bench.ts prints this query's plan).
  */
 export const cellRowsQuery = (sweepId: string) => Prisma.sql`
     SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.strategy_params, c.status, c.error,
            sc.reused, c.provenance, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
-           x.score_sum / nullif(x.examples, 0) AS mean_score, s.prefill_tokens, s.prefill_seconds
+           x.score_sum / nullif(x.examples, 0) AS mean_score, t.prefill_tokens, t.prefill_seconds
       FROM sweep_cells sc
       JOIN cells c ON c.key = sc.cell_key
       LEFT JOIN cell_scores x ON x.cell_key = c.key
-      CROSS JOIN LATERAL (SELECT sum(r.prefill_tokens) AS prefill_tokens, sum(r.prefill_seconds) AS prefill_seconds
-                            FROM shard_records r WHERE r.cell_key = c.key) s
+      LEFT JOIN cell_shard_totals t ON t.cell_key = c.key
      WHERE sc.sweep_id = ${sweepId}
      ORDER BY c.model_name, c.task_name, c.strategy_name`;
 
 /**
- * `margins: false` leaves out the JRT-Prompt margins, which pair every example of two cells: the
- * dashboard's grid API answers without them and the sweep page asks for them.
+ * `margins: false` leaves out the JRT-Prompt margins: the dashboard's grid API answers without
+ * them and the sweep page asks for them separately.
  */
 export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean } = {}): Promise<SweepReport> {
-  const sweep = await db.sweep.findUnique({ where: { id: sweepId } });
+  // independent reads, each of a few hundred rows at most: in flight together
+  const [sweep, rows, slices, benchmarkRows, jrtMargins] = await Promise.all([
+    db.sweep.findUnique({ where: { id: sweepId } }),
+    db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId)),
+    db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
+      SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
+        FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
+       WHERE s.slice IN ('ar_hit', 'other')`,
+    querySweep<BenchmarkRow>(db, PREFILL_BENCHMARK_SQL, sweepId),
+    opts.margins === false ? Promise.resolve([]) : loadJrtMargins(db, sweepId),
+  ]);
   if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
-  const rows = await db.$queryRaw<CellRow[]>(cellRowsQuery(sweepId));
-  const slices = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
-    SELECT s.cell_key, s.slice, sum(s.nll_sum) AS nll, sum(s.token_count) AS tokens
-      FROM slice_stats s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
-     WHERE s.slice IN ('ar_hit', 'other')
-     GROUP BY s.cell_key, s.slice`;
   const ppl = new Map<string, Record<string, number>>();
   for (const s of slices) {
     if (Number(s.tokens) === 0) continue;
@@ -93,20 +112,6 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
       strategyParams: r.strategy_params,
     };
   });
-  const benchmarkRows = await querySweep<{
-    model: string;
-    strategy: string;
-    batch: number;
-    n: number;
-    tokens_per_sequence: number;
-    implementation: string;
-    seconds: number;
-    min_seconds: number | null;
-    tokens_per_second: number;
-    baseline: string;
-    baseline_seconds: number;
-    gpu_name: string | null;
-  }>(db, PREFILL_BENCHMARK_SQL, sweepId);
   const benchmarks: BenchmarkResult[] = benchmarkRows.map((r) => ({
     model: r.model,
     strategy: r.strategy,
@@ -141,7 +146,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     gitSha: sweep.gitSha,
     cells: recall,
     benchmarks,
-    jrtMargins: opts.margins === false ? [] : await loadJrtMargins(db, sweepId),
+    jrtMargins,
     paretoAxis: axis,
     pareto: points,
     paper: comparePaper(recall),
@@ -167,25 +172,28 @@ export function taskLabels(tasks: Array<{ name: string; params: Record<string, u
 
 /**
  * Per model, JRT-Prompt against default on the same examples of the same task entries, pooled over
- * tasks: the paired difference and its Newcombe interval.
+ * tasks: the paired difference and its Newcombe interval. Pairs come from the cells' outcome
+ * bitmaps (cell_scores), not from their examples.
  */
-export async function loadJrtMargins(db: Db, sweepId: string): Promise<JrtMargin[]> {
-  const rows = await db.$queryRaw<Array<{ model: string; both: number; only_default: number; only_jrt: number; neither: number }>>`
-    SELECT d.model_name AS model,
-           (count(*) FILTER (WHERE ed.score = 1 AND ej.score = 1))::int AS both,
-           (count(*) FILTER (WHERE ed.score = 1 AND ej.score <> 1))::int AS only_default,
-           (count(*) FILTER (WHERE ed.score <> 1 AND ej.score = 1))::int AS only_jrt,
-           (count(*) FILTER (WHERE ed.score <> 1 AND ej.score <> 1))::int AS neither
+export const jrtMarginsQuery = (sweepId: string) => Prisma.sql`
+    SELECT d.model_name AS model, sum(f.both_right)::int AS both, sum(f.only_a)::int AS only_default,
+           sum(f.only_b)::int AS only_jrt, sum(f.neither)::int AS neither
       FROM sweep_cells sd
       JOIN cells d ON d.key = sd.cell_key AND d.strategy_name = 'default'
       JOIN sweep_cells sj ON sj.sweep_id = sd.sweep_id
       JOIN cells j ON j.key = sj.cell_key AND j.strategy_name = 'jrt_prompt' AND j.model_name = d.model_name
                   AND j.task_name = d.task_name AND j.task_params = d.task_params
-      JOIN example_results ed ON ed.cell_key = d.key
-      JOIN example_results ej ON ej.cell_key = j.key AND ej.example_id = ed.example_id
+      JOIN cell_scores xd ON xd.cell_key = d.key
+      JOIN cell_scores xj ON xj.cell_key = j.key
+      CROSS JOIN LATERAL paired_outcomes(xd.seen, xd.hits, xj.seen, xj.hits) f
      WHERE sd.sweep_id = ${sweepId}
      GROUP BY d.model_name
      ORDER BY d.model_name`;
+
+export async function loadJrtMargins(db: Db, sweepId: string): Promise<JrtMargin[]> {
+  const rows = await db.$queryRaw<Array<{ model: string; both: number; only_default: number; only_jrt: number; neither: number }>>(
+    jrtMarginsQuery(sweepId),
+  );
   return rows.map((r) => ({
     model: r.model,
     examples: r.both + r.only_default + r.only_jrt + r.neither,

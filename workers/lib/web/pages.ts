@@ -109,9 +109,9 @@ export function cellPage(cell: CellRow, page: ExamplePage, wrongOnly: boolean): 
  <a rel="next" href="${link(Math.min(last, page.offset + page.limit), wrongOnly)}">next</a> <a href="${link(last, wrongOnly)}">last</a></p>
 <p>Prompts are stored as a digest and a token count, not as text.</p>
 <table id="examples"><thead><tr><th class="num">id</th><th>prompt</th><th>prediction</th><th>gold</th><th>correct</th></tr></thead><tbody>
-${page.examples.map((e) => html`<tr class="${e.score < 1 ? 'wrong' : ''}" data-example="${e.exampleId}"><td class="num">${e.exampleId}</td>
+${page.examples.map((e) => html`<tr class="${e.correct ? '' : 'wrong'}" data-example="${e.exampleId}"><td class="num">${e.exampleId}</td>
 <td><code title="${e.promptDigest}">${e.promptDigest.slice(0, 12)}</code> (${e.promptTokens} tokens)</td>
-<td><pre class="prediction">${e.prediction}</pre></td><td><pre>${typeof e.gold === 'string' ? e.gold : JSON.stringify(e.gold)}</pre></td><td>${e.score >= 1 ? 'yes' : 'no'}</td></tr>`)}
+<td><pre class="prediction">${e.prediction}</pre></td><td><pre>${typeof e.gold === 'string' ? e.gold : JSON.stringify(e.gold)}</pre></td><td>${e.correct ? 'yes' : 'no'}</td></tr>`)}
 </tbody></table>`);
 }
 
