@@ -79,6 +79,17 @@ class ZooTrainingConfig(BaseModel):
     # region, weight 0.25.
     mlm_weight: float = Field(default=0.0, ge=0.0)
     mlm_probability: float = Field(default=0.15, ge=0.0, lt=1.0)
+    # "answers": the task mixture, loss on answers and newlines only (the recall zoo);
+    # "next_token": every token of a generated language's training documents (the perplexity
+    # zoo, docs/protocol.md, Perplexity protocol), validated by per-slice perplexity.
+    objective: Literal["answers", "next_token"] = "answers"
+    corpus: str | None = Field(default=None, pattern=r"^synthetic:[a-z0-9-]+$")
+    seq_len: int = Field(default=2048, ge=2, le=2048)
+    # the first documents of the language's training stream (all of them for the shipped models:
+    # then ``twice bigrams build <corpus>`` counts exactly what the model saw)
+    train_documents: int = Field(default=16_384, ge=1, le=16_384)
+    # float16 halves the committed weights; the loader casts to the catalog's dtype
+    save_dtype: Literal["float32", "float16"] = "float32"
 
     @model_validator(mode="after")
     def _check(self) -> ZooTrainingConfig:
@@ -87,6 +98,13 @@ class ZooTrainingConfig(BaseModel):
                 f"mlm_weight={self.mlm_weight}: the masked-LM loss needs an encoder region, "
                 f"which family {self.family!r} has not"
             )
+        if (self.objective == "next_token") != (self.corpus is not None):
+            raise ValueError(
+                f"objective={self.objective!r} with corpus={self.corpus!r}: a next-token model "
+                f"names the corpus it reads, an answers model none"
+            )
+        if self.objective == "next_token" and self.mlm_weight > 0:
+            raise ValueError("the masked-LM term belongs to the answers objective only")
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be below steps={self.steps}")
         return self

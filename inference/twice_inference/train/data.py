@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 from ..protocols import Tokenizer
+from ..tasks.corpus import resolve_corpus
+from ..tasks.language import TRAIN_SEED as LANGUAGE_TRAIN_SEED
+from ..tasks.language import Language
 from ..tasks.registry import TASK_VERSIONS, build_task
 from ..tasks.strategies import STRATEGY_VERSIONS, parse_strategy
 from .config import (
@@ -215,3 +218,53 @@ class BatchDataset(torch.utils.data.IterableDataset):
         tok = self.stream.tokenizer
         for step in range(self.start + worker, self.end, workers):
             yield collate(self.stream.batch(step), tok.pad_id, tok.newline_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Next-token data: a generated language's training documents
+# ---------------------------------------------------------------------------------------------
+
+# held-out documents for validation, inside the validation band (evaluation specs use < 1,000)
+LANGUAGE_VALIDATION_SEED = VALIDATION_SEED_BASE + 500_000
+
+
+def language_of(corpus: str) -> Language:
+    ref = resolve_corpus(corpus)
+    if ref.language is None:
+        raise ValueError(f"corpus {corpus!r}: the zoo trains on a generated language only")
+    return ref.language
+
+
+class CorpusStream:
+    """The first ``documents`` of the language's training stream, held in memory; batch ``step``
+    is ``batch_size`` of them drawn with replacement from (seed, step), cut to ``seq_len``."""
+
+    def __init__(self, seed: int, batch_size: int, corpus: str, seq_len: int, documents: int):
+        self.seed, self.batch_size, self.seq_len = seed, batch_size, seq_len
+        language = language_of(corpus)
+        self.documents = np.concatenate(list(language.blocks(LANGUAGE_TRAIN_SEED, documents)))
+
+    def batch(self, step: int) -> Batch:
+        rng = np.random.default_rng([self.seed, step])
+        rows = rng.integers(len(self.documents), size=self.batch_size)
+        return next_token_batch(self.documents[rows, : self.seq_len])
+
+
+def next_token_batch(documents: np.ndarray) -> Batch:
+    """Every position predicts the next one; the last has no target. No padding."""
+    ids = torch.from_numpy(documents.astype(np.int64))
+    targets = torch.full_like(ids, -100)
+    targets[:, :-1] = ids[:, 1:]
+    lengths = torch.full((len(ids),), ids.shape[1])
+    return Batch(ids, torch.ones_like(ids, dtype=torch.bool), targets, lengths)
+
+
+class CorpusBatches(torch.utils.data.IterableDataset):
+    def __init__(self, stream: CorpusStream, start: int, end: int) -> None:
+        self.stream, self.start, self.end = stream, start, end
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for step in range(self.start + worker, self.end, workers):
+            yield self.stream.batch(step)

@@ -21,8 +21,16 @@ from .config import (
     VALIDATION_SEED_BASE,
     ZooTrainingConfig,
 )
-from .data import BatchDataset, TrainingStream, validation_sets
-from .evaluate import evaluate
+from .data import (
+    LANGUAGE_VALIDATION_SEED,
+    BatchDataset,
+    CorpusBatches,
+    CorpusStream,
+    TrainingStream,
+    language_of,
+    validation_sets,
+)
+from .evaluate import evaluate, evaluate_perplexity, training_table
 from .manifest import device_name, generator_versions, weights_for_saving
 from .objective import build_zoo_model, loss_terms, lr_at
 
@@ -73,10 +81,26 @@ def train(
         lr=config.lr,
         betas=(0.9, 0.98),
     )
-    stream = TrainingStream(config.seed, config.batch_size, tokenizer)
-    curve_sets = validation_sets(tokenizer, config.eval_examples)
+    next_token = config.objective == "next_token"
+    if next_token:
+        assert config.corpus is not None
+        corpus_stream = CorpusStream(
+            config.seed, config.batch_size, config.corpus, config.seq_len, config.train_documents
+        )
+        dataset: torch.utils.data.IterableDataset = CorpusBatches(corpus_stream, 0, config.steps)
+        table = training_table(corpus_stream.documents[:, : config.seq_len])
+        language = language_of(config.corpus)
+
+        def held_out(count: int) -> np.ndarray:
+            return language.documents(LANGUAGE_VALIDATION_SEED, 0, count)[:, : config.seq_len]
+
+        curve_documents = held_out(config.eval_examples)
+    else:
+        stream = TrainingStream(config.seed, config.batch_size, tokenizer)
+        curve_sets = validation_sets(tokenizer, config.eval_examples)
+        dataset = BatchDataset(stream, 0, config.steps)
     loader = torch.utils.data.DataLoader(
-        BatchDataset(stream, 0, config.steps),
+        dataset,
         batch_size=None,
         num_workers=workers,
         pin_memory=device.startswith("cuda"),
@@ -91,6 +115,9 @@ def train(
     planned_steps = config.steps
 
     def record(step: int) -> None:
+        if next_token:
+            record_perplexity(step)
+            return
         accuracy = evaluate(model, config, curve_sets, tokenizer, device)
         mean = float(np.mean([v["accuracy"] for s in accuracy.values() for v in s.values()]))
         point = {
@@ -113,6 +140,23 @@ def train(
         log(
             f"[{config.name}] step {step:>6} loss {point.get('loss', float('nan')):.4f} "
             f"val {mean:.3f} ({shown}) {point['seconds']}s"
+        )
+
+    def record_perplexity(step: int) -> None:
+        result = evaluate_perplexity(model, curve_documents, table, str(config.corpus), device)
+        point = {
+            "step": step,
+            "lr": lr_at(max(0, step - 1), config),
+            **{k: v / max(1, running.get("count", 0)) for k, v in running.items() if k != "count"},
+            **{k: result[k] for k in ("valLoss", "arHitPerplexity", "otherPerplexity")},
+            "seconds": round(time.time() - started, 1),
+        }
+        points.append(point)
+        running.clear()
+        log(
+            f"[{config.name}] step {step:>6} loss {point.get('loss', float('nan')):.4f} "
+            f"val {result['valLoss']:.4f} ppl AR hits {result['arHitPerplexity']:.2f} "
+            f"other {result['otherPerplexity']:.2f} {point['seconds']}s"
         )
 
     record(0)
@@ -150,8 +194,31 @@ def train(
     if running:
         record(steps_done)
 
-    final_sets = validation_sets(tokenizer, config.final_eval_examples)
-    final = evaluate(model, config, final_sets, tokenizer, device)
+    if next_token:
+        final = evaluate_perplexity(
+            model, held_out(config.final_eval_examples), table, str(config.corpus), device
+        )
+        outcome: dict[str, Any] = {
+            "finalValPerplexity": {
+                k: final[k] for k in ("valLoss", "arHitPerplexity", "otherPerplexity")
+            },
+            "trainingCorpus": {
+                "corpus": config.corpus,
+                "documents": config.train_documents,
+                "seqLen": config.seq_len,
+                "bigrams": int(len(table.keys)),
+            },
+        }
+    else:
+        final_sets = validation_sets(tokenizer, config.final_eval_examples)
+        final = evaluate(model, config, final_sets, tokenizer, device)
+        outcome = {
+            "finalValAccuracy": {
+                t: {s: v["accuracy"] for s, v in by.items()} for t, by in final.items()
+            },
+            "trainingMixture": TRAINING_MIXTURE,
+            "trainingStrategies": [{"name": n, "params": p} for n, p in TRAINING_STRATEGIES],
+        }
     wall = round(time.time() - started, 1)
     log(f"[{config.name}] final " + json.dumps(final))
 
@@ -160,7 +227,10 @@ def train(
     from safetensors.torch import save_file
 
     save_file(
-        weights_for_saving(model),
+        {
+            name: tensor.to(getattr(torch, config.save_dtype))
+            for name, tensor in weights_for_saving(model).items()
+        },
         str(model_dir / "model.safetensors"),
         metadata={"name": config.name, "family": config.family},
     )
@@ -176,15 +246,12 @@ def train(
         "plannedSteps": planned_steps,
         "stoppedEarly": stopped_early,
         "training": config.model_dump(exclude={"model"}),
-        "trainingMixture": TRAINING_MIXTURE,
-        "trainingStrategies": [{"name": n, "params": p} for n, p in TRAINING_STRATEGIES],
+        "objective": config.objective,
+        **outcome,
         "trainSeedBase": TRAIN_SEED_BASE,
         "validationSeedBase": VALIDATION_SEED_BASE,
         "maskTokenId": mask_id if config.mlm_weight > 0 else None,
         "generatorVersions": generator_versions(),
-        "finalValAccuracy": {
-            t: {s: v["accuracy"] for s, v in by.items()} for t, by in final.items()
-        },
         "finalValDetail": final,
         "trainedOn": device_name(device),
         "torch": torch.__version__,

@@ -65,7 +65,12 @@ def write_manifest(out_dir: Path) -> dict[str, Any]:
             "seed": run["seed"],
             "steps": run["steps"],
             "generatorVersions": run["generatorVersions"],
-            "finalValAccuracy": run["finalValAccuracy"],
+            "objective": run.get("objective", "answers"),
+            **{
+                key: run[key]
+                for key in ("finalValAccuracy", "finalValPerplexity", "trainingCorpus")
+                if key in run
+            },
             "trainedOn": run["trainedOn"],
             "wallSeconds": run["wallSeconds"],
         }
