@@ -88,7 +88,7 @@ export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: s
          WHERE ea.cell_key = s.base_key) f ON s.base_key IS NOT NULL AND s.other_key IS NOT NULL
      ORDER BY s.model_name, s.task_name, s.strategy_name`;
   // measurement tasks (prefill benchmarks) have no outcomes to compare
-  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind !== 'throughput');
+  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'recall');
   const labels = taskLabels(scored.map((r) => ({ name: r.task_name, params: r.task_params })));
   const slotName = (r: SlotRow, i: number) => `${r.model_name} · ${labels[i]} · ${r.strategy_name}`;
   const matched = scored.flatMap((r, i) => (r.base_key && r.other_key ? [{ r, label: labels[i]! }] : []));
