@@ -176,6 +176,14 @@ export const STRATEGIES = {
     families: null,
   },
   question_first: { version: 1, params: noParams, families: null },
+  // the paper's real-task JRT layout for every task: the question (or "information about KEY .")
+  // first, then the context `repeats` times, then the query; a task without a question (set
+  // disjointness) gets JRT-Prompt's layout
+  jrt_question_first: {
+    version: 1,
+    params: z.object({ repeats: z.number().int().min(2).max(LIMITS.repeats).default(2) }).strict(),
+    families: null,
+  },
   few_shot: { version: 1, params: z.object({ shots: count.max(LIMITS.shots).default(2) }).strict(), families: null },
   // JRT-RNN inference modes (paper Table 4): left-pad to the encoder length, read twice, iterate
   // `padding: 'released-v1'` reproduces the paper's code, whose left pads leak into prefix linear
