@@ -348,13 +348,7 @@ class InferenceActivities:
                 batches=timing.batches,
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                # state after the shard's longest prompt (constant for recurrent families)
-                state_bytes=int(loaded.state_bytes(max((len(p) for p in prompts), default=0))),
-                dtype=str(loaded.info.dtype),
-            ),
+            model=_model_info(loaded, max((len(p) for p in prompts), default=0)),
         ).to_json()
 
     def _run_perplexity_shard(
@@ -444,12 +438,7 @@ class InferenceActivities:
                 batches=max(1, -(-len(sequences) // shard.generation.batch_size)),
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                state_bytes=int(loaded.state_bytes(max((len(s) for s in sequences), default=0))),
-                dtype=str(loaded.info.dtype),
-            ),
+            model=_model_info(loaded, max((len(s) for s in sequences), default=0)),
         ).to_json()
 
     def _run_throughput_shard(
@@ -510,12 +499,7 @@ class InferenceActivities:
                 batches=timed_runs,
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                state_bytes=int(loaded.state_bytes(max(m.processed_len for m in measurements))),
-                dtype=str(loaded.info.dtype),
-            ),
+            model=_model_info(loaded, max(m.processed_len for m in measurements)),
         ).to_json()
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -576,6 +560,17 @@ class InferenceActivities:
 
 
 Scorer = Callable[[str, list[str]], float]
+
+
+def _model_info(loaded: LoadedModel, longest: int) -> contract.ModelInfo:
+    """The model's facts for a shard; state after its longest input (constant for recurrent
+    families, growing for attention)."""
+    return contract.ModelInfo(
+        family=loaded.info.family,
+        parameters=int(loaded.info.parameters),
+        state_bytes=int(loaded.state_bytes(longest)),
+        dtype=str(loaded.info.dtype),
+    )
 
 
 def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:

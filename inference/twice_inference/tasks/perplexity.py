@@ -28,8 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from ..protocols import Tokenizer
 from ..tokenizers import SYNTHETIC_V1
@@ -52,8 +51,7 @@ from .slices import (
     slice_config,
     table_for,
 )
-from .strategies import describe_validation_error
-from .synthetic import canonical_json
+from .synthetic import SpecParams, canonical_json, parse_params
 
 # bounds as in workflows/catalog.ts (LIMITS); tests/test_task_catalog.py checks they agree
 MAX_SEQUENCE_TOKENS = 32_768
@@ -64,15 +62,7 @@ PROTOCOL_VERSION = 1
 PANELS = ("fig3/recall-freq", "fig3/recall-dist", "fig3/other-freq")
 
 
-class PerplexityParams(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        alias_generator=to_camel,
-        validate_by_alias=True,
-        validate_by_name=False,
-    )
-
+class PerplexityParams(SpecParams):
     # synthetic:<language>, or a JSONL file under the data root
     corpus: str = Field(min_length=1, max_length=1024)
     num_examples: int = Field(default=32, ge=1, le=MAX_SEQUENCES)
@@ -102,14 +92,7 @@ class PerplexityTask:
     params_model: ClassVar[type[PerplexityParams]] = PerplexityParams
 
     def __init__(self, params: dict[str, Any]) -> None:
-        if not isinstance(params, dict):
-            raise ValueError(f"task {self.name!r} params must be an object, got {params!r}")
-        try:
-            self.params = PerplexityParams.model_validate(params)
-        except ValidationError as error:
-            raise ValueError(
-                f"task {self.name!r} params: {describe_validation_error(error)}"
-            ) from None
+        self.params = parse_params(self.name, PerplexityParams, params)
         self.corpus: CorpusRef = resolve_corpus(self.params.corpus)
         if self.corpus.language is not None and self.params.sequence_tokens > DOC_TOKENS:
             raise ValueError(
@@ -123,10 +106,6 @@ class PerplexityTask:
                     f"task {self.name!r} params: numExamples={self.params.num_examples} but "
                     f"{self.corpus.path} holds {available} documents"
                 )
-
-    @property
-    def first_scored(self) -> int:
-        return self.params.sequence_tokens - self.params.scored_tokens
 
     def num_examples(self) -> int:
         return self.params.num_examples
