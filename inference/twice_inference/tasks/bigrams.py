@@ -270,10 +270,15 @@ def build_cached(
     """The table for ``corpus`` (built now if missing), without a progress bar. One build at a
     time per process: shards of one cell arriving together wait for the first one's table.
     ``on_chunk`` hears the documents counted so far (a worker heartbeats there)."""
-    with _building:
-        return build(corpus, tokenizer_spec, progress=False, log=lambda _: None, on_chunk=on_chunk)[
-            0
-        ]
+    # waiting for another shard's build counts as progress too, or its heartbeat would lapse
+    while not _building.acquire(timeout=5):
+        if on_chunk is not None:
+            on_chunk(0)
+    try:
+        quiet = build(corpus, tokenizer_spec, progress=False, log=lambda _: None, on_chunk=on_chunk)
+        return quiet[0]
+    finally:
+        _building.release()
 
 
 def main(argv: list[str] | None = None) -> int:
