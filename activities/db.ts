@@ -2,21 +2,37 @@
 // sweep. Activities run at least once, so every write is keyed and idempotent: a retried
 // recordShard finds its ShardRecord and does nothing. Tested against real PostgreSQL in
 // test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ERROR_TYPES, RunShardOutput } from '../workflows/contract';
 import {
+  type ClaimCellsResult,
   type RecordShardInput,
   type RecordShardResult,
   type RegisterSweepInput,
   type SweepState,
 } from '../workflows/messages';
 import { coveredExamples, digestOf, expandCells, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
-import { type PrismaClient } from '../generated/prisma/client';
+import { Prisma, type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
 export type Db = PrismaClient;
 
-export function createDbActivities(db: Db) {
+/** Whether a sweep's workflow still runs; by default asked of Temporal through the activity's client. */
+export type WorkflowRunning = (workflowId: string) => Promise<boolean>;
+
+const askTemporal: WorkflowRunning = async (workflowId) => {
+  try {
+    const described = await Context.current().client.workflow.getHandle(workflowId).describe();
+    return described.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof Error && err.name === 'WorkflowNotFoundError') return false;
+    throw err;
+  }
+};
+
+export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRunning } = {}) {
+  const workflowRunning = deps.workflowRunning ?? askTemporal;
   return {
     async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
       const cells = expandCells(input.resolved);
@@ -248,8 +264,45 @@ export function createDbActivities(db: Db) {
             },
           },
         });
+        await promoteFailedSweeps(tx, { cellKey: shard.cellKey, by: input.sweepId });
         return { alreadyRecorded: false, cellDone: true };
       });
+    },
+
+    /**
+     * Claims the unfinished cells among `keys` that no live sweep computes. A claim is held until
+     * its sweep ends (finishSweep, closeSweep); one whose sweep is recorded ended, or whose
+     * workflow no longer runs (terminated, timed out), is taken over. Returns the cells another
+     * live sweep holds, which this sweep waits for instead of computing them a second time.
+     */
+    async claimCells(input: { sweepId: string; keys: string[] }): Promise<ClaimCellsResult> {
+      if (input.keys.length === 0) return { waitingOn: {} };
+      // one statement: PostgreSQL locks each row it updates, so two sweeps never both win a cell
+      await db.$executeRaw`
+        UPDATE cells c SET claimed_by = ${input.sweepId}, claimed_at = now()
+         WHERE c.key = ANY(${input.keys}) AND c.status <> 'done'
+           AND (c.claimed_by IS NULL OR c.claimed_by = ${input.sweepId}
+                OR NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.id = c.claimed_by AND s.status = 'running'))`;
+      const held = await db.$queryRaw<Array<{ key: string; claimed_by: string; workflow_id: string | null }>>`
+        SELECT c.key, c.claimed_by, s.workflow_id
+          FROM cells c LEFT JOIN sweeps s ON s.id = c.claimed_by
+         WHERE c.key = ANY(${input.keys}) AND c.status <> 'done' AND c.claimed_by <> ${input.sweepId}`;
+      const waitingOn: Record<string, string> = {};
+      const alive = new Map<string, boolean>();
+      for (const h of held) {
+        if (!alive.has(h.claimed_by)) alive.set(h.claimed_by, h.workflow_id !== null && (await workflowRunning(h.workflow_id)));
+        if (alive.get(h.claimed_by)) {
+          waitingOn[h.key] = h.claimed_by;
+          continue;
+        }
+        // its sweep died without ending (its record still says running): take the cell over
+        const taken = await db.cell.updateMany({
+          where: { key: h.key, claimedBy: h.claimed_by },
+          data: { claimedBy: input.sweepId, claimedAt: new Date() },
+        });
+        if (taken.count === 0) waitingOn[h.key] = h.claimed_by; // someone else took it first; ask again later
+      }
+      return { waitingOn };
     },
 
     async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {
@@ -285,6 +338,7 @@ export function createDbActivities(db: Db) {
       unresolved: { workflowId: string; specFile: string; specYaml: string; spec: SweepSpec; gitSha: string | null };
     }): Promise<void> {
       const u = input.unresolved;
+      await releaseClaims(db, input.sweepId);
       await db.sweep.upsert({
         where: { id: input.sweepId },
         create: {
@@ -304,16 +358,50 @@ export function createDbActivities(db: Db) {
     },
 
     async finishSweep(input: { sweepId: string; status: 'completed' | 'failed' | 'cancelled' }): Promise<void> {
-      await db.sweep.update({
-        where: { id: input.sweepId },
-        data: { status: input.status, finishedAt: new Date() },
+      await releaseClaims(db, input.sweepId);
+      await db.$transaction(async (tx) => {
+        await tx.sweep.update({
+          where: { id: input.sweepId },
+          data: { status: input.status, finishedAt: new Date() },
+        });
+        // its failed cells may have been completed by another sweep before it got here
+        if (input.status === 'failed') await promoteFailedSweeps(tx, { sweepId: input.sweepId });
       });
     },
   };
 }
 export type DbActivities = ReturnType<typeof createDbActivities>;
 
+/** Claims end with their sweep, so the sweeps waiting on its cells take them over at once. */
+async function releaseClaims(db: Db, sweepId: string): Promise<void> {
+  await db.cell.updateMany({ where: { claimedBy: sweepId }, data: { claimedBy: null, claimedAt: null } });
+}
+
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+/**
+ * A sweep's status follows its cells: a sweep recorded failed whose cells are now all done (a
+ * later or concurrent sweep completed them) becomes completed, and names the sweep that finished
+ * its last cell. Either the sweeps sharing a cell that just completed, or one sweep that just
+ * ended failed. A sweep that failed before it had cells (while resolving) stays failed.
+ */
+async function promoteFailedSweeps(tx: Tx, which: { cellKey: string; by: string } | { sweepId: string }): Promise<void> {
+  const allDone = Prisma.sql`EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id)
+     AND NOT EXISTS (SELECT 1 FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key WHERE sc.sweep_id = s.id AND c.status <> 'done')`;
+  if ('cellKey' in which) {
+    await tx.$executeRaw`
+      UPDATE sweeps s SET status = 'completed', completed_by = ${which.by}
+       WHERE s.status = 'failed' AND s.id <> ${which.by}
+         AND EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id AND sc.cell_key = ${which.cellKey})
+         AND ${allDone}`;
+    return;
+  }
+  await tx.$executeRaw`
+    UPDATE sweeps s SET status = 'completed',
+           completed_by = (SELECT c.provenance->>'sweepId' FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key
+                            WHERE sc.sweep_id = s.id ORDER BY c.finished_at DESC NULLS LAST LIMIT 1)
+     WHERE s.id = ${which.sweepId} AND s.status = 'failed' AND ${allDone}`;
+}
 
 async function isDone(tx: Tx, cellKey: string): Promise<boolean> {
   const c = await tx.cell.findUnique({ where: { key: cellKey }, select: { status: true } });

@@ -5,6 +5,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { PoolSettings } from './pool';
 import { SCORERS, STRATEGIES, TASKS, generatedExampleCount, type StrategyName, type TaskName } from './catalog';
 import {
   THROUGHPUT_STRATEGIES,
@@ -107,6 +108,9 @@ export const SweepSpec = z
         heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
         shardTimeoutSeconds: z.number().int().min(1).max(86400).default(7200),
         maxAttempts: z.number().int().min(1).max(100).default(5),
+        // caps for the GPU worker pool when the orchestrator runs a pool provider that places
+        // work (kubernetes); the local provider ignores them (workflows/pool.ts)
+        pool: PoolSettings.optional(),
       })
       .strict()
       .default({

@@ -130,10 +130,19 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
   const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind === 'recall');
   const perplexity = await loadPerplexity(db, sweepId, rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'perplexity'), rows.map((r, i) => [r.key, labels[i]!]));
   const { axis, points } = paretoFrontier(recall, benchmarks);
+  const [exec] = await db.$queryRaw<Array<{ shards: bigint; workers: bigint; loads: bigint; pairs: bigint }>>`
+    SELECT count(*) AS shards,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid')) AS workers,
+           count(*) FILTER (WHERE s.load_seconds > 0) AS loads,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid', c.model_name)) AS pairs
+      FROM shard_records s
+      JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId} AND NOT sc.reused
+      JOIN cells c ON c.key = s.cell_key`;
   return {
     sweepId,
     name: sweep.name,
     status: sweep.status,
+    completedBy: sweep.completedBy,
     createdAt: sweep.createdAt.toISOString(),
     finishedAt: sweep.finishedAt?.toISOString() ?? null,
     gitSha: sweep.gitSha,
@@ -144,6 +153,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     paretoAxis: axis,
     pareto: points,
     paper: comparePaper(recall),
+    execution: { shards: Number(exec!.shards), workers: Number(exec!.workers), modelLoads: Number(exec!.loads), workerModelPairs: Number(exec!.pairs) },
   };
 }
 

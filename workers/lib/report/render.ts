@@ -3,7 +3,7 @@ import Table from 'cli-table3';
 import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import { PAPER_HEAD, paperRows } from '../paper-numbers';
-import type { SweepReport } from './types';
+import type { ExecutionSummary, SweepReport } from './types';
 
 export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
 /** an accuracy with its interval: "62.5 [55.1, 69.4]" */
@@ -122,7 +122,7 @@ export function renderTerminal(report: SweepReport): string {
   perplexity.push(...perplexityRows(report));
   const note = hiddenNote(report);
   return [
-    `Results of sweep ${report.sweepId} (${report.status})`,
+    `Results of sweep ${report.sweepId} (${sweepStatusText(report.status, report.completedBy)})`,
     ...(report.cells.length ? [results.toString(), ...(note ? [note] : [])] : []),
     ...(report.perplexity.length
       ? ['', 'Perplexity task (the paper\'s Figure 3 protocol): AR hits vs Other on the scored tokens', perplexity.toString(), figure3Summary(report)]
@@ -143,7 +143,12 @@ export function renderTerminal(report: SweepReport): string {
       },
       'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
     ),
+    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
   ].join('\n');
+}
+
+function executionLine(e: ExecutionSummary): string {
+  return `Ran ${e.shards} shards on ${e.workers} workers with ${e.modelLoads} model loads (${e.workerModelPairs} worker-model pairs).`;
 }
 
 /** The "beside the paper" block, when some cells are cells of the paper's grids. */
@@ -161,7 +166,7 @@ export function renderMarkdown(report: SweepReport): string {
   return [
     `# Sweep ${report.sweepId}`,
     '',
-    `Spec \`${report.name}\`, status **${report.status}**, started ${report.createdAt}` +
+    `Spec \`${report.name}\`, status **${sweepStatusText(report.status, report.completedBy)}**, started ${report.createdAt}` +
       (report.finishedAt ? `, finished ${report.finishedAt}` : '') +
       (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') + '.',
     '',
@@ -232,5 +237,14 @@ export function renderMarkdown(report: SweepReport): string {
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
     '',
+    '## Execution',
+    '',
+    executionLine(report.execution),
+    '',
   ].join('\n');
+}
+
+/** A sweep's status as people read it: one that ended failed and was completed by another says so. */
+export function sweepStatusText(status: string, completedBy?: string | null): string {
+  return status === 'completed' && completedBy ? `completed later by ${completedBy}` : status;
 }

@@ -93,6 +93,8 @@ export interface SweepReport {
   sweepId: string;
   name: string;
   status: string;
+  /** the sweep that completed the cells of a sweep that had ended failed */
+  completedBy?: string | null;
   createdAt: string;
   finishedAt: string | null;
   gitSha: string | null;
@@ -106,4 +108,18 @@ export interface SweepReport {
   pareto: ParetoPoint[];
   /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
   paper?: PaperComparison[];
+  execution: ExecutionSummary;
+}
+
+/**
+ * Where this sweep's shards ran (cells it reused from earlier sweeps are not counted). A model
+ * load is a shard whose worker had to load the model first; with model-major placement the
+ * loads equal the (worker, model) pairs, far fewer than the shards.
+ */
+export interface ExecutionSummary {
+  shards: number;
+  workers: number;
+  modelLoads: number;
+  /** distinct (worker process, model) pairs that ran shards */
+  workerModelPairs: number;
 }

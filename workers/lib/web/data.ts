@@ -7,6 +7,8 @@ export interface SweepSummary {
   id: string;
   name: string;
   status: string;
+  /** set when the sweep ended failed and another sweep completed its cells */
+  completedBy: string | null;
   createdAt: string;
   finishedAt: string | null;
   cells: { total: number; done: number; failed: number; reused: number };
@@ -19,11 +21,11 @@ export interface SweepSummary {
 export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
   const rows = await db.$queryRaw<
     Array<{
-      id: string; name: string; status: string; created_at: Date; finished_at: Date | null;
+      id: string; name: string; status: string; completed_by: string | null; created_at: Date; finished_at: Date | null;
       cells: number; done: number; failed: number; reused: number; examples_total: number; examples_done: number;
     }>
   >`
-    SELECT s.id, s.name, s.status, s.created_at, s.finished_at,
+    SELECT s.id, s.name, s.status, s.completed_by, s.created_at, s.finished_at,
            count(c.key)::int AS cells,
            (count(*) FILTER (WHERE c.status = 'done'))::int AS done,
            (count(*) FILTER (WHERE c.status = 'failed'))::int AS failed,
@@ -33,7 +35,7 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
       FROM (SELECT * FROM sweeps ORDER BY created_at DESC LIMIT ${limit}) s
       LEFT JOIN sweep_cells sc ON sc.sweep_id = s.id
       LEFT JOIN cells c ON c.key = sc.cell_key
-     GROUP BY s.id, s.name, s.status, s.created_at, s.finished_at
+     GROUP BY s.id, s.name, s.status, s.completed_by, s.created_at, s.finished_at
      ORDER BY s.created_at DESC`;
   const failures = await db.$queryRaw<Array<{ sweep_id: string; key: string; what: string; error: string | null }>>`
     SELECT sc.sweep_id, c.key, c.model_name || ' / ' || c.task_name || ' / ' || c.strategy_name AS what, c.error
@@ -48,6 +50,7 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
       id: r.id,
       name: r.name,
       status: r.status,
+      completedBy: r.completed_by,
       createdAt: r.created_at.toISOString(),
       finishedAt: r.finished_at?.toISOString() ?? null,
       cells: { total: r.cells, done: r.done, failed: r.failed, reused: r.reused },

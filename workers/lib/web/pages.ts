@@ -6,7 +6,7 @@ import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
 import { sweepCharts } from '../report/charts';
-import { figure3Summary, num, pct, pctInterval, signedInterval } from '../report/render';
+import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
@@ -29,7 +29,7 @@ const eta = (s: number | null) => (s === null ? '-' : s < 90 ? `${s} s` : s < 54
 
 export function sweepRow(s: SweepSummary): Markup {
   return html`<tr data-sweep="${s.id}">
-<td><a href="/sweeps/${encodeURIComponent(s.id)}">${s.id}</a></td><td class="status">${s.status}</td>
+<td><a href="/sweeps/${encodeURIComponent(s.id)}">${s.id}</a></td><td class="status">${sweepStatusText(s.status, s.completedBy)}</td>
 <td><progress max="${s.examples.total}" value="${s.examples.done}"></progress> ${s.examples.done}/${s.examples.total}</td>
 <td class="num">${s.cells.done}/${s.cells.total} (${s.cells.reused} reused)</td>
 <td class="num eta">${eta(s.etaSeconds)}</td>
@@ -55,7 +55,7 @@ export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice
   const sliceNames = [...new Set([...slices.entries()].filter(([key]) => recallKeys.has(key)).flatMap(([, s]) => s.map((x) => x.slice)))].sort((a, b) =>
     a === 'ar_hit' ? -1 : b === 'ar_hit' ? 1 : a === 'other' ? -1 : b === 'other' ? 1 : a.localeCompare(b));
   return layout(`Sweep ${report.sweepId}`, html`<h1>Sweep ${report.sweepId}</h1>
-<p>Spec <code>${report.name}</code>, status <b>${report.status}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
+<p>Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
  <a href="/compare?base=${encodeURIComponent(report.sweepId)}">compare with another sweep</a></p>
 ${charts.map((c) => html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`)}
 <h2>Cells</h2>
