@@ -34,7 +34,16 @@ export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
 const ZooManifest = z
   .object({
-    models: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).loose()),
+    models: z.record(
+      z.string(),
+      z
+        .object({
+          sha256: z.string().regex(/^[0-9a-f]{64}$/),
+          // what the model was trained to predict; absent: answers (the recall zoo before #16)
+          objective: z.enum(['answers', 'next_token']).default('answers'),
+        })
+        .loose(),
+    ),
   })
   .loose();
 
@@ -43,6 +52,9 @@ export interface ModelCatalog extends ModelCatalogView {
   /** The revision that pins a model: weights digest (zoo) or Hugging Face commit (the ref when
    * no commit can be told, see resolveHubRef). */
   revisionOf(name: string): string;
+  /** What a model was trained to predict: a zoo model's manifest says; other models are LMs
+   * (Hugging Face checkpoints) or random (debug), with null for "not known". */
+  objectiveOf(name: string): 'answers' | 'next_token' | null;
 }
 
 export function catalogPaths(root: string) {
@@ -61,6 +73,11 @@ export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.
   return {
     entries,
     families: Object.fromEntries(list.map((e) => [e.name, e.family])),
+    objectiveOf(name) {
+      const e = entries.get(name);
+      if (e?.source.kind === 'zoo') return zoo.models[name]?.objective ?? null;
+      return e?.source.kind === 'hf' ? 'next_token' : null;
+    },
     revisionOf(name) {
       const e = entries.get(name);
       if (!e) throw new Error(`unknown model "${name}"`);

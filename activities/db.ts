@@ -114,12 +114,24 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
         );
       }
       const expected = shard.exampleEnd - shard.exampleStart;
+      if (input.taskKind === 'perplexity') {
+        // a perplexity shard returns slice sums only, and scores every token of its sequences
+        const main = out.slices.filter((s) => s.slice === 'ar_hit' || s.slice === 'other');
+        if (out.examples.length !== 0 || out.measurements.length !== 0 || main.length !== 2) {
+          throw ApplicationFailure.nonRetryable(
+            `shard ${shard.cellKey}#${shard.shardIndex} of a perplexity task returned ${out.examples.length} examples, ${out.measurements.length} measurements and slices [${out.slices.map((s) => s.slice).join(', ')}]; expected the ar_hit and other slices only`,
+            ERROR_TYPES.malformedShardResult,
+          );
+        }
+      }
       // a recall shard scores every example; a throughput shard times every point, and neither
       // returns the other's rows
       const [kept, other] =
         input.taskKind === 'throughput'
           ? [out.measurements.length, out.examples.length]
-          : [out.examples.length, out.measurements.length];
+          : input.taskKind === 'perplexity'
+            ? [expected, out.examples.length + out.measurements.length]
+            : [out.examples.length, out.measurements.length];
       const noun = input.taskKind === 'throughput' ? 'measurements' : 'examples';
       if (kept !== expected || other !== 0) {
         throw ApplicationFailure.nonRetryable(

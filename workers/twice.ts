@@ -16,6 +16,7 @@ import { describeMissing, specAssets } from './lib/assets';
 import { EtaEstimator, formatEta } from './lib/eta';
 import { printModels } from './models-command';
 import { pull } from './pull-command';
+import { buildBigrams } from './bigrams-command';
 import { loadEnv } from './lib/env';
 import { withDeadline } from './lib/health';
 import { callerPath, repoRoot } from './lib/paths';
@@ -304,6 +305,18 @@ program
   .option('--all', 'also re-check what is already present')
   .action((target: string, opts: { all?: boolean }) => {
     process.exitCode = pull(target, opts, out);
+  });
+
+program
+  .command('bigrams')
+  .description('training bigram counts for the perplexity task')
+  .command('build')
+  .description('count a corpus\'s bigrams once (content-addressed, in TWICE_CACHE/bigrams); prints the table and documents/s')
+  .argument('<corpus>', 'synthetic:<language> (its training stream), a .jsonl of {"text"} or {"ids"} documents, or an .npz of ids and offsets')
+  .option('--tokenizer <spec>', 'tokenizer for "text" documents (e.g. synthetic-v1, or a tokenizer.json folder)')
+  .option('--out <dir>', 'write the table here instead of the cache')
+  .action((corpus: string, opts: { tokenizer?: string; out?: string }) => {
+    process.exitCode = buildBigrams(corpus, opts);
   });
 
 registerScheduleCommands(program, withSession);

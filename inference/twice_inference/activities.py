@@ -40,6 +40,7 @@ from twice_inference.models.operators import Operator, OperatorUnavailable, Work
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
 
 if TYPE_CHECKING:  # the task registries are imported lazily
+    from twice_inference.tasks.perplexity import PerplexityTask
     from twice_inference.tasks.throughput import PrefillThroughputTask, ThroughputPointSpec
 
 # Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
@@ -189,6 +190,7 @@ class InferenceActivities:
         self._shard_handlers: dict[str, ShardHandler] = {
             "recall": self._run_recall_shard,
             "throughput": self._run_throughput_shard,
+            "perplexity": self._run_perplexity_shard,
         }
 
     # ---- activities ------------------------------------------------------------------------
@@ -350,13 +352,97 @@ class InferenceActivities:
                 batches=timing.batches,
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                # state after the shard's longest prompt (constant for recurrent families)
-                state_bytes=int(loaded.state_bytes(max((len(p) for p in prompts), default=0))),
-                dtype=str(loaded.info.dtype),
+            model=_model_info(loaded, max((len(p) for p in prompts), default=0)),
+        ).to_json()
+
+    def _run_perplexity_shard(
+        self,
+        shard: contract.RunShardInput,
+        task: PerplexityTask,
+        loaded: LoadedModel,
+        load_seconds: float,
+        device: torch.device,
+    ) -> dict[str, Any]:
+        """Teacher-forced NLL of each sequence, summed per slice of the paper's protocol (the
+        task's docstring); no generation, no examples, only slice sums."""
+        if loaded.tokenizer is None or isinstance(loaded.model, Operator):
+            raise ApplicationError(
+                f"model {shard.model.name!r} is a kernel-level operator: it cannot score the "
+                f"perplexity task",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        if shard.scorer.name != "none" or shard.slices is None:
+            raise ApplicationError(
+                f"task {shard.task.name!r} measures perplexity: its scorer is 'none' and it needs "
+                f"slice settings (got scorer {shard.scorer.name!r}, slices {shard.slices!r})",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        _scorer(shard.scorer)
+        if shard.strategy.name != "default":
+            raise ApplicationError(
+                f"task {shard.task.name!r} reads a corpus as it is: strategy 'default' only, got "
+                f"{shard.strategy.name!r}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        from twice_inference.tasks.perplexity import protocol_slice_sums
+        from twice_inference.tasks.slices import slice_config
+
+        tokenizer = loaded.tokenizer
+        try:
+            sequences = task.sequences(shard.example_start, shard.example_end, tokenizer)
+            # a generated language's table is counted on first use (a minute or so): heartbeat
+            table = task.bigram_table(
+                slice_config(shard.slices),
+                on_chunk=lambda _: activity.heartbeat(
+                    contract.ShardHeartbeat(examples_done=0).to_json()
+                ),
+            )
+        except (FileNotFoundError, ValueError) as error:
+            raise ApplicationError(
+                f"task {shard.task.name} v{shard.task.version}: {error}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            ) from error
+        set_mode = getattr(loaded.model, "set_inference_mode", None)
+        if set_mode is not None:
+            set_mode("left_pad")
+        started = time.perf_counter()
+        with _typed_gpu_errors():
+            nll = prompt_nll(
+                loaded.model,
+                sequences,
+                batch_size=shard.generation.batch_size,
+                pad_id=tokenizer.pad_id,
+                on_batch_done=lambda done: activity.heartbeat(
+                    contract.ShardHeartbeat(examples_done=done).to_json()
+                ),
+            )
+        seconds = time.perf_counter() - started
+        slices = _sum_slices(
+            [
+                protocol_slice_sums(ids, values.tolist(), shard.slices, table, task.params)
+                for ids, values in zip(sequences, nll, strict=True)
+            ]
+        )
+        tokens = sum(len(s) for s in sequences)
+        return contract.RunShardOutput(
+            cell_key=shard.cell_key,
+            shard_index=shard.shard_index,
+            examples=[],
+            measurements=[],
+            slices=slices,
+            timing=contract.ShardTiming(
+                load_seconds=load_seconds,
+                prefill_seconds=seconds,
+                decode_seconds=0.0,
+                prefill_tokens=tokens,
+                batches=max(1, -(-len(sequences) // shard.generation.batch_size)),
             ),
+            worker=worker_info(device),
+            model=_model_info(loaded, max((len(s) for s in sequences), default=0)),
         ).to_json()
 
     def _run_throughput_shard(
@@ -417,12 +503,7 @@ class InferenceActivities:
                 batches=timed_runs,
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                state_bytes=int(loaded.state_bytes(max(m.processed_len for m in measurements))),
-                dtype=str(loaded.info.dtype),
-            ),
+            model=_model_info(loaded, max(m.processed_len for m in measurements)),
         ).to_json()
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -483,6 +564,17 @@ class InferenceActivities:
 
 
 Scorer = Callable[[str, list[str]], float]
+
+
+def _model_info(loaded: LoadedModel, longest: int) -> contract.ModelInfo:
+    """The model's facts for a shard; state after its longest input (constant for recurrent
+    families, growing for attention)."""
+    return contract.ModelInfo(
+        family=loaded.info.family,
+        parameters=int(loaded.info.parameters),
+        state_bytes=int(loaded.state_bytes(longest)),
+        dtype=str(loaded.info.dtype),
+    )
 
 
 def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:

@@ -57,7 +57,7 @@ describe('the report beside the paper', () => {
     } as CellResult;
     const report: SweepReport = {
       sweepId: 's', name: 'paper-table1', status: 'completed', createdAt: 'now', finishedAt: null, gitSha: null,
-      cells: [result], benchmarks: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
+      cells: [result], benchmarks: [], perplexity: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
       execution: { shards: 0, workers: 0, modelLoads: 0, workerModelPairs: 0 },
     };
     assert.match(renderTerminal(report), /Beside the paper[\s\S]*68\.7[\s\S]*\+1\.3/);

@@ -89,7 +89,7 @@ export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: s
     if (!found.some((s) => s.id === id)) throw new Error(`no sweep "${id}" in the database`);
   }
   // measurement tasks (prefill benchmarks) have no outcomes to compare
-  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind !== 'throughput');
+  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'recall');
   const labels = taskLabels(scored.map((r) => ({ name: r.task_name, params: r.task_params })));
   const slotName = (r: SlotRow, i: number) => `${r.model_name} · ${labels[i]} · ${r.strategy_name}`;
   const matched = scored.flatMap((r, i) => (r.base_key && r.other_key ? [{ r, label: labels[i]! }] : []));

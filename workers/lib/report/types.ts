@@ -20,6 +20,8 @@ export interface CellResult {
   /** Wilson 95% interval of the accuracy over examples */
   ci95: Interval | null;
   perplexity: Record<string, number>;
+  /** why `perplexity` is left empty for this cell's model, when it is hidden */
+  perplexityHidden?: string;
   prefillTokensPerSecond: number | null;
   /** prompts prefilled per second: JRT-Prompt's doubled input shows up here */
   promptsPerSecond: number | null;
@@ -48,12 +50,43 @@ export interface BenchmarkResult {
   gpuName: string | null;
 }
 
-/** JRT-Prompt's accuracy minus default's for one model, on the same examples of every task. */
+/** A JRT layout's accuracy minus default's for one model, on the same examples of every task. */
 export interface JrtMargin {
   model: string;
+  /** the JRT layout compared with default: jrt_prompt, or jrt_question_first */
+  strategy: string;
   examples: number;
   /** Newcombe interval of the paired difference */
   margin: Interval;
+}
+
+/** One bin of a Figure 3 panel (docs/protocol.md, Perplexity protocol). */
+export interface PanelBin {
+  panel: 'recall-freq' | 'recall-dist' | 'other-freq';
+  /** "[lo, hi)" as the worker names it, e.g. "10-100" or "1000-inf" */
+  bin: string;
+  lo: number;
+  perplexity: number;
+  tokens: number;
+}
+
+/** A cell of the perplexity task: AR hits vs Other over the scored tokens, and the panels. */
+export interface PerplexityResult {
+  key: string;
+  model: string;
+  taskLabel: string;
+  strategy: string;
+  status: string;
+  reused: boolean;
+  sequences: number;
+  arHit: number | null;
+  arHitTokens: number;
+  other: number | null;
+  otherTokens: number;
+  panels: PanelBin[];
+  error: string | null;
+  /** the protocol it ran under, every open choice stated */
+  protocol: string;
 }
 
 export interface SweepReport {
@@ -68,6 +101,8 @@ export interface SweepReport {
   /** recall cells; throughput cells are summarised in `benchmarks` */
   cells: CellResult[];
   benchmarks: BenchmarkResult[];
+  /** cells of the perplexity task */
+  perplexity: PerplexityResult[];
   jrtMargins: JrtMargin[];
   paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
