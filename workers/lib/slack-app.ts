@@ -213,8 +213,9 @@ export function createSlackApp(deps: SlackAppDeps) {
     });
     if (!posted.ts) throw new Error('chat.postMessage returned no ts');
     await deps.db.slackThread.create({ data: { sweepId, channel: command.channel_id, threadTs: posted.ts } });
-    await respond(ephemeral(`Started sweep ${sweepId}.`));
+    // followed before the answer goes out, so whoever reads the answer finds the follow-up under way
     track(follow(sweepId));
+    await respond(ephemeral(`Started sweep ${sweepId}.`));
   }
 
   async function execute(cmd: SlackCommand, command: { channel_id: string; user_id: string }, respond: RespondFn, spec?: SpecFile) {
