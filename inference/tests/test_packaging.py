@@ -78,8 +78,8 @@ def test_the_wheel_holds_the_run_time_data(wheel: Path) -> None:
         "twice_inference/contract-names.json",
         "twice_inference/contract.schema.json",
         "twice_inference/task-catalog.json",
-        "twice_inference/models/catalog.json",
-        "twice_inference/zoo/manifest.json",
+        "twice_inference/catalog/models.json",
+        "twice_inference/catalog/zoo-manifest.json",
         "twice_inference/zoo/zoo-based-tiny/model.safetensors",
         "twice_inference/ops/linear_attention/chunk.py",
     ):
@@ -89,7 +89,7 @@ def test_the_wheel_holds_the_run_time_data(wheel: Path) -> None:
 
 def test_an_installed_wheel_runs_a_shard_without_pythonpath(wheel: Path, tmp_path: Path) -> None:
     python = _fresh_venv(tmp_path, wheel)
-    manifest = json.loads((INFERENCE / "twice_inference" / "zoo" / "manifest.json").read_text())
+    manifest = json.loads((INFERENCE / "catalog" / "zoo-manifest.json").read_text())
     shard = {
         "cellKey": "e" * 64,
         "shardIndex": 0,

@@ -17,7 +17,7 @@ from ..engine.throughput import environment_versions, time_callable
 from ..models.init import initialize
 from ..models.registry import DTYPES, build_model, load_catalog
 
-# The smallest paper checkpoint of each family in catalog.json (gla has only the 1.3B).
+# The smallest paper checkpoint of each family in the model catalog (gla has only the 1.3B).
 SMALLEST_PAPER_MODEL: dict[str, str] = {
     "transformer": "attn-360m-30b",
     "based": "based-360m-30b",

@@ -1,9 +1,10 @@
-"""Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
-by family, loads its weights (in-house zoo directory, a local Hugging Face layout directory, or
-seeded random weights for the pipeline-smoke-test "debug" models) and its tokenizer; ``operator``
-entries are bare attention kernels for prefill_throughput (``models/operators.py``). Family
-builders are imported lazily by "module:function" name, so a family whose adapter is not installed
-fails only when used. ``python -m twice_inference.models.registry --list`` prints the catalog.
+"""Model registry: the model catalog (``inference/catalog/models.json``, shared with the
+orchestrator) names every model the platform knows; ``load_model`` builds one by family, loads its
+weights (in-house zoo directory, a local Hugging Face layout directory, or seeded random weights for
+the pipeline-smoke-test "debug" models) and its tokenizer; ``operator`` entries are bare attention
+kernels for prefill_throughput (``models/operators.py``). Family builders are imported lazily by
+"module:function" name, so a family whose adapter is not installed fails only when used.
+``python -m twice_inference.models.registry --list`` prints the catalog.
 Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
 reload identically, run a real task's prompt and refuse a wrong revision).
 """
@@ -23,13 +24,14 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..catalog_files import MODEL_CATALOG, catalog_file
 from ..protocols import LanguageModel, Tokenizer
 from .checkpoint import CONVERTERS
 from .init import initialize
 from .operators import OPERATOR_VERSIONS, Operator, operator_revision
 from .revision import RevisionMismatch, check_weights_digest, expect_kind, parse_revision
 
-CATALOG_PATH = Path(__file__).with_name("catalog.json")
+CATALOG_PATH = catalog_file(MODEL_CATALOG)
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 ZOO_TOKENIZER = "synthetic-v1"
 
