@@ -1,0 +1,32 @@
+"""Mamba-1's selective scan. ``selective_scan`` is the dispatch point for the prefill;
+``selective_scan_step`` advances one decoded token. ``naive`` is the float64 reference the
+chunked form is tested against (``tests/test_models_ssm.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .chunk import selective_scan_chunked, selective_scan_step
+from .naive import selective_scan_naive
+
+
+def selective_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    h: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, dt [Bt, T, Di]; A [Di, N]; B, C [Bt, T, N]; h [Bt, Di, N] -> float32 (y [Bt, T, Di],
+    h_T). Pad positions carry dt = 0, which leaves the state as it was."""
+    return selective_scan_chunked(x, dt, A, B, C, h)
+
+
+__all__ = [
+    "selective_scan",
+    "selective_scan_chunked",
+    "selective_scan_naive",
+    "selective_scan_step",
+]
