@@ -399,6 +399,14 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
   };
 }
 
+/** A generated task pinned: its size follows from its params, and the params are its data. */
+export function resolveGeneratedTask(t: { name: string; params: Record<string, unknown> }): ResolvedSweep['tasks'][number] {
+  const def = TASKS[t.name as TaskName];
+  if (!def.synthetic) throw new Error(`task ${t.name} reads a dataset; only a worker can describe it`);
+  const ref = { name: t.name, version: def.version, params: t.params };
+  return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
+}
+
 /** Which cells the grid holds, model-major (load a model once, stream its cells). */
 export function expandCells(resolved: ResolvedSweep): Cell[] {
   const { spec } = resolved;

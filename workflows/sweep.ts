@@ -17,7 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
 import type * as catalogActivities from '../activities/catalog';
-import { TASKS, generatedExampleCount, type TaskName } from './catalog';
+import { TASKS, type TaskName } from './catalog';
 import {
   ERROR_TYPES,
   GPU_QUEUE,
@@ -41,6 +41,7 @@ import {
   coveredExamples,
   digestOf,
   expandCells,
+  resolveGeneratedTask,
   shardsOf,
   skippedPairs,
   type Cell,
@@ -93,10 +94,7 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
     spec.tasks.map(async (t) => {
       const def = TASKS[t.name as TaskName];
       const ref = { name: t.name, version: def.version, params: t.params };
-      if (def.synthetic) {
-        // generated from a seed: the parameters are the data
-        return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
-      }
+      if (def.synthetic) return resolveGeneratedTask(t);
       // real datasets live where the workers run; ask one of them
       const facts = await describe[PYTHON_ACTIVITIES.describeTask]({ task: ref });
       return { ...ref, numExamples: facts.numExamples, dataDigest: facts.dataDigest };
