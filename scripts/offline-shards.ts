@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createCatalogActivities } from '../activities/catalog';
 import { RunShardOutput, type RunShardInput } from '../workflows/contract';
 import { pairedDifferenceInterval, type Interval, type PairedCounts } from '../workflows/stats';
-import { digestOf, expandCells, resolveGeneratedTask, shardsOf, type Cell, type ResolvedSweep } from '../workflows/sweep-spec';
+import { digestOf, expandCells, resolveGeneratedTask, shardRequest, shardsOf, type Cell, type ResolvedSweep } from '../workflows/sweep-spec';
 import { readSpec } from '../workers/lib/sweeps';
 import { repoRoot } from '../workers/lib/paths';
 
@@ -26,21 +26,7 @@ export async function cellsOf(specFile: string): Promise<Cell[]> {
 }
 
 export function shardInputs(cells: Cell[], shardSize: number, device: RunShardInput['device']): RunShardInput[] {
-  return cells.flatMap((cell) =>
-    shardsOf(cell, shardSize).map((shard) => ({
-      cellKey: cell.key,
-      shardIndex: shard.shardIndex,
-      exampleStart: shard.exampleStart,
-      exampleEnd: shard.exampleEnd,
-      model: { name: cell.model.name, revision: cell.model.revision },
-      task: cell.task,
-      strategy: cell.strategy,
-      generation: cell.generation,
-      scorer: cell.scorer,
-      slices: cell.slices,
-      device,
-    })),
-  );
+  return cells.flatMap((cell) => shardsOf(cell, shardSize).map((shard) => shardRequest(cell, shard, device)));
 }
 
 /** Every example's outcome per cell key; a cell with a missing or doubled example is an error. */

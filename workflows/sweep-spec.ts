@@ -11,6 +11,7 @@ import {
   THROUGHPUT_STRATEGIES,
   type GenerationSettings,
   type ModelRef,
+  type RunShardInput,
   type ScorerRef,
   type SliceSettings,
   type StrategyRef,
@@ -563,6 +564,23 @@ export function shardsOf(
   }
   cut(next, cell.numExamples);
   return out;
+}
+
+/** What a worker is sent to run one shard of a cell. */
+export function shardRequest(cell: Cell, shard: Shard, device: RunShardInput['device']): RunShardInput {
+  return {
+    cellKey: cell.key,
+    shardIndex: shard.shardIndex,
+    exampleStart: shard.exampleStart,
+    exampleEnd: shard.exampleEnd,
+    model: { name: cell.model.name, revision: cell.model.revision },
+    task: cell.task,
+    strategy: cell.strategy,
+    generation: cell.generation,
+    scorer: cell.scorer,
+    slices: cell.slices,
+    device,
+  };
 }
 
 /** How many examples the recorded ranges of a cell cover (ranges may not overlap). */

@@ -42,6 +42,7 @@ import {
   digestOf,
   expandCells,
   resolveGeneratedTask,
+  shardRequest,
   shardsOf,
   skippedPairs,
   type Cell,
@@ -201,19 +202,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
     let inFlight = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }) => {
-      const request: RunShardInput = {
-        cellKey: cell.key,
-        shardIndex: shard.shardIndex,
-        exampleStart: shard.exampleStart,
-        exampleEnd: shard.exampleEnd,
-        model: { name: cell.model.name, revision: cell.model.revision },
-        task: cell.task,
-        strategy: cell.strategy,
-        generation: cell.generation,
-        scorer: cell.scorer,
-        slices: cell.slices,
-        device: spec.execution.device,
-      };
+      const request = shardRequest(cell, shard, spec.execution.device);
       try {
         const output = await gpuFor(cell.model.name)[PYTHON_ACTIVITIES.runShard](request);
         const recorded = await local.recordShard({

@@ -7,32 +7,20 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import zoo_shard_payload
 
 from twice_inference import contract
 from twice_inference import offline as shards
-from twice_inference.train.config import ZOO_DIR
 
 
 def _payload(start: int, end: int, strategy: str) -> dict:
-    sha = json.loads((ZOO_DIR / "manifest.json").read_text())["models"]["zoo-attn-tiny"]["sha256"]
-    return {
-        "cellKey": "e" * 64,
-        "shardIndex": start,
-        "exampleStart": start,
-        "exampleEnd": end,
-        "model": {"name": "zoo-attn-tiny", "revision": f"sha256:{sha}"},
-        "task": {"name": "synthetic_doc_qa", "version": 1, "params": {"numExamples": 6, "seed": 0}},
-        "strategy": {"name": strategy, "version": 1, "params": {"repeats": 2}},
-        "generation": {
-            "maxNewTokens": 4,
-            "stopAtNewline": True,
-            "batchSize": 4,
-            "maxPromptTokens": 2000,
-        },
-        "scorer": {"name": "contains", "version": 1},
-        "slices": None,
-        "device": "cpu",
-    }
+    return zoo_shard_payload(
+        "zoo-attn-tiny",
+        {"name": "synthetic_doc_qa", "version": 1, "params": {"numExamples": 6, "seed": 0}},
+        {"name": strategy, "version": 1, "params": {"repeats": 2}},
+        start,
+        end,
+    )
 
 
 def test_each_shard_lands_as_one_valid_line(tmp_path: Path) -> None:
