@@ -17,6 +17,7 @@ import { loadJrtMargins, loadSweepReport, UnknownSweepError } from '../report/lo
 import { startSweep, workflowIdOf } from '../sweeps';
 import { cellExamples, listSweeps, loadCell, slicePerplexities } from './data';
 import { cellPage, comparePage, errorPage, flipsPage, sweepPage, sweepRow, sweepsPage } from './pages';
+import { vendorAssets, type VendorAsset } from './vendor';
 
 export interface WebOptions {
   db: Db;
@@ -37,14 +38,9 @@ export interface WebServer {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-// the browser cannot reach a CDN: the chart library's browser builds are served from node_modules
-// (their package exports do not list them, hence plain paths)
-const modules = join(repoRoot, 'node_modules');
-const ASSETS: Record<string, string> = {
-  'vega.min.js': join(modules, 'vega', 'build', 'vega.min.js'),
-  'vega-lite.min.js': join(modules, 'vega-lite', 'build', 'vega-lite.min.js'),
-  'vega-embed.min.js': join(modules, 'vega-embed', 'build', 'vega-embed.min.js'),
-  'app.js': join(dirname(fileURLToPath(import.meta.url)), 'app.js'),
+const ASSETS: Record<string, VendorAsset> = {
+  ...vendorAssets(join(repoRoot, 'node_modules')),
+  'app.js': { file: join(dirname(fileURLToPath(import.meta.url)), 'app.js') },
 };
 
 class HttpError extends Error {
@@ -61,9 +57,11 @@ const intParam = (url: URL, name: string, fallback: number, max: number) => {
   return v;
 };
 
-// no inline script can run; vega compiles its chart expressions with Function, hence 'unsafe-eval'
+// no inline script and no eval can run: charts are drawn by vega's expression interpreter
+// (vendor.ts), not by code it compiles; vega-embed and the pages set inline styles
+export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:";
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+  'content-security-policy': CONTENT_SECURITY_POLICY,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 };
@@ -112,9 +110,11 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? 'GET';
     if (method === 'GET' && parts.length === 0) return send(res, 200, 'text/html', sweepsPage(await listSweeps(db)));
-    if (method === 'GET' && parts[0] === 'assets' && parts.length === 2 && ASSETS[parts[1]!] && existsSync(ASSETS[parts[1]!]!)) {
+    const asset = method === 'GET' && parts[0] === 'assets' && parts.length === 2 ? ASSETS[parts[1]!] : undefined;
+    if (asset && (asset.body !== undefined || existsSync(asset.file!))) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'max-age=3600', ...SECURITY_HEADERS });
-      createReadStream(ASSETS[parts[1]!]!).pipe(res);
+      if (asset.body !== undefined) res.end(asset.body);
+      else createReadStream(asset.file!).pipe(res);
       return;
     }
     if (method === 'GET' && parts[0] === 'sweeps' && parts.length === 2) {
