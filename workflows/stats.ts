@@ -85,14 +85,23 @@ export function mcnemarExact(onlyA: number, onlyB: number): number {
   const n = onlyA + onlyB;
   if (n === 0) return 1;
   const k = Math.min(onlyA, onlyB);
-  // P(X <= k) for X ~ Binomial(n, 1/2), summed in log space so thousands of flips stay finite
-  let logTerm = -n * Math.LN2; // log C(n, 0) / 2^n
-  let tail = Math.exp(logTerm);
+  // P(X <= k) for X ~ Binomial(n, 1/2) = 2^-n * sum of C(n, i) for i <= k. The binomial
+  // coefficients come from their ratio, one multiply per term; the running sum is rescaled before
+  // it overflows and the scale kept as a logarithm, so thousands of flips stay finite (the
+  // dashboard compares hundreds of cells per request, and a log and an exp per term cost more)
+  let term = 1;
+  let sum = 1;
+  let logScale = 0;
   for (let i = 1; i <= k; i++) {
-    logTerm += Math.log(n - i + 1) - Math.log(i);
-    tail += Math.exp(logTerm);
+    term *= (n - i + 1) / i;
+    sum += term;
+    if (sum > 1e280) {
+      logScale += Math.log(sum);
+      term /= sum;
+      sum = 1;
+    }
   }
-  return Math.min(1, 2 * tail);
+  return Math.min(1, 2 * Math.exp(Math.log(sum) + logScale - n * Math.LN2));
 }
 
 /**

@@ -5,6 +5,7 @@
 // The rows are synthetic (generate_series), the server, database and queries are the real ones.
 import { Client, Connection } from '@temporalio/client';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { testPostgres } from '../helpers/fixtures';
 import { Prisma } from '../../generated/prisma/client';
@@ -40,7 +41,7 @@ try {
     INSERT INTO cells (key, model_name, model_revision, model_family, dtype, task_name, task_version, task_params, task_data_digest,
                        strategy_name, strategy_version, strategy_params, generation, scorer, slices, num_examples, num_shards, status, provenance, finished_at)
     SELECT md5(n || '-' || m || '-' || t || '-' || s) || md5('k' || n || m || t || s), 'model-' || m, 'r', 'based', 'float32',
-           'task-' || t, 1, jsonb_build_object('seed', 0), 'd', CASE WHEN s = 0 THEN 'default' ELSE 'jrt_prompt' END, 1,
+           'mqar', 1, jsonb_build_object('seed', 0, 'numKvPairs', 4 * t), 'd', CASE WHEN s = 0 THEN 'default' ELSE 'jrt_prompt' END, 1,
            jsonb_build_object('repeats', s + 1), '{}', '{"name":"contains","version":1}', '{}', ${EXAMPLES}, ${EXAMPLES / 100}, 'done', '{}', now()
       FROM generate_series(1, 2) n, generate_series(1, ${MODELS}) m, generate_series(1, ${TASKS}) t, generate_series(0, ${STRATEGIES - 1}) s`);
   await pg.db.$executeRawUnsafe(`
@@ -64,6 +65,8 @@ try {
   const rows = await pg.db.exampleResult.count();
   say(`# Dashboard API benchmark`);
   say();
+  // the machine is shared: the load average says how far the figures are from an idle machine's
+  const load = () => loadavg().map((l) => l.toFixed(1)).join(' / ');
   say(`${new Date().toISOString()}: ${rows.toLocaleString('en-US')} example rows in ${MODELS * TASKS * STRATEGIES * 2} cells of 2 sweeps, loaded in ${((Date.now() - started) / 1000).toFixed(1)} s; ${REQUESTS} requests per endpoint after 3 warm-up requests, one at a time.`);
   say();
 
@@ -84,12 +87,29 @@ try {
     ['compare two sweeps (200 cells paired)', '/api/compare?base=bench-1&other=bench-2'],
     ['compare: one page of flipped examples', `/api/compare/flips?base=${baseCell}&other=${cell}&offset=200&limit=100`],
     ['JRT-Prompt margins per model', '/api/sweeps/bench-2/margins'],
+    ['sweep page (HTML, charts and margins)', '/sweeps/bench-2'],
   ];
-  say('| endpoint | p50 ms | p95 ms | max ms |');
-  say('| --- | --- | --- | --- |');
+  // the views must hold the whole grid, or the figures would time empty answers: the cells are
+  // recall cells (mqar, five parameter settings), which the grid and the comparison keep
+  const grid = (await (await fetch(`${web.url}/api/sweeps/bench-2`)).json()) as { cells: unknown[]; pareto: unknown[] };
+  const paired = (await (await fetch(`${web.url}/api/compare?base=bench-1&other=bench-2`)).json()) as { cells: unknown[] };
+  const cellsPerSweep = MODELS * TASKS * STRATEGIES;
+  if (grid.cells.length !== cellsPerSweep || paired.cells.length !== cellsPerSweep) {
+    throw new Error(`the grid shows ${grid.cells.length} cells and the comparison pairs ${paired.cells.length}, expected ${cellsPerSweep} each`);
+  }
+  say(`The grid answers with ${grid.cells.length} cells and ${grid.pareto.length} Pareto points; the comparison pairs ${paired.cells.length} cells.`);
+  say();
+  say(`Load average (1 / 5 / 15 min) before the requests: ${load()}.`);
+  say();
+  // CPU ms per request (this process: the server and the client's fetch): what the requests cost
+  // the machine, which a busy machine stretches far less than their wall time
+  say('| endpoint | p50 ms | p95 ms | max ms | CPU ms per request |');
+  say('| --- | --- | --- | --- | --- |');
   for (const [name, path] of endpoints) {
     const times: number[] = [];
+    let cpu = process.cpuUsage();
     for (let i = 0; i < REQUESTS + 3; i++) {
+      if (i === 3) cpu = process.cpuUsage();
       const t0 = performance.now();
       const res = await fetch(`${web.url}${path}`);
       await res.text();
@@ -98,8 +118,11 @@ try {
     }
     times.sort((a, b) => a - b);
     const q = (p: number) => times[Math.min(times.length - 1, Math.ceil(p * times.length) - 1)]!.toFixed(1);
-    say(`| ${name} | ${q(0.5)} | ${q(0.95)} | ${q(1)} |`);
+    const used = process.cpuUsage(cpu);
+    say(`| ${name} | ${q(0.5)} | ${q(0.95)} | ${q(1)} | ${((used.user + used.system) / 1000 / REQUESTS).toFixed(1)} |`);
   }
+  say();
+  say(`Load average (1 / 5 / 15 min) at the end of the requests: ${load()}.`);
   await web.close();
 
   say();

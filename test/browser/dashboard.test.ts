@@ -13,7 +13,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { readToolchain, repoRoot } from '../../workers/lib/paths';
 import { loadSweepReport, writeReport } from '../../workers/lib/report/index';
 import { startSweep, workflowIdOf } from '../../workers/lib/sweeps';
-import { startWebServer, type WebServer } from '../../workers/lib/web/server';
+import { CONTENT_SECURITY_POLICY, startWebServer, type WebServer } from '../../workers/lib/web/server';
 import { testStack } from '../helpers/fixtures';
 
 const ARTIFACTS = join(repoRoot, 'test-artifacts', 'browser');
@@ -43,7 +43,7 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
   };
 
   /** Opens a page and collects what would show up red in the browser's console. */
-  async function open(path: string): Promise<{ page: Page; problems: string[] }> {
+  async function open(path: string): Promise<{ page: Page; problems: string[]; headers: Record<string, string> }> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const problems: string[] = [];
     page.on('console', (m) => {
@@ -53,7 +53,7 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
     page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
     const res = await page.goto(`${web.url}${path}`, { waitUntil: 'load' });
     assert.equal(res?.status(), 200, `GET ${path}`);
-    return { page, problems };
+    return { page, problems, headers: res!.headers() };
   }
 
   before(async () => {
@@ -92,7 +92,13 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
 
   it('draws the Pareto chart with exactly the report frontier, and the heatmap', async () => {
     const report = await loadSweepReport(stack.db, sweepId);
-    const { page, problems } = await open(`/sweeps/${encodeURIComponent(sweepId)}`);
+    const { page, problems, headers } = await open(`/sweeps/${encodeURIComponent(sweepId)}`);
+    // no eval and no inline script: the charts below are drawn under this very policy (a refused
+    // eval would leave no SVG and a console error)
+    assert.equal(headers['content-security-policy'], CONTENT_SECURITY_POLICY);
+    const scriptSrc = CONTENT_SECURITY_POLICY.split(';').map((d) => d.trim()).find((d) => d.startsWith('script-src'));
+    assert.equal(scriptSrc, "script-src 'self'");
+    assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-eval/);
     await page.locator('[data-chart="pareto"] svg').waitFor();
     await page.locator('[data-chart="heatmap"] svg').waitFor();
     const labels = await page.locator('[data-chart="pareto"] svg [aria-label]').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''));

@@ -18,6 +18,15 @@ describe('taskLabels', () => {
     ]);
     assert.deepEqual(labels, ['set_disjointness sizes=[[4,16]]', 'set_disjointness sizes=[[16,4]]', 'mqar', 'mqar']);
   });
+
+  it('counts a parameter one entry lacks as differing, and labels only the entries that have it', () => {
+    const labels = taskLabels([
+      { name: 'mqar', params: { seed: 0 } },
+      { name: 'mqar', params: { seed: 0, numKvPairs: 8 } },
+      { name: 'mqar', params: { seed: 1, numKvPairs: 8 } },
+    ]);
+    assert.deepEqual(labels, ['mqar seed=0', 'mqar numKvPairs=8 seed=0', 'mqar numKvPairs=8 seed=1']);
+  });
 });
 
 describe('sweepQuery', () => {

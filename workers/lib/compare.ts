@@ -10,7 +10,7 @@ import { type Db } from '../../activities/db';
 import { Prisma } from '../../generated/prisma/client';
 import { TASKS, type TaskName } from '../../workflows/catalog';
 import { holmAdjust, mcnemarExact, pairedDifferenceInterval, type Interval, type PairedCounts } from '../../workflows/stats';
-import { taskLabels } from './report';
+import { taskLabels, UnknownSweepError } from './report';
 
 export interface CellComparison {
   model: string;
@@ -86,7 +86,7 @@ export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: s
     db.$queryRaw<SlotRow[]>(slotsQuery(baseSweepId, otherSweepId)),
   ]);
   for (const id of [baseSweepId, otherSweepId]) {
-    if (!found.some((s) => s.id === id)) throw new Error(`no sweep "${id}" in the database`);
+    if (!found.some((s) => s.id === id)) throw new UnknownSweepError(id);
   }
   // measurement tasks (prefill benchmarks) have no outcomes to compare
   const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'recall');

@@ -8,6 +8,7 @@
 // `padding: released-v1` are compared (Iterate has no padding). Tested in test/unit/paper-numbers.test.ts.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { cachedFromFiles } from './file-cache';
 import type { CellResult } from './report/types';
 
 const Accuracy = z.number().min(0).max(100);
@@ -28,6 +29,9 @@ const PAPER_FILE = new URL('../../specs/paper/paper-numbers.json', import.meta.u
 export function loadPaperNumbers(file: URL | string = PAPER_FILE): PaperNumbers {
   return PaperNumbers.parse(JSON.parse(readFileSync(file, 'utf8')));
 }
+
+/** The committed numbers, parsed once per change of the file. */
+export const paperNumbers = cachedFromFiles(() => [PAPER_FILE], () => loadPaperNumbers());
 
 /** What of a report cell decides which paper number it is comparable to. */
 export type ComparableCell = Pick<

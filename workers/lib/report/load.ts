@@ -7,11 +7,12 @@ import { paretoFrontier } from '../../../workflows/pareto';
 import { pairedDifferenceInterval, wilsonInterval } from '../../../workflows/stats';
 import { Prisma } from '../../../generated/prisma/client';
 import { type Db } from '../db-client';
-import { comparePaper } from '../paper-numbers';
+import { comparePaper, paperNumbers } from '../paper-numbers';
 import { querySweep } from './sql';
-import { loadModelCatalog } from '../../../activities/catalog';
+import { catalogPaths, loadModelCatalog } from '../../../activities/catalog';
+import { cachedFromFiles } from '../file-cache';
 import { repoRoot } from '../paths';
-import type { BenchmarkResult, CellResult, JrtMargin, PanelBin, PerplexityResult, SweepReport } from './types';
+import type { BenchmarkResult, CellResult, ExecutionSummary, JrtMargin, PanelBin, PerplexityResult, SweepReport } from './types';
 
 interface CellRow {
   key: string;
@@ -24,7 +25,7 @@ interface CellRow {
   status: string;
   error: string | null;
   reused: boolean;
-  provenance: { model?: { stateBytes?: number } } | null;
+  state_bytes: number | null;
   n: number;
   correct: number;
   mean_score: number | null;
@@ -56,7 +57,7 @@ interface BenchmarkRow {
  */
 export const cellRowsQuery = (sweepId: string) => Prisma.sql`
     SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.strategy_params, c.status, c.error, c.num_examples, c.slices,
-           sc.reused, c.provenance, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
+           sc.reused, (c.provenance->'model'->>'stateBytes')::float8 AS state_bytes, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
            x.score_sum / nullif(x.examples, 0) AS mean_score, t.prefill_tokens, t.prefill_seconds
       FROM sweep_cells sc
       JOIN cells c ON c.key = sc.cell_key
@@ -65,11 +66,30 @@ export const cellRowsQuery = (sweepId: string) => Prisma.sql`
      WHERE sc.sweep_id = ${sweepId}
      ORDER BY c.model_name, c.task_name, c.strategy_name`;
 
+/** A sweep id that no sweep in the database has. */
+export class UnknownSweepError extends Error {
+  constructor(readonly sweepId: string) {
+    super(`no sweep "${sweepId}" in the database`);
+  }
+}
+
 /**
  * `margins: false` leaves out the JRT-Prompt margins: the dashboard's grid API answers without
- * them and the sweep page asks for them separately.
+ * them and the sweep page asks for them separately. `execution: false` leaves out where the
+ * shards ran (null): it is the one read that scans every shard record of the sweep, and the
+ * dashboard does not show it.
  */
-export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean } = {}): Promise<SweepReport> {
+export function loadSweepReport(
+  db: Db,
+  sweepId: string,
+  opts?: { margins?: boolean; execution?: true },
+): Promise<SweepReport & { execution: ExecutionSummary }>;
+export function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean; execution: false }): Promise<SweepReport>;
+export async function loadSweepReport(
+  db: Db,
+  sweepId: string,
+  opts: { margins?: boolean; execution?: boolean } = {},
+): Promise<SweepReport> {
   // independent reads, each of a few hundred rows at most: in flight together
   const [sweep, rows, slices, benchmarkRows, jrtMargins] = await Promise.all([
     db.sweep.findUnique({ where: { id: sweepId } }),
@@ -81,7 +101,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     querySweep<BenchmarkRow>(db, PREFILL_BENCHMARK_SQL, sweepId),
     opts.margins === false ? Promise.resolve([]) : loadJrtMargins(db, sweepId),
   ]);
-  if (!sweep) throw new Error(`no sweep "${sweepId}" in the database`);
+  if (!sweep) throw new UnknownSweepError(sweepId);
   const ppl = new Map<string, Record<string, number>>();
   for (const s of slices) {
     if (Number(s.tokens) === 0) continue;
@@ -112,7 +132,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
       perplexityHidden: hiddenReason(r.model_name),
       prefillTokensPerSecond: secs && secs > 0 ? Number(r.prefill_tokens) / secs : null,
       promptsPerSecond: secs && secs > 0 ? n / secs : null,
-      stateBytes: r.provenance?.model?.stateBytes ?? null,
+      stateBytes: r.state_bytes,
       error: r.error,
       taskParams: r.task_params,
       strategyParams: r.strategy_params,
@@ -135,14 +155,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
   const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind === 'recall');
   const perplexity = await loadPerplexity(db, sweepId, rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'perplexity'), rows.map((r, i) => [r.key, labels[i]!]));
   const { axis, points } = paretoFrontier(recall, benchmarks);
-  const [exec] = await db.$queryRaw<Array<{ shards: bigint; workers: bigint; loads: bigint; pairs: bigint }>>`
-    SELECT count(*) AS shards,
-           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid')) AS workers,
-           count(*) FILTER (WHERE s.load_seconds > 0) AS loads,
-           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid', c.model_name)) AS pairs
-      FROM shard_records s
-      JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId} AND NOT sc.reused
-      JOIN cells c ON c.key = s.cell_key`;
+  const execution = opts.execution === false ? null : await loadExecution(db, sweepId);
   return {
     sweepId,
     name: sweep.name,
@@ -157,9 +170,21 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     jrtMargins,
     paretoAxis: axis,
     pareto: points,
-    paper: comparePaper(recall),
-    execution: { shards: Number(exec!.shards), workers: Number(exec!.workers), modelLoads: Number(exec!.loads), workerModelPairs: Number(exec!.pairs) },
+    paper: comparePaper(recall, paperNumbers()),
+    execution,
   };
+}
+
+async function loadExecution(db: Db, sweepId: string): Promise<ExecutionSummary> {
+  const [exec] = await db.$queryRaw<Array<{ shards: bigint; workers: bigint; loads: bigint; pairs: bigint }>>`
+    SELECT count(*) AS shards,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid')) AS workers,
+           count(*) FILTER (WHERE s.load_seconds > 0) AS loads,
+           count(DISTINCT (s.worker->>'hostname', s.worker->>'pid', c.model_name)) AS pairs
+      FROM shard_records s
+      JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId} AND NOT sc.reused
+      JOIN cells c ON c.key = s.cell_key`;
+  return { shards: Number(exec!.shards), workers: Number(exec!.workers), modelLoads: Number(exec!.loads), workerModelPairs: Number(exec!.pairs) };
 }
 
 /**
@@ -167,14 +192,22 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
  * first, then the long one): such entries are labelled with the parameters that differ.
  */
 export function taskLabels(tasks: Array<{ name: string; params: Record<string, unknown> }>): string[] {
+  // per task name, the parameters whose values are not the same in all its entries (a missing one
+  // counts as a value): one pass over the entries, so a grid of hundreds of cells labels quickly
   const byName = new Map<string, Array<Record<string, unknown>>>();
-  for (const t of tasks) byName.set(t.name, [...(byName.get(t.name) ?? []), t.params]);
+  for (const t of tasks) {
+    const variants = byName.get(t.name);
+    if (variants) variants.push(t.params);
+    else byName.set(t.name, [t.params]);
+  }
+  const differing = new Map<string, string[]>();
+  for (const [name, variants] of byName) {
+    const keys = new Set(variants.flatMap((v) => Object.keys(v)));
+    differing.set(name, [...keys].filter((k) => new Set(variants.map((v) => JSON.stringify(v[k]))).size > 1).sort());
+  }
   return tasks.map((t) => {
-    const variants = byName.get(t.name)!;
-    const differing = Object.keys(t.params)
-      .filter((k) => variants.some((v) => JSON.stringify(v[k]) !== JSON.stringify(t.params[k])))
-      .sort();
-    return differing.length ? `${t.name} ${differing.map((k) => `${k}=${JSON.stringify(t.params[k])}`).join(' ')}` : t.name;
+    const keys = differing.get(t.name)!.filter((k) => Object.hasOwn(t.params, k));
+    return keys.length ? `${t.name} ${keys.map((k) => `${k}=${JSON.stringify(t.params[k])}`).join(' ')}` : t.name;
   });
 }
 
@@ -215,10 +248,12 @@ export async function loadJrtMargins(db: Db, sweepId: string): Promise<JrtMargin
  * to predict answers only, never context tokens, so their AR-hit/Other perplexities on recall
  * prompts run to 1e6-1e11. The report shows the reason instead of the numbers.
  */
+const modelCatalog = cachedFromFiles(() => Object.values(catalogPaths(repoRoot)), () => loadModelCatalog(repoRoot));
+
 function perplexityHiddenReason(): (model: string) => string | undefined {
   let catalog: ReturnType<typeof loadModelCatalog> | null = null;
   try {
-    catalog = loadModelCatalog(repoRoot);
+    catalog = modelCatalog();
   } catch {
     return () => undefined;
   }

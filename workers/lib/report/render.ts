@@ -143,7 +143,7 @@ export function renderTerminal(report: SweepReport): string {
       },
       'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
     ),
-    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
+    ...(report.execution?.shards ? ['', executionLine(report.execution)] : []),
   ].join('\n');
 }
 
@@ -236,10 +236,7 @@ export function renderMarkdown(report: SweepReport): string {
     ...(failed.length
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
-    '',
-    '## Execution',
-    '',
-    executionLine(report.execution),
+    ...(report.execution ? ['', '## Execution', '', executionLine(report.execution)] : []),
     '',
   ].join('\n');
 }

@@ -108,7 +108,8 @@ export interface SweepReport {
   pareto: ParetoPoint[];
   /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
   paper?: PaperComparison[];
-  execution: ExecutionSummary;
+  /** null when the caller asked to leave it out (the web dashboard does not show it) */
+  execution: ExecutionSummary | null;
 }
 
 /**

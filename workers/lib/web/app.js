@@ -1,10 +1,14 @@
 // The dashboard's browser script, served as is (no build step): draws the Vega-Lite charts,
 // keeps the sweeps list live over server-sent events, and sends cancel / re-run requests.
+// An ES module, loaded after the chart library's classic scripts.
 /* global vegaEmbed, document, EventSource, fetch, localStorage, prompt */
+import { expressionInterpreter } from '/assets/vega-interpreter.js';
 
 for (const el of document.querySelectorAll('[data-chart]')) {
   const spec = JSON.parse(el.querySelector('script').textContent);
-  vegaEmbed(el, spec, { renderer: 'svg', actions: false }).catch((err) => {
+  // ast + expr: vega interprets chart expressions instead of compiling them with Function,
+  // which the Content-Security-Policy (no 'unsafe-eval') would refuse
+  vegaEmbed(el, spec, { renderer: 'svg', actions: false, ast: true, expr: expressionInterpreter }).catch((err) => {
     el.textContent = `chart failed: ${err.message}`;
   });
 }

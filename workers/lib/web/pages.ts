@@ -20,7 +20,7 @@ export function layout(title: string, body: Markup): string {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${title} · twice</title><link rel="icon" href="data:,"><style>${STYLE}</style>
 <script src="/assets/vega.min.js"></script><script src="/assets/vega-lite.min.js"></script><script src="/assets/vega-embed.min.js"></script>
-<script src="/assets/app.js" defer></script></head>
+<script type="module" src="/assets/app.js"></script></head>
 <body><header><a href="/"><b>twice</b></a><a href="/">Sweeps</a><a href="/compare">Compare</a></header>
 <main>${body}</main></body></html>`.value;
 }

@@ -13,10 +13,11 @@ import { parseSweepSpec, SpecError } from '../../../workflows/sweep-spec';
 import { compareSweeps, flippedExamples } from '../compare';
 import { type Db } from '../db-client';
 import { repoRoot } from '../paths';
-import { loadJrtMargins, loadSweepReport } from '../report/load';
+import { loadJrtMargins, loadSweepReport, UnknownSweepError } from '../report/load';
 import { startSweep, workflowIdOf } from '../sweeps';
 import { cellExamples, listSweeps, loadCell, slicePerplexities } from './data';
 import { cellPage, comparePage, errorPage, flipsPage, sweepPage, sweepRow, sweepsPage } from './pages';
+import { vendorAssets, type VendorAsset } from './vendor';
 
 export interface WebOptions {
   db: Db;
@@ -37,14 +38,9 @@ export interface WebServer {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
-// the browser cannot reach a CDN: the chart library's browser builds are served from node_modules
-// (their package exports do not list them, hence plain paths)
-const modules = join(repoRoot, 'node_modules');
-const ASSETS: Record<string, string> = {
-  'vega.min.js': join(modules, 'vega', 'build', 'vega.min.js'),
-  'vega-lite.min.js': join(modules, 'vega-lite', 'build', 'vega-lite.min.js'),
-  'vega-embed.min.js': join(modules, 'vega-embed', 'build', 'vega-embed.min.js'),
-  'app.js': join(dirname(fileURLToPath(import.meta.url)), 'app.js'),
+const ASSETS: Record<string, VendorAsset> = {
+  ...vendorAssets(join(repoRoot, 'node_modules')),
+  'app.js': { file: join(dirname(fileURLToPath(import.meta.url)), 'app.js') },
 };
 
 class HttpError extends Error {
@@ -61,9 +57,11 @@ const intParam = (url: URL, name: string, fallback: number, max: number) => {
   return v;
 };
 
-// no inline script can run; vega compiles its chart expressions with Function, hence 'unsafe-eval'
+// no inline script and no eval can run: charts are drawn by vega's expression interpreter
+// (vendor.ts), not by code it compiles; vega-embed and the pages set inline styles
+export const CONTENT_SECURITY_POLICY = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:";
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+  'content-security-policy': CONTENT_SECURITY_POLICY,
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
 };
@@ -99,12 +97,6 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
     return sweep;
   }
 
-  async function compareOr404(base: string, other: string) {
-    await sweepOr404(base);
-    await sweepOr404(other);
-    return compareSweeps(db, base, other);
-  }
-
   function flipParams(url: URL) {
     const key = (name: string) => {
       const v = url.searchParams.get(name) ?? '';
@@ -118,14 +110,16 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
     const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? 'GET';
     if (method === 'GET' && parts.length === 0) return send(res, 200, 'text/html', sweepsPage(await listSweeps(db)));
-    if (method === 'GET' && parts[0] === 'assets' && parts.length === 2 && ASSETS[parts[1]!] && existsSync(ASSETS[parts[1]!]!)) {
+    const asset = method === 'GET' && parts[0] === 'assets' && parts.length === 2 ? ASSETS[parts[1]!] : undefined;
+    if (asset && (asset.body !== undefined || existsSync(asset.file!))) {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'max-age=3600', ...SECURITY_HEADERS });
-      createReadStream(ASSETS[parts[1]!]!).pipe(res);
+      if (asset.body !== undefined) res.end(asset.body);
+      else createReadStream(asset.file!).pipe(res);
       return;
     }
     if (method === 'GET' && parts[0] === 'sweeps' && parts.length === 2) {
-      await sweepOr404(parts[1]!);
-      const [report, slices] = await Promise.all([loadSweepReport(db, parts[1]!), slicePerplexities(db, parts[1]!)]);
+      // an unknown sweep id is a 404 (UnknownSweepError), found by the report's own read of the sweep
+      const [report, slices] = await Promise.all([loadSweepReport(db, parts[1]!, { execution: false }), slicePerplexities(db, parts[1]!)]);
       return send(res, 200, 'text/html', sweepPage(report, slices));
     }
     if (method === 'GET' && parts[0] === 'cells' && parts.length === 2) {
@@ -139,7 +133,7 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
       const base = url.searchParams.get('base');
       const other = url.searchParams.get('other');
       const sweeps = await db.sweep.findMany({ orderBy: { createdAt: 'desc' }, take: 200, select: { id: true } });
-      const comparison = base && other ? await compareOr404(base, other) : null;
+      const comparison = base && other ? await compareSweeps(db, base, other) : null;
       return send(res, 200, 'text/html', comparePage(sweeps, base, other ?? sweeps.find((s) => s.id !== base)?.id ?? null, comparison));
     }
     if (method === 'GET' && parts[0] === 'compare' && parts[1] === 'flips' && parts.length === 2) {
@@ -156,8 +150,7 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
     }
     // the grid: every cell with its interval, the frontier and the benchmark
     if (method === 'GET' && api[0] === 'sweeps' && api.length === 2) {
-      await sweepOr404(api[1]!);
-      return sendJson(res, 200, await loadSweepReport(db, api[1]!, { margins: false }));
+      return sendJson(res, 200, await loadSweepReport(db, api[1]!, { margins: false, execution: false }));
     }
     if (method === 'GET' && api[0] === 'cells' && api.length === 3 && api[2] === 'examples') {
       const wrongOnly = url.searchParams.get('wrong') === '1';
@@ -167,7 +160,7 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
       const base = url.searchParams.get('base');
       const other = url.searchParams.get('other');
       if (!base || !other) throw new HttpError(400, 'query parameters base and other (sweep ids) are required');
-      return sendJson(res, 200, await compareOr404(base, other));
+      return sendJson(res, 200, await compareSweeps(db, base, other));
     }
     if (method === 'GET' && api[0] === 'compare' && api[1] === 'flips' && api.length === 2) {
       const { baseKey, otherKey, offset, limit } = flipParams(url);
@@ -212,7 +205,7 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     route(req, res, url).catch((err: unknown) => {
-      const status = err instanceof HttpError ? err.status : err instanceof SpecError ? 422 : 500;
+      const status = err instanceof HttpError ? err.status : err instanceof UnknownSweepError ? 404 : err instanceof SpecError ? 422 : 500;
       const message = err instanceof Error ? err.message : String(err);
       if (res.headersSent) return res.end();
       if (url.pathname.startsWith('/api/')) sendJson(res, status, { error: message });
