@@ -88,7 +88,7 @@ const describe = proxyActivities<PythonActivities>({
 });
 
 async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
-  const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null });
+  const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null, checkpoints: spec.checkpoints });
   const tasks = await Promise.all(
     spec.tasks.map(async (t) => {
       const def = TASKS[t.name as TaskName];
@@ -208,7 +208,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         shardIndex: shard.shardIndex,
         exampleStart: shard.exampleStart,
         exampleEnd: shard.exampleEnd,
-        model: { name: cell.model.name, revision: cell.model.revision },
+        model: { name: cell.model.name, revision: cell.model.revision, folder: cell.model.folder },
         task: cell.task,
         strategy: cell.strategy,
         generation: cell.generation,

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ModelCatalog } from '../../activities/catalog';
+import { folderProblem } from '../../activities/checkpoint-folder';
 import { hubRepoDir } from '../../activities/hf-cache';
 import { type SweepSpec } from '../../workflows/sweep-spec';
 
@@ -22,11 +23,12 @@ export function datasetHfId(task: string, params: Record<string, unknown>): stri
   return fixed[task] ?? null;
 }
 
-export type AssetKind = 'model' | 'tokenizer' | 'dataset';
+// a `folder` is a spec's checkpoint folder: no hub has it, so `twice pull` cannot fetch it
+export type AssetKind = 'model' | 'tokenizer' | 'dataset' | 'folder';
 
 export interface Asset {
   kind: AssetKind;
-  /** the Hugging Face repository id */
+  /** the Hugging Face repository id; for a folder, the path as the spec names it */
   hfId: string;
   /** what in the spec needs it: model names or task names */
   neededBy: string[];
@@ -106,9 +108,11 @@ export function specAssets(spec: SweepSpec, catalog: ModelCatalog, env: NodeJS.P
     wanted.set(key, entry);
   };
   for (const name of spec.models) {
-    const entry = catalog.entries.get(name);
+    const like = spec.checkpoints?.[name]?.like;
+    const entry = catalog.entries.get(like ?? name);
     if (entry?.source.kind !== 'hf') continue;
-    want('model', entry.source.hfId, name, entry.revision ?? null);
+    // a checkpoint folder built like a hub model needs its tokenizer, not its weights
+    if (!like) want('model', entry.source.hfId, name, entry.revision ?? null);
     const tokenizer = (entry.source as { tokenizer?: unknown }).tokenizer;
     if (typeof tokenizer === 'string' && tokenizer !== 'own') want('tokenizer', tokenizer, name, null);
   }
@@ -117,12 +121,23 @@ export function specAssets(spec: SweepSpec, catalog: ModelCatalog, env: NodeJS.P
     const hfId = datasetHfId(task.name, params);
     if (hfId) want('dataset', hfId, task.name, null, typeof params.dataDir === 'string' ? params.dataDir : null);
   }
-  return [...wanted.values()].map((w) => ({
+  const hubAssets: Asset[] = [...wanted.values()].map((w) => ({
     kind: w.kind,
     hfId: w.hfId,
     neededBy: [...w.neededBy],
     ...locate(w.kind, w.hfId, w.revision, w.dataDir, env),
   }));
+  return [...hubAssets, ...folderAssets(spec)];
+}
+
+/** The spec's checkpoint folders, found or not. */
+function folderAssets(spec: SweepSpec): Asset[] {
+  const out: Asset[] = [];
+  for (const [name, c] of Object.entries(spec.checkpoints ?? {})) {
+    if (!spec.models.includes(name)) continue;
+    out.push({ kind: 'folder', hfId: c.folder, neededBy: [name], foundAt: folderProblem(c.folder) ? null : c.folder, looked: [c.folder] });
+  }
+  return out;
 }
 
 /** The lines `twice plan` / `twice run` print when something is missing (empty when nothing is). */
@@ -131,18 +146,21 @@ export function describeMissing(assets: Asset[]): string[] {
   if (missing.length === 0) return [];
   const count = (k: AssetKind) => missing.filter((a) => a.kind === k).length;
   const lines = [
-    `missing on this machine: ${count('model')} model checkpoint(s), ${count('tokenizer')} tokenizer(s), ${count('dataset')} dataset(s); nothing was started.`,
+    `missing on this machine: ${count('model') + count('folder')} model checkpoint(s), ${count('tokenizer')} tokenizer(s), ${count('dataset')} dataset(s); nothing was started.`,
   ];
-  for (const kind of ['model', 'tokenizer', 'dataset'] as const) {
+  for (const kind of ['model', 'folder', 'tokenizer', 'dataset'] as const) {
     for (const a of missing.filter((m) => m.kind === kind)) {
       lines.push(`  ${kind} ${a.hfId} (for ${a.neededBy.join(', ')})`);
       lines.push(`      put it at ${a.looked[0]}${a.looked.length > 1 ? `; also looked in ${a.looked.slice(1).join(', ')}` : ''}`);
     }
   }
-  lines.push(
-    'Fetch them with `npm run twice -- pull <spec>` on a machine online (Hugging Face hub, or ' +
-      'HF_ENDPOINT), or set TWICE_MODEL_DIR, TWICE_TOKENIZER_DIR and TWICE_DATA_DIR to folders ' +
-      'holding them (docs/env.md).',
-  );
+  if (missing.length > count('folder')) {
+    lines.push(
+      'Fetch them with `npm run twice -- pull <spec>` on a machine online (Hugging Face hub, or ' +
+        'HF_ENDPOINT), or set TWICE_MODEL_DIR, TWICE_TOKENIZER_DIR and TWICE_DATA_DIR to folders ' +
+        'holding them (docs/env.md).',
+    );
+  }
+  if (count('folder')) lines.push('A checkpoint folder is what your training job writes: run it first, or fix the path in the spec.');
   return lines;
 }
