@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .revision import RevisionMismatch
+from .revision import RevisionMismatch, sha256_file
 
 _IGNORED = re.compile(r"^\.|\.(tmp|partial|incomplete|lock)$")
 
@@ -62,20 +62,12 @@ def manifest_digest(files: list[tuple[str, int, str]]) -> str:
     return h.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_digest(folder: Path) -> tuple[str, list[FileStat]]:
     """The content digest of ``folder`` (every byte read, no cache) and the listing it covers."""
     files = list_folder(folder)
     if not files:
         raise FileNotFoundError(f"checkpoint folder {folder} holds no files")
-    digest = manifest_digest([(f.rel, f.size, _sha256(folder / f.rel)) for f in files])
+    digest = manifest_digest([(f.rel, f.size, sha256_file(folder / f.rel)) for f in files])
     return digest, files
 
 
