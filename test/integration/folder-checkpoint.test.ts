@@ -3,17 +3,29 @@
 // The folder's revision is its content digest when each night starts: the second night, with the
 // folder untouched, reuses every cell; after "training" writes new weights into the folder, only
 // that model's cells run again, and the night's summary says its revision changed from X to Y.
+// A sweep planned before new weights landed fails that model's cells at load, naming both digests.
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
 import { type NightlyResult } from '../../workflows/messages';
+import type { planWorkflow, sweepWorkflow } from '../../workflows/sweep';
 import { createSchedule, deleteSchedule, triggerSchedule } from '../../workers/lib/schedules';
 import { repoRoot } from '../../workers/lib/paths';
+import { readSpec, workflowIdOf } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';
 
 const LIKE = 'zoo-attn-tiny';
+/** "Training": one value of the last tensor changes (the byte `offset` from the end). */
+function flip(weights: string, offset: number) {
+  const bytes = readFileSync(weights);
+  const at = bytes.length - offset;
+  bytes.writeUInt8(bytes.readUInt8(at) ^ 0x01, at);
+  writeFileSync(weights, bytes);
+}
+let nightsRan = false;
 const FIXED = 'zoo-based-tiny';
 
 describe('a nightly schedule over a checkpoint folder', { timeout: 600_000 }, () => {
@@ -95,9 +107,7 @@ describe('a nightly schedule over a checkpoint folder', { timeout: 600_000 }, ()
 
     // training writes new weights into the folder (one value of the last tensor changes)
     const weights = join(folder, 'model.safetensors');
-    const bytes = readFileSync(weights);
-    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0x01, bytes.length - 1);
-    writeFileSync(weights, bytes);
+    flip(weights, 1);
 
     const third = await night();
     assert.equal(third.status, 'completed');
@@ -113,5 +123,37 @@ describe('a nightly schedule over a checkpoint folder', { timeout: 600_000 }, ()
     const fixedKeys = async (sweepId: string) =>
       (await stack.db.sweepCell.findMany({ where: { sweepId, cell: { modelName: FIXED } }, select: { cellKey: true } })).map((c) => c.cellKey).sort();
     assert.deepEqual(await fixedKeys(third.sweepId), await fixedKeys(first.sweepId));
+    nightsRan = true;
+  });
+
+  it('fails the cells of the folder model, naming both digests, when its weights moved between the plan and the load', async () => {
+    assert.ok(nightsRan, 'runs after the nights above');
+    const weights = join(folder, 'model.safetensors');
+    const { spec, text, file } = readSpec(join(dir, 'nightly.yaml'));
+    const plan = async (id: string) =>
+      (await stack.client.workflow.execute<typeof planWorkflow>('planWorkflow', { taskQueue: ORCHESTRATOR_QUEUE, workflowId: id, args: [{ spec }] })).resolved;
+    const revision = (resolved: Awaited<ReturnType<typeof plan>>) => resolved.models.find((m) => m.name === 'nightly-attn')!.revision;
+    // training writes a checkpoint never evaluated (other bytes than above), the sweep is planned ...
+    flip(weights, 2);
+    const resolved = await plan('plan/folder-z');
+    // ... and training writes the next one before the worker loads the weights
+    flip(weights, 3);
+    const loaded = revision(await plan('plan/folder-w'));
+    assert.notEqual(loaded, revision(resolved));
+    // the resolution taken before is handed in as a continued sweep carries it
+    const result = await stack.client.workflow.execute<typeof sweepWorkflow>('sweepWorkflow', {
+      taskQueue: ORCHESTRATOR_QUEUE,
+      workflowId: workflowIdOf('folder-moved'),
+      args: [{ sweepId: 'folder-moved', specFile: file, specYaml: text, spec, gitSha: null, continued: { resolved, failures: [], startedAt: Date.now(), runs: 0 } }],
+    });
+    assert.equal(result.status, 'failed');
+    assert.equal(result.failures.length, 2, 'both nightly-attn cells, nothing of the fixed model');
+    const digest = (rev: string) => rev.split('@')[1]!;
+    for (const f of result.failures) {
+      assert.match(f.error, /checkpoint folder .* changed since the sweep resolved it/);
+      assert.ok(f.error.includes(`revision digest ${digest(revision(resolved))}`) && f.error.includes(`now holds ${digest(loaded)}`), f.error);
+    }
+    const recorded = await stack.db.exampleResult.count({ where: { cell: { modelRevision: revision(resolved) } } });
+    assert.equal(recorded, 0, 'nothing recorded under the revision the weights no longer are');
   });
 });
