@@ -1,6 +1,6 @@
 // The model catalog as the orchestrator sees it: names, families and pinned revisions. The Python
-// worker's registry reads the same files (inference/twice_inference/models/catalog.json and the
-// zoo manifest), so both sides agree on what a model name means. A zoo model's revision is the
+// worker's registry reads the same files (inference/catalog/: models.json and zoo-manifest.json,
+// kept outside the Python package for both sides), so both sides agree on what a model name means. A zoo model's revision is the
 // SHA-256 of its weights file, so retraining it changes every key that uses it; a debug model's is
 // the seed of its random weights; a Hugging Face checkpoint's is the commit its ref (`main` unless
 // the catalog pins one) points to in the local hub cache when the sweep starts.
@@ -59,8 +59,8 @@ export interface ModelCatalog extends ModelCatalogView {
 }
 
 export function catalogPaths(root: string) {
-  const pkg = join(root, 'inference', 'twice_inference');
-  return { catalog: join(pkg, 'models', 'catalog.json'), zooManifest: join(pkg, 'zoo', 'manifest.json') };
+  const dir = join(root, 'inference', 'catalog');
+  return { catalog: join(dir, 'models.json'), zooManifest: join(dir, 'zoo-manifest.json') };
 }
 
 export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.env): ModelCatalog {

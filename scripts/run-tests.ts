@@ -28,9 +28,14 @@ let failed = 0;
 let status = 0;
 
 if (runTs && only.length === 0) {
-  // static checks first: a type error or a boundary violation fails fast
-  for (const [what, cmd] of [['typecheck', 'tsc'], ['lint', 'eslint']] as const) {
-    const r = spawnSync(join(repoRoot, 'node_modules', '.bin', cmd), what === 'typecheck' ? ['--noEmit'] : ['.'], {
+  // static checks first: a type error, a boundary violation or an unformatted file fails fast
+  const checks = [
+    ['typecheck', 'tsc', ['--noEmit']],
+    ['lint', 'eslint', ['.']],
+    ['format', 'prettier', ['--check', '.']],
+  ] as const;
+  for (const [what, cmd, cmdArgs] of checks) {
+    const r = spawnSync(join(repoRoot, 'node_modules', '.bin', cmd), cmdArgs, {
       cwd: repoRoot,
       stdio: 'inherit',
     });

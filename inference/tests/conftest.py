@@ -21,6 +21,7 @@ import pytest
 import torch
 from torch import nn
 
+from twice_inference.catalog_files import ZOO_MANIFEST, catalog_file
 from twice_inference.protocols import Example, StrategySpec, Tokenizer
 
 
@@ -291,8 +292,7 @@ def zoo_shard_payload(
     scorer: str = "contains",
 ) -> dict[str, Any]:
     """A run_shard input for a committed zoo model at its manifest revision, on the CPU."""
-    zoo = Path(__file__).parents[1] / "twice_inference" / "zoo" / "manifest.json"
-    sha = json.loads(zoo.read_text())["models"][model]["sha256"]
+    sha = json.loads(catalog_file(ZOO_MANIFEST).read_text())["models"][model]["sha256"]
     return {
         "cellKey": "e" * 64,
         "shardIndex": start,

@@ -79,8 +79,8 @@ def test_the_wheel_holds_the_run_time_data(wheel: Path) -> None:
         "twice_inference/contract-names.json",
         "twice_inference/contract.schema.json",
         "twice_inference/task-catalog.json",
-        "twice_inference/models/catalog.json",
-        "twice_inference/zoo/manifest.json",
+        "twice_inference/catalog/models.json",
+        "twice_inference/catalog/zoo-manifest.json",
         "twice_inference/zoo/zoo-based-tiny/model.safetensors",
         "twice_inference/ops/linear_attention/chunk.py",
     ):

@@ -30,19 +30,6 @@ def shot(k: int) -> SolvedParts:
     return SolvedParts(PromptParts(context=f"k{k} v{k}", query=f"k{k}", question="unused"), f"v{k}")
 
 
-def test_versions() -> None:
-    assert STRATEGY_VERSIONS == {
-        "default": 1,
-        "jrt_prompt": 1,
-        "question_first": 1,
-        "jrt_question_first": 1,
-        "few_shot": 1,
-        "jrt_rnn_left_pad": 1,
-        "jrt_rnn_read2x": 1,
-        "jrt_rnn_iterate": 1,
-    }
-
-
 def test_parse_fills_defaults() -> None:
     assert parse_strategy("jrt_prompt", 1, None) == StrategySpec("jrt_prompt", 1, {"repeats": 2})
     assert parse_strategy("few_shot", 1, {}).params == {"shots": 2}

@@ -299,13 +299,13 @@ def test_small_state_variants_differ_only_in_state_size(small, tiny, state_field
 
 
 def test_committed_zoo_models_load_and_match_the_manifest() -> None:
-    from twice_inference.models.registry import CatalogEntry, load_entry
+    from twice_inference.models.registry import CATALOG_PATH, CatalogEntry, load_entry
 
-    manifest_file = zoo_train.ZOO_DIR / "manifest.json"
+    manifest_file = zoo_train.ZOO_MANIFEST_FILE
     if not manifest_file.is_file():
         pytest.skip("no trained zoo committed")
     manifest = json.loads(manifest_file.read_text())["models"]
-    catalog = json.loads((zoo_train.ZOO_DIR.parent / "models" / "catalog.json").read_text())
+    catalog = json.loads(CATALOG_PATH.read_text())
     entries = [e for e in catalog["models"] if e["source"]["kind"] == "zoo"]
     assert {e["name"] for e in entries} == set(manifest)
     for raw in entries:

@@ -23,9 +23,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     PYTHONPATH=/opt/twice
 COPY --from=build /opt/venv /opt/venv
-# the package as in the repository, with its zoo weights and catalogs (not all are package data)
+# the package as in the repository, with its zoo weights, and beside it the model catalog and zoo
+# manifest it shares with the orchestrator (twice_inference/catalog_files.py finds them there)
 WORKDIR /opt/twice
 COPY twice_inference ./twice_inference
+COPY catalog ./catalog
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "twice_inference.worker"]
 CMD ["--device", "cuda"]

@@ -144,7 +144,9 @@ describe('a nightly schedule over a checkpoint folder', { timeout: 600_000 }, ()
     const result = await stack.client.workflow.execute<typeof sweepWorkflow>('sweepWorkflow', {
       taskQueue: ORCHESTRATOR_QUEUE,
       workflowId: workflowIdOf('folder-moved'),
-      args: [{ sweepId: 'folder-moved', specFile: file, specYaml: text, spec, gitSha: null, continued: { resolved, failures: [], startedAt: Date.now(), runs: 0 } }],
+      args: [
+        { sweepId: 'folder-moved', specFile: file, specYaml: text, spec, gitSha: null, continued: { resolved, failures: [], startedAt: Date.now(), runs: 0 } },
+      ],
     });
     assert.equal(result.status, 'failed');
     assert.equal(result.failures.length, 2, 'both nightly-attn cells, nothing of the fixed model');

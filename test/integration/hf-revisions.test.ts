@@ -47,9 +47,9 @@ describe('Hugging Face revisions pinned to commits', { timeout: 300_000 }, () =>
   /** a repository root whose catalog holds one checkpoint of the fake hub, at `revision` if given */
   function root(revision?: string) {
     const r = mkdtempSync(join(dir, 'root-'));
-    mkdirSync(join(r, 'inference', 'twice_inference', 'models'), { recursive: true });
+    mkdirSync(join(r, 'inference', 'catalog'), { recursive: true });
     const entry = { name: 'tiny-hf', family: 'transformer', source: { kind: 'hf', hfId: 'tiny-org/tiny-model' }, dtype: 'float32', revision };
-    writeFileSync(join(r, 'inference', 'twice_inference', 'models', 'catalog.json'), JSON.stringify({ models: [entry] }));
+    writeFileSync(join(r, 'inference', 'catalog', 'models.json'), JSON.stringify({ models: [entry] }));
     return r;
   }
   async function resolve(r: string, withEnv: NodeJS.ProcessEnv = env) {

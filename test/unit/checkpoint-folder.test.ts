@@ -111,11 +111,7 @@ describe('checkpoint folder digest', () => {
 
 describe('spec checkpoints', () => {
   const spec = (checkpoints: string, models = '[nightly-lm]') =>
-    parseSweepSpec(
-      `name: t\nmodels: ${models}\n${checkpoints}\ntasks: [{ name: mqar, params: { numExamples: 4 } }]\n`,
-      't.yaml',
-      catalog,
-    );
+    parseSweepSpec(`name: t\nmodels: ${models}\n${checkpoints}\ntasks: [{ name: mqar, params: { numExamples: 4 } }]\n`, 't.yaml', catalog);
 
   it('takes a folder model built like a catalog model', () => {
     const s = spec('checkpoints: { nightly-lm: { folder: /data/run/latest, like: zoo-lm-based-tiny } }', '[nightly-lm, zoo-based-tiny]');
@@ -124,11 +120,23 @@ describe('spec checkpoints', () => {
   });
 
   it('refuses unknown, clashing or operator likes, and unknown keys, naming each field', () => {
-    assert.throws(() => spec('checkpoints: { nightly-lm: { folder: /d, like: zoo-lm-basd-tiny } }'), /checkpoints\.nightly-lm\.like: unknown catalog model "zoo-lm-basd-tiny" \(did you mean "zoo-lm-based-tiny"\?\)/);
-    assert.throws(() => spec('checkpoints: { zoo-attn-tiny: { folder: /d, like: zoo-attn-tiny } }', '[zoo-attn-tiny]'), /checkpoints\.zoo-attn-tiny: the catalog already has a model named "zoo-attn-tiny"/);
-    assert.throws(() => spec('checkpoints: { nightly-lm: { folder: /d, like: op-sdpa-flash } }'), /checkpoints\.nightly-lm\.like: "op-sdpa-flash" is a kernel-level operator/);
+    assert.throws(
+      () => spec('checkpoints: { nightly-lm: { folder: /d, like: zoo-lm-basd-tiny } }'),
+      /checkpoints\.nightly-lm\.like: unknown catalog model "zoo-lm-basd-tiny" \(did you mean "zoo-lm-based-tiny"\?\)/,
+    );
+    assert.throws(
+      () => spec('checkpoints: { zoo-attn-tiny: { folder: /d, like: zoo-attn-tiny } }', '[zoo-attn-tiny]'),
+      /checkpoints\.zoo-attn-tiny: the catalog already has a model named "zoo-attn-tiny"/,
+    );
+    assert.throws(
+      () => spec('checkpoints: { nightly-lm: { folder: /d, like: op-sdpa-flash } }'),
+      /checkpoints\.nightly-lm\.like: "op-sdpa-flash" is a kernel-level operator/,
+    );
     assert.throws(() => spec('checkpoints: { nightly-lm: { folder: /d, like: zoo-attn-tiny, path: /e } }'), /checkpoints\.nightly-lm: unknown key "path"/);
-    assert.throws(() => spec('checkpoints: { nightly-lm: { folder: /d/../etc, like: zoo-attn-tiny } }'), /checkpoints\.nightly-lm\.folder: a folder path without "\.\."/);
+    assert.throws(
+      () => spec('checkpoints: { nightly-lm: { folder: /d/../etc, like: zoo-attn-tiny } }'),
+      /checkpoints\.nightly-lm\.folder: a folder path without "\.\."/,
+    );
     assert.throws(() => spec('', '[nightly-lm]'), /models\[0\]: unknown model "nightly-lm"/);
   });
 
@@ -136,7 +144,7 @@ describe('spec checkpoints', () => {
     assert.equal('checkpoints' in spec('', '[zoo-attn-tiny]'), false);
   });
 
-  it('`twice plan` lists a checkpoint folder that is missing or holds no weights yet, and its like\'s tokenizer', () => {
+  it("`twice plan` lists a checkpoint folder that is missing or holds no weights yet, and its like's tokenizer", () => {
     const root = mkdtempSync(join(tmpdir(), 'twice-ckpt-'));
     const env = { HF_HUB_CACHE: join(root, 'hub'), TWICE_MODEL_DIR: join(root, 'models') };
     const s = spec(`checkpoints: { nightly-lm: { folder: ${join(root, 'run')}, like: jrt-360m-30b } }`);
@@ -146,12 +154,20 @@ describe('spec checkpoints', () => {
     assert.ok(lines.includes('  tokenizer gpt2 (for nightly-lm)'), 'built like a hub model: its tokenizer, not its weights');
     mkdirSync(join(root, 'run'));
     writeFileSync(join(root, 'run', 'model.safetensors'), '');
-    assert.deepEqual(specAssets(s, catalog, env).filter((a) => a.foundAt === null).map((a) => a.kind), ['tokenizer']);
+    assert.deepEqual(
+      specAssets(s, catalog, env)
+        .filter((a) => a.foundAt === null)
+        .map((a) => a.kind),
+      ['tokenizer'],
+    );
   });
 
   it('refuses a checkpoint folder outside the data roots', () => {
     const s = spec('checkpoints: { nightly-lm: { folder: /etc/ckpt, like: zoo-attn-tiny } }');
-    assert.throws(() => checkDataPaths(s, 't.yaml', { TWICE_DATA_ROOTS: '/srv/data' }), /checkpoints\.nightly-lm\.folder: "\/etc\/ckpt" is outside the allowed data roots/);
+    assert.throws(
+      () => checkDataPaths(s, 't.yaml', { TWICE_DATA_ROOTS: '/srv/data' }),
+      /checkpoints\.nightly-lm\.folder: "\/etc\/ckpt" is outside the allowed data roots/,
+    );
     checkDataPaths(s, 't.yaml', { TWICE_DATA_ROOTS: '/etc' });
   });
 });

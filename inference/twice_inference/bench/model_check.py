@@ -16,16 +16,15 @@ import torch
 
 from ..models.registry import count_parameters
 from .model_common import (
-    build_random,
-    environment,
+    build_or_error,
+    dtype_label,
     family_configs,
     fmt,
     is_oom,
     log,
     max_rel_error,
     release_memory,
-    resolve_dtype,
-    resolve_families,
+    start_run,
     time_once,
 )
 
@@ -237,16 +236,12 @@ def bench_family(
     seed: int,
 ) -> dict[str, Any]:
     """One family, each phase isolated so a failure in one still reports the others."""
-    row: dict[str, Any] = {"family": family, "model": name, "dtype": str(dtype).split(".")[-1]}
+    row: dict[str, Any] = {"family": family, "model": name, "dtype": dtype_label(dtype)}
     errors: list[str] = []
     started = time.perf_counter()
-    try:
-        model = build_random(family, config, device, dtype, seed)
-    except Exception as error:  # noqa: BLE001
-        traceback.print_exc()
-        if is_oom(error):
-            release_memory(device)
-        return {**row, "errors": [f"build: {type(error).__name__}: {error}"]}
+    model, build_error = build_or_error(family, config, device, dtype, seed)
+    if model is None:
+        return {**row, "errors": [build_error]}
     row["params"] = count_parameters(model)
     row["state_bytes"] = int(model.state_size_bytes(1, seq))
     log(f"  built {name}: {row['params']:,} params in {time.perf_counter() - started:.1f} s")
@@ -297,14 +292,10 @@ def run(
 ) -> dict[str, Any]:
     """Benchmark ``families``; ``configs_override`` maps a family to a config dict used instead
     of its catalog entry (tests use tiny ones). Returns the JSON-able report with the table."""
-    dtype = resolve_dtype(dtype)
-    for field, value in (("seq", seq), ("batch", batch), ("check_len", check_len)):
-        if value < 1:
-            raise ValueError(f"{field} must be >= 1, got {value}")
-    names = resolve_families(families)
-    meta = {
-        **environment(device),
-        "dtype": str(dtype).split(".")[-1],
+    dtype, names, meta = start_run(
+        families, device, dtype, seq=seq, batch=batch, check_len=check_len
+    )
+    meta |= {
         "seq": seq,
         "batch": batch,
         "check_len": check_len,

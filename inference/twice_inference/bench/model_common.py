@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..engine.throughput import environment_versions, time_callable
 from ..models.init import initialize
 from ..models.registry import DTYPES, build_model, load_catalog
 
-# The smallest paper checkpoint of each family in catalog.json (gla has only the 1.3B).
+# The smallest paper checkpoint of each family in the model catalog (gla has only the 1.3B).
 SMALLEST_PAPER_MODEL: dict[str, str] = {
     "transformer": "attn-360m-30b",
     "based": "based-360m-30b",
@@ -77,6 +78,36 @@ def build_random(
         model = build_model(family, config)
     initialize(model, family, seed)
     return model.to(dtype=dtype).eval()
+
+
+def build_or_error(
+    family: str, config: dict[str, Any], device: str, dtype: torch.dtype, seed: int
+) -> tuple[torch.nn.Module | None, str | None]:
+    """``build_random``, or None and the error line a report row carries: a family that cannot be
+    built (a missing dependency, out of memory at a large size) must not end the whole run."""
+    try:
+        return build_random(family, config, device, dtype, seed), None
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc()
+        release_memory(device)
+        return None, f"build: {type(error).__name__}: {error}"
+
+
+def dtype_label(dtype: torch.dtype) -> str:
+    return str(dtype).split(".")[-1]
+
+
+def start_run(
+    families: str | list[str], device: str, dtype: torch.dtype | str, **sizes: int
+) -> tuple[torch.dtype, list[str], dict[str, Any]]:
+    """What each driver does first: the dtype, every size checked to be >= 1, the families named,
+    and the report's meta so far (the environment and the dtype)."""
+    resolved = resolve_dtype(dtype)
+    for field, value in sizes.items():
+        if value < 1:
+            raise ValueError(f"{field} must be >= 1, got {value}")
+    names = resolve_families(families)
+    return resolved, names, {**environment(device), "dtype": dtype_label(resolved)}
 
 
 def time_once(fn: Callable[[], Any], device: str) -> float:

@@ -20,16 +20,15 @@ from ..engine.throughput import random_ids
 from ..models.registry import count_parameters
 from ..ops.kernel_mode import use_taylor_kernel_mode
 from .model_common import (
-    build_random,
-    environment,
+    build_or_error,
+    dtype_label,
     family_configs,
     fmt,
     is_oom,
     log,
     max_rel_error,
     release_memory,
-    resolve_dtype,
-    resolve_families,
+    start_run,
     time_once,
 )
 
@@ -144,16 +143,13 @@ def throughput_family(
     """One row per path (kernel / torch for the kernel families, else the family's only one),
     each with a point per length."""
     variants = kernel_variants(device) if family in KERNEL_FAMILIES else {"default": None}
-    base = {"family": family, "model": name, "dtype": str(dtype).split(".")[-1]}
+    base = {"family": family, "model": name, "dtype": dtype_label(dtype)}
     if time.perf_counter() > deadline:  # not even built: a 1.3B build costs seconds too
         spent = {str(seq): {"skipped": True, "notes": ["total budget spent"]} for seq in lengths}
         return [{**base, "path": v, "points": dict(spent), "errors": []} for v in variants]
-    try:
-        model = build_random(family, config, device, dtype, seed)
-    except Exception as error:  # noqa: BLE001
-        traceback.print_exc()
-        release_memory(device)
-        return [{**base, "path": "-", "errors": [f"build: {type(error).__name__}: {error}"]}]
+    model, build_error = build_or_error(family, config, device, dtype, seed)
+    if model is None:
+        return [{**base, "path": "-", "errors": [build_error]}]
     base["params"] = count_parameters(model)
     rows = [{**base, "path": variant, "points": {}, "errors": []} for variant in variants]
     with torch.inference_mode():
@@ -219,18 +215,12 @@ def run_throughput(
 ) -> dict[str, Any]:
     """Prefill tokens/s of every family at ``batch`` x each of ``lengths``, random weights. Points
     left when ``total_budget_s`` is spent are marked skipped, so the run ends in bounded time."""
-    dtype = resolve_dtype(dtype)
     lengths = list(lengths)
     if not lengths or min(lengths) < 1:
         raise ValueError(f"lengths must be >= 1, got {lengths}")
-    for field, value in (("batch", batch), ("runs", runs)):
-        if value < 1:
-            raise ValueError(f"{field} must be >= 1, got {value}")
-    names = resolve_families(families)
-    meta = {
-        **environment(device),
+    dtype, names, meta = start_run(families, device, dtype, batch=batch, runs=runs)
+    meta |= {
         "mode": "throughput",
-        "dtype": str(dtype).split(".")[-1],
         "batch": batch,
         "lengths": lengths,
         "runs": runs,

@@ -1,5 +1,5 @@
 """Model adapters, one module per family, behind the ``LanguageModel`` protocol, and the registry
-that builds them from ``catalog.json``.
+that builds them from the model catalog (``inference/catalog/models.json``).
 Tests: ``tests/test_models_*.py``, ``tests/test_registry.py``.
 """
 

@@ -96,7 +96,7 @@ class BasedConfig(BaseModel):
         return int(self.rotary_fraction * (self.d_model // self.swa_heads))
 
 
-class LinearAttention(Mixer):
+class LinearAttention(Mixer[LinearAttentionState]):
     """Taylor linear attention. Its state is kept in float32 whatever the weights' dtype: it
     is a running sum over the whole prompt, where bf16 would drop small terms."""
 
@@ -151,7 +151,7 @@ class LinearAttention(Mixer):
 # ---------------------------------------------------------------------------------------------
 
 
-class BaseConv(Mixer):
+class BaseConv(Mixer[torch.Tensor]):
     def __init__(self, config: BasedConfig) -> None:
         super().__init__()
         d = config.d_model

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from ..ops.gla import gla, gla_naive, gla_step
-from .layers import RMSNorm, resolve_mask
+from .layers import RMSNorm, modules_of, resolve_mask
 
 FAMILY = "gla"
 
@@ -247,7 +247,7 @@ class GLAForCausalLM(nn.Module):
         mask = resolve_mask(input_ids, mask)
         x = self.model.embeddings(input_ids)
         states = []
-        for layer in self.model.layers:
+        for layer in modules_of(self.model.layers, GLABlock):
             out, S = layer.attn(layer.attn_norm(x), mask)
             x = x + out
             x = x + layer.mlp(layer.mlp_norm(x))
@@ -266,7 +266,7 @@ class GLAForCausalLM(nn.Module):
             raise ValueError(f"token_ids must be [B], got shape {tuple(token_ids.shape)}")
         x = self.model.embeddings(token_ids)
         states = []
-        for i, layer in enumerate(self.model.layers):
+        for i, layer in enumerate(modules_of(self.model.layers, GLABlock)):
             out, S = layer.attn.step(layer.attn_norm(x), state.S[i])
             x = x + out
             x = x + layer.mlp(layer.mlp_norm(x))

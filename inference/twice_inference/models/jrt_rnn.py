@@ -92,6 +92,7 @@ class IterateState:
 
 class JrtRnnLM(BasedLM):
     family = "jrt_rnn"
+    config: JrtRnnConfig
 
     def __init__(self, config: JrtRnnConfig, inference_mode: str = "left_pad") -> None:
         super().__init__(config, linear_attention=PrefixLinearAttention)

@@ -9,6 +9,8 @@ Tested in ``tests/test_layers.py`` (attention fast paths vs the dense-mask refer
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -278,20 +280,34 @@ def tensors_nbytes(obj: object) -> int:
     return 0
 
 
-class Mixer(nn.Module):
-    """Sequence mixer interface. ``x`` is [B, T, D]; ``positions`` are per-sequence positions."""
+StateT = TypeVar("StateT")
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def modules_of(modules: nn.ModuleList, kind: type[ModuleT]) -> Iterator[ModuleT]:
+    """The items of ``modules``, each checked to be a ``kind``: nn.ModuleList does not say what it
+    holds, and a layer of the wrong kind should fail here, naming both, not at an attribute."""
+    for module in modules:
+        if not isinstance(module, kind):
+            raise TypeError(f"expected {kind.__name__} layers, found {type(module).__name__}")
+        yield module
+
+
+class Mixer(nn.Module, Generic[StateT]):
+    """Sequence mixer interface. ``x`` is [B, T, D]; ``positions`` are per-sequence positions;
+    ``StateT`` is the decoding state a mixer's ``prefill`` returns and its ``step`` advances."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def prefill(
         self, x: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
-    ) -> tuple[torch.Tensor, object]:
+    ) -> tuple[torch.Tensor, StateT]:
         raise NotImplementedError
 
     def step(
-        self, x: torch.Tensor, positions: torch.Tensor, state: object
-    ) -> tuple[torch.Tensor, object]:
+        self, x: torch.Tensor, positions: torch.Tensor, state: StateT
+    ) -> tuple[torch.Tensor, StateT]:
         """x [B, D], positions [B] -> (y [B, D], state)."""
         raise NotImplementedError
 
@@ -303,7 +319,7 @@ class Mixer(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: x + mixer(norm1(x)), then + mlp(norm2(.))."""
 
-    def __init__(self, d_model: int, mixer: Mixer, mlp_hidden: int, norm_eps: float) -> None:
+    def __init__(self, d_model: int, mixer: Mixer[Any], mlp_hidden: int, norm_eps: float) -> None:
         super().__init__()
         self.norm1 = RMSNorm(d_model, norm_eps)
         self.mixer = mixer
@@ -386,13 +402,16 @@ class DecoderLM(nn.Module):
     def _dtype(self) -> torch.dtype:
         return self.embeddings.weight.dtype
 
+    def blocks(self) -> Iterator[Block]:
+        return modules_of(self.layers, Block)
+
     # -- parallel form --------------------------------------------------------------------------
 
     def forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = resolve_mask(input_ids, mask)
         positions = positions_from_mask(mask)
         h = self.embeddings(input_ids)
-        for block in self.layers:
+        for block in self.blocks():
             h = h + block.mixer(block.norm1(h), mask, positions)
             h = block._mlp(h)
         return self.lm_head(self.final_norm(h)).float()
@@ -406,7 +425,7 @@ class DecoderLM(nn.Module):
         positions = positions_from_mask(mask)
         h = self.embeddings(input_ids)
         states: list[object] = []
-        for block in self.layers:
+        for block in self.blocks():
             y, layer_state = block.mixer.prefill(block.norm1(h), mask, positions)
             h = block._mlp(h + y)
             states.append(layer_state)
@@ -418,7 +437,7 @@ class DecoderLM(nn.Module):
             raise ValueError(f"token_ids must be [B], got shape {tuple(token_ids.shape)}")
         h = self.embeddings(token_ids)
         new_states: list[object] = []
-        for block, layer_state in zip(self.layers, state.layers, strict=True):
+        for block, layer_state in zip(self.blocks(), state.layers, strict=True):
             y, layer_state = block.mixer.step(block.norm1(h), state.positions, layer_state)
             h = block._mlp(h + y)
             new_states.append(layer_state)
@@ -427,5 +446,5 @@ class DecoderLM(nn.Module):
 
     def state_size_bytes(self, batch_size: int = 1, prompt_len: int = 0) -> int:
         size = self._dtype().itemsize
-        per_seq = sum(block.mixer.state_bytes(prompt_len, size) for block in self.layers)
+        per_seq = sum(block.mixer.state_bytes(prompt_len, size) for block in self.blocks())
         return batch_size * per_seq

@@ -33,7 +33,7 @@ class OperatorUnavailable(RuntimeError):
 
 
 class OperatorConfig(BaseModel):
-    """An operator entry's ``config`` in models/catalog.json."""
+    """An operator entry's ``config`` in the model catalog (inference/catalog/models.json)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     heads: int = Field(ge=1)

@@ -1,10 +1,11 @@
-"""Model registry: ``catalog.json`` names every model the platform knows; ``load_model`` builds one
-by family, loads its weights (in-house zoo directory, a local Hugging Face layout directory, a
-spec's checkpoint folder built like a catalog model, or seeded random weights for the
-pipeline-smoke-test "debug" models) and its tokenizer; ``operator``
-entries are bare attention kernels for prefill_throughput (``models/operators.py``). Family
-builders are imported lazily by "module:function" name, so a family whose adapter is not installed
-fails only when used. ``python -m twice_inference.models.registry --list`` prints the catalog.
+"""Model registry: the model catalog (``inference/catalog/models.json``, shared with the
+orchestrator) names every model the platform knows; ``load_model`` builds one by family, loads its
+weights (in-house zoo directory, a local Hugging Face layout directory, a spec's checkpoint folder
+built like a catalog model, or seeded random weights for the pipeline-smoke-test "debug" models)
+and its tokenizer; ``operator`` entries are bare attention kernels for prefill_throughput
+(``models/operators.py``). Family builders are imported lazily by "module:function" name, so a
+family whose adapter is not installed fails only when used.
+``python -m twice_inference.models.registry --list`` prints the catalog.
 Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
 reload identically, run a real task's prompt and refuse a wrong revision).
 """
@@ -24,13 +25,14 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..catalog_files import MODEL_CATALOG, catalog_file
 from ..protocols import LanguageModel, Tokenizer
 from .checkpoint import CONVERTERS
 from .init import initialize
 from .operators import OPERATOR_VERSIONS, Operator, operator_revision
 from .revision import RevisionMismatch, check_weights_digest, expect_kind, parse_revision
 
-CATALOG_PATH = Path(__file__).with_name("catalog.json")
+CATALOG_PATH = catalog_file(MODEL_CATALOG)
 ZOO_DIR = Path(__file__).resolve().parent.parent / "zoo"
 ZOO_TOKENIZER = "synthetic-v1"
 
@@ -173,8 +175,16 @@ def _resolve(family: str) -> Callable[..., Any]:
     return getattr(module, function)
 
 
-def build_model(family: str, config: dict[str, Any]) -> LanguageModel:
+def build_model(family: str, config: dict[str, Any]) -> torch.nn.Module:
     return _resolve(family)(config)
+
+
+def as_language_model(model: torch.nn.Module) -> LanguageModel:
+    """A built model seen through the protocol the engine uses; builders are found by name, so a
+    builder that returns something else fails here, naming its type, not deep inside a batch."""
+    if not isinstance(model, LanguageModel):
+        raise TypeError(f"{type(model).__name__} does not implement the LanguageModel protocol")
+    return model
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -432,6 +442,7 @@ def _loaded(
     weights_path: str,
     with_tokenizer: bool,
 ) -> LoadedModel:
+    lm = as_language_model(model)
     tokenizer = None
     if with_tokenizer:
         from ..tokenizers import load_tokenizer
@@ -439,10 +450,10 @@ def _loaded(
         tokenizer = load_tokenizer(tokenizer_spec)
         # A checkpoint's vocabulary is fixed by its weights, but a random model's is only what
         # its catalog config says: an id past the embedding would fail deep inside a batch.
-        if isinstance(entry.source, RandomSource) and tokenizer.vocab_size > model.vocab_size:
+        if isinstance(entry.source, RandomSource) and tokenizer.vocab_size > lm.vocab_size:
             raise ValueError(
                 f"model {entry.name!r}: tokenizer {tokenizer_spec!r} has {tokenizer.vocab_size} "
-                f"ids but config.vocab_size gives {model.vocab_size} logits"
+                f"ids but config.vocab_size gives {lm.vocab_size} logits"
             )
     info = ModelInfo(
         name=entry.name,
@@ -454,7 +465,7 @@ def _loaded(
         weights_path=weights_path,
     )
     autocast = DTYPES[entry.autocast] if entry.autocast and dtype_name == entry.dtype else None
-    return LoadedModel(model=model, tokenizer=tokenizer, info=info, autocast=autocast)
+    return LoadedModel(model=lm, tokenizer=tokenizer, info=info, autocast=autocast)
 
 
 def load_folder(
@@ -534,7 +545,8 @@ def describe(entry: CatalogEntry, prompt_len: int) -> dict[str, Any]:
     except FamilyUnavailable as error:
         return {**row, "params": None, "state_bytes": None, "error": str(error)}
     row.update(
-        params=count_parameters(model), state_bytes=int(model.state_size_bytes(1, prompt_len))
+        params=count_parameters(model),
+        state_bytes=int(as_language_model(model).state_size_bytes(1, prompt_len)),
     )
     return row
 

@@ -62,7 +62,7 @@ class KVCache:
     valid: torch.Tensor  # [B, S] bool; pads stay False and are never attended
 
 
-class Attention(Mixer):
+class Attention(Mixer[KVCache]):
     """Multi-head softmax attention; ``window`` (keys i-w..i) turns it into sliding-window
     attention, whose recurrent cache is then a fixed ring buffer instead of a growing one."""
 

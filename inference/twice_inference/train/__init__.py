@@ -1,6 +1,6 @@
 """Trains the in-house tiny model zoo on the synthetic tasks (mqar, synthetic_doc_qa,
 set_disjointness) and writes ``zoo/<name>/{model.safetensors,config.json,curve.json}`` plus
-``zoo/manifest.json``. Data come from the task generators on the fly, with seeds kept disjoint from
+the zoo manifest. Data come from the task generators on the fly, with seeds kept disjoint from
 evaluation. Tested by ``tests/test_train.py`` (a CPU micro run).
 
     python -m twice_inference.train --config twice_inference/zoo/configs/zoo-attn-tiny.json
@@ -8,7 +8,7 @@ evaluation. Tested by ``tests/test_train.py`` (a CPU micro run).
 
 One module per concern: config (what a zoo config holds, seed bands, the mixture), data (streams,
 validation sets, batches), objective (model, losses, schedule), evaluate, manifest (checkpoints
-and manifest.json), loop (one model's training), scheduler (several at once), cli.
+and the manifest), loop (one model's training), scheduler (several at once), cli.
 """
 
 from ..models.revision import sha256_file
@@ -16,6 +16,7 @@ from .cli import main
 from .config import (
     CONFIG_DIR,
     ZOO_DIR,
+    ZOO_MANIFEST_FILE,
     ZooTrainingConfig,
     load_config,
 )
@@ -37,6 +38,7 @@ from .scheduler import least_busy_gpu, visible_gpus
 __all__ = [
     "CONFIG_DIR",
     "ZOO_DIR",
+    "ZOO_MANIFEST_FILE",
     "Sequence",
     "TrainingStream",
     "ZooTrainingConfig",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import CONFIG_DIR, ZOO_DIR, load_config
+from .config import CONFIG_DIR, ZOO_DIR, ZOO_MANIFEST_FILE, load_config
 from .loop import train
 from .manifest import write_manifest
 from .scheduler import run_in_processes
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument(
         "--manifest-only",
         action="store_true",
-        help="rebuild manifest.json from the models under --out",
+        help="rebuild the manifest from the models under --out",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=ZOO_DIR)
@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, help="seconds per model before stopping")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    # the committed zoo's manifest is shared with the orchestrator; any other --out keeps its own
+    manifest = ZOO_MANIFEST_FILE if args.out.resolve() == ZOO_DIR.resolve() else None
     if args.manifest_only:
-        write_manifest(args.out)
+        write_manifest(args.out, manifest)
         return 0
     if args.config:
         train(
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             args.workers,
             args.time_limit,
         )
-        write_manifest(args.out)
+        write_manifest(args.out, manifest)
         return 0
     configs = sorted(CONFIG_DIR.glob("*.json"))
     if args.jobs <= 1:
@@ -57,5 +59,5 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         run_in_processes(configs, args)
-    write_manifest(args.out)
+    write_manifest(args.out, manifest)
     return 0

@@ -9,8 +9,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..catalog_files import ZOO_MANIFEST, catalog_file
+
 ZOO_DIR = Path(__file__).parents[1] / "zoo"
 CONFIG_DIR = ZOO_DIR / "configs"
+# the committed zoo's manifest lives with the model catalog, where the orchestrator reads it
+ZOO_MANIFEST_FILE = catalog_file(ZOO_MANIFEST)
 MANIFEST_VERSION = 1
 
 # Evaluation sweep specs draw task seeds from [0, EVAL_SEED_LIMIT). Training and held-out

@@ -1,5 +1,6 @@
-"""Checkpoints and ``zoo/manifest.json``: what is saved for each model and how the manifest is
-rebuilt from the files."""
+"""Checkpoints and the zoo manifest (``inference/catalog/zoo-manifest.json`` for the committed zoo,
+``manifest.json`` beside the models elsewhere): what is saved for each model and how the manifest
+is rebuilt from the files."""
 
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def generator_versions() -> dict[str, Any]:
     }
 
 
-def write_manifest(out_dir: Path) -> dict[str, Any]:
-    """Rebuild ``manifest.json`` from every ``<name>/curve.json`` + weights under ``out_dir``."""
+def write_manifest(out_dir: Path, manifest_file: Path | None = None) -> dict[str, Any]:
+    """Rebuild the manifest (``manifest_file``, by default ``out_dir/manifest.json``) from every
+    ``<name>/curve.json`` + weights under ``out_dir``."""
     models = {}
     for curve_file in sorted(out_dir.glob("*/curve.json")):
         directory = curve_file.parent
@@ -75,5 +77,6 @@ def write_manifest(out_dir: Path) -> dict[str, Any]:
             "wallSeconds": run["wallSeconds"],
         }
     manifest = {"version": MANIFEST_VERSION, "models": models}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    (manifest_file or out_dir / "manifest.json").write_text(text)
     return manifest
