@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { ERROR_TYPES, formatRevision } from '../workflows/contract';
-import { type ModelCatalogView } from '../workflows/sweep-spec';
+import { type ModelCatalogView, type SweepSpec } from '../workflows/sweep-spec';
+import { digestFolder, folderProblem, FolderUnstable } from './checkpoint-folder';
 import { resolveHubRef } from './hf-cache';
 
 const CatalogEntry = z
@@ -98,18 +99,49 @@ export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.
   };
 }
 
+export interface ResolvedModel {
+  name: string;
+  revision: string;
+  family: string;
+  dtype: string;
+  /** a spec checkpoint's folder, which the worker reads */
+  folder?: string;
+}
+
 export function createCatalogActivities(root: string, env: NodeJS.ProcessEnv = process.env) {
   return {
-    /** Pins each model's revision and precision; runs in an activity because it reads files. */
-    async resolveModels(input: { names: string[]; dtype: string | null }): Promise<
-      Array<{ name: string; revision: string; family: string; dtype: string }>
-    > {
+    /**
+     * Pins each model's revision and precision; runs in an activity because it reads files. A
+     * spec checkpoint's revision is its folder's content digest now (a folder still being written
+     * fails the attempt, which Temporal retries).
+     */
+    async resolveModels(input: {
+      names: string[];
+      dtype: string | null;
+      checkpoints?: SweepSpec['checkpoints'];
+    }): Promise<ResolvedModel[]> {
       const catalog = loadModelCatalog(root, env);
-      return input.names.map((name) => {
-        const entry = catalog.entries.get(name);
-        if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${name}"`, ERROR_TYPES.invalidSpec);
-        return { name, revision: catalog.revisionOf(name), family: entry.family, dtype: input.dtype ?? entry.dtype };
-      });
+      const out: ResolvedModel[] = [];
+      for (const name of input.names) {
+        const declared = input.checkpoints?.[name];
+        const entry = catalog.entries.get(declared?.like ?? name);
+        if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${declared?.like ?? name}"`, ERROR_TYPES.invalidSpec);
+        const dtype = input.dtype ?? entry.dtype;
+        if (!declared) {
+          out.push({ name, revision: catalog.revisionOf(name), family: entry.family, dtype });
+          continue;
+        }
+        const problem = folderProblem(declared.folder);
+        if (problem) throw ApplicationFailure.nonRetryable(`checkpoints.${name}: ${problem}`, ERROR_TYPES.invalidSpec);
+        try {
+          const { digest } = await digestFolder(declared.folder, env);
+          out.push({ name, revision: formatRevision.folder(entry.name, digest), family: entry.family, dtype, folder: declared.folder });
+        } catch (err) {
+          if (err instanceof FolderUnstable) throw ApplicationFailure.retryable(`checkpoints.${name}: ${err.message}`, 'CheckpointBeingWritten');
+          throw err;
+        }
+      }
+      return out;
     },
   };
 }

@@ -20,7 +20,7 @@ import { repoRoot } from '../workers/lib/paths';
 /** The cells of a spec of generated tasks, resolved as the sweep workflow resolves them. */
 export async function cellsOf(specFile: string): Promise<Cell[]> {
   const { spec } = readSpec(specFile);
-  const models = await createCatalogActivities(repoRoot).resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null });
+  const models = await createCatalogActivities(repoRoot).resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null, checkpoints: spec.checkpoints });
   const resolved: ResolvedSweep = { spec, specDigest: digestOf(spec), models, tasks: spec.tasks.map(resolveGeneratedTask) };
   return expandCells(resolved);
 }

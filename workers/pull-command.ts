@@ -32,7 +32,12 @@ export function pullTargets(target: string): Asset[] {
 }
 
 export function pull(target: string, opts: { all?: boolean }, out: (line: string) => void): number {
-  const assets = pullTargets(target).filter((a) => opts.all || a.foundAt === null);
+  const wanted = pullTargets(target).filter((a) => opts.all || a.foundAt === null);
+  // local data files and checkpoint folders are on no hub: say where they go instead
+  for (const a of wanted.filter((w) => w.kind === 'file' || w.kind === 'folder')) {
+    if (a.foundAt === null) out(`not on any hub, put it there yourself: ${a.kind} ${a.looked[0]} (for ${a.neededBy.join(', ')})`);
+  }
+  const assets = wanted.filter((a) => a.kind !== 'file' && a.kind !== 'folder');
   if (assets.length === 0) {
     out('nothing to pull: everything is on this machine');
     return 0;

@@ -47,6 +47,8 @@ export const REVISION_FORMATS = {
   operator: '^operator:([a-z0-9_]+)@v([0-9]+)$',
   // a Hugging Face checkpoint id and a ref (commit or branch) in its local layout
   hf: '^hf:([^@\\s]+)@([^@\\s]+)$',
+  // a spec's checkpoint folder: the catalog model it is built like, and the folder's content digest
+  folder: '^folder:([a-z0-9][a-z0-9._-]*)@([0-9a-f]{64})$',
 } as const;
 
 export const formatRevision = {
@@ -54,6 +56,7 @@ export const formatRevision = {
   random: (seed: number) => `random:seed=${seed}`,
   operator: (op: string, version: number) => `operator:${op}@v${version}`,
   hf: (hfId: string, ref: string) => `hf:${hfId}@${ref}`,
+  folder: (like: string, digest: string) => `folder:${like}@${digest}`,
 };
 
 const digest = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-character hex sha256 digest');
@@ -61,8 +64,11 @@ const digest = z.string().regex(/^[0-9a-f]{64}$/, 'expected a 64-character hex s
 export const ModelRef = z
   .object({
     name: z.string().min(1),
-    // weights digest for zoo models, HF revision (or local directory digest) for checkpoints
+    // weights digest for zoo models, HF revision for hub checkpoints, content digest for folders
     revision: z.string().min(1),
+    // a spec's checkpoint folder (revision kind "folder") on the worker's machine; where the
+    // weights are read, not what they are: the revision says that, and the cell key holds it
+    folder: z.string().min(1).max(1024).optional(),
   })
   .strict();
 export type ModelRef = z.infer<typeof ModelRef>;

@@ -51,6 +51,25 @@ export const SweepSpec = z
       .min(1, 'list at least one model')
       .max(200)
       .transform((ms) => ms.map((m) => (typeof m === 'string' ? m : m.name))),
+    // models whose weights are read from a folder a training job writes into, each built like a
+    // catalog model (its family, tokenizer and precision; the folder's config.json, if any, gives
+    // the shapes). Their revision is the folder's content digest when the sweep starts. Optional,
+    // without a default, so the digests of specs that do not use it stay what they were.
+    checkpoints: z
+      .record(
+        slug,
+        z
+          .object({
+            folder: z
+              .string()
+              .min(1)
+              .max(1024)
+              .refine((p) => !p.split(/[\\/]/).includes('..'), 'a folder path without ".."'),
+            like: z.string().min(1),
+          })
+          .strict(),
+      )
+      .optional(),
     tasks: z.array(named(taskNames)).min(1, 'list at least one task').max(100),
     strategies: z
       .array(named(strategyNames))
@@ -278,9 +297,19 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
   const spec = parsed.data;
   const problems: string[] = [];
 
-  const known = Object.keys(catalog.families);
+  const known = [...Object.keys(catalog.families), ...Object.keys(spec.checkpoints ?? {})];
+  for (const [name, c] of Object.entries(spec.checkpoints ?? {})) {
+    if (name in catalog.families) problems.push(`checkpoints.${name}: the catalog already has a model named ${show(name)}; name the folder's model otherwise`);
+    const family = catalog.families[c.like];
+    if (family === undefined) {
+      const hint = closest(c.like, Object.keys(catalog.families));
+      problems.push(`checkpoints.${name}.like: unknown catalog model ${show(c.like)}${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    } else if (family === OPERATOR_FAMILY) {
+      problems.push(`checkpoints.${name}.like: ${show(c.like)} is a kernel-level operator, which has no weights to stand for`);
+    }
+  }
   spec.models.forEach((m, i) => {
-    if (!(m in catalog.families)) {
+    if (!known.includes(m)) {
       const hint = closest(m, known);
       problems.push(
         `models[${i}]: unknown model ${show(m)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
@@ -384,7 +413,7 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
     models: spec.models.map((name) => ({
       name,
       revision: 'unresolved',
-      family: catalog.families[name] ?? 'unknown',
+      family: catalog.families[name] ?? catalog.families[spec.checkpoints?.[name]?.like ?? ''] ?? 'unknown',
       dtype: 'float32',
     })),
     tasks: spec.tasks.map((t) => ({
@@ -573,7 +602,7 @@ export function shardRequest(cell: Cell, shard: Shard, device: RunShardInput['de
     shardIndex: shard.shardIndex,
     exampleStart: shard.exampleStart,
     exampleEnd: shard.exampleEnd,
-    model: { name: cell.model.name, revision: cell.model.revision },
+    model: { name: cell.model.name, revision: cell.model.revision, folder: cell.model.folder },
     task: cell.task,
     strategy: cell.strategy,
     generation: cell.generation,

@@ -90,7 +90,7 @@ const describe = proxyActivities<PythonActivities>({
 });
 
 async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
-  const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null });
+  const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null, checkpoints: spec.checkpoints });
   const tasks = await Promise.all(
     spec.tasks.map(async (t) => {
       const def = TASKS[t.name as TaskName];

@@ -50,9 +50,13 @@ class Registries:
 
     def __init__(self) -> None:
         self.loads: list[tuple[str, str, str]] = []
+        self.folders: list[str | None] = []
         self.slice_calls: list[tuple[list[int], list[float]]] = []
 
-    def load_model(self, name: str, revision: str, device: str) -> LoadedTestModel:
+    def load_model(
+        self, name: str, revision: str, device: str, *, folder: str | None = None
+    ) -> LoadedTestModel:
+        self.folders.append(folder)
         if name == "broken":
             raise RuntimeError("kernels for this family are not installed")
         if name != "tiny":
@@ -122,6 +126,33 @@ def _activities(registries: Registries, **kwargs: Any) -> InferenceActivities:
         slice_sums=registries.slice_sums,
         **kwargs,
     )
+
+
+def test_a_checkpoint_folder_reaches_the_loader_and_keys_the_resident_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TWICE_DATA_ROOTS", "/data")
+    registries = Registries()
+    activities = _activities(registries)
+    _run(activities, SHARD)
+    in_folder = copy.deepcopy(SHARD)
+    in_folder["model"]["folder"] = "/data/runs/7/latest"
+    _run(activities, in_folder)
+    _run(activities, in_folder)
+    # the catalog model was loaded plainly, the folder's once (then resident)
+    assert registries.folders == [None, "/data/runs/7/latest"]
+    outside = copy.deepcopy(SHARD)
+    outside["model"]["folder"] = "/etc"
+    with pytest.raises(ApplicationError, match=r"checkpoints\.tiny\.folder '/etc' is outside"):
+        _run(activities, outside)
+    assert registries.folders == [None, "/data/runs/7/latest"], "refused before any load"
+    bad = copy.deepcopy(SHARD)
+    bad["model"]["folder"] = ""
+    with pytest.raises(
+        ApplicationError,
+        match=r"invalid RunShardInput: model\.folder\S*: String should have at least 1",
+    ):
+        _run(activities, bad)
 
 
 def test_run_shard_end_to_end() -> None:

@@ -117,6 +117,15 @@ VALID_PAYLOADS: dict[str, list[dict[str, Any]]] = {
             "scorer": {"name": "none", "version": 1},
             "slices": None,
         },
+        # a spec's checkpoint folder: the path travels beside its content revision
+        {
+            **RUN_SHARD_INPUT,
+            "model": {
+                "name": "in-training",
+                "revision": f"folder:zoo-attn-tiny@{DIGEST}",
+                "folder": "/data/runs/7/latest",
+            },
+        },
     ],
     "RunShardOutput": [
         RUN_SHARD_OUTPUT,

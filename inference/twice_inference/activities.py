@@ -83,7 +83,14 @@ class LoadedModel(Protocol):
         ...
 
 
-LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
+class LoadModel(Protocol):
+    """(name, revision, device), and a spec checkpoint's folder when the model has one."""
+
+    def __call__(
+        self, name: str, revision: str, device: str, *, folder: str | None = None
+    ) -> LoadedModel: ...
+
+
 BuildTask = Callable[[str, int, dict[str, Any]], Any]  # (name, version, params) -> a task
 SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
 M = TypeVar("M", bound=contract.ContractModel)
@@ -93,10 +100,12 @@ ShardHandler = Callable[
 ]
 
 
-def _registry_load_model(name: str, revision: str, device: str) -> LoadedModel:
+def _registry_load_model(
+    name: str, revision: str, device: str, *, folder: str | None = None
+) -> LoadedModel:
     from twice_inference.models.registry import load_model
 
-    return load_model(name, revision, device)
+    return load_model(name, revision, device, folder=folder)
 
 
 def _registry_build_task(name: str, version: int, params: dict[str, Any]) -> Any:
@@ -181,7 +190,7 @@ class InferenceActivities:
         self.default_device = device
         resolve_device(device)  # fail at start-up, not on the first shard
         self._cache_size = model_cache_size
-        self._models: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, str, str], LoadedModel] = OrderedDict()
         self._models_lock = threading.Lock()
         self._load_model = load_model
         self._build_task = build_task
@@ -524,7 +533,7 @@ class InferenceActivities:
 
     def _model(self, ref: contract.ModelRef, device: torch.device) -> tuple[LoadedModel, float]:
         """(model, seconds spent loading it: 0 when it was already resident)."""
-        key = (ref.name, ref.revision, str(device))
+        key = (ref.name, ref.revision, ref.folder or "", str(device))
         with self._models_lock:
             if key in self._models:
                 self._models.move_to_end(key)
@@ -536,9 +545,24 @@ class InferenceActivities:
                     torch.cuda.empty_cache()  # hand the evicted weights' memory back first
             started = time.perf_counter()
             where = f"model {ref.name!r} revision {ref.revision!r}"
+            if ref.folder is not None:
+                # a spec's checkpoint folder is a data path: the same roots bound it here
+                from twice_inference.tasks.data_roots import check_data_path
+
+                try:
+                    check_data_path(ref.folder, f"checkpoints.{ref.name}.folder")
+                except ValueError as error:
+                    raise ApplicationError(
+                        f"{where}: {error}", type=INVALID_SHARD, non_retryable=True
+                    ) from error
             try:
                 with _typed_gpu_errors():
-                    loaded = self._load_model(ref.name, ref.revision, str(device))
+                    if ref.folder is None:
+                        loaded = self._load_model(ref.name, ref.revision, str(device))
+                    else:
+                        loaded = self._load_model(
+                            ref.name, ref.revision, str(device), folder=ref.folder
+                        )
             except ApplicationError:
                 raise
             except (FileNotFoundError, KeyError, ValueError) as error:

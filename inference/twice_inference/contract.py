@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
 
 _NAMES: dict[str, Any] = json.loads(
     resources.files(__package__).joinpath("contract-names.json").read_text(encoding="utf-8")
@@ -40,7 +41,7 @@ DEVICE_UNAVAILABLE: str = _NAMES["errorTypes"]["deviceUnavailable"]  # retried o
 GPU_OUT_OF_MEMORY: str = _NAMES["errorTypes"]["gpuOutOfMemory"]
 
 THROUGHPUT_STRATEGIES: tuple[str, ...] = tuple(_NAMES["throughputStrategies"])
-# kind ("zoo", "random", "operator", "hf") -> the regular expression of that revision form
+# kind ("zoo", "random", "operator", "hf", "folder") -> the regular expression of that revision form
 REVISION_FORMATS: dict[str, str] = dict(_NAMES["revisionFormats"])
 
 Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
@@ -70,8 +71,13 @@ class ContractModel(BaseModel):
 
 class ModelRef(ContractModel):
     name: NonEmptyStr
-    # weights digest for zoo models, HF revision (or local directory digest) for checkpoints
+    # weights digest for zoo models, HF revision for hub checkpoints, content digest for folders
     revision: NonEmptyStr
+    # a spec's checkpoint folder (revision kind "folder"): where the weights are read; absent on
+    # the wire for every other model
+    folder: (
+        Annotated[str, StringConstraints(min_length=1, max_length=1024)] | SkipJsonSchema[None]
+    ) = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class TaskRef(ContractModel):

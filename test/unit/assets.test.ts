@@ -1,7 +1,8 @@
 // What `twice plan` / `twice run` check before anything starts: every checkpoint, tokenizer and
 // dataset a spec needs, looked up where the Python worker looks, all missing ones listed at once.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -77,6 +78,49 @@ describe('specAssets', () => {
     assert.match(lines[0]!, /1 model checkpoint\(s\), 0 tokenizer\(s\), 1 dataset\(s\)/);
   });
 
+  it('lists the 4 Figure 3 checkpoints, their tokenizer, the corpus and the bigram table as missing, with where to put them', () => {
+    const { env } = emptyEnv();
+    const assets = specAssets(paperSpec('figure3'), catalog, env);
+    const missing = (kind: string) => assets.filter((a) => a.kind === kind && a.foundAt === null).map((a) => a.hfId).sort();
+    assert.deepEqual(missing('model'), [
+      'hazyresearch/JRT-360M-30B',
+      'hazyresearch/attn-360M-30B',
+      'hazyresearch/based-360M-30B',
+      'hazyresearch/mamba-360M-30B',
+    ]);
+    assert.deepEqual(missing('tokenizer'), ['gpt2']);
+    assert.deepEqual(missing('dataset'), []);
+    assert.deepEqual(missing('file'), ['pile/test-2048.jsonl', 'pile/train-bigrams-gpt2.npz']);
+    assert.equal(assets.length, 7, 'nothing else is needed');
+    const lines = describeMissing(assets);
+    assert.match(lines[0]!, /4 model checkpoint\(s\), 1 tokenizer\(s\), 0 dataset\(s\), 2 data file\(s\); nothing was started/);
+    assert.ok(lines.includes('  file pile/test-2048.jsonl (for perplexity corpus)'), lines.join('\n'));
+    assert.ok(lines.some((l) => l.includes(`put it at ${join(env.TWICE_DATA_DIR, 'pile', 'train-bigrams-gpt2.npz')}`)));
+    assert.ok(lines.some((l) => l.includes('bigrams build')), 'says how to make the bigram table');
+
+    // with the files where the worker reads them, only the checkpoints and tokenizer are left
+    mkdirSync(join(env.TWICE_DATA_DIR, 'pile'), { recursive: true });
+    writeFileSync(join(env.TWICE_DATA_DIR, 'pile', 'test-2048.jsonl'), '{"text": "x"}\n');
+    writeFileSync(join(env.TWICE_DATA_DIR, 'pile', 'train-bigrams-gpt2.npz'), '');
+    const after = specAssets(paperSpec('figure3'), catalog, env).filter((a) => a.foundAt === null);
+    assert.deepEqual(after.map((a) => a.kind).sort(), ['model', 'model', 'model', 'model', 'tokenizer']);
+  });
+
+  it('`twice plan specs/paper/figure3.yaml` on an empty machine lists what is missing, exits 1 and starts nothing', () => {
+    const { root, env } = emptyEnv();
+    const state = join(root, 'state');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'workers', 'twice.ts'), 'plan', join(repoRoot, 'specs', 'paper', 'figure3.yaml')], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { ...process.env, ...env, TWICE_TOKENIZER_DIR: '', TWICE_STATE_DIR: state, DATABASE_URL: '', TEMPORAL_ADDRESS: '' },
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stdout, /missing on this machine: 4 model checkpoint\(s\), 1 tokenizer\(s\), 0 dataset\(s\), 2 data file\(s\); nothing was started/);
+    for (const id of ['attn-360M-30B', 'mamba-360M-30B', 'based-360M-30B', 'JRT-360M-30B']) assert.match(r.stdout, new RegExp(`model hazyresearch/${id} \\(for `));
+    assert.match(r.stdout, /file pile\/train-bigrams-gpt2\.npz \(for slices\.bigramCounts\)/);
+    assert.ok(!existsSync(state), 'no stack was started (its state folder was never made)');
+  });
+
   it('needs nothing for zoo, debug and operator models or synthetic tasks', () => {
     const { env } = emptyEnv();
     const spec = parseSweepSpec(readFileSync(join(repoRoot, 'specs', 'default.yaml'), 'utf8'), 'default.yaml', catalog);
@@ -87,7 +131,7 @@ describe('specAssets', () => {
 
 describe('paper specs', () => {
   it('every specs/paper spec validates against the spec schema', () => {
-    for (const t of ['table1', 'table2', 'table3', 'table4', 'table5']) assert.ok(paperSpec(t).name.startsWith('paper-'));
+    for (const t of ['table1', 'table2', 'table3', 'table4', 'table5', 'figure3']) assert.ok(paperSpec(t).name.startsWith('paper-'));
     assert.equal(paperSpec('table1').models.length, 16);
     assert.equal(paperSpec('table1').tasks.length, 6);
   });
@@ -100,6 +144,9 @@ describe('pullTargets', () => {
     assert.deepEqual(ids('fda'), ['dataset:hazyresearch/based-fda']);
     assert.deepEqual(ids('hazyresearch/based_nq_512'), ['dataset:hazyresearch/based_nq_512']);
     assert.equal(pullTargets(join(repoRoot, 'specs', 'paper', 'table4.yaml')).length, 6);
+    // Figure 3's corpus and bigram table are listed, for pull to say they come from no hub
+    const fig3 = pullTargets(join(repoRoot, 'specs', 'paper', 'figure3.yaml'));
+    assert.deepEqual(fig3.filter((a) => a.kind === 'file').map((a) => a.hfId), ['pile/test-2048.jsonl', 'pile/train-bigrams-gpt2.npz']);
     assert.throws(() => pullTargets('zoo-attn-tiny'), /no download: its source is zoo/);
     assert.throws(() => pullTargets('nonsense'), /not a spec file, a catalog model/);
   });

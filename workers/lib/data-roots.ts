@@ -1,6 +1,6 @@
 // Where a sweep may read data from. A spec names data paths (a task's `dataDir`, an absolute
-// `slices.bigramCounts`); each must lie under a root the configuration allows, so a spec cannot
-// point the worker at /etc/passwd. TWICE_DATA_ROOTS (':'-separated) replaces the default roots:
+// `slices.bigramCounts`, a checkpoint folder); each must lie under a root the configuration
+// allows, so a spec cannot point the worker at /etc/passwd. TWICE_DATA_ROOTS (':'-separated) replaces the default roots:
 // TWICE_DATA_DIR, the Hugging Face hub cache, the home directory and the repository. The Python
 // worker checks the same roots again where it reads (twice_inference/tasks/data_roots.py).
 import { existsSync, realpathSync } from 'node:fs';
@@ -35,6 +35,7 @@ export function checkDataPaths(spec: SweepSpec, file: string, env: NodeJS.Proces
   const named: Array<[string, string]> = spec.tasks.flatMap((t, i) =>
     typeof t.params.dataDir === 'string' ? [[`tasks[${i}].params.dataDir`, t.params.dataDir] as [string, string]] : [],
   );
+  for (const [name, c] of Object.entries(spec.checkpoints ?? {})) named.push([`checkpoints.${name}.folder`, c.folder]);
   // a relative bigramCounts is under the worker's data root, which the worker enforces
   const bigrams = spec.slices ? spec.slices.bigramCounts : null;
   if (bigrams && isAbsolute(bigrams)) named.push(['slices.bigramCounts', bigrams]);

@@ -75,6 +75,9 @@ export function readSpec(file: string): SpecFile {
   for (const t of spec.tasks) {
     if (typeof t.params.dataDir === 'string' && !isAbsolute(t.params.dataDir)) t.params.dataDir = callerPath(t.params.dataDir);
   }
+  for (const c of Object.values(spec.checkpoints ?? {})) {
+    if (!isAbsolute(c.folder)) c.folder = callerPath(c.folder);
+  }
   checkDataPaths(spec, file);
   return { spec, text, file: relative(repoRoot, path) };
 }

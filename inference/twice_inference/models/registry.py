@@ -1,9 +1,10 @@
 """Model registry: the model catalog (``inference/catalog/models.json``, shared with the
 orchestrator) names every model the platform knows; ``load_model`` builds one by family, loads its
-weights (in-house zoo directory, a local Hugging Face layout directory, or seeded random weights for
-the pipeline-smoke-test "debug" models) and its tokenizer; ``operator`` entries are bare attention
-kernels for prefill_throughput (``models/operators.py``). Family builders are imported lazily by
-"module:function" name, so a family whose adapter is not installed fails only when used.
+weights (in-house zoo directory, a local Hugging Face layout directory, a spec's checkpoint folder
+built like a catalog model, or seeded random weights for the pipeline-smoke-test "debug" models)
+and its tokenizer; ``operator`` entries are bare attention kernels for prefill_throughput
+(``models/operators.py``). Family builders are imported lazily by "module:function" name, so a
+family whose adapter is not installed fails only when used.
 ``python -m twice_inference.models.registry --list`` prints the catalog.
 Tested in ``tests/test_registry.py`` (every entry built on the meta device; the debug models load,
 reload identically, run a real task's prompt and refuse a wrong revision).
@@ -467,8 +468,60 @@ def _loaded(
     return LoadedModel(model=lm, tokenizer=tokenizer, info=info, autocast=autocast)
 
 
-def load_model(name: str, revision: str, device: str, dtype: str | None = None) -> LoadedModel:
-    """The catalog model ``name`` on ``device`` (dtype defaults to the catalog's)."""
+def load_folder(
+    name: str,
+    revision: str,
+    folder: str,
+    device: str,
+    dtype: str | None = None,
+    catalog: Catalog | None = None,
+) -> LoadedModel:
+    """A spec's checkpoint folder, built like the catalog model its revision names. The folder
+    must still hold what the revision's digest says, before and after its weights are read."""
+    from .folder import check_folder, check_unchanged
+
+    like, digest = expect_kind(parse_revision(revision), "folder", name).parts
+    entry = (catalog or load_catalog()).get(like)
+    if isinstance(entry.source, OperatorSource):
+        raise ValueError(
+            f"model {name!r}: {like!r} is an operator; a checkpoint folder holds weights"
+        )
+    # the worker checks the folder against its data roots before it gets here (activities.py)
+    directory = Path(folder).expanduser().resolve()
+    if not directory.is_dir():
+        raise WeightsMissing(f"model {name!r}: checkpoint folder {folder} does not exist")
+    dtype_name = dtype or entry.dtype
+    if dtype_name not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype_name!r}")
+    listing = check_folder(directory, digest, name)
+    config_file = directory / "config.json"
+    # what the weights were trained with, as for the zoo; else the catalog model's shapes
+    config = json.loads(config_file.read_text()) if config_file.is_file() else dict(entry.config)
+    if isinstance(entry.source, ZooSource):
+        tokenizer_spec = ZOO_TOKENIZER
+    elif isinstance(entry.source, HFSource) and entry.source.tokenizer == "own":
+        tokenizer_spec = str(directory)
+    else:
+        tokenizer_spec = entry.source.tokenizer
+    state_dict = read_state_dict(directory)
+    check_unchanged(directory, listing, name)
+    with torch.device(device):
+        model = build_model(entry.family, config)
+    model = model.to(dtype=DTYPES[dtype_name])
+    load_weights(model, entry.family, state_dict, directory)
+    named = entry.model_copy(update={"name": name})
+    return _loaded(
+        named, model.eval(), tokenizer_spec, revision, dtype_name, device, str(directory), True
+    )
+
+
+def load_model(
+    name: str, revision: str, device: str, dtype: str | None = None, folder: str | None = None
+) -> LoadedModel:
+    """The catalog model ``name`` on ``device`` (dtype defaults to the catalog's), or with
+    ``folder`` a spec's checkpoint folder named ``name``."""
+    if folder is not None:
+        return load_folder(name, revision, folder, device, dtype)
     return load_entry(load_catalog().get(name), revision, device, dtype)
 
 

@@ -1,7 +1,8 @@
 """A model revision (``ModelRef.revision``), parsed once, here, with the formats the TypeScript
 contract exports (``contract.REVISION_FORMATS``): ``sha256:<digest>`` (zoo weights),
-``random:seed=<n>`` (seeded random weights), ``operator:<op>@v<n>`` (a timed kernel) and
-``hf:<id>@<ref>`` (a Hugging Face checkpoint in its local layout). Tested in
+``random:seed=<n>`` (seeded random weights), ``operator:<op>@v<n>`` (a timed kernel),
+``hf:<id>@<ref>`` (a Hugging Face checkpoint in its local layout) and ``folder:<like>@<digest>``
+(a spec's checkpoint folder, by content: ``folder.py``). Tested in
 ``tests/test_registry.py``.
 """
 
@@ -22,8 +23,9 @@ class RevisionMismatch(ValueError):
 
 @dataclass(frozen=True)
 class Revision:
-    kind: str  # a key of REVISION_FORMATS: "zoo", "random", "operator" or "hf"
-    parts: tuple[str, ...]  # the format's groups: (digest,), (seed,), (op, version), (id, ref)
+    kind: str  # a key of REVISION_FORMATS: "zoo", "random", "operator", "hf" or "folder"
+    # the format's groups: (digest,), (seed,), (op, version), (id, ref), (like, digest)
+    parts: tuple[str, ...]
     text: str
 
 
