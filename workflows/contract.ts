@@ -166,11 +166,22 @@ export const SliceSum = z
   .strict();
 export type SliceSum = z.infer<typeof SliceSum>;
 
+// Where a shard's seconds went on the worker. load, prefill, decode and nll hold the compute slot
+// (the GPU); queue, data and scoring are what the worker overlaps with another shard's compute
+// when it prefetches, so a sweep's busy share is their sum over its wall time.
 export const ShardTiming = z
   .object({
+    // scheduled until running: on the server's task queue, then waiting for the compute slot
+    queueSeconds: z.number().nonnegative(),
+    // building the task's examples and tokenizing them
+    dataSeconds: z.number().nonnegative(),
     loadSeconds: z.number().nonnegative(),
     prefillSeconds: z.number().nonnegative(),
     decodeSeconds: z.number().nonnegative(),
+    // the per-slice perplexity pass over the prompts (a second prefill; 0 without slices)
+    nllSeconds: z.number().nonnegative(),
+    // detokenizing, scoring, slice sums and the result payload
+    scoringSeconds: z.number().nonnegative(),
     prefillTokens: z.number().int().nonnegative(),
     batches: z.number().int().nonnegative(),
   })

@@ -26,6 +26,7 @@ import {
   type RunShardInput,
   type RunShardOutput,
 } from './contract';
+import { batchedRecorder } from './recording';
 import {
   sweepProgressQuery,
   type PlanResult,
@@ -181,6 +182,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     progress.phase = 'running';
 
     const gpu = gpuActivities(spec);
+    const record = batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha });
     let inFlight = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }) => {
       const request: RunShardInput = {
@@ -198,14 +200,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       };
       try {
         const output = await gpu[PYTHON_ACTIVITIES.runShard](request);
-        const recorded = await local.recordShard({
-          sweepId,
-          gitSha: input.gitSha,
-          modelName: cell.model.name,
-          taskKind: TASKS[cell.task.name as TaskName].kind,
-          shard,
-          output,
-        });
+        const recorded = await record({ modelName: cell.model.name, taskKind: TASKS[cell.task.name as TaskName].kind, shard, output });
+        if (recorded.malformed !== null) throw ApplicationFailure.nonRetryable(recorded.malformed, ERROR_TYPES.malformedShardResult);
         progress.shards.done += 1;
         progress.examples.done = Math.min(progress.examples.total, progress.examples.done + shard.exampleEnd - shard.exampleStart);
         if (recorded.cellDone && !recorded.alreadyRecorded) progress.cells.done += 1;
@@ -258,7 +254,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
 
     // A sweep is completed only when the database says every cell is done. A shard that another
-    // sweep had partly covered (another shard size) is dropped by recordShard, so what is still
+    // sweep had partly covered (another shard size) is dropped by recordShards, so what is still
     // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
     let jobs = first.jobs;
     for (let round = 0; ; round++) {

@@ -153,9 +153,13 @@ class SliceSum(ContractModel):
 
 
 class ShardTiming(ContractModel):
+    queue_seconds: NonNegativeFloat
+    data_seconds: NonNegativeFloat
     load_seconds: NonNegativeFloat
     prefill_seconds: NonNegativeFloat
     decode_seconds: NonNegativeFloat
+    nll_seconds: NonNegativeFloat
+    scoring_seconds: NonNegativeFloat
     prefill_tokens: NonNegativeInt
     batches: NonNegativeInt
 
