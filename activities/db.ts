@@ -16,6 +16,10 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client';
 /** The results database: the Prisma client this resource's activities write through. */
 export type Db = PrismaClient;
 
+// A large grid's registration or a batch of shards can outlast Prisma's 5 s default on a busy
+// machine; the activity's own timeout (2 minutes) is what bounds them.
+const TRANSACTION = { maxWait: 30_000, timeout: 90_000 };
+
 export function createDbActivities(db: Db) {
   return {
     async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
@@ -75,7 +79,7 @@ export function createDbActivities(db: Db) {
           skipDuplicates: true,
           data: keys.map((cellKey) => ({ sweepId: input.sweepId, cellKey, reused: reused.has(cellKey) })),
         });
-      });
+      }, TRANSACTION);
       return loadSweepState(db, input.sweepId, keys);
     },
 
@@ -207,7 +211,7 @@ export function createDbActivities(db: Db) {
           })),
         });
         return results;
-      });
+      }, TRANSACTION);
     },
 
     async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {

@@ -26,7 +26,7 @@ import {
   type RunShardInput,
   type RunShardOutput,
 } from './contract';
-import { batchedRecorder } from './recording';
+import { RECORD_BATCH_SHARDS, batchedRecorder } from './recording';
 import {
   sweepProgressQuery,
   type PlanResult,
@@ -183,8 +183,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
 
     const gpu = gpuActivities(spec);
     const record = batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha });
+    // the window bounds shards on the workers; finished shards waiting for their batch to be
+    // written are bounded apart, so a slow transaction does not hold the workers back
     let inFlight = 0;
-    const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }) => {
+    let unrecorded = 0;
+    const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }, computed: () => void) => {
       const request: RunShardInput = {
         cellKey: cell.key,
         shardIndex: shard.shardIndex,
@@ -200,6 +203,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       };
       try {
         const output = await gpu[PYTHON_ACTIVITIES.runShard](request);
+        computed();
         const recorded = await record({ modelName: cell.model.name, taskKind: TASKS[cell.task.name as TaskName].kind, shard, output });
         if (recorded.malformed !== null) throw ApplicationFailure.nonRetryable(recorded.malformed, ERROR_TYPES.malformedShardResult);
         progress.shards.done += 1;
@@ -222,11 +226,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
-        await condition(() => inFlight < spec.execution.window);
+        await condition(() => inFlight < spec.execution.window && unrecorded < spec.execution.window + RECORD_BATCH_SHARDS);
         if (failedCells.has(job.cell.key)) continue;
         if (workflowInfo().continueAsNewSuggested) {
           // drain, then start over with a fresh history; the database says what is left
-          await condition(() => inFlight === 0);
+          await condition(() => unrecorded === 0);
           await Promise.all(launched);
           await condition(allHandlersFinished);
           await continueAsNew<typeof sweepWorkflow>({
@@ -240,11 +244,19 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           });
         }
         inFlight += 1;
+        unrecorded += 1;
         progress.shards.inFlight = inFlight;
         progress.currentModel = job.cell.model.name;
-        const running = runOne(job).finally(() => {
+        let onWorker = true;
+        const computed = () => {
+          if (!onWorker) return;
+          onWorker = false;
           inFlight -= 1;
           progress.shards.inFlight = inFlight;
+        };
+        const running = runOne(job, computed).finally(() => {
+          computed();
+          unrecorded -= 1;
         });
         // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
         running.catch(() => undefined);
