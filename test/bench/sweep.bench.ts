@@ -110,7 +110,8 @@ async function measureHere(label: string): Promise<SweepFigures> {
     const compute = COMPUTE.reduce((s, c) => s + (row[c] ?? 0), 0);
     return {
       label,
-      commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim(),
+      // a tree measured with --before is an archive, without git
+      commit: process.env.TWICE_BENCH_COMMIT ?? execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim(),
       cells: result.cells.total,
       shards: row.shards ?? 0,
       wallSeconds,
@@ -172,7 +173,6 @@ const { values } = parseArgs({
 const runs: SweepFigures[] = [];
 if (values.before) runs.push(measureAt(values.before));
 const here = await measureHere(values.label ?? 'after (this tree)');
-if (process.env.TWICE_BENCH_COMMIT) here.commit = process.env.TWICE_BENCH_COMMIT;
 runs.push(here);
 if (values.json) writeFileSync(values.json, JSON.stringify(here));
 const text = table(runs);
