@@ -2,13 +2,15 @@
 // worker's registry reads the same files (inference/twice_inference/models/catalog.json and the
 // zoo manifest), so both sides agree on what a model name means. A zoo model's revision is the
 // SHA-256 of its weights file, so retraining it changes every key that uses it; a debug model's is
-// the seed of its random weights.
+// the seed of its random weights; a Hugging Face checkpoint's is the commit its ref (`main` unless
+// the catalog pins one) points to in the local hub cache when the sweep starts.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { ERROR_TYPES, formatRevision } from '../workflows/contract';
 import { type ModelCatalogView } from '../workflows/sweep-spec';
+import { resolveHubRef } from './hf-cache';
 
 const CatalogEntry = z
   .object({
@@ -32,14 +34,27 @@ export type CatalogEntry = z.infer<typeof CatalogEntry>;
 
 const ZooManifest = z
   .object({
-    models: z.record(z.string(), z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/) }).loose()),
+    models: z.record(
+      z.string(),
+      z
+        .object({
+          sha256: z.string().regex(/^[0-9a-f]{64}$/),
+          // what the model was trained to predict; absent: answers (the recall zoo before #16)
+          objective: z.enum(['answers', 'next_token']).default('answers'),
+        })
+        .loose(),
+    ),
   })
   .loose();
 
 export interface ModelCatalog extends ModelCatalogView {
   entries: Map<string, CatalogEntry>;
-  /** The revision that pins a model: weights digest (zoo) or Hugging Face revision. */
+  /** The revision that pins a model: weights digest (zoo) or Hugging Face commit (the ref when
+   * no commit can be told, see resolveHubRef). */
   revisionOf(name: string): string;
+  /** What a model was trained to predict: a zoo model's manifest says; other models are LMs
+   * (Hugging Face checkpoints) or random (debug), with null for "not known". */
+  objectiveOf(name: string): 'answers' | 'next_token' | null;
 }
 
 export function catalogPaths(root: string) {
@@ -47,7 +62,7 @@ export function catalogPaths(root: string) {
   return { catalog: join(pkg, 'models', 'catalog.json'), zooManifest: join(pkg, 'zoo', 'manifest.json') };
 }
 
-export function loadModelCatalog(root: string): ModelCatalog {
+export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.env): ModelCatalog {
   const paths = catalogPaths(root);
   const raw = JSON.parse(readFileSync(paths.catalog, 'utf8')) as unknown;
   const list = z.array(CatalogEntry).parse(Array.isArray(raw) ? raw : (raw as { models: unknown }).models);
@@ -58,6 +73,11 @@ export function loadModelCatalog(root: string): ModelCatalog {
   return {
     entries,
     families: Object.fromEntries(list.map((e) => [e.name, e.family])),
+    objectiveOf(name) {
+      const e = entries.get(name);
+      if (e?.source.kind === 'zoo') return zoo.models[name]?.objective ?? null;
+      return e?.source.kind === 'hf' ? 'next_token' : null;
+    },
     revisionOf(name) {
       const e = entries.get(name);
       if (!e) throw new Error(`unknown model "${name}"`);
@@ -72,18 +92,19 @@ export function loadModelCatalog(root: string): ModelCatalog {
       }
       if (e.source.kind === 'random') return formatRevision.random(e.source.seed);
       if (e.source.kind === 'operator') return formatRevision.operator(e.source.op, e.source.version);
-      return formatRevision.hf(e.source.hfId, e.revision ?? 'main');
+      const ref = e.revision ?? 'main';
+      return formatRevision.hf(e.source.hfId, resolveHubRef(e.source.hfId, ref, env) ?? ref);
     },
   };
 }
 
-export function createCatalogActivities(root: string) {
+export function createCatalogActivities(root: string, env: NodeJS.ProcessEnv = process.env) {
   return {
     /** Pins each model's revision and precision; runs in an activity because it reads files. */
     async resolveModels(input: { names: string[]; dtype: string | null }): Promise<
       Array<{ name: string; revision: string; family: string; dtype: string }>
     > {
-      const catalog = loadModelCatalog(root);
+      const catalog = loadModelCatalog(root, env);
       return input.names.map((name) => {
         const entry = catalog.entries.get(name);
         if (!entry) throw ApplicationFailure.nonRetryable(`unknown model "${name}"`, ERROR_TYPES.invalidSpec);

@@ -2,8 +2,11 @@
 // sweep. Activities run at least once, so every write is keyed and idempotent: a retried
 // recordShards finds its ShardRecords and writes nothing twice. Tested against real PostgreSQL in
 // test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
-import { RunShardOutput } from '../workflows/contract';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ERROR_TYPES, RunShardOutput } from '../workflows/contract';
 import {
+  type ClaimCellsResult,
   type RecordShardInput,
   type RecordShardResult,
   type RecordShardsInput,
@@ -20,8 +23,22 @@ export type Db = PrismaClient;
 // machine; the activity's own timeout (2 minutes) is what bounds them.
 const TRANSACTION = { maxWait: 30_000, timeout: 90_000 };
 
-export function createDbActivities(db: Db) {
-  return {
+/** Whether a sweep's workflow still runs; by default asked of Temporal through the activity's client. */
+export type WorkflowRunning = (workflowId: string) => Promise<boolean>;
+
+const askTemporal: WorkflowRunning = async (workflowId) => {
+  try {
+    const described = await Context.current().client.workflow.getHandle(workflowId).describe();
+    return described.status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof Error && err.name === 'WorkflowNotFoundError') return false;
+    throw err;
+  }
+};
+
+export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRunning } = {}) {
+  const workflowRunning = deps.workflowRunning ?? askTemporal;
+  const activities = {
     async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
       const cells = expandCells(input.resolved);
       const shardSize = input.resolved.spec.execution.shardSize;
@@ -183,6 +200,7 @@ export function createDbActivities(db: Db) {
               provenance: { gitSha: input.gitSha, sweepId: input.sweepId, worker: v.out.worker, model: v.out.model },
             },
           });
+          await promoteFailedSweeps(tx, { cellKey: key, by: input.sweepId });
         }
         for (const v of valid) {
           const key = v.item.shard.cellKey;
@@ -212,6 +230,54 @@ export function createDbActivities(db: Db) {
         });
         return results;
       }, TRANSACTION);
+    },
+
+    /**
+     * One shard per transaction, as sweeps recorded before recording was batched: a sweep that
+     * was running then replays its history through this activity (workflows/sweep.ts, patch
+     * record-shards-batched). A malformed result fails the activity, never retried.
+     */
+    async recordShard(input: RecordShardInput & { sweepId: string; gitSha: string | null }): Promise<Omit<RecordShardResult, 'malformed'>> {
+      const { sweepId, gitSha, ...item } = input;
+      const [result] = await activities.recordShards({ sweepId, gitSha, shards: [item] });
+      if (result!.malformed !== null) throw ApplicationFailure.nonRetryable(result!.malformed, ERROR_TYPES.malformedShardResult);
+      return { alreadyRecorded: result!.alreadyRecorded, cellDone: result!.cellDone };
+    },
+
+    /**
+     * Claims the unfinished cells among `keys` that no live sweep computes. A claim is held until
+     * its sweep ends (finishSweep, closeSweep); one whose sweep is recorded ended, or whose
+     * workflow no longer runs (terminated, timed out), is taken over. Returns the cells another
+     * live sweep holds, which this sweep waits for instead of computing them a second time.
+     */
+    async claimCells(input: { sweepId: string; keys: string[] }): Promise<ClaimCellsResult> {
+      if (input.keys.length === 0) return { waitingOn: {} };
+      // one statement: PostgreSQL locks each row it updates, so two sweeps never both win a cell
+      await db.$executeRaw`
+        UPDATE cells c SET claimed_by = ${input.sweepId}, claimed_at = now()
+         WHERE c.key = ANY(${input.keys}) AND c.status <> 'done'
+           AND (c.claimed_by IS NULL OR c.claimed_by = ${input.sweepId}
+                OR NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.id = c.claimed_by AND s.status = 'running'))`;
+      const held = await db.$queryRaw<Array<{ key: string; claimed_by: string; workflow_id: string | null }>>`
+        SELECT c.key, c.claimed_by, s.workflow_id
+          FROM cells c LEFT JOIN sweeps s ON s.id = c.claimed_by
+         WHERE c.key = ANY(${input.keys}) AND c.status <> 'done' AND c.claimed_by <> ${input.sweepId}`;
+      const waitingOn: Record<string, string> = {};
+      const alive = new Map<string, boolean>();
+      for (const h of held) {
+        if (!alive.has(h.claimed_by)) alive.set(h.claimed_by, h.workflow_id !== null && (await workflowRunning(h.workflow_id)));
+        if (alive.get(h.claimed_by)) {
+          waitingOn[h.key] = h.claimed_by;
+          continue;
+        }
+        // its sweep died without ending (its record still says running): take the cell over
+        const taken = await db.cell.updateMany({
+          where: { key: h.key, claimedBy: h.claimed_by },
+          data: { claimedBy: input.sweepId, claimedAt: new Date() },
+        });
+        if (taken.count === 0) waitingOn[h.key] = h.claimed_by; // someone else took it first; ask again later
+      }
+      return { waitingOn };
     },
 
     async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {
@@ -247,6 +313,7 @@ export function createDbActivities(db: Db) {
       unresolved: { workflowId: string; specFile: string; specYaml: string; spec: SweepSpec; gitSha: string | null };
     }): Promise<void> {
       const u = input.unresolved;
+      await releaseClaims(db, input.sweepId);
       await db.sweep.upsert({
         where: { id: input.sweepId },
         create: {
@@ -266,12 +333,18 @@ export function createDbActivities(db: Db) {
     },
 
     async finishSweep(input: { sweepId: string; status: 'completed' | 'failed' | 'cancelled' }): Promise<void> {
-      await db.sweep.update({
-        where: { id: input.sweepId },
-        data: { status: input.status, finishedAt: new Date() },
+      await releaseClaims(db, input.sweepId);
+      await db.$transaction(async (tx) => {
+        await tx.sweep.update({
+          where: { id: input.sweepId },
+          data: { status: input.status, finishedAt: new Date() },
+        });
+        // its failed cells may have been completed by another sweep before it got here
+        if (input.status === 'failed') await promoteFailedSweeps(tx, { sweepId: input.sweepId });
       });
     },
   };
+  return activities;
 }
 export type DbActivities = ReturnType<typeof createDbActivities>;
 
@@ -287,10 +360,21 @@ function checkShardOutput(input: RecordShardInput): RunShardOutput | string {
     return `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`;
   }
   const expected = shard.exampleEnd - shard.exampleStart;
+  if (input.taskKind === 'perplexity') {
+    // a perplexity shard returns slice sums only, and scores every token of its sequences
+    const main = out.slices.filter((s) => s.slice === 'ar_hit' || s.slice === 'other');
+    if (out.examples.length !== 0 || out.measurements.length !== 0 || main.length !== 2) {
+      return `shard ${shard.cellKey}#${shard.shardIndex} of a perplexity task returned ${out.examples.length} examples, ${out.measurements.length} measurements and slices [${out.slices.map((s) => s.slice).join(', ')}]; expected the ar_hit and other slices only`;
+    }
+  }
   // a recall shard scores every example; a throughput shard times every point, and neither
   // returns the other's rows
   const [kept, other] =
-    input.taskKind === 'throughput' ? [out.measurements.length, out.examples.length] : [out.examples.length, out.measurements.length];
+    input.taskKind === 'throughput'
+      ? [out.measurements.length, out.examples.length]
+      : input.taskKind === 'perplexity'
+        ? [expected, out.examples.length + out.measurements.length]
+        : [out.examples.length, out.measurements.length];
   const noun = input.taskKind === 'throughput' ? 'measurements' : 'examples';
   if (kept !== expected || other !== 0) {
     return `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`;
@@ -348,6 +432,37 @@ function throughputRows(input: RecordShardInput, out: RunShardOutput) {
     })),
   );
   return [...own, ...points];
+}
+
+/** Claims end with their sweep, so the sweeps waiting on its cells take them over at once. */
+async function releaseClaims(db: Db, sweepId: string): Promise<void> {
+  await db.cell.updateMany({ where: { claimedBy: sweepId }, data: { claimedBy: null, claimedAt: null } });
+}
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+/**
+ * A sweep's status follows its cells: a sweep recorded failed whose cells are now all done (a
+ * later or concurrent sweep completed them) becomes completed, and names the sweep that finished
+ * its last cell. Either the sweeps sharing a cell that just completed, or one sweep that just
+ * ended failed. A sweep that failed before it had cells (while resolving) stays failed.
+ */
+async function promoteFailedSweeps(tx: Tx, which: { cellKey: string; by: string } | { sweepId: string }): Promise<void> {
+  const allDone = Prisma.sql`EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id)
+     AND NOT EXISTS (SELECT 1 FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key WHERE sc.sweep_id = s.id AND c.status <> 'done')`;
+  if ('cellKey' in which) {
+    await tx.$executeRaw`
+      UPDATE sweeps s SET status = 'completed', completed_by = ${which.by}
+       WHERE s.status = 'failed' AND s.id <> ${which.by}
+         AND EXISTS (SELECT 1 FROM sweep_cells sc WHERE sc.sweep_id = s.id AND sc.cell_key = ${which.cellKey})
+         AND ${allDone}`;
+    return;
+  }
+  await tx.$executeRaw`
+    UPDATE sweeps s SET status = 'completed',
+           completed_by = (SELECT c.provenance->>'sweepId' FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key
+                            WHERE sc.sweep_id = s.id ORDER BY c.finished_at DESC NULLS LAST LIMIT 1)
+     WHERE s.id = ${which.sweepId} AND s.status = 'failed' AND ${allDone}`;
 }
 
 export async function loadSweepState(db: Db, sweepId: string, keys: string[]): Promise<SweepState> {

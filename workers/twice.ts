@@ -7,7 +7,7 @@ import { SingleBar } from 'cli-progress';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { loadModelCatalog } from '../activities/catalog';
-import { explainNewCells, loadSweepReport, renderTerminal, textTable, writeReport } from './lib/report/index';
+import { explainNewCells, loadSweepReport, renderTerminal, sweepStatusText, textTable, writeReport } from './lib/report/index';
 import { ORCHESTRATOR_QUEUE } from '../workflows/contract';
 import { sweepProgressQuery, type SweepProgress } from '../workflows/messages';
 import type { planWorkflow } from '../workflows/sweep';
@@ -16,10 +16,12 @@ import { describeMissing, specAssets } from './lib/assets';
 import { EtaEstimator, formatEta } from './lib/eta';
 import { printModels } from './models-command';
 import { pull } from './pull-command';
+import { buildBigrams } from './bigrams-command';
 import { loadEnv } from './lib/env';
+import { withDeadline } from './lib/health';
 import { callerPath, repoRoot } from './lib/paths';
-import { openSession, readStackInfo, stopDaemon, type Session } from './lib/session';
-import { readSpec, startSweep, workflowIdOf } from './lib/sweeps';
+import { openSession, readStackInfo, recoverStaleStack, stopDaemon, type Session } from './lib/session';
+import { statusLine, readSpec, startSweep, workflowIdOf } from './lib/sweeps';
 import { registerScheduleCommands } from './schedule';
 import { serve } from './serve';
 import { runSlackApp } from './slack';
@@ -32,6 +34,8 @@ async function latestSweepId(session: Session): Promise<string> {
   if (!s) throw new Error('no sweeps recorded yet');
   return s.id;
 }
+
+const HEALTH_EVERY_MS = 2_000;
 
 /** Follows a sweep with a progress bar until it ends; Ctrl-C detaches and leaves it running. */
 async function follow(session: Session, handle: WorkflowHandle, sweepId: string): Promise<'done'> {
@@ -55,6 +59,7 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
     process.exit(130);
   };
   process.once('SIGINT', onSigint);
+  note(`following sweep ${sweepId}; Ctrl-C detaches and leaves it running`);
   const eta = new EtaEstimator();
   const update = (p: SweepProgress) => {
     const payload = {
@@ -63,7 +68,8 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
       cellsTotal: p.cells.total,
       reused: p.cells.reused,
       failed: p.cells.failed,
-      model: p.currentModel ?? p.phase,
+      // a Kubernetes pool's readiness line; the local pool has nothing to say
+      model: [p.currentModel ?? p.phase, p.pool?.startsWith('pool (kubernetes)') ? p.pool : null].filter(Boolean).join(' | '),
     };
     if (!started && p.examples.total > 0) {
       bar.start(p.examples.total, p.examples.done, payload);
@@ -80,11 +86,17 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
   );
   let finished = false;
   result.then(() => (finished = true), () => (finished = true));
+  let checked = Date.now();
   while (!finished) {
     try {
-      update(await handle.query(sweepProgressQuery));
+      update(await withDeadline(handle.query(sweepProgressQuery), HEALTH_EVERY_MS));
     } catch {
       // the workflow may be between runs (continue-as-new) or finished; poll again
+    }
+    if (Date.now() - checked >= HEALTH_EVERY_MS) {
+      // a stopped service otherwise shows as a progress bar that never moves
+      await session.checkHealth(`following sweep ${sweepId} (it is durable: \`npm run twice -- status ${sweepId} --follow\` picks it up again)`);
+      checked = Date.now();
     }
     await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
   }
@@ -209,7 +221,7 @@ program
       if (!sweep) {
         const sweeps = await session.db.sweep.findMany({ orderBy: { createdAt: 'desc' }, take: 20 });
         const table = textTable(['sweep', 'status', 'started', 'finished']);
-        for (const s of sweeps) table.push([s.id, s.status, s.createdAt.toISOString(), s.finishedAt?.toISOString() ?? '-']);
+        for (const s of sweeps) table.push([s.id, sweepStatusText(s.status, s.completedBy), s.createdAt.toISOString(), s.finishedAt?.toISOString() ?? '-']);
         out(sweeps.length ? table.toString() : 'no sweeps recorded yet');
         return;
       }
@@ -220,16 +232,18 @@ program
         await printReport(session, sweepId);
         return;
       }
+      // an ended sweep's record has the last word: its status follows its cells, which other
+      // sweeps may have completed after it ended
+      const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
+      const recorded = () => out(`${sweepId}: ${sweepStatusText(s!.status, s!.completedBy)}${s!.finishedAt ? ` (finished ${s!.finishedAt.toISOString()})` : ''}`);
+      if (s && s.status !== 'running') return recorded();
       try {
-        const p = await handle.query(sweepProgressQuery);
-        out(`${sweepId}: ${p.phase}; cells ${p.cells.done}/${p.cells.total} done (${p.cells.reused} reused, ${p.cells.failed} failed); ` +
-          `examples ${p.examples.done}/${p.examples.total}; shards in flight ${p.shards.inFlight}`);
+        out(statusLine(await handle.query(sweepProgressQuery)));
       } catch (err) {
-        // a closed or unknown workflow answers no query; the database has the last word
-        const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
+        // an unknown workflow answers no query; nor does one whose run is gone from Temporal
         if (!s && !(err instanceof WorkflowNotFoundError)) throw err;
         if (!s) throw new Error(`no sweep "${sweepId}"; \`npm run twice -- status\` lists the recent ones`);
-        out(`${sweepId}: ${s.status}${s.finishedAt ? ` (finished ${s.finishedAt.toISOString()})` : ''}`);
+        recorded();
       }
     });
   });
@@ -293,6 +307,18 @@ program
     process.exitCode = pull(target, opts, out);
   });
 
+program
+  .command('bigrams')
+  .description('training bigram counts for the perplexity task')
+  .command('build')
+  .description('count a corpus\'s bigrams once (content-addressed, in TWICE_CACHE/bigrams); prints the table and documents/s')
+  .argument('<corpus>', 'synthetic:<language> (its training stream), a .jsonl of {"text"} or {"ids"} documents, or an .npz of ids and offsets')
+  .option('--tokenizer <spec>', 'tokenizer for "text" documents (e.g. synthetic-v1, or a tokenizer.json folder)')
+  .option('--out <dir>', 'write the table here instead of the cache')
+  .action((corpus: string, opts: { tokenizer?: string; out?: string }) => {
+    process.exitCode = buildBigrams(corpus, opts);
+  });
+
 registerScheduleCommands(program, withSession);
 
 program
@@ -314,9 +340,12 @@ stack
   .command('down')
   .description('stop it')
   .action(async () => {
-    const info = readStackInfo(loadEnv().stateDir);
+    const { stateDir } = loadEnv();
+    const info = readStackInfo(stateDir);
     if (!info) {
-      out('no embedded stack is running');
+      // a daemon that died (SIGKILL) may have left servers behind: stop those it started
+      const stopped = await recoverStaleStack(stateDir, note);
+      out(stopped.length ? `no embedded stack daemon was running; stopped ${stopped.length} process(es) it left behind` : 'no embedded stack is running');
       return;
     }
     await stopDaemon(info);
@@ -330,6 +359,12 @@ stack
     out(info ? JSON.stringify(info, null, 2) : 'no embedded stack is running');
   });
 
+/** An error's message without Prisma's code frame (it quotes our source): its last line says why. */
+function oneLine(e: Error): string {
+  if (!e.name.startsWith('PrismaClient')) return e.message;
+  return e.message.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? e.name;
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
@@ -339,7 +374,7 @@ try {
   }
   // a failed workflow wraps the reason (activity failure, then its cause): show the whole chain
   const chain: string[] = [];
-  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(e.message);
+  for (let e: unknown = err; e instanceof Error && chain.length < 5; e = e.cause) chain.push(oneLine(e));
   note(`twice: ${chain.length ? chain.join(': ') : String(err)}`);
   process.exit(1);
 }

@@ -25,6 +25,9 @@ export const LIMITS = {
   prefillBatch: 1024,
   prefillRuns: 1000,
   listItems: 32,
+  // perplexity protocol: corpus path length, and the largest training count a bin may name
+  pathLength: 1024,
+  bigramCount: 2 ** 31 - 1,
   repeats: 8,
   shots: 16,
 } as const;
@@ -122,6 +125,38 @@ export const TASKS = {
       })
       .strict(),
   },
+  // The paper's Figure 3 protocol over a local corpus (docs/protocol.md, Perplexity protocol):
+  // sequences of `sequenceTokens`, the last `scoredTokens` scored, split into AR hits and Other by
+  // the spec's slice settings; the recall-frequency panel keeps repeats at least
+  // `recallMinDistance` apart, the recall-distance panel bigrams seen fewer than
+  // `distanceMaxCount` times in training. v1 is the protocol's version.
+  perplexity: {
+    version: 1,
+    kind: 'perplexity',
+    synthetic: true,
+    scorer: 'none',
+    params: z
+      .object({
+        // synthetic:<language> (a generated language, e.g. synthetic:repeats-v1), or a JSONL file
+        // of {"text"} or {"ids"} documents under the worker's data root
+        corpus: z
+          .string()
+          .min(1)
+          .max(LIMITS.pathLength)
+          .refine((p) => !p.split(/[\\/]/).includes('..'), 'a path under the data root, without ".."'),
+        numExamples: count.max(LIMITS.examples).default(32),
+        seed,
+        sequenceTokens: z.number().int().min(2).max(LIMITS.contextTokens).default(2048),
+        scoredTokens: count.max(LIMITS.contextTokens).default(1024),
+        recallMinDistance: count.max(LIMITS.contextTokens).default(1024),
+        distanceMaxCount: count.max(LIMITS.bigramCount).default(1000),
+      })
+      .strict()
+      .refine((p) => p.scoredTokens < p.sequenceTokens, {
+        message: 'scoredTokens must be below sequenceTokens (the first token has no prediction)',
+        path: ['scoredTokens'],
+      }),
+  },
 } as const;
 export type TaskName = keyof typeof TASKS;
 export type TaskKind = (typeof TASKS)[TaskName]['kind'];
@@ -141,6 +176,14 @@ export const STRATEGIES = {
     families: null,
   },
   question_first: { version: 1, params: noParams, families: null },
+  // the paper's real-task JRT layout for every task: the question (or "information about KEY .")
+  // first, then the context `repeats` times, then the query; a task without a question (set
+  // disjointness) gets JRT-Prompt's layout
+  jrt_question_first: {
+    version: 1,
+    params: z.object({ repeats: z.number().int().min(2).max(LIMITS.repeats).default(2) }).strict(),
+    families: null,
+  },
   few_shot: { version: 1, params: z.object({ shots: count.max(LIMITS.shots).default(2) }).strict(), families: null },
   // JRT-RNN inference modes (paper Table 4): left-pad to the encoder length, read twice, iterate
   // `padding: 'released-v1'` reproduces the paper's code, whose left pads leak into prefix linear
@@ -159,7 +202,8 @@ export const SCORERS = {
 } as const;
 export type ScorerName = keyof typeof SCORERS;
 
-/** How many examples a generated task holds: its numExamples, or one per benchmark point. */
+/** How many examples a generated task holds: its numExamples (sequences for a perplexity task),
+ * or one per benchmark point. */
 export function generatedExampleCount(name: TaskName, params: Record<string, unknown>): number {
   if (TASKS[name].kind === 'throughput') {
     return (params.lengths as number[]).length * (params.batchSizes as number[]).length;

@@ -30,6 +30,10 @@ export interface SweepProgress {
   currentModel: string | null;
   startedAt: number;
   runs: number; // workflow runs so far (continue-as-new count + 1)
+  /** the GPU pool's progress line ("pool (kubernetes): 3/4 pods ready ..."), null before it starts */
+  pool?: string | null;
+  /** cells another sweep has claimed and is computing: cell key -> that sweep's id */
+  waitingOn: Record<string, string>;
 }
 
 export interface SweepResult {
@@ -79,6 +83,11 @@ export interface SweepState {
   failedCells: string[];
   /** recorded example ranges [start, end) of cells not yet done */
   doneRanges: Record<string, Array<[number, number]>>;
+}
+
+export interface ClaimCellsResult {
+  /** cells another live sweep has claimed: cell key -> that sweep's id */
+  waitingOn: Record<string, string>;
 }
 
 export interface RecordShardInput {

@@ -5,6 +5,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { PoolSettings } from './pool';
 import { SCORERS, STRATEGIES, TASKS, generatedExampleCount, type StrategyName, type TaskName } from './catalog';
 import {
   THROUGHPUT_STRATEGIES,
@@ -107,6 +108,9 @@ export const SweepSpec = z
         heartbeatTimeoutSeconds: z.number().int().min(1).max(3600).default(120),
         shardTimeoutSeconds: z.number().int().min(1).max(86400).default(7200),
         maxAttempts: z.number().int().min(1).max(100).default(5),
+        // caps for the GPU worker pool when the orchestrator runs a pool provider that places
+        // work (kubernetes); the local provider ignores them (workflows/pool.ts)
+        pool: PoolSettings.optional(),
       })
       .strict()
       .default({
@@ -303,7 +307,11 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
   for (const i of duplicates(spec.strategies.map((s) => canonicalJson(s)))) {
     problems.push(`strategies[${i}]: duplicate entry ${show(spec.strategies[i]?.name)} with the same params`);
   }
-  if (spec.slices !== false) {
+  if (spec.slices === false) {
+    spec.tasks.forEach((t, i) => {
+      if (TASKS[t.name].kind === 'perplexity') problems.push(`tasks[${i}]: the perplexity task needs slice settings; remove "slices: false"`);
+    });
+  } else {
     for (const key of ['frequencyBinEdges', 'distanceBinEdges'] as const) {
       const edges = spec.slices[key];
       if (edges.some((e, i) => i > 0 && e <= edges[i - 1]!)) {
@@ -401,14 +409,17 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
     for (const task of resolved.tasks) {
       const taskDef = TASKS[task.name as TaskName];
       const measuring = taskDef.kind === 'throughput';
+      const perplexity = taskDef.kind === 'perplexity';
       // a measurement task scores nothing, whatever the spec's scorer says
-      const scorerName = measuring ? taskDef.scorer : (spec.scorer ?? taskDef.scorer);
+      const scorerName = measuring || perplexity ? taskDef.scorer : (spec.scorer ?? taskDef.scorer);
       const scorer: ScorerRef = { name: scorerName, version: SCORERS[scorerName].version };
       for (const s of spec.strategies) {
         const def = STRATEGIES[s.name as StrategyName];
         const families: readonly string[] | null = def.families;
         if (families && !families.includes(model.family)) continue;
         if (measuring && !THROUGHPUT_STRATEGIES.includes(s.name)) continue;
+        // a corpus is read as it is: no prompt to lay out
+        if (perplexity && s.name !== 'default') continue;
         // a kernel-level operator has no tokenizer or LM head: it can only be timed
         if (!measuring && model.family === OPERATOR_FAMILY) continue;
         const strategy: StrategyRef = { name: s.name, version: def.version, params: s.params };
@@ -422,7 +433,10 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
           ? // timings belong to the hardware that made them: the device is part of the key, and
             // generation settings and slices, which a benchmark does not use, are not
             digestOf({ model: modelKey, task: { ...taskRef, dataDigest: task.dataDigest }, strategy, scorer, device: spec.execution.device })
-          : digestOf({
+          : perplexity
+            ? // nothing is generated: generation settings do not change a perplexity
+              digestOf({ model: modelKey, task: { ...taskRef, dataDigest: task.dataDigest }, strategy, scorer, slices })
+            : digestOf({
               model: modelKey,
               task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
               strategy,
@@ -482,6 +496,12 @@ export function skippedPairs(resolved: ResolvedSweep): string[] {
       if (!THROUGHPUT_STRATEGIES.includes(s.name)) {
         out.push(`${task.name} x ${s.name}: a prefill benchmark times ${THROUGHPUT_STRATEGIES.join(' and ')} only`);
       }
+    }
+  }
+  for (const task of resolved.tasks) {
+    if (TASKS[task.name as TaskName].kind !== 'perplexity') continue;
+    for (const s of resolved.spec.strategies) {
+      if (s.name !== 'default') out.push(`${task.name} x ${s.name}: a perplexity task reads its corpus as it is, under default only`);
     }
   }
   for (const model of resolved.models) {

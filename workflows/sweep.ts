@@ -6,12 +6,15 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
@@ -27,10 +30,13 @@ import {
   type RunShardOutput,
 } from './contract';
 import { RECORD_BATCH_SHARDS, batchedRecorder } from './recording';
+import { SweepPool } from './sweep-pool';
 import {
   sweepProgressQuery,
   type PlanResult,
   type PlanWorkflowInput,
+  type RecordShardInput,
+  type RecordShardResult,
   type SweepProgress,
   type SweepResult,
   type SweepState,
@@ -61,9 +67,9 @@ interface PythonActivities {
   [PYTHON_ACTIVITIES.describeTask]: (input: DescribeTaskInput) => Promise<DescribeTaskOutput>;
 }
 
-function gpuActivities(spec: SweepSpec) {
+function gpuActivities(spec: SweepSpec, taskQueue: string) {
   return proxyActivities<PythonActivities>({
-    taskQueue: GPU_QUEUE,
+    taskQueue,
     startToCloseTimeout: `${spec.execution.shardTimeoutSeconds} seconds`,
     // a worker that dies (OOM, preemption, SIGKILL) is noticed within this time; the shard is
     // then retried on another worker
@@ -106,6 +112,8 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
 
 // how many times a sweep re-cuts and runs examples that are still missing once its shards are done
 const MISSING_ROUNDS = 3;
+// longest pause between two looks at cells another sweep is computing
+const WAIT_MAX_SECONDS = 15;
 
 function errorMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return errorMessage(err.cause);
@@ -123,8 +131,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     currentModel: null,
     startedAt: input.continued?.startedAt ?? Date.now(),
     runs: (input.continued?.runs ?? 0) + 1,
+    waitingOn: {},
   };
-  setHandler(sweepProgressQuery, () => progress);
+  setHandler(sweepProgressQuery, () => ({ ...progress, pool: sweepPool?.line ?? null }));
+  // GPU workers for this sweep (workflows/sweep-pool.ts); removed at the end, kept across continue-as-new
+  let sweepPool: SweepPool | null = null;
   const sweepEnded = (status: 'failed' | 'cancelled') =>
     local.closeSweep({
       sweepId,
@@ -147,6 +158,11 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
+    // another live sweep computing a cell this one needs: wait for it rather than compute it twice
+    const claim = async (keys: string[]) => {
+      progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
+    };
+    await claim(cells.filter((c) => !state.doneCells.includes(c.key)).map((c) => c.key));
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -164,7 +180,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         const ranges = st.doneRanges[cell.key] ?? [];
         examplesDone += coveredExamples(ranges);
         shardsDone += ranges.length;
-        if (failedCells.has(cell.key)) continue;
+        if (failedCells.has(cell.key) || cell.key in progress.waitingOn) continue;
         for (const shard of shardsOf(cell, spec.execution.shardSize, ranges)) jobs.push({ cell, shard });
       }
       return { jobs, examplesDone, shardsDone };
@@ -181,10 +197,22 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
     progress.phase = 'running';
 
-    const gpu = gpuActivities(spec);
-    const record = batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha });
-    // the window bounds shards on the workers; finished shards waiting for their batch to be
-    // written are bounded apart, so a slow transaction does not hold the workers back
+    sweepPool = new SweepPool(sweepId, workflowInfo().workflowId, spec, resolved.models.map((m) => m.name));
+    await sweepPool.start(countByModel(first.jobs));
+    const pool = sweepPool;
+    const queues = new Map<string, ReturnType<typeof gpuActivities>>();
+    const gpuFor = (model: string) => {
+      const queue = pool.queueFor(model);
+      if (!queues.has(queue)) queues.set(queue, gpuActivities(spec, queue));
+      return queues.get(queue)!;
+    };
+    // Recording is batched (workflows/recording.ts) and the window counts shards on the workers
+    // only, so a slow transaction does not hold the workers back. A sweep started before that
+    // replays its history as it ran: one recordShard per shard, counted until recorded.
+    const batched = patched('record-shards-batched');
+    const record = batched
+      ? batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha })
+      : async (item: RecordShardInput): Promise<RecordShardResult> => ({ ...(await local.recordShard({ sweepId, gitSha: input.gitSha, ...item })), malformed: null });
     let inFlight = 0;
     let unrecorded = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }, computed: () => void) => {
@@ -202,8 +230,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         device: spec.execution.device,
       };
       try {
-        const output = await gpu[PYTHON_ACTIVITIES.runShard](request);
-        computed();
+        const output = await gpuFor(cell.model.name)[PYTHON_ACTIVITIES.runShard](request);
+        if (batched) computed();
         const recorded = await record({ modelName: cell.model.name, taskKind: TASKS[cell.task.name as TaskName].kind, shard, output });
         if (recorded.malformed !== null) throw ApplicationFailure.nonRetryable(recorded.malformed, ERROR_TYPES.malformedShardResult);
         progress.shards.done += 1;
@@ -223,26 +251,32 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
     };
 
+    // drain, then start over with a fresh history; the database says what is left
+    const continueIfSuggested = async (launched: Array<Promise<void>>) => {
+      if (!workflowInfo().continueAsNewSuggested) return;
+      await condition(() => unrecorded === 0);
+      await Promise.all(launched);
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof sweepWorkflow>({
+        ...input,
+        continued: {
+          resolved,
+          failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
+          startedAt: progress.startedAt,
+          runs: progress.runs,
+        },
+      });
+    };
+
     const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
         await condition(() => inFlight < spec.execution.window && unrecorded < spec.execution.window + RECORD_BATCH_SHARDS);
-        if (failedCells.has(job.cell.key)) continue;
-        if (workflowInfo().continueAsNewSuggested) {
-          // drain, then start over with a fresh history; the database says what is left
-          await condition(() => unrecorded === 0);
-          await Promise.all(launched);
-          await condition(allHandlersFinished);
-          await continueAsNew<typeof sweepWorkflow>({
-            ...input,
-            continued: {
-              resolved,
-              failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
-              startedAt: progress.startedAt,
-              runs: progress.runs,
-            },
-          });
+        if (failedCells.has(job.cell.key)) {
+          pool.shardSettled(job.cell.model.name);
+          continue;
         }
+        await continueIfSuggested(launched);
         inFlight += 1;
         unrecorded += 1;
         progress.shards.inFlight = inFlight;
@@ -253,6 +287,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           onWorker = false;
           inFlight -= 1;
           progress.shards.inFlight = inFlight;
+          // its worker is free: a model group with nothing left on its workers can shrink now
+          pool.shardSettled(job.cell.model.name);
         };
         const running = runOne(job, computed).finally(() => {
           computed();
@@ -268,28 +304,54 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // A sweep is completed only when the database says every cell is done. A shard that another
     // sweep had partly covered (another shard size) is dropped by recordShards, so what is still
     // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
+    // Cells another sweep computes are waited for (polling, backing off to WAIT_MAX_SECONDS) and
+    // do not count as rounds; a claim whose sweep ends is taken over and its cell run here.
     let jobs = first.jobs;
-    for (let round = 0; ; round++) {
+    let round = 0;
+    let pause = 1;
+    for (;;) {
       await runAll(jobs);
       const now = await local.sweepState({ sweepId, keys: cells.map((c) => c.key) });
       const doneNow = new Set(now.doneCells);
       const missing = cells.filter((c) => !doneNow.has(c.key) && !failedCells.has(c.key));
       progress.cells.done = now.doneCells.length;
-      if (missing.length === 0) break;
+      // cells another sweep completed count as they land
+      progress.examples.done = pendingOf(now).examplesDone;
+      if (missing.length === 0) {
+        progress.waitingOn = {};
+        break;
+      }
+      const waitedBefore = Object.keys(progress.waitingOn).length;
+      await claim(missing.map((c) => c.key));
+      const mine = missing.filter((c) => !(c.key in progress.waitingOn));
+      if (mine.length === 0) {
+        pause = waitedBefore ? Math.min(WAIT_MAX_SECONDS, pause * 2) : 1;
+        await sleep(`${pause} seconds`);
+        await continueIfSuggested([]);
+        jobs = [];
+        continue;
+      }
       if (round >= MISSING_ROUNDS) {
-        for (const cell of missing) {
+        for (const cell of mine) {
           const message = `${cell.numExamples - coveredExamples(now.doneRanges[cell.key] ?? [])} of ${cell.numExamples} examples were not recorded after ${round + 1} rounds`;
           failures.set(cell.key, message);
           failedCells.add(cell.key);
           await local.markCellFailed({ cellKey: cell.key, error: message });
         }
         progress.cells.failed = failedCells.size;
-        break;
+        jobs = [];
+        continue;
       }
+      round += 1;
+      pause = 1;
       jobs = pendingOf(now).jobs;
+      // the re-cut shards may belong to models whose workers were already scaled away
+      await pool.start(countByModel(jobs));
     }
+    await pool.settle();
 
     progress.phase = 'finishing';
+    await pool.remove();
     const status = failedCells.size > 0 ? 'failed' : 'completed';
     await local.finishSweep({ sweepId, status });
     progress.phase = status;
@@ -303,15 +365,18 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
     };
   } catch (err) {
+    // continue-as-new is not an end: the next run keeps the pool, the claims and the sweep's status
+    if (err instanceof ContinueAsNew) throw err;
+    await sweepPool?.remove();
     if (isCancellation(err)) {
       progress.phase = 'cancelled';
       await CancellationScope.nonCancellable(() => sweepEnded('cancelled'));
-    } else if (!(err instanceof ApplicationFailure)) {
+    } else {
       progress.phase = 'failed';
-    }
-    if (progress.phase === 'resolving' && !isCancellation(err)) {
-      // failed before its cells were known (a missing dataset): still listed by `twice status`
-      await sweepEnded('failed');
+      // recorded ended, never left "running"; one that failed before its cells were known (a
+      // missing dataset, an unknown model) is registered here, so `twice status` lists it. The
+      // database may be what failed: then the workflow's own failure is the one to report.
+      await sweepEnded('failed').catch(() => undefined);
     }
     throw err;
   }
@@ -343,4 +408,11 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
       };
     }),
   };
+}
+
+/** How many of the jobs each model has: what the pool sizes its groups by. */
+function countByModel(jobs: Array<{ cell: Cell }>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const { cell } of jobs) counts[cell.model.name] = (counts[cell.model.name] ?? 0) + 1;
+  return counts;
 }

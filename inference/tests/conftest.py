@@ -31,6 +31,14 @@ def _deterministic() -> None:
     random.seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _data_roots(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests keep their data in pytest's temporary folders and the repository's fixtures: allow
+    exactly those (tests/test_data_roots.py checks the defaults and the refusals)."""
+    roots = [tmp_path_factory.getbasetemp(), Path(__file__).resolve().parents[2]]
+    monkeypatch.setenv("TWICE_DATA_ROOTS", os.pathsep.join(map(str, roots)))
+
+
 # Tests marked ``triton_interpreter`` run Triton kernels on the CPU, under Triton's interpreter.
 # triton.jit (Triton's own library functions included) reads TRITON_INTERPRET once, when Triton
 # is imported, so the interpreter cannot be switched on for some tests of a process and off for

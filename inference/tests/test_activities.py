@@ -6,6 +6,7 @@ real; so do the throughput-shard tests after it (debug models and CPU operators,
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -40,6 +41,9 @@ class LoadedTestModel:
 
     def state_bytes(self, prompt_len: int) -> int:
         return self.model.state_size_bytes(1, prompt_len)
+
+    def compute(self) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
 
 
 class Registries:

@@ -1,4 +1,4 @@
-"""bench_models end to end on CPU at tiny configs: every family gets a table row, float32
+"""The model benchmark (bench.models) end to end on CPU at tiny configs: every family gets a table row, float32
 parallel vs recurrent agreement < 1e-4, throughput numbers are positive, bf16 runs report a
 precision floor, one broken family does not stop the others, and the CLI writes its JSON.
 Throughput mode: both paths of Based/JRT-RNN (the kernel one under the Triton interpreter), OOM
@@ -12,8 +12,11 @@ import pytest
 import torch
 from tiny_configs import HYBRID, KERNEL_HYBRID, VOCAB
 
-from twice_inference import bench_models
-from twice_inference.bench_models import FAMILY_ORDER, SMALLEST_PAPER_MODEL, run, run_throughput
+from twice_inference.bench import model_check, model_throughput
+from twice_inference.bench import models as bench_models
+from twice_inference.bench.model_check import run
+from twice_inference.bench.model_common import FAMILY_ORDER, SMALLEST_PAPER_MODEL
+from twice_inference.bench.model_throughput import run_throughput
 
 TINY: dict[str, dict] = {
     "transformer": dict(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=4, mlp_hidden=48),
@@ -70,14 +73,14 @@ def test_a_broken_family_is_reported_and_the_rest_continue() -> None:
 
 
 def test_oom_halves_the_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = bench_models.time_prefill_at
+    real = model_check.time_prefill_at
 
     def fake_oom_above_one(model, seq, batch, device, budget_s, seed):
         if batch > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, seq, batch, device, budget_s, seed)
 
-    monkeypatch.setattr(bench_models, "time_prefill_at", fake_oom_above_one)
+    monkeypatch.setattr(model_check, "time_prefill_at", fake_oom_above_one)
     report = run(["mamba"], configs_override=TINY, dtype=torch.float32, **SMALL)
     prefill = report["rows"][0]["prefill"]
     assert prefill["batch"] == 1 and "OOM at batch 2" in prefill["notes"]
@@ -96,7 +99,7 @@ def test_catalog_names_exist_and_unknown_family_is_rejected() -> None:
 def test_cli_writes_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The CLI reads the catalog; shrink the one family it runs so the test stays fast.
     monkeypatch.setattr(
-        bench_models, "run", lambda *a, **k: run(*a, **{**k, "configs_override": TINY})
+        model_check, "run", lambda *a, **k: run(*a, **{**k, "configs_override": TINY})
     )
     out = tmp_path / "bench.json"
     argv = ["--families", "gla", "--device", "cpu", "--dtype", "float32", "--seq", "16"]
@@ -107,7 +110,7 @@ def test_cli_writes_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_slow_runs_are_cut_to_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench_models, "SLOW_RUN_S", 0.0)  # every run counts as slow
+    monkeypatch.setattr(model_check, "SLOW_RUN_S", 0.0)  # every run counts as slow
     report = run(["gla"], configs_override=TINY, dtype=torch.float32, **SMALL)
     prefill = report["rows"][0]["prefill"]
     assert prefill["warmup_runs"] == 1 and any("slow" in n for n in prefill["notes"])
@@ -169,14 +172,14 @@ def test_throughput_times_every_family_and_both_paths_of_the_kernel_families() -
 
 
 def test_throughput_records_oom_and_keeps_going(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = bench_models.time_point
+    real = model_throughput.time_point
 
     def oom_at_40(model, seq, **kwargs):  # type: ignore[no-untyped-def]
         if seq == 40:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB (simulated)")
         return real(model, seq=seq, **kwargs)
 
-    monkeypatch.setattr(bench_models, "time_point", oom_at_40)
+    monkeypatch.setattr(model_throughput, "time_point", oom_at_40)
     report = run_throughput(["gla", "mamba"], KERNEL_TINY, **THROUGHPUT_SMALL)
     for row in report["rows"]:
         assert row["points"]["24"]["tokens_per_s"] > 0
@@ -187,15 +190,11 @@ def test_throughput_records_oom_and_keeps_going(monkeypatch: pytest.MonkeyPatch)
 def test_throughput_caps_runs_and_skips_what_would_not_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class OneSecondTimer:  # every prefill "takes" 1 s, whatever the CPU does
-        def __init__(self, device: str) -> None:
-            pass
+    def one_second(fn, device):  # type: ignore[no-untyped-def]  # every prefill "takes" 1 s
+        fn()
+        return 1.0
 
-        def time(self, fn):  # type: ignore[no-untyped-def]
-            fn()
-            return 1.0
-
-    monkeypatch.setattr(bench_models, "Timer", OneSecondTimer)
+    monkeypatch.setattr(model_throughput, "time_once", one_second)
     small = {**THROUGHPUT_SMALL, "lengths": [16], "runs": 10}
     capped = run_throughput(["gla"], KERNEL_TINY, **{**small, "point_budget_s": 4.0})
     point = capped["rows"][0]["points"]["16"]
@@ -210,7 +209,7 @@ def test_throughput_caps_runs_and_skips_what_would_not_fit(
 
 def test_throughput_cli_writes_json(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        bench_models,
+        model_throughput,
         "run_throughput",
         lambda *a, **k: run_throughput(*a, **{**k, "configs_override": KERNEL_TINY}),
     )

@@ -21,7 +21,7 @@ from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_atte
 pytestmark = pytest.mark.triton_interpreter
 
 # bf16 products inside the kernels: measured 5.0e-3 (Based) and 8.6e-3 to 9.6e-3 (prefix) against
-# the float32 path at these q/k (std 0.5); bench_models' bf16 bar.
+# the float32 path at these q/k (std 0.5); the model benchmark's bf16 bar.
 BF16_TOL = 2e-2
 EPS = 1e-12
 
@@ -158,7 +158,7 @@ def test_tiny_model_kernel_path_matches_pytorch_path(
     family: str, kernel_calls: dict[str, int]
 ) -> None:
     """Whole bf16 models: unpadded prompts take the kernel, padded ones the PyTorch path; logits
-    and the decode that follows agree either way. The bar is bench_models' bf16 rule: 2e-2 or
+    and the decode that follows agree either way. The bar is the model benchmark's bf16 rule: 2e-2 or
     twice the bf16-vs-float32 gap of these weights (measured ~1.3e-2 to 1.9e-2; the kernel path
     differs from the PyTorch path by ~0.9e-2 to 1.3e-2)."""
     model = _tiny_bf16(family)

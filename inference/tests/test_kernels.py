@@ -13,6 +13,12 @@ import torch
 from twice_inference.kernels.based_triton import based_causal_attention, interpreting
 from twice_inference.kernels.prefix_triton import prefix_linear_attention
 from twice_inference.kernels.symmetric_triton import encoder_state
+from twice_inference.kernels.taylor_state import (
+    carried_states,
+    choose_segments,
+    segment_length,
+    segment_states,
+)
 from twice_inference.ops.feature_map import symmetric_taylor_features, taylor_feature_map
 from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
 from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
@@ -143,6 +149,62 @@ def test_prefix_kernel_matches_reference(features: str, n: int, m: int, block_c:
     assert _rel_err(out, ref) < 1e-2
 
 
+# Sequence-parallel "full" kernel: (n, m, block_c, segments); ragged last segments, a segment
+# count the length rounds down (100 tokens in 4 x 32 -> 4 segments of 32, the last ragged), and
+# encoders shorter and longer than one segment.
+SPLIT_CASES = [(150, 0, 16, 3), (100, 0, 32, 4), (150, 70, 16, 3), (40, 100, 16, 2)]
+
+
+@pytest.mark.parametrize(("n", "m", "block_c", "segments"), SPLIT_CASES)
+def test_sequence_parallel_kernel_matches_reference(
+    n: int, m: int, block_c: int, segments: int
+) -> None:
+    q, k, v, k_enc, v_enc = _inputs(1, 2, n, m, seed=7 * n + m)
+    kw = dict(features="full", block_c=block_c, block_dv=32, segments=segments)
+    if m:
+        out = prefix_linear_attention(q, k, v, k_enc, v_enc, out=_poisoned(v), **kw)
+        ref = prefix_linear_attention_naive(q, k, v, k_enc, v_enc)
+    else:
+        out = based_causal_attention(q, k, v, out=_poisoned(v), **kw)
+        ref = based_linear_attention_naive(q, k, v)
+    assert torch.isfinite(out.float()).all(), "some outputs were never written"
+    assert _rel_err(out, ref) < 1e-2
+
+
+def test_carried_states_are_the_recurrent_state_at_each_segment_start() -> None:
+    """The state each segment starts from is the recurrence's state after the tokens before it:
+    sum phi(k)^T v by order (k scaled by 16^(-1/4)), sum k k^T and sum k, plus the encoder's."""
+    _, k, v, k_enc, v_enc = _inputs(1, 2, 90, 40, seed=13)
+    segment = segment_length(90, 3, 16)  # 32: segments start at 0, 32, 64
+    kw = dict(block_c=16, block_dv=32, num_warps=4)
+    enc, enc_den = segment_states(k_enc, v_enc, 40, 1, **kw)
+    start, start_den = carried_states(
+        *segment_states(k, v, segment, 2, **kw), (enc[:, 0], enc_den[:, 0])
+    )
+    assert start.shape == (2, 3, 273, D_VALUE) and start_den.shape == (2, 3, 272)
+    ks = torch.cat([k_enc, k], dim=2).double().flatten(0, 1) * 16**-0.25
+    vs = torch.cat([v_enc, v], dim=2).double().flatten(0, 1)
+    for s in range(3):
+        t = 40 + s * segment  # encoder tokens + decoder tokens before segment s
+        kt, vt = ks[:, :t], vs[:, :t]
+        quad = torch.einsum("bti,btj,btv->bijv", kt, kt, vt).flatten(1, 2)
+        want = torch.cat([quad, kt.transpose(1, 2) @ vt, vt.sum(1, keepdim=True)], dim=1)
+        want_den = torch.cat([(kt.transpose(1, 2) @ kt).flatten(1), kt.sum(1)], dim=1)
+        assert _rel_err(start[:, s], want) < 1e-2, s
+        assert _rel_err(start_den[:, s], want_den) < 1e-2, s
+
+
+def test_segment_count_follows_the_programs_the_gpu_can_hold() -> None:
+    sms = 132
+    # the paper's headline (B 16, H 16, 2 value slices): already more programs than fit at once
+    assert choose_segments(512, 32768, 64, sms) == 1
+    # B 2 at N 16384: 64 programs leave most SMs idle; a few segments each fill them
+    split = choose_segments(64, 16384, 64, sms)
+    assert 2 <= split <= 16
+    assert choose_segments(64, 300, 64, sms) == 1  # too few chunks to cut
+    assert segment_length(100, 4, 32) == 32 and segment_length(10, 4, 16) == 16
+
+
 def test_encoder_state_kernel_sums_every_segment() -> None:
     _, _, _, k_enc, v_enc = _inputs(1, 2, 0, 300, seed=11)
     s, zk, z1 = encoder_state(k_enc, v_enc, block_c=16)  # 3 segments
@@ -177,3 +239,7 @@ def test_kernels_reject_bad_inputs() -> None:
         based_causal_attention(q, k, v, features="diagonal")
     with pytest.raises(ValueError, match="unknown config keys"):
         based_causal_attention(q, k, v, block_k=32)
+    with pytest.raises(ValueError, match="unknown config keys"):
+        based_causal_attention(q, k, v, features="symmetric", segments=2)
+    with pytest.raises(ValueError, match="segments must be >= 0"):
+        based_causal_attention(q, k, v, features="full", segments=-1)

@@ -35,6 +35,7 @@ def test_versions() -> None:
         "default": 1,
         "jrt_prompt": 1,
         "question_first": 1,
+        "jrt_question_first": 1,
         "few_shot": 1,
         "jrt_rnn_left_pad": 1,
         "jrt_rnn_read2x": 1,
@@ -124,4 +125,19 @@ def test_render_validates_unparsed_specs() -> None:
     # An unparsed spec with no params gets the same default as a parsed one.
     assert render_prompt(StrategySpec("jrt_prompt", 1), BARE, "t") == render_prompt(
         spec("jrt_prompt"), BARE, "t"
+    )
+
+
+def test_jrt_question_first_puts_the_question_before_the_copies() -> None:
+    parts = PromptParts(context="k1 v1 k2 v2", query="k2", question="k2 ?", jrt_lead=None)
+    assert (
+        render_prompt(spec("jrt_question_first"), parts, "mqar")
+        == "k2 ? k1 v1 k2 v2\nk1 v1 k2 v2 k2"
+    )
+    three = render_prompt(spec("jrt_question_first", repeats=3), parts, "mqar")
+    assert three == "k2 ? k1 v1 k2 v2\nk1 v1 k2 v2\nk1 v1 k2 v2 k2"
+    # no question (set disjointness): JRT-Prompt's layout
+    bare = PromptParts(context="e1 e2 | e2 e3", query="|")
+    assert render_prompt(spec("jrt_question_first"), bare, "set_disjointness") == render_prompt(
+        spec("jrt_prompt"), bare, "set_disjointness"
     )

@@ -8,7 +8,12 @@ import json
 from pathlib import Path
 
 from twice_inference.tasks import datasets, scoring, strategies
-from twice_inference.tasks.registry import TASK_VERSIONS, THROUGHPUT_TASKS, task_kind
+from twice_inference.tasks.registry import (
+    PERPLEXITY_TASKS,
+    TASK_VERSIONS,
+    THROUGHPUT_TASKS,
+    task_kind,
+)
 
 CATALOG = json.loads(
     (Path(__file__).parents[1] / "twice_inference" / "task-catalog.json").read_text()
@@ -21,6 +26,9 @@ def test_every_task_is_implemented_at_the_catalog_version() -> None:
         if entry["kind"] == "throughput":
             assert THROUGHPUT_TASKS[name].version == entry["version"], name
             assert entry["scorer"] == "none", name  # measurements are not scored
+        elif entry["kind"] == "perplexity":
+            assert PERPLEXITY_TASKS[name].version == entry["version"], name
+            assert entry["scorer"] == "none", name
         elif entry["synthetic"]:
             assert TASK_VERSIONS.get(name) == entry["version"], name
         else:
@@ -30,7 +38,7 @@ def test_every_task_is_implemented_at_the_catalog_version() -> None:
 
 
 def test_every_implemented_task_is_in_the_catalog() -> None:
-    implemented = {*TASK_VERSIONS, *THROUGHPUT_TASKS, *datasets.SPECS}
+    implemented = {*TASK_VERSIONS, *THROUGHPUT_TASKS, *PERPLEXITY_TASKS, *datasets.SPECS}
     assert implemented == set(CATALOG["tasks"])
 
 
@@ -63,10 +71,14 @@ def _bounds(schema: dict, path: str = "") -> dict[str, object]:
 
 
 def _python_task_params() -> dict[str, type]:
+    from twice_inference.tasks.perplexity import PerplexityParams
     from twice_inference.tasks.registry import SYNTHETIC_TASKS
     from twice_inference.tasks.throughput import PrefillThroughputParams
 
-    models: dict[str, type] = {"prefill_throughput": PrefillThroughputParams}
+    models: dict[str, type] = {
+        "prefill_throughput": PrefillThroughputParams,
+        "perplexity": PerplexityParams,
+    }
     for name, task in SYNTHETIC_TASKS.items():
         models[name] = task.params_model
     for name in datasets.SPECS:

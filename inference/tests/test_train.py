@@ -200,11 +200,41 @@ def test_committed_configs_are_valid_and_small() -> None:
         assert config.model["vocab_size"] == VOCAB
         assert config.model["d_model"] <= 128
         assert (config.mlm_weight == 0.25) == (config.family == "jrt_rnn")
+        # the perplexity zoo (zoo-lm-*) reads the whole training stream that
+        # `twice bigrams build synthetic:repeats-v1` counts
+        assert (config.objective == "next_token") == config.name.startswith("zoo-lm-")
+        if config.objective == "next_token":
+            assert config.train_documents == 16_384 and config.seq_len == 2048
         params = count_parameters(build_model(config.family, config.model))
         assert 700_000 <= params <= 1_200_000, (config.name, params)
-        total += params
-    # The zoo is committed: float32 weights, the tied head stored once.
-    assert total * 4 < 25_000_000, total
+        total += params * (2 if config.save_dtype == "float16" else 4)
+    # The zoo is committed (the tied head stored once) and travels with the repository.
+    assert total < 32_000_000, total
+
+
+def test_next_token_objective_trains_on_the_language_and_reports_slices(tmp_path: Path) -> None:
+    config = tiny_config(
+        "zoo-test-lm",
+        "transformer",
+        TINY_TRANSFORMER,
+        objective="next_token",
+        corpus="synthetic:repeats-v1",
+        seq_len=64,
+        train_documents=16,
+        save_dtype="float16",
+    )
+    run = zoo_train.train(config, tmp_path, log=lambda line: None)
+    losses = [p["loss"] for p in run["points"] if "loss" in p]
+    assert losses[-1] < losses[0] - 0.5, losses
+    final = run["finalValPerplexity"]
+    assert final["arHitPerplexity"] > 1 and final["otherPerplexity"] > 1
+    assert run["trainingCorpus"]["documents"] == 16 and "finalValAccuracy" not in run
+    weights = read_state_dict(tmp_path / "zoo-test-lm")
+    assert {t.dtype for t in weights.values()} == {torch.float16}
+    manifest = zoo_train.write_manifest(tmp_path)["models"]["zoo-test-lm"]
+    assert manifest["objective"] == "next_token" and manifest["finalValPerplexity"] == final
+    with pytest.raises(ValueError, match="names the corpus it reads"):
+        tiny_config("zoo-test-lm", "transformer", TINY_TRANSFORMER, objective="next_token")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -41,6 +41,7 @@ from twice_inference.models.operators import Operator, OperatorUnavailable, Work
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
 
 if TYPE_CHECKING:  # the task registries are imported lazily
+    from twice_inference.tasks.perplexity import PerplexityTask
     from twice_inference.tasks.throughput import PrefillThroughputTask, ThroughputPointSpec
 
 # Failure types the orchestrator can branch on (Temporal carries them as ApplicationError.type).
@@ -77,6 +78,10 @@ class LoadedModel(Protocol):
     def info(self) -> ModelDescription: ...
 
     def state_bytes(self, prompt_len: int) -> int: ...
+
+    def compute(self) -> AbstractContextManager[object]:
+        """The precision the model's forward passes run under (an autocast, or nothing)."""
+        ...
 
 
 LoadModel = Callable[[str, str, str], LoadedModel]  # (name, revision, device)
@@ -223,6 +228,7 @@ class InferenceActivities:
         self._shard_handlers: dict[str, ShardHandler] = {
             "recall": self._run_recall_shard,
             "throughput": self._run_throughput_shard,
+            "perplexity": self._run_perplexity_shard,
         }
 
     # ---- activities ------------------------------------------------------------------------
@@ -328,7 +334,7 @@ class InferenceActivities:
                 # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
                 set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
 
-            with _typed_gpu_errors():
+            with _typed_gpu_errors(), loaded.compute():
                 result = greedy_generate(
                     model,
                     prompts,
@@ -412,13 +418,6 @@ class InferenceActivities:
             )
 
         timing = result.timing
-        model_info = contract.ModelInfo(
-            family=loaded.info.family,
-            parameters=int(loaded.info.parameters),
-            # state after the shard's longest prompt (constant for recurrent families)
-            state_bytes=int(loaded.state_bytes(max((len(p) for p in prompts), default=0))),
-            dtype=str(loaded.info.dtype),
-        )
         return contract.RunShardOutput(
             cell_key=shard.cell_key,
             shard_index=shard.shard_index,
@@ -438,7 +437,90 @@ class InferenceActivities:
                 batches=timing.batches,
             ),
             worker=worker_info(device),
-            model=model_info,
+            model=_model_info(loaded, max((len(p) for p in prompts), default=0)),
+        ).to_json()
+
+    def _run_perplexity_shard(
+        self,
+        shard: contract.RunShardInput,
+        task: PerplexityTask,
+        device: torch.device,
+        phases: Phases,
+    ) -> dict[str, Any]:
+        """Teacher-forced NLL of each sequence, summed per slice of the paper's protocol (the
+        task's docstring); no generation, no examples, only slice sums. The sequences need the
+        model's tokenizer, so they are read once the device is held."""
+        if shard.scorer.name != "none" or shard.slices is None:
+            raise ApplicationError(
+                f"task {shard.task.name!r} measures perplexity: its scorer is 'none' and it needs "
+                f"slice settings (got scorer {shard.scorer.name!r}, slices {shard.slices!r})",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        _scorer(shard.scorer)
+        if shard.strategy.name != "default":
+            raise ApplicationError(
+                f"task {shard.task.name!r} reads a corpus as it is: strategy 'default' only, got "
+                f"{shard.strategy.name!r}",
+                type=INVALID_SHARD,
+                non_retryable=True,
+            )
+        from twice_inference.tasks.perplexity import protocol_slice_sums
+
+        with self._compute_slot(phases):
+            loaded, load_seconds = self._model(shard.model, device)
+            tokenizer, model = loaded.tokenizer, loaded.model
+            if tokenizer is None or isinstance(model, Operator):
+                raise ApplicationError(
+                    f"model {shard.model.name!r} is a kernel-level operator: it cannot score the "
+                    f"perplexity task",
+                    type=INVALID_SHARD,
+                    non_retryable=True,
+                )
+            with phases.timing("data"):
+                sequences, table = _perplexity_inputs(shard, task, tokenizer)
+            set_mode = getattr(model, "set_inference_mode", None)
+            if set_mode is not None:
+                set_mode("left_pad")
+            started = time.perf_counter()
+            with _typed_gpu_errors():
+                nll = prompt_nll(
+                    model,
+                    sequences,
+                    batch_size=shard.generation.batch_size,
+                    pad_id=tokenizer.pad_id,
+                    on_batch_done=lambda done: activity.heartbeat(
+                        contract.ShardHeartbeat(examples_done=done).to_json()
+                    ),
+                )
+            seconds = time.perf_counter() - started
+        scoring_started = time.perf_counter()
+        slices = _sum_slices(
+            [
+                protocol_slice_sums(ids, values.tolist(), shard.slices, table, task.params)
+                for ids, values in zip(sequences, nll, strict=True)
+            ]
+        )
+        tokens = sum(len(s) for s in sequences)
+        return contract.RunShardOutput(
+            cell_key=shard.cell_key,
+            shard_index=shard.shard_index,
+            examples=[],
+            measurements=[],
+            slices=slices,
+            timing=contract.ShardTiming(
+                queue_seconds=phases.queue,
+                data_seconds=phases.data,
+                load_seconds=load_seconds,
+                prefill_seconds=seconds,
+                decode_seconds=0.0,
+                nll_seconds=0.0,
+                scoring_seconds=time.perf_counter() - scoring_started,
+                prefill_tokens=tokens,
+                batches=max(1, -(-len(sequences) // shard.generation.batch_size)),
+            ),
+            worker=worker_info(device),
+            model=_model_info(loaded, max((len(s) for s in sequences), default=0)),
         ).to_json()
 
     def _run_throughput_shard(
@@ -519,12 +601,7 @@ class InferenceActivities:
                 batches=timed_runs,
             ),
             worker=worker_info(device),
-            model=contract.ModelInfo(
-                family=loaded.info.family,
-                parameters=int(loaded.info.parameters),
-                state_bytes=int(loaded.state_bytes(max(m.processed_len for m in measurements))),
-                dtype=str(loaded.info.dtype),
-            ),
+            model=_model_info(loaded, max(m.processed_len for m in measurements)),
         ).to_json()
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -637,6 +714,44 @@ def _recall_inputs(
     return examples, [e.prompt_ids[-limit:] for e in examples]
 
 
+def _model_info(loaded: LoadedModel, longest: int) -> contract.ModelInfo:
+    """The model's facts for a shard; state after its longest input (constant for recurrent
+    families, growing for attention)."""
+    return contract.ModelInfo(
+        family=loaded.info.family,
+        parameters=int(loaded.info.parameters),
+        state_bytes=int(loaded.state_bytes(longest)),
+        dtype=str(loaded.info.dtype),
+    )
+
+
+def _perplexity_inputs(
+    shard: contract.RunShardInput,
+    task: PerplexityTask,
+    tokenizer: Tokenizer,
+) -> tuple[list[list[int]], Any]:
+    """The shard's tokenized sequences and the bigram table its slices are cut by."""
+    from twice_inference.tasks.slices import slice_config
+
+    assert shard.slices is not None
+    try:
+        sequences = task.sequences(shard.example_start, shard.example_end, tokenizer)
+        # a generated language's table is counted on first use (a minute or so): heartbeat
+        table = task.bigram_table(
+            slice_config(shard.slices),
+            on_chunk=lambda _: activity.heartbeat(
+                contract.ShardHeartbeat(examples_done=0).to_json()
+            ),
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise ApplicationError(
+            f"task {shard.task.name} v{shard.task.version}: {error}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        ) from error
+    return sequences, table
+
+
 def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:
     """How many copies of the N prompt tokens a throughput point prefills: 1, or JRT-Prompt's
     repeats. The other strategies lay out prompt text, which random ids do not have."""
@@ -695,7 +810,9 @@ def _workload(loaded: LoadedModel, batch: int, seq_len: int, repeats: int, seed:
     set_mode = getattr(model, "set_inference_mode", None)
     if set_mode is not None:
         set_mode("left_pad")  # one encode, then recurrent: the prefill the paper times
-    return lm_prefill_workload(model, batch, repeats * seq_len, seed, str(loaded.info.dtype))
+    return lm_prefill_workload(
+        model, batch, repeats * seq_len, seed, str(loaded.info.dtype), loaded.compute
+    )
 
 
 def _measured_versions(loaded: LoadedModel) -> dict[str, str]:

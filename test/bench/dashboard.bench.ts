@@ -8,7 +8,8 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { testPostgres } from '../helpers/fixtures';
 import { Prisma } from '../../generated/prisma/client';
-import { cellRowsQuery } from '../../workers/lib/report/load';
+import { flipsQuery, slotsQuery } from '../../workers/lib/compare';
+import { cellRowsQuery, jrtMarginsQuery } from '../../workers/lib/report/load';
 import { examplesQuery } from '../../workers/lib/web/data';
 import { startWebServer } from '../../workers/lib/web/server';
 
@@ -82,6 +83,7 @@ try {
     ['cell page (HTML)', `/cells/${cell}?offset=2950`],
     ['compare two sweeps (200 cells paired)', '/api/compare?base=bench-1&other=bench-2'],
     ['compare: one page of flipped examples', `/api/compare/flips?base=${baseCell}&other=${cell}&offset=200&limit=100`],
+    ['JRT-Prompt margins per model', '/api/sweeps/bench-2/margins'],
   ];
   say('| endpoint | p50 ms | p95 ms | max ms |');
   say('| --- | --- | --- | --- |');
@@ -111,12 +113,12 @@ try {
     for (const r of plan) say(r['QUERY PLAN']);
     say('```');
   };
-  await explain('grid: per-cell counts, accuracy and prefill totals', cellRowsQuery('bench-2'));
-  await explain('compare: paired counts per cell', Prisma.sql`
-    SELECT count(*) FILTER (WHERE ea.score >= 0.5 AND eb.score < 0.5) AS only_a
-      FROM example_results ea JOIN example_results eb ON eb.cell_key = ${cell} AND eb.example_id = ea.example_id
-     WHERE ea.cell_key = ${baseCell}`);
-  await explain('drill-down: one page of wrong examples', examplesQuery(cell, { wrongOnly: true, offset: 1950, limit: 50 }));
+  await explain('grid: per-cell totals, accuracy and prefill totals', cellRowsQuery('bench-2'));
+  await explain('compare: 200 cells paired by slot, counts from their bitmaps', slotsQuery('bench-1', 'bench-2'));
+  await explain('compare: one page of flipped examples', flipsQuery(baseCell, cell, { offset: 200, limit: 100 }));
+  await explain('drill-down: one page of examples', examplesQuery(cell, { wrongOnly: false, offset: 1450, limit: 50 }));
+  await explain('drill-down: the last page of wrong examples', examplesQuery(cell, { wrongOnly: true, offset: 1950, limit: 50 }));
+  await explain('JRT-Prompt margins per model', jrtMarginsQuery('bench-2'));
 } finally {
   await pg.stop();
 }

@@ -108,6 +108,43 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
     await page.close();
   });
 
+  it('draws the three Figure 3 panels and the perplexity table for a perplexity sweep', async () => {
+    const text = `name: web-ppl
+models: [zoo-lm-attn-tiny, zoo-lm-mamba-small]
+tasks:
+  - name: perplexity
+    params: { corpus: "synthetic:repeats-v1", numExamples: 2, sequenceTokens: 512, scoredTokens: 256, recallMinDistance: 128 }
+generation: { batchSize: 2 }
+execution: { shardSize: 2, window: 2, device: cpu }
+`;
+    const started = await startSweep(stack.client, specFile('ppl', text));
+    assert.equal((await started.handle.result()).status, 'completed');
+    const report = await loadSweepReport(stack.db, started.sweepId);
+    assert.equal(report.perplexity.length, 2);
+    assert.ok(report.perplexity.every((p) => p.arHit !== null && p.other !== null && p.arHitTokens + p.otherTokens === 2 * 256));
+    const { page, problems } = await open(`/sweeps/${encodeURIComponent(started.sweepId)}`);
+    for (const name of ['fig3-recall-frequency', 'fig3-recall-distance', 'fig3-other-frequency']) {
+      await page.locator(`[data-chart="${name}"] svg`).waitFor();
+      // one point per (model, non-empty bin), each named by its model and bin
+      const points = await page.locator(`[data-chart="${name}"] svg [aria-label]`).evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''));
+      const panel = { 'fig3-recall-frequency': 'recall-freq', 'fig3-recall-distance': 'recall-dist', 'fig3-other-frequency': 'other-freq' }[name];
+      const expected = report.perplexity.reduce((n, p) => n + p.panels.filter((b) => b.panel === panel).length, 0);
+      assert.ok(expected > 0, name);
+      assert.equal(points.filter((l) => / · \d+-(\d+|inf): /.test(l)).length, expected, name);
+    }
+    assert.equal(await page.locator('#perplexity tbody tr').count(), 2);
+    assert.match((await page.locator('.protocol').first().textContent()) ?? '', /the last 256 scored/);
+    await page.screenshot({ path: join(ARTIFACTS, 'perplexity.png'), fullPage: true });
+    assert.deepEqual(problems, []);
+    await page.close();
+    const out = mkdtempSync(join(tmpdir(), 'twice-report-'));
+    await writeReport(report, out);
+    for (const name of ['fig3-recall-frequency', 'fig3-recall-distance', 'fig3-other-frequency']) {
+      assert.match(readFileSync(join(out, `${name}.svg`), 'utf8'), /^<svg/);
+    }
+    assert.match(readFileSync(join(out, 'report.md'), 'utf8'), /## Perplexity \(the paper's Figure 3 protocol\)/);
+  });
+
   it('drills down from the grid to a cell and its examples, and renders a planted <script> as text', async () => {
     const { page, problems } = await open(`/sweeps/${encodeURIComponent(sweepId)}`);
     await page.locator('#cells a').first().click();

@@ -97,6 +97,37 @@ describe('compareSweeps', () => {
     await assert.rejects(flippedExamples(pg.db, 'drop-1', 'drop-2', { limit: 0, offset: 0 }), /limit must be an integer in \[1, 1000\], got 0/);
   });
 
+  it('pairs only the examples both cells have, by the same definition of correct as the grid', async () => {
+    // a: examples 0..5, b: 2..9 (ids 0, 1 and 6..9 are one side only); 0.5 is correct, 0.49 is not
+    const cell = async (key: string, scores: Array<[number, number]>) => {
+      await pg.db.cell.create({
+        data: { key, modelName: 'partial', modelRevision: key, modelFamily: 'based', dtype: 'float32', taskName: 'mqar', taskVersion: 1,
+          taskParams: {}, taskDataDigest: 'dd', strategyName: 'default', strategyVersion: 1, strategyParams: {}, generation: {},
+          scorer: { name: 'contains', version: 1 }, numExamples: 10, numShards: 1, status: 'done' },
+      });
+      await pg.db.exampleResult.createMany({
+        data: scores.map(([exampleId, score]) => ({ cellKey: key, exampleId, shardIndex: 0, promptDigest: 'p', prediction: `${score}`,
+          gold: ['g'], score, promptTokens: 1, generatedTokens: 1 })),
+      });
+    };
+    await cell('partial-a', [[0, 1], [1, 0], [2, 0.5], [3, 0.49], [4, 1], [5, 0]]);
+    await cell('partial-b', [[2, 0.49], [3, 0.5], [4, 1], [5, 0], [6, 1], [7, 1], [8, 0], [9, 1]]);
+    await pg.db.sweep.createMany({
+      data: ['partial-1', 'partial-2'].map((id) => ({ id, name: 'partial', specFile: 'f', specYaml: 'x', spec: {}, specDigest: 'd', workflowId: id })),
+    });
+    await pg.db.sweepCell.createMany({ data: [{ sweepId: 'partial-1', cellKey: 'partial-a' }, { sweepId: 'partial-2', cellKey: 'partial-b' }] });
+    const [x] = (await compareSweeps(pg.db, 'partial-1', 'partial-2')).cells;
+    assert.deepEqual(x!.counts, { both: 1, onlyA: 1, onlyB: 1, neither: 1 });
+    assert.equal(x!.n, 4);
+    const grid = await pg.db.cellScore.findUniqueOrThrow({ where: { cellKey: 'partial-a' } });
+    assert.equal(grid.correct, 3, 'the grid counts 1, 0.5 and 1 as correct, as the comparison does');
+    const flips = await flippedExamples(pg.db, 'partial-a', 'partial-b', { limit: 10, offset: 0 });
+    assert.deepEqual(flips.examples.map((e) => [e.exampleId, e.toWrong]), [[2, true], [3, false]]);
+    const past = await flippedExamples(pg.db, 'partial-a', 'partial-b', { limit: 10, offset: 10 });
+    assert.deepEqual(past, { total: 2, examples: [] });
+    assert.deepEqual(await flippedExamples(pg.db, 'partial-a', 'no-such-cell', { limit: 10, offset: 0 }), { total: 0, examples: [] });
+  });
+
   it('names a sweep that does not exist', async () => {
     await assert.rejects(compareSweeps(pg.db, 'night-1', 'night-9'), /no sweep "night-9"/);
   });

@@ -10,6 +10,17 @@ import pg from 'pg';
 import { listMigrations, migrate } from '../../workers/lib/migrations';
 import { MIGRATIONS_DIR, testPostgres } from '../helpers/fixtures';
 
+/** A cell with nothing recorded yet, for the totals the triggers keep. */
+async function bareCell(db: Awaited<ReturnType<typeof testPostgres>>['db'], key: string, numExamples: number, numShards: number) {
+  await db.cell.create({
+    data: {
+      key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
+      taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
+      generation: {}, scorer: { name: 'exact' }, numExamples, numShards,
+    },
+  });
+}
+
 describe('migrations', () => {
   let fx: Awaited<ReturnType<typeof testPostgres>>;
   before(async () => {
@@ -93,30 +104,67 @@ describe('migrations', () => {
   it('keeps per-cell example totals in cell_scores through inserts, updates and deletes', async () => {
     const db = fx.db;
     const key = 'b'.repeat(64);
-    await db.cell.create({
-      data: {
-        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
-        taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
-        generation: {}, scorer: { name: 'exact' }, numExamples: 4, numShards: 1,
-      },
-    });
+    await bareCell(db, key, 4, 1);
     const example = (exampleId: number, score: number) => ({
       cellKey: key, exampleId, shardIndex: 0, promptDigest: 'p', prediction: 'v', gold: ['v'], score, promptTokens: 1, generatedTokens: 1,
     });
+    // [examples, correct, score sum, bit i: example i present, bit i: example i correct]
     const totals = async () => {
       const row = await db.cellScore.findUnique({ where: { cellKey: key } });
-      return row && [row.examples, row.correct, row.scoreSum];
+      return row && [row.examples, row.correct, row.scoreSum, row.seen, row.hits];
     };
     await db.exampleResult.createMany({ data: [example(0, 1), example(1, 0), example(2, 1)] });
-    assert.deepEqual(await totals(), [3, 2, 2]);
-    await db.exampleResult.create({ data: example(3, 1) });
-    assert.deepEqual(await totals(), [4, 3, 3]);
-    await db.exampleResult.updateMany({ where: { cellKey: key, exampleId: { in: [0, 3] } }, data: { score: 0 } });
-    assert.deepEqual(await totals(), [4, 1, 1]);
+    assert.deepEqual(await totals(), [3, 2, 2, '111', '101']);
+    // out of order, past a gap: the bitmaps grow, the gap stays unset
+    await db.exampleResult.create({ data: example(5, 1) });
+    assert.deepEqual(await totals(), [4, 3, 3, '111001', '101001']);
+    await db.exampleResult.updateMany({ where: { cellKey: key, exampleId: { in: [0, 5] } }, data: { score: 0 } });
+    assert.deepEqual(await totals(), [4, 1, 1, '111001', '001000']);
     await db.exampleResult.deleteMany({ where: { cellKey: key, exampleId: { in: [1, 2] } } });
-    assert.deepEqual(await totals(), [2, 0, 0]);
+    assert.deepEqual(await totals(), [2, 0, 0, '100001', '000000']);
+    // one definition of correct, the same the comparisons use: a score of at least 0.5
+    await db.exampleResult.createMany({ data: [example(3, 0.5), example(4, 0.49)] });
+    assert.deepEqual(await totals(), [4, 1, 0.99, '100111', '000100']);
+    const [verdicts] = await db.$queryRaw<Array<{ half: boolean; below: boolean; one: boolean; zero: boolean }>>`
+      SELECT score_is_correct(0.5) AS half, score_is_correct(0.4999) AS below, score_is_correct(1) AS one, score_is_correct(0) AS zero`;
+    assert.deepEqual(verdicts, { half: true, below: false, one: true, zero: false });
     // deleting the cell cascades to its examples, and their totals go with them
     await db.cell.delete({ where: { key } });
     assert.equal(await totals(), null);
+  });
+
+  it('keeps per-cell shard and slice totals through inserts, updates and deletes', async () => {
+    const db = fx.db;
+    const key = 'c'.repeat(64);
+    await bareCell(db, key, 30, 3);
+    const shard = (shardIndex: number, prefillTokens: number, prefillSeconds: number) => ({
+      cellKey: key, shardIndex, exampleStart: shardIndex * 10, exampleEnd: shardIndex * 10 + 10, loadSeconds: 0,
+      prefillSeconds, decodeSeconds: 0, prefillTokens, batches: 1, worker: {},
+    });
+    const totals = async () => {
+      const row = await db.cellShardTotal.findUnique({ where: { cellKey: key } });
+      return row && [row.shards, row.examplesDone, Number(row.prefillTokens), row.prefillSeconds];
+    };
+    await db.shardRecord.createMany({ data: [shard(0, 100, 0.5), shard(1, 200, 0.25)] });
+    assert.deepEqual(await totals(), [2, 20, 300, 0.75]);
+    await db.shardRecord.create({ data: shard(2, 50, 0.125) });
+    assert.deepEqual(await totals(), [3, 30, 350, 0.875]);
+    await db.shardRecord.updateMany({ where: { cellKey: key, shardIndex: 0 }, data: { prefillTokens: 10 } });
+    assert.deepEqual(await totals(), [3, 30, 260, 0.875]);
+    await db.shardRecord.deleteMany({ where: { cellKey: key, shardIndex: 1 } });
+    assert.deepEqual(await totals(), [2, 20, 60, 0.625]);
+
+    // per-slice perplexity sums the same way, one row per (cell, slice)
+    const slices = async () =>
+      (await db.cellSliceTotal.findMany({ where: { cellKey: key }, orderBy: { slice: 'asc' } })).map((r) => [r.slice, r.shards, r.nllSum, Number(r.tokenCount)]);
+    const stat = (shardIndex: number, slice: string, nllSum: number, tokenCount: number) => ({ cellKey: key, shardIndex, slice, nllSum, tokenCount });
+    await db.sliceStat.createMany({ data: [stat(0, 'ar_hit', 1.5, 3), stat(0, 'other', 4, 10), stat(2, 'ar_hit', 0.5, 1)] });
+    assert.deepEqual(await slices(), [['ar_hit', 2, 2, 4], ['other', 1, 4, 10]]);
+    await db.sliceStat.updateMany({ where: { cellKey: key, slice: 'other' }, data: { nllSum: 6 } });
+    await db.sliceStat.deleteMany({ where: { cellKey: key, shardIndex: 2 } });
+    assert.deepEqual(await slices(), [['ar_hit', 1, 1.5, 3], ['other', 1, 6, 10]]);
+    await db.cell.delete({ where: { key } });
+    assert.equal(await totals(), null);
+    assert.deepEqual(await slices(), []);
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createSlackApp } from '../../workers/lib/slack-app';
+import { workflowIdOf } from '../../workers/lib/sweeps';
 import { slackSignature, slashCommandBody, startFakeSlack, type FakeSlack } from '../helpers/fake-slack';
 import { testStack } from '../helpers/fixtures';
 
@@ -70,11 +71,8 @@ describe('the Slack app', { timeout: 600_000 }, () => {
     return fake.responses.get(name)!;
   }
 
-  before(async () => {
-    writeFileSync(join(specsDir, 'tiny.yaml'), TINY);
-    writeFileSync(join(specsDir, 'broken.yaml'), TINY.replace('numExamples: 8', 'numExamples: -1'));
-    fake = await startFakeSlack();
-    stack = await testStack({ pythonWorkers: 1 });
+  /** a fresh app on the same database, as `twice slack` after a restart; resolves to the threads it resumed */
+  async function startApp() {
     slack = createSlackApp({
       client: stack.client,
       db: stack.db,
@@ -85,8 +83,18 @@ describe('the Slack app', { timeout: 600_000 }, () => {
       progressEveryMs: 0,
       log: () => undefined,
     });
-    await slack.start(0);
+    const resumed = await slack.start(0);
     url = `http://127.0.0.1:${slack.port()}/slack/events`;
+    return resumed;
+  }
+
+  before(async () => {
+    writeFileSync(join(specsDir, 'tiny.yaml'), TINY);
+    writeFileSync(join(specsDir, 'tiny-next.yaml'), TINY.replace('seed: 11', 'seed: 12').replace('numExamples: 8', 'numExamples: 16'));
+    writeFileSync(join(specsDir, 'broken.yaml'), TINY.replace('numExamples: 8', 'numExamples: -1'));
+    fake = await startFakeSlack();
+    stack = await testStack({ pythonWorkers: 1 });
+    await startApp();
   });
   after(async () => {
     await slack?.stop();
@@ -198,5 +206,45 @@ describe('the Slack app', { timeout: 600_000 }, () => {
     assert.equal(await sweeps(), before.sweeps, 'no sweep recorded');
     assert.equal(await sweepWorkflows(), before.workflows, 'no workflow started');
     assert.equal(fake.responses.get('refused'), undefined, 'no answer to a refused request');
+  });
+
+  it('resumes its threads after a restart: the summary lands once, in the same thread', async () => {
+    const finishedThreads = await stack.db.slackThread.count({ where: { finishedAt: { not: null } } });
+    assert.equal(finishedThreads, 1, 'the first sweep\'s thread is closed');
+    const run = await send('run tiny-next');
+    const [started] = await answer(run.name);
+    const sweepId = /Started sweep (\S+)\./.exec(String(started!.text))?.[1];
+    assert.ok(sweepId, JSON.stringify(started));
+    // the app goes away while the sweep runs, and the sweep finishes with nobody following it
+    await slack.stop();
+    const open = await stack.db.slackThread.findUniqueOrThrow({ where: { sweepId } });
+    assert.equal(open.summaryPostedAt, null);
+    assert.equal(open.finishedAt, null);
+    await stack.client.workflow.getHandle(workflowIdOf(sweepId)).result();
+    const opening = fake.named('chat.postMessage').find((c) => String(c.body.text).startsWith(`Sweep ${sweepId} started`))!;
+    const ts = opening.result!.ts;
+    assert.equal(open.threadTs, ts);
+    const inThread = () => fake.named('chat.postMessage').filter((c) => c.body.thread_ts === ts).map((c) => String(c.body.text));
+    const beforeRestart = inThread();
+    assert.ok(beforeRestart.every((t) => !/Sweep \S+ completed:/.test(t)), 'no summary before the restart');
+
+    assert.equal(await startApp(), 1, 'one thread resumed');
+    await slack.idle();
+    const after = inThread();
+    assert.deepEqual(after.slice(0, beforeRestart.length), beforeRestart);
+    const summaries = after.filter((t) => /Sweep \S+ completed: 2 cells, 0 failed/.test(t));
+    assert.equal(summaries.length, 1, after.join('\n'));
+    assert.ok(after.every((t, i) => i === 0 || t !== after[i - 1]), 'no progress line repeated');
+    const upload = fake.named('files.completeUploadExternal').at(-1)!;
+    assert.equal(upload.body.thread_ts, ts, 'the chart goes to the same thread');
+    const closed = await stack.db.slackThread.findUniqueOrThrow({ where: { sweepId } });
+    assert.ok(closed.summaryPostedAt && closed.finishedAt);
+
+    // and a further restart has nothing left to resume
+    const posts = fake.named('chat.postMessage').length;
+    await slack.stop();
+    assert.equal(await startApp(), 0);
+    await slack.idle();
+    assert.equal(fake.named('chat.postMessage').length, posts);
   });
 });

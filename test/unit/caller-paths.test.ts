@@ -11,10 +11,13 @@ import { readSpec } from '../../workers/lib/sweeps';
 
 describe('paths the user types', () => {
   const saved = process.env.INIT_CWD;
+  const savedRoots = process.env.TWICE_DATA_ROOTS;
   const shellDir = mkdtempSync(join(tmpdir(), 'twice-caller-'));
   after(() => {
     if (saved === undefined) delete process.env.INIT_CWD;
     else process.env.INIT_CWD = saved;
+    if (savedRoots === undefined) delete process.env.TWICE_DATA_ROOTS;
+    else process.env.TWICE_DATA_ROOTS = savedRoots;
   });
 
   it('resolve against the caller directory, not the repository root', () => {
@@ -26,6 +29,7 @@ describe('paths the user types', () => {
 
   it('read a spec, and its relative dataDir, from the caller directory', () => {
     process.env.INIT_CWD = shellDir;
+    process.env.TWICE_DATA_ROOTS = shellDir; // a temporary folder is no default data root
     mkdirSync(join(shellDir, 'specs'), { recursive: true });
     writeFileSync(join(shellDir, 'specs', 'mine.yaml'), 'name: mine\nmodels: [mamba-130m]\ntasks: [{ name: squad, params: { dataDir: data/squad } }]\n');
     const { spec, file } = readSpec('specs/mine.yaml');

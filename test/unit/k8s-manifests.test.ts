@@ -7,13 +7,16 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { Deployment, type IDeployment } from 'kubernetes-models/apps/v1/Deployment';
-import { PodDisruptionBudget, type IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
-import { ConfigMap, type IConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { Secret, type ISecret } from 'kubernetes-models/v1/Secret';
+import type { IDeployment } from 'kubernetes-models/apps/v1/Deployment';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { IPodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import type { IRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import type { IRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { ISecret } from 'kubernetes-models/v1/Secret';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../../workers/lib/paths';
+import { validateObject } from '../helpers/k8s-models';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: unknown };
 interface ImageEntry {
@@ -115,18 +118,7 @@ function render(dir: string): Rendered {
   return out;
 }
 
-function validate(obj: Obj): void {
-  const models: Record<string, new (data: never) => { validate(): void }> = {
-    'v1/Namespace': Namespace,
-    'v1/ConfigMap': ConfigMap,
-    'v1/Secret': Secret,
-    'apps/v1/Deployment': Deployment,
-    'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
-  };
-  const Model = models[`${obj.apiVersion}/${obj.kind}`];
-  assert.ok(Model, `no schema registered for ${obj.apiVersion} ${obj.kind}`);
-  new Model(obj as never).validate();
-}
+const validate = (obj: Obj) => validateObject(obj);
 
 const TARGETS = { base: join(K8S, 'base'), dev: join(K8S, 'overlays', 'dev'), cluster: join(K8S, 'overlays', 'cluster') };
 const rendered = Object.fromEntries(Object.entries(TARGETS).map(([name, dir]) => [name, render(dir)])) as Record<keyof typeof TARGETS, Rendered>;
@@ -200,8 +192,11 @@ for (const [target, r] of Object.entries(rendered)) {
         assert.deepEqual(d.spec!.selector.matchLabels, { 'app.kubernetes.io/name': d.metadata!.name });
         assert.equal(d.spec!.template.metadata!.labels!['app.kubernetes.io/name'], d.metadata!.name);
         for (const c of pod.containers) {
+          const serves = (c.ports ?? []).map((p) => p.name);
           for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
-            assert.ok(!probe?.httpGet && !probe?.tcpSocket && !probe?.grpc, `${c.name}: the workers serve no network endpoint`);
+            assert.ok(!probe?.httpGet && !probe?.grpc, `${c.name}: no process here has a health endpoint`);
+            // only a container that declares its port may be probed on it (web, Slack)
+            if (probe?.tcpSocket) assert.ok(serves.includes(String(probe.tcpSocket.port)), `${c.name}: probes a port it does not declare`);
           }
           assert.equal(c.livenessProbe, undefined, c.name);
           assert.equal(c.securityContext?.allowPrivilegeEscalation, false, c.name);
@@ -237,11 +232,61 @@ for (const [target, r] of Object.entries(rendered)) {
       assert.equal(orchestrator.env!.find((e) => e.name === 'TEMPORAL_ADDRESS')?.valueFrom?.configMapKeyRef?.name, 'twice-config');
     });
 
-    it('ships a Secret template with a placeholder, never a credential', () => {
-      const secret = r.objects.find((o) => o.kind === 'Secret') as unknown as ISecret;
-      assert.deepEqual(Object.keys(secret.stringData ?? {}), ['DATABASE_URL']);
-      assert.match(secret.stringData!.DATABASE_URL!, /REPLACE_ME/);
-      assert.equal(secret.data, undefined);
+    it('ships Secret templates with placeholders, never a credential', () => {
+      const secrets = r.objects.filter((o) => o.kind === 'Secret') as unknown as ISecret[];
+      assert.deepEqual(secrets.map((s) => s.metadata!.name).sort(), ['twice-db', 'twice-slack']);
+      assert.deepEqual(Object.keys(secrets.find((s) => s.metadata!.name === 'twice-db')!.stringData ?? {}), ['DATABASE_URL']);
+      for (const secret of secrets) {
+        for (const [key, value] of Object.entries(secret.stringData ?? {})) assert.match(value, /REPLACE_ME/, `${secret.metadata!.name}/${key}`);
+        assert.equal(secret.data, undefined);
+      }
+    });
+
+    it('gives the orchestrator a ServiceAccount with least privilege over its pool, and no one else a token', () => {
+      const role = r.objects.find((o) => o.kind === 'Role') as unknown as IRole;
+      const binding = r.objects.find((o) => o.kind === 'RoleBinding') as unknown as IRoleBinding;
+      assert.equal(r.objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'), false);
+      assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata!.name });
+      assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'twice-orchestrator' }]);
+      const granted = role.rules!.flatMap((rule) => rule.resources!.map((res) => `${rule.apiGroups![0] || 'core'}/${res}`)).sort();
+      assert.deepEqual(granted, ['apps/deployments', 'apps/replicasets', 'core/configmaps', 'core/pods', 'core/resourcequotas']);
+      for (const rule of role.rules!) {
+        assert.ok(!rule.verbs.includes('*') && !rule.resources!.includes('*') && !rule.resources!.includes('secrets'), JSON.stringify(rule));
+      }
+      assert.equal(deployment(r, 'twice-orchestrator').spec!.template.spec!.serviceAccountName, 'twice-orchestrator');
+      for (const d of deployments(r).filter((x) => x.metadata!.name !== 'twice-orchestrator')) {
+        assert.equal(d.spec!.template.spec!.automountServiceAccountToken, false, d.metadata!.name);
+      }
+    });
+
+    it('denies all traffic by default and opens each process only the ports it uses', () => {
+      const policies = r.objects.filter((o) => o.kind === 'NetworkPolicy') as unknown as INetworkPolicy[];
+      const deny = policies.find((p) => p.metadata!.name === 'twice-default-deny')!;
+      assert.deepEqual(deny.spec!.podSelector, {});
+      assert.deepEqual(deny.spec!.policyTypes, ['Ingress', 'Egress']);
+      assert.equal(deny.spec!.ingress, undefined);
+      assert.equal(deny.spec!.egress, undefined);
+      const egressPorts = (name: string) => policies.find((p) => p.metadata!.name === name)!.spec!.egress!.flatMap((e) => e.ports!.map((p) => p.port));
+      assert.deepEqual(egressPorts('twice-inference'), [7233]);
+      assert.ok(!egressPorts('twice-inference').includes(5432), 'GPU workers never reach the database');
+      for (const d of deployments(r)) {
+        const name = d.metadata!.name!;
+        const covered = policies.some((p) => p.spec!.podSelector.matchLabels?.['app.kubernetes.io/name'] === name || p.spec!.podSelector.matchExpressions?.some((e) => e.values?.includes(name)));
+        assert.ok(covered, `${name} has no NetworkPolicy of its own`);
+        for (const c of d.spec!.template.spec!.containers) {
+          for (const port of c.ports ?? []) {
+            const ingress = policies.filter((p) => p.spec!.podSelector.matchLabels?.['app.kubernetes.io/name'] === name).flatMap((p) => p.spec!.ingress ?? []);
+            assert.ok(ingress.some((i) => i.ports?.some((p) => p.port === port.containerPort)), `${name}: port ${port.containerPort} is not let in`);
+          }
+        }
+      }
+    });
+
+    it('points the orchestrator pools at the same inference image the overlay deploys', () => {
+      const config = r.objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'twice-config') as unknown as IConfigMap;
+      const inference = deployment(r, 'twice-inference').spec!.template.spec!.containers[0]!.image;
+      assert.equal(config.data!.TWICE_POOL_IMAGE, inference);
+      assert.equal(config.data!.TWICE_POOL_PROVIDER, 'kubernetes');
     });
   });
 }

@@ -57,7 +57,8 @@ describe('the report beside the paper', () => {
     } as CellResult;
     const report: SweepReport = {
       sweepId: 's', name: 'paper-table1', status: 'completed', createdAt: 'now', finishedAt: null, gitSha: null,
-      cells: [result], benchmarks: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
+      cells: [result], benchmarks: [], perplexity: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
+      execution: { shards: 0, workers: 0, modelLoads: 0, workerModelPairs: 0 },
     };
     assert.match(renderTerminal(report), /Beside the paper[\s\S]*68\.7[\s\S]*\+1\.3/);
     assert.match(renderMarkdown(report), /## Beside the paper[\s\S]*\| mamba2-2\.7b \| fda \| default \| 70\.0 \| 68\.7 \| \+1\.3 \| Table 1 \|/);

@@ -110,6 +110,45 @@ describe('keys of dataset tasks', () => {
   });
 });
 
+describe('expandCells for the perplexity task', () => {
+  const text = (extra = '') => `name: p
+models: [m-attn, m-based]
+tasks:
+  - { name: perplexity, params: { corpus: "synthetic:repeats-v1", numExamples: 4 } }
+  - { name: mqar, params: { numExamples: 4 } }
+strategies: [default, jrt_prompt, question_first]
+${extra}`;
+
+  it('reads the corpus under default only, scores nothing, and keeps the slice settings', () => {
+    const resolved = resolve(parseSweepSpec(text(), 'p.yaml', catalog));
+    const cells = expandCells(resolved);
+    const ppl = cells.filter((c) => c.task.name === 'perplexity');
+    assert.deepEqual(ppl.map((c) => `${c.model.name}/${c.strategy.name}`), ['m-attn/default', 'm-based/default']);
+    assert.ok(ppl.every((c) => c.scorer.name === 'none' && c.slices !== null && c.numExamples === 4));
+    // the protocol's defaults are written into the cell: the paper's 2048 / 1024 / 1024 / 1000
+    assert.deepEqual(ppl[0]!.task.params, {
+      corpus: 'synthetic:repeats-v1', numExamples: 4, seed: 0, sequenceTokens: 2048, scoredTokens: 1024, recallMinDistance: 1024, distanceMaxCount: 1000,
+    });
+    assert.equal(cells.filter((c) => c.task.name === 'mqar').length, 2 * 3);
+    assert.ok(skippedPairs(resolved).includes('perplexity x jrt_prompt: a perplexity task reads its corpus as it is, under default only'));
+  });
+
+  it('keys a perplexity by its slices, not by generation settings', () => {
+    const key = (extra: string) => expandCells(resolve(parseSweepSpec(text(extra), 'p.yaml', catalog))).find((c) => c.task.name === 'perplexity')!.key;
+    assert.equal(key('generation: { maxNewTokens: 3 }'), key('generation: { maxNewTokens: 9 }'));
+    assert.notEqual(key('slices: { frequencyThreshold: 10 }'), key('slices: { frequencyThreshold: 1000 }'));
+  });
+
+  it('refuses a perplexity without slices, and parameters past their bounds, naming the field', () => {
+    assert.throws(() => parseSweepSpec(text('slices: false'), 'p.yaml', catalog), /tasks\[0\]: the perplexity task needs slice settings/);
+    const bad = (params: string) => () =>
+      parseSweepSpec(`name: p\nmodels: [m-attn]\ntasks:\n  - { name: perplexity, params: ${params} }\n`, 'p.yaml', catalog);
+    assert.throws(bad('{ corpus: "a.jsonl", scoredTokens: 2048 }'), /tasks\[0\]\.params\.scoredTokens/);
+    assert.throws(bad('{ corpus: "../a.jsonl" }'), /tasks\[0\]\.params\.corpus/);
+    assert.throws(bad('{ corpus: "a.jsonl", sequenceTokens: 40000 }'), /tasks\[0\]\.params\.sequenceTokens/);
+  });
+});
+
 describe('expandCells for the prefill benchmark', () => {
   const text = (extra = '') => `name: t
 models: [m-based, m-jrt]

@@ -4,9 +4,9 @@
 // `twice plan` and `twice run` can list everything missing at once instead of failing a workflow
 // on the first; `twice pull` fetches what is listed here.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type ModelCatalog } from '../../activities/catalog';
+import { hubRepoDir } from '../../activities/hf-cache';
 import { type SweepSpec } from '../../workflows/sweep-spec';
 
 /** The hazyresearch re-releases the paper's harness loads (its `validation` split). */
@@ -34,11 +34,6 @@ export interface Asset {
   foundAt: string | null;
   /** every place looked, in order; the first is where to put it */
   looked: string[];
-}
-
-function hubCache(env: NodeJS.ProcessEnv): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  return join(env.HF_HOME ?? join(homedir(), '.cache', 'huggingface'), 'hub');
 }
 
 function isDir(path: string): boolean {
@@ -79,17 +74,17 @@ function locate(kind: AssetKind, hfId: string, revision: string | null, dataDir:
   let test: (dir: string) => boolean;
   if (kind === 'model') {
     if (env.TWICE_MODEL_DIR) looked.push(join(env.TWICE_MODEL_DIR, hfId));
-    looked.push(...snapshots(join(hubCache(env), `models--${hfId.replace('/', '--')}`), revision));
+    looked.push(...snapshots(hubRepoDir('model', hfId, env), revision));
     test = hasWeights;
   } else if (kind === 'tokenizer') {
     if (env.TWICE_TOKENIZER_DIR) looked.push(join(env.TWICE_TOKENIZER_DIR, hfId));
-    looked.push(...snapshots(join(hubCache(env), `models--${hfId.replace('/', '--')}`), null));
+    looked.push(...snapshots(hubRepoDir('model', hfId, env), null));
     test = (dir) => existsSync(join(dir, 'tokenizer.json'));
   } else {
     if (dataDir) looked.push(dataDir);
     else {
       if (env.TWICE_DATA_DIR) looked.push(join(env.TWICE_DATA_DIR, hfId));
-      looked.push(...snapshots(join(hubCache(env), `datasets--${hfId.replace('/', '--')}`), null));
+      looked.push(...snapshots(hubRepoDir('dataset', hfId, env), null));
     }
     test = hasSplit;
   }

@@ -2,15 +2,15 @@
 // and whether the flips are more than noise. Cells are matched by their slot (model, task and its
 // parameters, strategy and its parameters), not by key: last night's cell and tonight's have
 // different keys when a model's weights moved, and that is exactly what a comparison is for.
-// The counting happens in PostgreSQL, so comparing sweeps of hundreds of thousands of examples
-// moves only a few numbers per cell.
+// The counting happens in PostgreSQL on each cell's outcome bitmaps (cell_scores, kept by
+// triggers), so pairing two cells costs a few popcounts, not a join of their examples, and
+// comparing sweeps of hundreds of thousands of examples moves only a few numbers per cell. What
+// counts as correct is the database's score_is_correct(), the one definition every query uses.
 import { type Db } from '../../activities/db';
+import { Prisma } from '../../generated/prisma/client';
 import { TASKS, type TaskName } from '../../workflows/catalog';
 import { holmAdjust, mcnemarExact, pairedDifferenceInterval, type Interval, type PairedCounts } from '../../workflows/stats';
 import { taskLabels } from './report';
-
-/** A score at or above this counts as correct (scorers give 0 or 1). */
-export const CORRECT_SCORE = 0.5;
 
 export interface CellComparison {
   model: string;
@@ -58,11 +58,8 @@ interface SlotRow {
   neither: number | null;
 }
 
-export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: string): Promise<SweepComparison> {
-  for (const id of [baseSweepId, otherSweepId]) {
-    if (!(await db.sweep.findUnique({ where: { id }, select: { id: true } }))) throw new Error(`no sweep "${id}" in the database`);
-  }
-  const rows = await db.$queryRaw<SlotRow[]>`
+/** The two sweeps' cells paired by slot, with their paired outcome counts from the bitmaps. */
+export const slotsQuery = (baseSweepId: string, otherSweepId: string) => Prisma.sql`
     WITH a AS (
       SELECT c.key, c.model_name, c.task_name, c.task_params, c.strategy_name, c.strategy_params
         FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key WHERE sc.sweep_id = ${baseSweepId}),
@@ -76,19 +73,23 @@ export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: s
         FROM a FULL JOIN b
           ON a.model_name = b.model_name AND a.task_name = b.task_name AND a.task_params = b.task_params
          AND a.strategy_name = b.strategy_name AND a.strategy_params = b.strategy_params)
-    SELECT s.*, f.both, f.only_a, f.only_b, f.neither
+    SELECT s.*, f.both_right AS both, f.only_a, f.only_b, f.neither
       FROM slots s
-      LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE ea.score >= ${CORRECT_SCORE} AND eb.score >= ${CORRECT_SCORE})::int AS both,
-               count(*) FILTER (WHERE ea.score >= ${CORRECT_SCORE} AND eb.score < ${CORRECT_SCORE})::int AS only_a,
-               count(*) FILTER (WHERE ea.score < ${CORRECT_SCORE} AND eb.score >= ${CORRECT_SCORE})::int AS only_b,
-               count(*) FILTER (WHERE ea.score < ${CORRECT_SCORE} AND eb.score < ${CORRECT_SCORE})::int AS neither
-          FROM example_results ea
-          JOIN example_results eb ON eb.cell_key = s.other_key AND eb.example_id = ea.example_id
-         WHERE ea.cell_key = s.base_key) f ON s.base_key IS NOT NULL AND s.other_key IS NOT NULL
+      LEFT JOIN cell_scores xa ON xa.cell_key = s.base_key
+      LEFT JOIN cell_scores xb ON xb.cell_key = s.other_key
+      LEFT JOIN LATERAL paired_outcomes(xa.seen, xa.hits, xb.seen, xb.hits) f ON true
      ORDER BY s.model_name, s.task_name, s.strategy_name`;
+
+export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: string): Promise<SweepComparison> {
+  const [found, rows] = await Promise.all([
+    db.sweep.findMany({ where: { id: { in: [baseSweepId, otherSweepId] } }, select: { id: true } }),
+    db.$queryRaw<SlotRow[]>(slotsQuery(baseSweepId, otherSweepId)),
+  ]);
+  for (const id of [baseSweepId, otherSweepId]) {
+    if (!found.some((s) => s.id === id)) throw new Error(`no sweep "${id}" in the database`);
+  }
   // measurement tasks (prefill benchmarks) have no outcomes to compare
-  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind !== 'throughput');
+  const scored = rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'recall');
   const labels = taskLabels(scored.map((r) => ({ name: r.task_name, params: r.task_params })));
   const slotName = (r: SlotRow, i: number) => `${r.model_name} · ${labels[i]} · ${r.strategy_name}`;
   const matched = scored.flatMap((r, i) => (r.base_key && r.other_key ? [{ r, label: labels[i]! }] : []));
@@ -140,6 +141,35 @@ export interface FlippedExample {
   gold: unknown;
 }
 
+interface FlipRow {
+  total: number;
+  example_id: number | null;
+  to_wrong: boolean;
+  base_prediction: string;
+  other_prediction: string;
+  gold: unknown;
+}
+
+/**
+ * The flipped examples' ids come from the two cells' bitmaps (examples both have, whose outcomes
+ * differ), so a page reads only its own rows by primary key, whatever its offset. One row with a
+ * null example_id carries the total when the page is past the end.
+ */
+export const flipsQuery = (baseKey: string, otherKey: string, page: { limit: number; offset: number }) => Prisma.sql`
+    WITH p AS (
+      SELECT bits_pad(a.seen, l.n) & bits_pad(b.seen, l.n) & (bits_pad(a.hits, l.n) # bits_pad(b.hits, l.n)) AS flips
+        FROM cell_scores a CROSS JOIN cell_scores b
+        CROSS JOIN LATERAL (SELECT greatest(length(a.seen), length(b.seen)) AS n) l
+       WHERE a.cell_key = ${baseKey} AND b.cell_key = ${otherKey})
+    SELECT bit_count(p.flips)::int AS total, r.*
+      FROM p LEFT JOIN LATERAL (
+        SELECT ea.example_id, score_is_correct(ea.score) AS to_wrong, ea.prediction AS base_prediction,
+               eb.prediction AS other_prediction, ea.gold
+          FROM bit_positions(p.flips, ${page.offset}, ${page.limit}) id
+          JOIN example_results ea ON ea.cell_key = ${baseKey} AND ea.example_id = id
+          JOIN example_results eb ON eb.cell_key = ${otherKey} AND eb.example_id = id) r ON true
+     ORDER BY r.example_id`;
+
 /** The examples whose outcome differs between two cells, by example id, a page at a time. */
 export async function flippedExamples(
   db: Db,
@@ -151,19 +181,11 @@ export async function flippedExamples(
     throw new RangeError(`limit must be an integer in [1, 1000], got ${page.limit}`);
   }
   if (!Number.isInteger(page.offset) || page.offset < 0) throw new RangeError(`offset must be a non-negative integer, got ${page.offset}`);
-  const rows = await db.$queryRaw<
-    Array<{ example_id: number; to_wrong: boolean; base_prediction: string; other_prediction: string; gold: unknown; total: bigint }>
-  >`
-    SELECT ea.example_id, ea.score >= ${CORRECT_SCORE} AS to_wrong, ea.prediction AS base_prediction,
-           eb.prediction AS other_prediction, ea.gold, count(*) OVER () AS total
-      FROM example_results ea
-      JOIN example_results eb ON eb.cell_key = ${otherKey} AND eb.example_id = ea.example_id
-     WHERE ea.cell_key = ${baseKey} AND (ea.score >= ${CORRECT_SCORE}) <> (eb.score >= ${CORRECT_SCORE})
-     ORDER BY ea.example_id
-     LIMIT ${page.limit} OFFSET ${page.offset}`;
+  const rows = await db.$queryRaw<FlipRow[]>(flipsQuery(baseKey, otherKey, page));
+  const examples = rows.filter((r): r is FlipRow & { example_id: number } => r.example_id !== null);
   return {
-    total: rows.length ? Number(rows[0]!.total) : 0,
-    examples: rows.map((r) => ({
+    total: rows[0]?.total ?? 0,
+    examples: examples.map((r) => ({
       exampleId: r.example_id,
       toWrong: r.to_wrong,
       basePrediction: r.base_prediction,

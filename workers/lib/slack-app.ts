@@ -4,11 +4,12 @@
 // through the response URL, and a started sweep is followed in a thread of its own: progress
 // while it runs, then the results table, the Pareto chart and the dashboard link.
 // Reading is open to the whole workspace; starting, cancelling and changing schedules only to
-// the users on the allow-list. Follow-ups live in this process: if it restarts, a running sweep
-// keeps going and `/twice report` shows it when done.
+// the users on the allow-list. The threads being followed are kept in PostgreSQL (slack_threads):
+// a restarted app resumes each one in the same thread, without repeating the last progress line,
+// and posts each summary once.
 import { App, LogLevel, type RespondFn } from '@slack/bolt';
 import { type WebClient, type WebClientOptions } from '@slack/web-api';
-import { type Client, type WorkflowHandle, WorkflowNotFoundError } from '@temporalio/client';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -131,6 +132,10 @@ export function createSlackApp(deps: SlackAppDeps) {
   });
   const web = app.client;
   const followUps = new Set<Promise<void>>();
+  // stop() ends the followers where they are; their threads stay open for the next start
+  let stopping = false;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
 
   const track = (p: Promise<void>) => {
     const tracked = p.catch((err: unknown) => log(`slack: follow-up failed: ${err instanceof Error ? err.message : String(err)}`));
@@ -145,48 +150,72 @@ export function createSlackApp(deps: SlackAppDeps) {
     return s.id;
   };
 
-  /** Follows a sweep in its thread until it ends, then posts the summary and the chart. */
-  async function follow(handle: WorkflowHandle, sweepId: string, channel: string, threadTs: string) {
+  /**
+   * Follows a sweep in its thread until it ends, then posts the summary and the chart. Each step
+   * is recorded in the sweep's slack_threads row first, so a follower resumed after a restart
+   * goes on from there.
+   */
+  async function follow(sweepId: string) {
+    const thread = await deps.db.slackThread.findUniqueOrThrow({ where: { sweepId } });
+    const { channel, threadTs } = thread;
+    const handle = deps.client.workflow.getHandle(workflowIdOf(sweepId));
     let finished = false;
     const result = handle.result().then(
       () => null,
       (err: unknown) => err,
     );
     void result.then(() => (finished = true));
-    let lastLine = '';
+    let lastLine = thread.lastProgress ?? '';
     let lastPost = 0;
-    while (!finished) {
+    while (!finished && !thread.summaryPostedAt) {
+      if (stopping) return;
       try {
         const line = progressLine(await handle.query(sweepProgressQuery));
         if (line !== lastLine && Date.now() - lastPost >= progressEveryMs) {
           await web.chat.postMessage({ channel, thread_ts: threadTs, text: line });
+          await deps.db.slackThread.update({ where: { sweepId }, data: { lastProgress: line } });
           lastLine = line;
           lastPost = Date.now();
         }
       } catch {
         // between runs (continue-as-new) or just finished: the loop asks again
       }
-      await Promise.race([result, new Promise((r) => setTimeout(r, pollMs))]);
+      await Promise.race([result, stopped, new Promise((r) => setTimeout(r, pollMs))]);
     }
-    const failure = await result;
-    if (failure) {
-      const reason = failure instanceof Error ? failure.message : String(failure);
-      await web.chat.postMessage({ channel, thread_ts: threadTs, text: `Sweep ${sweepId} did not finish: ${reason}` });
-    }
+    if (stopping) return;
+    const failure = thread.summaryPostedAt ? null : await result;
     const report = await loadSweepReport(deps.db, sweepId);
-    await web.chat.postMessage({ channel, thread_ts: threadTs, ...sweepSummary(report, config.webUrl) });
+    if (!thread.summaryPostedAt) {
+      if (failure) {
+        const reason = failure instanceof Error ? failure.message : String(failure);
+        await web.chat.postMessage({ channel, thread_ts: threadTs, text: `Sweep ${sweepId} did not finish: ${reason}` });
+      }
+      await web.chat.postMessage({ channel, thread_ts: threadTs, ...sweepSummary(report, config.webUrl) });
+      await deps.db.slackThread.update({ where: { sweepId }, data: { summaryPostedAt: new Date() } });
+    }
     await uploadParetoChart(web, channel, report, threadTs);
+    await deps.db.slackThread.update({ where: { sweepId }, data: { finishedAt: new Date() } });
+  }
+
+  /** Picks up every thread a previous run of the app left open. */
+  async function resume() {
+    const open = await deps.db.slackThread.findMany({ where: { finishedAt: null }, orderBy: { createdAt: 'asc' } });
+    for (const t of open) track(follow(t.sweepId));
+    if (open.length) log(`slack: resuming ${open.length} sweep thread(s): ${open.map((t) => t.sweepId).join(', ')}`);
+    return open.length;
   }
 
   async function launch(spec: SpecFile, command: { channel_id: string; user_id: string }, respond: RespondFn, why: string) {
-    const { sweepId, handle } = await startSweep(deps.client, spec);
+    const { sweepId } = await startSweep(deps.client, spec);
     const posted = await web.chat.postMessage({
       channel: command.channel_id,
       text: `Sweep ${sweepId} started by <@${command.user_id}>: ${why}. Progress follows in this thread.`,
     });
-    await respond(ephemeral(`Started sweep ${sweepId}.`));
     if (!posted.ts) throw new Error('chat.postMessage returned no ts');
-    track(follow(handle, sweepId, command.channel_id, posted.ts));
+    await deps.db.slackThread.create({ data: { sweepId, channel: command.channel_id, threadTs: posted.ts } });
+    // followed before the answer goes out, so whoever reads the answer finds the follow-up under way
+    track(follow(sweepId));
+    await respond(ephemeral(`Started sweep ${sweepId}.`));
   }
 
   async function execute(cmd: SlackCommand, command: { channel_id: string; user_id: string }, respond: RespondFn, spec?: SpecFile) {
@@ -291,14 +320,22 @@ export function createSlackApp(deps: SlackAppDeps) {
     web,
     /** requests refused before any listener ran, in order */
     rejected,
-    start: (port = config.port) => receiver.start(port),
+    /** listens, and resumes the threads a previous run left open; resolves to how many */
+    async start(port = config.port) {
+      await receiver.start(port);
+      return resume();
+    },
     port: () => receiver.port(),
     /** resolves when every follow-up thread has posted its summary */
     async idle() {
       while (followUps.size) await Promise.all([...followUps]);
     },
+    /** stops listening and following; sweeps keep running, and their threads stay open */
     async stop() {
+      stopping = true;
+      wake();
       await receiver.stop();
+      await Promise.all([...followUps]);
     },
   };
 }

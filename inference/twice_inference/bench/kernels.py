@@ -1,42 +1,44 @@
 """GPU prefill benchmark for the Taylor linear-attention kernels: the paper's kernel benchmark on
-our card (docs/protocol.md says what of it is reproduced).
+our card (docs/protocol.md says what of it is reproduced), in one process and one command:
 
-`python -m twice_inference.bench.kernels --suite all` checks every config of both kernel variants
-("full": 273 features, "symmetric": 153) against the float64 reference, picks the fastest per
-variant at N=32768 B=16, then sweeps length and batch against SDPA flash attention and the slow
-PyTorch references. Needs a CUDA GPU; writes $OUT/kernel_bench.json.
+    python -m twice_inference.bench.kernels --suite all
+
+prints, at the paper's two sweeps (length at B = 16, batch at N = 16384; H = 16, d = 16,
+Dv = 64, bf16), SDPA flash attention, our kernels (Based at N, JRT-Prompt = Based at 2N, JRT-RNN =
+prefix at N + N/2), each as dispatched (sequence-parallel where the cost model picks it) and as
+the plain per-head chain, and flash-linear-attention's Based kernels (``fused_chunk_based``,
+``parallel_based``) on the same inputs, with ratios to SDPA, the versions, the card's measured
+ceilings and, at every benchmarked shape, our outputs against a float64 reference (batch rows 0
+and B - 1). ``--suite check`` runs only the correctness part; ``--suite profile`` launches each of
+our kernels once at the headline and a small-batch shape (for Nsight Compute). Needs a CUDA
+GPU; writes $OUT/kernel_bench.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
-from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
+from ..engine.throughput import environment_versions
+from ..ops.feature_map import taylor_feature_map
+from ..ops.linear_attention.chunk import causal_linear_attention_parts
+from .model_common import write_to_out
 
 HEADS, D_FEATURE, D_VALUE = 16, 16, 64
 LENGTHS = (2048, 4096, 8192, 16384, 32768)
 BATCHES = (2, 4, 8, 16, 32, 64)
 HEADLINE_N, HEADLINE_B = 32768, 16
-Config = tuple[int, int, int, int, int]  # (block_c, block_dv, num_warps, num_stages, maxnreg)
-FEATURES = ("full", "symmetric")
-# Few candidates: every one costs Triton compiles. "full": the two best of call 3 (NOTES.md);
-# "symmetric": chosen by offline_compile for 2-4 programs per SM with few spills.
-CONFIGS: dict[str, list[Config]] = {
-    # the measured best, and the same capped at 168 registers (3 programs per SM instead of 2)
-    "full": [(64, 32, 4, 1, 0), (64, 32, 4, 1, 168)],
-    # the two fastest of the first timed run (NOTES.md, v2)
-    "symmetric": [(64, 32, 4, 1, 168), (64, 16, 4, 1, 168)],
-}
+SDPA = "SDPA flash (N)"
+# Speed-up over SDPA flash that our kernels aim for at the headline (N = 32768, B = 16): past the
+# paper's ThunderKittens kernels on an H100 (11.9x and 19.2x).
+GOALS = {"JRT-Prompt ours (2N)": 15.0, "JRT-RNN ours (N + N/2)": 24.0}
+MAX_REL_ERR = 1e-2
 
 
 def time_ms(fn: Callable[[], Any], min_reps: int = 10, target_ms: float = 200.0) -> float:
@@ -106,163 +108,6 @@ def measure_ceilings() -> dict[str, float]:
     return {"copy_GBps": 2 * 2**30 / copy_ms / 1e6, "bf16_mm_TFLOPs": 2 * 8192**3 / mm_ms / 1e9}
 
 
-def environment() -> dict[str, str]:
-    import triton
-
-    try:
-        driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as err:
-        driver = f"unknown ({err})"
-    return {
-        "gpu": torch.cuda.get_device_name(),
-        "driver": driver,
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "cuda": str(torch.version.cuda),
-    }
-
-
-def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((out.double() - ref).norm() / ref.norm())
-
-
-def check(features: str, config: Config) -> dict[str, float]:
-    """Poison the output, run, require every element written and float64 agreement < 1e-2."""
-    from twice_inference.kernels.based_triton import based_causal_attention
-    from twice_inference.kernels.prefix_triton import prefix_linear_attention
-
-    kw = _kwargs(config)
-    result = {}
-    for n, m, seed in ((4096, 0, 1), (3000, 0, 2), (4096, 2048, 3), (1000, 1500, 4)):
-        t = inputs(2, n, m, seed=seed)
-        out = torch.full_like(t["v"], float("nan"))
-        if m:
-            prefix_linear_attention(
-                t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], features=features, out=out, **kw
-            )
-            ref = prefix_linear_attention_naive(t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"])
-        else:
-            based_causal_attention(t["q"], t["k"], t["v"], features=features, out=out, **kw)
-            ref = based_linear_attention_naive(t["q"], t["k"], t["v"])
-        torch.cuda.synchronize()
-        unwritten = int((~torch.isfinite(out)).sum())
-        err = rel_err(out, ref)
-        result[f"n{n}_m{m}"] = err
-        if unwritten or not err < 1e-2:
-            raise AssertionError(
-                f"{features} {config} n={n} m={m}: rel err {err:.2e}, {unwritten} unwritten"
-            )
-        del t, out, ref
-    return result
-
-
-def row_fns(b: int, n: int, best: dict[str, dict[str, Config]]) -> dict[str, Callable[[], Any]]:
-    """One closure per benchmark row; inputs are drawn once per (row, size). `best` maps
-    variant -> {"based": config, "prefix": config}; a variant without a checked config is left
-    out."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    from twice_inference.kernels.based_triton import based_causal_attention
-    from twice_inference.kernels.prefix_triton import prefix_linear_attention
-
-    def sdpa() -> Callable[[], Any]:
-        q, k, v = (
-            torch.randn(b, HEADS, n, D_VALUE, device="cuda", dtype=torch.bfloat16) for _ in range(3)
-        )
-
-        def run() -> Any:
-            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-        return run
-
-    def based(features: str, length: int) -> Callable[[], Callable[[], Any]]:
-        kw = _kwargs(best[features]["based"])
-
-        def make() -> Callable[[], Any]:
-            t = inputs(b, length)
-            out = torch.empty_like(t["v"])
-            return lambda: based_causal_attention(
-                t["q"], t["k"], t["v"], features=features, out=out, **kw
-            )
-
-        return make
-
-    def prefix(features: str) -> Callable[[], Callable[[], Any]]:
-        kw = _kwargs(best[features]["prefix"])
-
-        def make() -> Callable[[], Any]:
-            t = inputs(b, n, n // 2)
-            out = torch.empty_like(t["v"])
-            return lambda: prefix_linear_attention(
-                t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], features=features, out=out, **kw
-            )
-
-        return make
-
-    def based_torch() -> Callable[[], Any]:
-        t = inputs(b, n)
-        return lambda: based_linear_attention_naive(t["q"], t["k"], t["v"], dtype=torch.float32)
-
-    def prefix_torch() -> Callable[[], Any]:
-        t = inputs(b, n, n // 2)
-        return lambda: prefix_linear_attention_naive(
-            t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], dtype=torch.float32
-        )
-
-    rows: dict[str, Callable[[], Any]] = {"SDPA flash (N)": sdpa}
-    for features in FEATURES:
-        if features in best:
-            rows |= {
-                f"Based Triton {features} (N)": based(features, n),
-                f"JRT-Prompt: Based Triton {features} (2N)": based(features, 2 * n),
-                f"JRT-RNN: prefix Triton {features} (N + N/2)": prefix(features),
-            }
-    rows |= {
-        "Based PyTorch fp32 (N)": based_torch,
-        "JRT-RNN PyTorch fp32 (N + N/2)": prefix_torch,
-    }
-    return rows
-
-
-def timed_row(make: Callable[[], Callable[[], Any]], slow_row: bool) -> float | str:
-    try:
-        fn = make()
-        return time_ms(fn, target_ms=50.0 if slow_row else 200.0)
-    except torch.cuda.OutOfMemoryError:
-        return "OOM"
-    finally:
-        torch.cuda.empty_cache()
-
-
-def slow_ref_fits(b: int, n: int) -> bool:
-    """The fp32 quadratic references hold ~3 [B, H, N, N] fp32 buffers; skip (as OOM) beyond
-    the card rather than spend device time on allocation failures deep inside."""
-    free, _ = torch.cuda.mem_get_info()
-    return 3 * b * HEADS * n * n * 4 < free
-
-
-def sweep(
-    points: list[tuple[int, int]], best: dict[str, dict[str, Config]]
-) -> dict[str, dict[str, float | str]]:
-    table: dict[str, dict[str, float | str]] = {}
-    for b, n in points:
-        for name, make in row_fns(b, n, best).items():
-            slow_row = "PyTorch" in name
-            key = f"b{b}_n{n}"
-            if slow_row and not slow_ref_fits(b, n):
-                table.setdefault(name, {})[key] = "OOM"
-                continue
-            table.setdefault(name, {})[key] = timed_row(make, slow_row)
-            print(f"  {name:46s} B={b:3d} N={n:6d}: {table[name][key]}", flush=True)
-    return table
-
-
 def markdown(table: dict[str, dict[str, float | str]], keys: list[str], labels: list[str]) -> str:
     def cell(x: float | str) -> str:
         return x if isinstance(x, str) else f"{x:.2f}"
@@ -270,9 +115,9 @@ def markdown(table: dict[str, dict[str, float | str]], keys: list[str], labels: 
     lines = ["| Implementation | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     for name, row in table.items():
         lines.append(f"| {name} | " + " | ".join(cell(row.get(k, "-")) for k in keys) + " |")
-    sdpa = table.get("SDPA flash (N)", {})
+    sdpa = table.get(SDPA, {})
     for name, row in table.items():
-        if name == "SDPA flash (N)":
+        if name == SDPA:
             continue
         ratios = []
         for k in keys:
@@ -282,148 +127,245 @@ def markdown(table: dict[str, dict[str, float | str]], keys: list[str], labels: 
     return "\n".join(lines)
 
 
-def _kwargs(config: Config) -> dict[str, int]:
-    from twice_inference.kernels.based_triton import CONFIG_KEYS
+def environment() -> dict[str, str]:
+    versions = environment_versions(torch.device("cuda"))
+    try:
+        from importlib.metadata import version
 
-    return dict(zip(CONFIG_KEYS, config, strict=True))
-
-
-def tune_configs(timed: bool) -> dict[str, dict[str, dict[str, Any]]]:
-    """Check every config of both variants against float64; if timed, time Based and prefix at
-    the headline size. Returns variant -> str(config) -> entry."""
-    from twice_inference.kernels.based_triton import based_causal_attention
-    from twice_inference.kernels.prefix_triton import prefix_linear_attention
-
-    tb = inputs(HEADLINE_B, HEADLINE_N)
-    tp = inputs(HEADLINE_B, HEADLINE_N, HEADLINE_N // 2)
-    out = torch.empty_like(tb["v"])
-    entries: dict[str, dict[str, dict[str, Any]]] = {}
-    for features in FEATURES:
-        entries[features] = {}
-        for config in CONFIGS[features]:
-            kw = _kwargs(config) | {"features": features}
-            entry: dict[str, Any] = {}
-            try:
-                entry["errors"] = check(features, config)
-                if timed:
-                    entry["based_ms"] = time_ms(
-                        lambda kw=kw: based_causal_attention(
-                            tb["q"], tb["k"], tb["v"], out=out, **kw
-                        )
-                    )
-                    entry["prefix_ms"] = time_ms(
-                        lambda kw=kw: prefix_linear_attention(
-                            tp["q"], tp["k"], tp["v"], tp["k_enc"], tp["v_enc"], out=out, **kw
-                        )
-                    )
-            except Exception as err:  # a config may fail to compile (registers, smem) or check
-                entry["failed"] = f"{type(err).__name__}: {str(err)[:300]}"
-            entries[features][str(config)] = entry
-            print(f"{features} {config}: {entry}", flush=True)
-    return entries
+        versions["flash-linear-attention"] = version("flash-linear-attention")
+        versions["fla-core"] = version("fla-core")
+    except Exception as err:  # noqa: BLE001 - the fla rows are optional
+        versions["flash-linear-attention"] = f"not importable ({type(err).__name__})"
+    return versions
 
 
-def pick_best(configs: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, Config]]:
-    """Fastest checked config per variant and kernel (Based, prefix) at the headline size."""
-    best: dict[str, dict[str, Config]] = {}
-    for features, entries in configs.items():
-        timed = {c: e for c, e in entries.items() if "based_ms" in e}
-        if not timed:
-            continue
-        best[features] = {
-            kernel: tuple(
-                int(x)
-                for x in min(timed, key=lambda c: timed[c][f"{kernel}_ms"]).strip("()").split(",")
-            )
-            for kernel in ("based", "prefix")
-        }
-    return best
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((out.double() - ref).norm() / ref.norm())
 
 
-def roofline(
-    length: dict[str, dict[str, float | str]],
-    best: dict[str, dict[str, Config]],
-    ceil: dict[str, float],
-) -> dict[str, dict[str, float]]:
-    """Achieved FLOP/s and bytes/s at the headline size vs the card's measured ceilings."""
-    dec_b, enc_b = bytes_per_token()
-    tokens = HEADLINE_B * HEADS * HEADLINE_N
-    work = {
-        "SDPA flash (N)": (
-            4 * HEADLINE_B * HEADS * HEADLINE_N**2 * D_VALUE / 2,
-            4 * tokens * D_VALUE * 2,
+def reference(t: dict[str, torch.Tensor], rows: list[int]) -> torch.Tensor:
+    """float64 output for batch ``rows``: the chunked linear form on float64 Taylor features
+    (linear memory, so it reaches the benchmark's lengths; tests/test_models_linear.py holds it to
+    the quadratic naive reference), plus the encoder's state for prefix inputs."""
+    q, k, v = (t[x][rows].double() for x in ("q", "k", "v"))
+    phi_q = taylor_feature_map(q)
+    num, den = causal_linear_attention_parts(phi_q, taylor_feature_map(k), v)
+    if "k_enc" in t:
+        phi_ke = taylor_feature_map(t["k_enc"][rows].double())
+        num = num + phi_q @ (phi_ke.transpose(-1, -2) @ t["v_enc"][rows].double())
+        den = den + (phi_q @ phi_ke.sum(-2)[..., None])[..., 0]
+    return num / den[..., None]
+
+
+def kernels() -> dict[str, Callable[..., torch.Tensor]]:
+    """Kernel name -> fn(inputs dict, out) for our kernels, as dispatched ("auto") and as the
+    plain chain (segments=1, the kernel before sequence parallelism)."""
+    from ..kernels.based_triton import based_causal_attention
+    from ..kernels.prefix_triton import prefix_linear_attention
+
+    def based(segments: int) -> Callable[..., torch.Tensor]:
+        return lambda t, out: based_causal_attention(
+            t["q"], t["k"], t["v"], features="full", segments=segments, out=out
         )
+
+    def prefix(segments: int) -> Callable[..., torch.Tensor]:
+        return lambda t, out: prefix_linear_attention(
+            t["q"],
+            t["k"],
+            t["v"],
+            t["k_enc"],
+            t["v_enc"],
+            features="full",
+            segments=segments,
+            out=out,
+        )
+
+    return {
+        "based": based(0),
+        "based chain": based(1),
+        "prefix": prefix(0),
+        "prefix chain": prefix(1),
     }
-    for features, cfg in best.items():
-        dec_f, _ = flops_per_token(features, cfg["based"][0])
-        dec_f_prefix, enc_f = flops_per_token(features, cfg["prefix"][0])
-        work |= {
-            f"Based Triton {features} (N)": (tokens * dec_f, tokens * dec_b),
-            f"JRT-Prompt: Based Triton {features} (2N)": (2 * tokens * dec_f, 2 * tokens * dec_b),
-            f"JRT-RNN: prefix Triton {features} (N + N/2)": (
-                tokens * dec_f_prefix + tokens // 2 * enc_f,
-                tokens * dec_b + tokens // 2 * enc_b,
-            ),
-        }
-    print(
-        f"\nAt N={HEADLINE_N} B={HEADLINE_B}: achieved vs ceilings "
-        f"({ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s, {ceil['copy_GBps']:.0f} GB/s)\n"
+
+
+def fla_kernels() -> dict[str, Callable[..., torch.Tensor]]:
+    """flash-linear-attention's Based kernels on our [B, H, N, d] inputs (they take [B, N, H, d]:
+    a transposed view, which they turn back into our layout without a copy). Their default scale
+    d^-1/2 on q.k is ours."""
+    try:
+        from fla.ops.based import fused_chunk_based, parallel_based
+    except Exception as err:  # noqa: BLE001 - reported, the rest of the benchmark still runs
+        print(f"flash-linear-attention not importable: {type(err).__name__}: {err}", flush=True)
+        return {}
+
+    def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        return lambda t, out: fn(*(t[x].transpose(1, 2) for x in ("q", "k", "v"))).transpose(1, 2)
+
+    return {
+        "fla fused_chunk_based": wrap(fused_chunk_based),
+        "fla parallel_based": wrap(parallel_based),
+    }
+
+
+def row_plan(b: int, n: int) -> list[tuple[str, str, int, int]]:
+    """(row label, kernel name, decoder length, encoder length) per benchmark row at (B, N)."""
+    ours = [
+        ("Based ours (N)", "based", n, 0),
+        ("Based ours chain (N)", "based chain", n, 0),
+        ("JRT-Prompt ours (2N)", "based", 2 * n, 0),
+        ("JRT-Prompt ours chain (2N)", "based chain", 2 * n, 0),
+        ("JRT-RNN ours (N + N/2)", "prefix", n, n // 2),
+        ("JRT-RNN ours chain (N + N/2)", "prefix chain", n, n // 2),
+    ]
+    fla = []
+    for name in ("fla fused_chunk_based", "fla parallel_based"):
+        fla += [(f"Based {name} (N)", name, n, 0), (f"JRT-Prompt {name} (2N)", name, 2 * n, 0)]
+    return ours + fla
+
+
+def sdpa_fn(b: int, n: int) -> Callable[[], Any]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    q, k, v = (
+        torch.randn(b, HEADS, n, D_VALUE, device="cuda", dtype=torch.bfloat16) for _ in range(3)
     )
-    print(
-        "| Kernel | ms | GFLOP | GB | TFLOP/s | GB/s | floor ms | floor / measured |\n"
-        "|---|---|---|---|---|---|---|---|"
+
+    def run() -> Any:
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    return run
+
+
+def sweep(points: list[tuple[int, int]], check: bool, timed: bool) -> dict[str, Any]:
+    """Times (and checks) every row at every point. Returns {"ms": {row: {point: ms}},
+    "errors": {row: {point: rel err}}}; a failed check raises after the sweep is recorded."""
+    fns = kernels() | fla_kernels()
+    table: dict[str, dict[str, Any]] = {}
+    errors: dict[str, dict[str, float]] = {}
+    failures = []
+    for b, n in points:
+        key = f"b{b}_n{n}"
+        if timed:
+            table.setdefault(SDPA, {})[key] = guarded(lambda b=b, n=n: time_ms(sdpa_fn(b, n)))
+            print(f"  {SDPA:40s} B={b:3d} N={n:6d}: {table[SDPA][key]}", flush=True)
+        for label, name, length, m in row_plan(b, n):
+            if name not in fns:
+                continue
+            t = inputs(b, length, m, seed=length + m + b)
+            out = torch.empty_like(t["v"])
+            fn = fns[name]
+            if check:
+                result = fn(t, torch.full_like(t["v"], float("nan")))
+                rows = [0, b - 1] if b > 1 else [0]
+                unwritten = int((~torch.isfinite(result[rows])).sum())
+                err = rel_err(result[rows], reference(t, rows)) if not unwritten else float("nan")
+                errors.setdefault(label, {})[key] = err
+                ours = "ours" in label
+                if ours and (unwritten or not err < MAX_REL_ERR):
+                    failures.append(f"{label} {key}: rel err {err:.2e}, {unwritten} unwritten")
+            if timed:
+                table.setdefault(label, {})[key] = guarded(
+                    lambda fn=fn, t=t, out=out: time_ms(lambda: fn(t, out))
+                )
+            shown = table.get(label, {}).get(key, "-")
+            err_text = f"{errors[label][key]:.1e}" if label in errors else "-"
+            print(f"  {label:40s} B={b:3d} N={n:6d}: {shown} ms, rel err {err_text}", flush=True)
+            del t, out
+            torch.cuda.empty_cache()
+    return {"ms": table, "errors": errors, "failures": failures}
+
+
+def guarded(fn: Callable[[], float]) -> float | str:
+    try:
+        return fn()
+    except torch.cuda.OutOfMemoryError:
+        return "OOM"
+    finally:
+        torch.cuda.empty_cache()
+
+
+def state_cost(b: int = 16, n: int = 16384) -> dict[str, float]:
+    """The sequence-parallel cost model's STATE_COST on this card: the state-sum kernel over a
+    whole sequence against the chain kernel over the same, both with the GPU full (B = 16)."""
+    from ..kernels.taylor_state import segment_states
+
+    t = inputs(b, n)
+    out = torch.empty_like(t["v"])
+    chain = kernels()["based chain"]
+    chain_ms = time_ms(lambda: chain(t, out))
+    state_ms = time_ms(
+        lambda: segment_states(t["k"], t["v"], n, 1, block_c=64, block_dv=32, num_warps=4)
     )
-    result = {}
-    for name, (flop, nbytes) in work.items():
-        ms = length.get(name, {}).get(f"b{HEADLINE_B}_n{HEADLINE_N}")
-        if not isinstance(ms, float):
-            continue
-        floor = max(flop / ceil["bf16_mm_TFLOPs"] / 1e9, nbytes / ceil["copy_GBps"] / 1e6)
-        result[name] = {"ms": ms, "flop": flop, "bytes": nbytes, "floor_ms": floor}
-        print(
-            f"| {name} | {ms:.2f} | {flop / 1e9:.0f} | {nbytes / 1e9:.2f} | "
-            f"{flop / ms / 1e9:.0f} | {nbytes / ms / 1e6:.0f} | {floor:.2f} | {floor / ms:.2f} |"
-        )
-    return result
+    return {"chain_ms": chain_ms, "state_ms": state_ms, "state_cost": state_ms / chain_ms}
+
+
+def goals(length: dict[str, dict[str, Any]]) -> list[str]:
+    key = f"b{HEADLINE_B}_n{HEADLINE_N}"
+    sdpa = length.get(SDPA, {}).get(key)
+    lines = []
+    for goal, ratio in GOALS.items():
+        ms = length.get(goal, {}).get(key)
+        if isinstance(sdpa, float) and isinstance(ms, float):
+            target = sdpa / ratio
+            verdict = "met" if ms <= target else f"missed by {ms / target:.2f}x"
+            lines.append(
+                f"{goal} at N={HEADLINE_N} B={HEADLINE_B}: {ms:.2f} ms = {sdpa / ms:.1f}x SDPA "
+                f"(goal {ratio:.0f}x, <= {target:.2f} ms): {verdict}"
+            )
+    return lines
+
+
+def profile() -> None:
+    """One launch of each of our kernels at the headline and at B = 2, N = 16384, for ncu."""
+    fns = kernels()
+    for b, n in ((HEADLINE_B, HEADLINE_N), (2, 16384)):
+        for name, m in (("based", 0), ("prefix", n // 2)):
+            t = inputs(b, n, m)
+            fns[name](t, torch.empty_like(t["v"]))
+    torch.cuda.synchronize()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--suite", choices=["all", "check", "tune"], default="all")
+    parser.add_argument("--suite", choices=["all", "check", "profile"], default="all")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench needs a CUDA GPU", file=sys.stderr)
         return 2
+    if args.suite == "profile":
+        profile()
+        return 0
     results: dict[str, Any] = {"env": environment()}
     print(json.dumps(results["env"]), flush=True)
-    results["ceilings"] = ceil = measure_ceilings()
-    print(
-        f"ceilings: copy {ceil['copy_GBps']:.0f} GB/s, "
-        f"bf16 matmul {ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s",
-        flush=True,
-    )
-
-    results["configs"] = tune_configs(timed=args.suite != "check")
-    torch.cuda.empty_cache()
-
-    best = pick_best(results["configs"])
-    if args.suite == "all" and best:
-        results["best_configs"] = best
-        print(f"fastest configs (block_c, block_dv, warps, stages, maxnreg): {best}", flush=True)
-        length = sweep([(16, n) for n in LENGTHS], best)
-        batch = sweep([(b, 16384) for b in BATCHES], best)
-        results["length_sweep_b16"], results["batch_sweep_n16384"] = length, batch
-        print(f"\n{json.dumps(results['env'])}\nconfigs: {best}")
+    timed = args.suite == "all"
+    if timed:
+        results["ceilings"] = ceil = measure_ceilings()
+        print(
+            f"ceilings: copy {ceil['copy_GBps']:.0f} GB/s, "
+            f"bf16 matmul {ceil['bf16_mm_TFLOPs']:.0f} TFLOP/s",
+            flush=True,
+        )
+        results["state_cost"] = state_cost()
+        print(f"state-sum kernel vs chain kernel: {results['state_cost']}", flush=True)
+    length = sweep([(16, n) for n in LENGTHS], check=True, timed=timed)
+    batch = sweep([(b, 16384) for b in BATCHES if b != 16], check=True, timed=timed)
+    results["length_sweep_b16"], results["batch_sweep_n16384"] = length, batch
+    if timed:
+        both = {
+            row: {**length["ms"].get(row, {}), **batch["ms"].get(row, {})} for row in length["ms"]
+        }
+        print(f"\n{json.dumps(results['env'])}")
         print("\nLatency (ms), batch 16, 16 heads, d=16, Dv=64, bf16\n")
-        print(markdown(length, [f"b16_n{n}" for n in LENGTHS], [str(n) for n in LENGTHS]))
+        print(markdown(length["ms"], [f"b16_n{n}" for n in LENGTHS], [str(n) for n in LENGTHS]))
         print("\nLatency (ms), length 16384\n")
-        print(markdown(batch, [f"b{b}_n16384" for b in BATCHES], [str(b) for b in BATCHES]))
-        results["roofline"] = roofline(length, best, ceil)
-    out_dir = os.environ.get("OUT")
-    if out_dir:
-        with open(os.path.join(out_dir, "kernel_bench.json"), "w") as f:
-            json.dump(results, f, indent=1, default=str)
-    return 0
+        print(markdown(both, [f"b{b}_n16384" for b in BATCHES], [str(b) for b in BATCHES]))
+        results["goals"] = goals(length["ms"])
+        print("\n" + "\n".join(results["goals"]))
+    failures = length["failures"] + batch["failures"]
+    print(f"\ncorrectness: {len(failures)} failures" + "".join(f"\n  {f}" for f in failures))
+    write_to_out("kernel_bench.json", results)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,15 +106,26 @@ def random_ids(
 
 
 def lm_prefill_workload(
-    model: LanguageModel, batch: int, length: int, seed: int, dtype_name: str
+    model: LanguageModel,
+    batch: int,
+    length: int,
+    seed: int,
+    dtype_name: str,
+    compute: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Workload:
     """A language model's own prefill (``model.prefill``) of random ids [batch, length] with an
-    all-ones mask; JRT-RNN's encoder is part of it."""
+    all-ones mask; JRT-RNN's encoder is part of it. ``compute`` is the precision the model runs
+    under (``LoadedModel.compute``); entering it is part of what is timed, as in the harness."""
     device = next(model.parameters()).device  # type: ignore[attr-defined]
     ids = random_ids(batch, length, model.vocab_size, seed, device)
     mask = torch.ones_like(ids, dtype=torch.bool)
+
+    def run() -> object:
+        with compute():
+            return model.prefill(ids, mask)
+
     return Workload(
-        lambda: model.prefill(ids, mask),
+        run,
         length,
         f"{model.family}-prefill-{dtype_name}-{device.type}",
         (ids, mask),

@@ -10,24 +10,24 @@ interpreter in `tests/test_kernels.py`; timed by `bench.kernels`.
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 import triton
 import triton.language as tl
 
-from twice_inference.kernels.symmetric_triton import launch_symmetric
+from twice_inference.kernels.symmetric_triton import launch_symmetric, sm_count
+from twice_inference.kernels.taylor_state import (
+    carried_states,
+    choose_segments,
+    fold_chunk,
+    second_order,
+    segment_length,
+    segment_states,
+)
 
 FEATURE_DIM = 16  # q/k head dim the kernel is specialised for (273 Taylor features)
-
-
-@triton.jit
-def _second_order(x_part, x, ROWS: tl.constexpr, PART: tl.constexpr, DK: tl.constexpr):
-    """Rows of x_part (x) x flattened to PART*DK bf16 columns (x_part = a slice of x's columns;
-    both fp32, already scaled by d^(-1/4)). Products round to bf16 before the reshape, which halves
-    its registers; the 1/sqrt(2) of each side is applied once, as 1/2 on the state."""
-    outer = (x_part[:, :, None] * x[:, None, :]).to(tl.bfloat16)
-    return tl.reshape(outer, (ROWS, PART * DK))
 
 
 @triton.jit
@@ -38,34 +38,50 @@ def taylor_linear_attention_fwd(
     Y,  # decoder q, k [B*H, N, DK]; v, y [B*H, N, DV]
     KE,
     VE,  # encoder k, v [B*H, M, DK] / [B*H, M, DV]; unused when HAS_ENCODER is False
+    STATE,  # [B*H, SEGMENTS, 273, DV] fp32 state each segment starts from; unused unless HAS_INIT
+    DEN,  # [B*H, SEGMENTS, 272] fp32: its denominator state (taylor_state's layout)
     N,
-    M,
+    M,  # encoder tokens (in-kernel or in STATE): the 0th-order denominator count starts there
+    SEGMENT,  # decoder tokens per program along the sequence (N when not sequence-parallel)
     scale,  # d^(-1/4): applied to q and k so that q.k becomes q.k/sqrt(d)
     DK: tl.constexpr,
     DV: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_DV: tl.constexpr,
     HAS_ENCODER: tl.constexpr,
+    HAS_INIT: tl.constexpr,
 ):
     # The 256 second-order features are handled as two halves (first factor's index < DK/2 or
     # >= DK/2), each with its own state: a single [C, 256] operand spilled more registers.
     HALF: tl.constexpr = DK // 2
     pid_v = tl.program_id(0)  # value slice varies fastest, so slices of one head share q/k in L2
-    pid_bh = tl.program_id(1).to(tl.int64)
+    seg = tl.program_id(1)
+    pid_bh = tl.program_id(2).to(tl.int64)
     offs_c = tl.arange(0, BLOCK_C)
     offs_k = tl.arange(0, DK)
     offs_h = tl.arange(0, HALF)
     offs_v = pid_v * BLOCK_DV + tl.arange(0, BLOCK_DV)
 
     # Running state split by Taylor order; the 0th-order numerator is sum v, denominator a count.
-    s2_lo = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
-    s2_hi = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
-    s1 = tl.zeros((DK, BLOCK_DV), dtype=tl.float32)
-    s0 = tl.zeros((BLOCK_DV,), dtype=tl.float32)
     # Denominator state: sum k k^T (DK x DK) gives the 2nd order through q^T Z q, far cheaper than
     # a 256-wide reduction per row; z1 = sum k.
-    zk = tl.zeros((DK, DK), dtype=tl.float32)
-    z1 = tl.zeros((DK,), dtype=tl.float32)
+    if HAS_INIT:
+        part = pid_bh * tl.num_programs(1) + seg
+        s_ptr = STATE + part * ((DK * DK + DK + 1) * DV) + offs_v[None, :]
+        s2_lo = tl.load(s_ptr + tl.arange(0, HALF * DK)[:, None] * DV)
+        s2_hi = tl.load(s_ptr + (HALF * DK + tl.arange(0, HALF * DK))[:, None] * DV)
+        s1 = tl.load(s_ptr + (DK * DK + offs_k)[:, None] * DV)
+        s0 = tl.load(STATE + part * ((DK * DK + DK + 1) * DV) + (DK * DK + DK) * DV + offs_v)
+        d_ptr = DEN + part * (DK * DK + DK)
+        zk = tl.load(d_ptr + offs_k[:, None] * DK + offs_k[None, :])
+        z1 = tl.load(d_ptr + DK * DK + offs_k)
+    else:
+        s2_lo = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
+        s2_hi = tl.zeros((HALF * DK, BLOCK_DV), dtype=tl.float32)
+        s1 = tl.zeros((DK, BLOCK_DV), dtype=tl.float32)
+        s0 = tl.zeros((BLOCK_DV,), dtype=tl.float32)
+        zk = tl.zeros((DK, DK), dtype=tl.float32)
+        z1 = tl.zeros((DK,), dtype=tl.float32)
 
     if HAS_ENCODER:
         ke_base = KE + pid_bh * M * DK
@@ -73,39 +89,33 @@ def taylor_linear_attention_fwd(
         for start in range(0, M, BLOCK_C):
             rows = start + offs_c
             valid = rows < M
-            k_ptr = ke_base + rows[:, None] * DK
-            k = (
-                tl.load(k_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-                * scale
-            )
-            k_lo = (
-                tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-                * scale
-            )
-            k_hi = (
-                tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(
-                    tl.float32
-                )
-                * scale
-            )
             v = tl.load(
                 ve_base + rows[:, None] * DV + offs_v[None, :], mask=valid[:, None], other=0.0
             )
-            s2_lo = tl.dot(tl.trans(_second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
-            s2_hi = tl.dot(tl.trans(_second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
-            s1 = tl.dot(tl.trans(k.to(tl.bfloat16)), v, s1)
-            s0 += tl.sum(v.to(tl.float32), axis=0)
-            zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
-            z1 += tl.sum(k, axis=0)
+            s2_lo, s2_hi, s1, s0, zk, z1 = fold_chunk(
+                ke_base + rows[:, None] * DK,
+                v,
+                valid,
+                s2_lo,
+                s2_hi,
+                s1,
+                s0,
+                zk,
+                z1,
+                scale,
+                BLOCK_C,
+                DK,
+            )
 
     q_base = Q + pid_bh * N * DK
     k_base = K + pid_bh * N * DK
     v_base = V + pid_bh * N * DV
     y_base = Y + pid_bh * N * DV
     causal = offs_c[:, None] >= offs_c[None, :]
-    for start in range(0, N, BLOCK_C):
+    seg_end = tl.minimum((seg + 1) * SEGMENT, N)
+    for start in range(seg * SEGMENT, seg_end, BLOCK_C):
         rows = start + offs_c
-        valid = rows < N
+        valid = rows < seg_end
         q_ptr = q_base + rows[:, None] * DK
         k_ptr = k_base + rows[:, None] * DK
         q = tl.load(q_ptr + offs_k[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
@@ -121,12 +131,12 @@ def taylor_linear_attention_fwd(
         q_lo = (
             tl.load(q_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
         )
-        num = tl.dot(_second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), num)
+        num = tl.dot(second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), num)
         q_hi = (
             tl.load(q_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
             * scale
         )
-        num = tl.dot(_second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), num)
+        num = tl.dot(second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), num)
         num = tl.dot(q_bf, s1.to(tl.bfloat16), num)
         num += s0[None, :]
 
@@ -148,12 +158,12 @@ def taylor_linear_attention_fwd(
         k_lo = (
             tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
         )
-        s2_lo = tl.dot(tl.trans(_second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
+        s2_lo = tl.dot(tl.trans(second_order(k_lo, k, BLOCK_C, HALF, DK)), v, s2_lo)
         k_hi = (
             tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
             * scale
         )
-        s2_hi = tl.dot(tl.trans(_second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
+        s2_hi = tl.dot(tl.trans(second_order(k_hi, k, BLOCK_C, HALF, DK)), v, s2_hi)
         s1 = tl.dot(tl.trans(k_bf), v, s1)
         s0 += tl.sum(v.to(tl.float32), axis=0)
         zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
@@ -217,32 +227,55 @@ def launch_full(
     num_warps: int = 4,
     num_stages: int = 1,
     maxnreg: int = 0,
+    segments: int = 0,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The 273-feature kernel on validated, contiguous inputs; returns y."""
+    """The 273-feature kernel on validated, contiguous inputs; returns y. ``segments``: how many
+    pieces the sequence is cut into and run in parallel (``taylor_state``); 1 is the plain chain
+    with the encoder folded in-kernel, 0 lets the cost model choose."""
     b, h, n, _ = q.shape
     dv = v.shape[-1]
     has_enc = k_enc is not None and v_enc is not None
-    ke = k_enc if has_enc else k
-    ve = v_enc if has_enc else v
-    m = ke.shape[2] if has_enc else 0
+    m = k_enc.shape[2] if k_enc is not None else 0
+    if segments < 0:
+        raise ValueError(f"segments must be >= 0 (0: chosen by the cost model), got {segments}")
+    if segments == 0:
+        segments = choose_segments((dv // block_dv) * b * h, n, block_c, sm_count())
+    segment = segment_length(n, segments, block_c)
+    segments = math.ceil(n / segment)
     y = out if out is not None else torch.empty_like(v)
-    grid = (dv // block_dv, b * h)
-    taylor_linear_attention_fwd[grid](
+    state_kw = dict(block_c=block_c, block_dv=block_dv, num_warps=num_warps)
+    if segments > 1:
+        base = None
+        if k_enc is not None and v_enc is not None:
+            enc_segments = math.ceil(m / segment)
+            enc_state, enc_den = segment_states(k_enc, v_enc, segment, enc_segments, **state_kw)
+            base = (enc_state.sum(1), enc_den.sum(1))
+        state, den = carried_states(*segment_states(k, v, segment, segments - 1, **state_kw), base)
+        has_enc = False
+    else:
+        state, den = v, v  # never read
+    ke = k_enc if has_enc and k_enc is not None else k
+    ve = v_enc if has_enc and v_enc is not None else v
+    taylor_linear_attention_fwd[(dv // block_dv, segments, b * h)](
         q,
         k,
         v,
         y,
         ke,
         ve,
+        state,
+        den,
         n,
         m,
+        segment,
         FEATURE_DIM**-0.25,
         DK=FEATURE_DIM,
         DV=dv,
         BLOCK_C=block_c,
         BLOCK_DV=block_dv,
         HAS_ENCODER=has_enc,
+        HAS_INIT=segments > 1,
         num_warps=num_warps,
         num_stages=num_stages,
         maxnreg=maxnreg or None,
@@ -253,8 +286,9 @@ def launch_full(
 # Fastest correct config per kernel variant. maxnreg caps registers per thread (0: no cap), which
 # sets how many programs share an SM. Both were the fastest of their variant on an H200 (NOTES.md).
 CONFIG_KEYS = ("block_c", "block_dv", "num_warps", "num_stages", "maxnreg")
+# "full" also takes `segments` (0: the cost model in taylor_state chooses; 1: the plain chain).
 DEFAULT_CONFIGS: dict[str, dict[str, int]] = {
-    "full": dict(zip(CONFIG_KEYS, (64, 32, 4, 1, 0), strict=True)),
+    "full": dict(zip(CONFIG_KEYS, (64, 32, 4, 1, 0), strict=True)) | {"segments": 0},
     "symmetric": dict(zip(CONFIG_KEYS, (64, 32, 4, 1, 168), strict=True)),
 }
 FEATURES = tuple(DEFAULT_CONFIGS)

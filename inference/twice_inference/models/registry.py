@@ -11,6 +11,7 @@ reload identically, run a real task's prompt and refuse a wrong revision).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -106,6 +107,11 @@ class CatalogEntry(BaseModel):
     family: Literal["transformer", "based", "jrt_rnn", "mamba", "mamba2", "gla", "operator"]
     source: ZooSource | HFSource | RandomSource | OperatorSource = Field(discriminator="kind")
     dtype: Literal["float32", "bfloat16", "float16"]
+    # Compute precision when it differs from the weights': the paper's harness loads the hazy
+    # attention checkpoints' fp16 weights as they are and runs them under bf16 autocast, so
+    # matmuls round to bf16 while norms, embeddings and the residual stream stay fp16. Applies
+    # only at the entry's own dtype (an execution.dtype override runs plainly in that dtype).
+    autocast: Literal["bfloat16", "float16"] | None = None
     config: dict[str, Any]
     nominalParams: int = Field(ge=0)  # 0 for operators, which have no parameters
     notes: str = ""
@@ -291,6 +297,14 @@ class LoadedModel:
     model: LanguageModel | Operator  # an Operator for family "operator" only
     tokenizer: Tokenizer | None
     info: ModelInfo
+    autocast: torch.dtype | None = None  # see CatalogEntry.autocast
+
+    def compute(self) -> contextlib.AbstractContextManager[object]:
+        """The precision every forward pass of this model runs under (generation, perplexity,
+        timed prefill): the entry's autocast, or the weights' own dtype."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=torch.device(self.info.device).type, dtype=self.autocast)
 
     def state_bytes(self, prompt_len: int) -> int:
         """Decoding-state bytes for one sequence after ``prompt_len`` tokens."""
@@ -438,7 +452,8 @@ def _loaded(
         device=device,
         weights_path=weights_path,
     )
-    return LoadedModel(model=model, tokenizer=tokenizer, info=info)
+    autocast = DTYPES[entry.autocast] if entry.autocast and dtype_name == entry.dtype else None
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, autocast=autocast)
 
 
 def load_model(name: str, revision: str, device: str, dtype: str | None = None) -> LoadedModel:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..protocols import Example, StrategySpec, Tokenizer
 from . import templates
+from .data_roots import check_data_path, hub_cache
 from .scoring import contains
 from .strategies import parse_strategy
 from .truncation import truncate_context, usable_anchors
@@ -149,14 +150,11 @@ SPECS: dict[str, DatasetSpec] = {
 
 def candidate_data_dirs(hf_id: str, data_dir: str | None) -> list[Path]:
     if data_dir is not None:
-        return [Path(data_dir).expanduser()]
+        return [check_data_path(data_dir, "params.dataDir")]
     candidates = []
     if root := os.environ.get("TWICE_DATA_DIR"):
         candidates.append(Path(root) / hf_id)
-    hub = Path(
-        os.environ.get("HF_HUB_CACHE")
-        or Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
-    )
+    hub = hub_cache()
     snapshots = hub / ("datasets--" + hf_id.replace("/", "--")) / "snapshots"
     if snapshots.is_dir():
         candidates.extend(sorted(p for p in snapshots.iterdir() if p.is_dir()))

@@ -12,6 +12,7 @@ from typing import Any
 from ..protocols import Task
 from .doc_qa import SyntheticDocQaTask
 from .mqar import MqarTask
+from .perplexity import PerplexityTask
 from .set_disjointness import SetDisjointnessTask
 from .synthetic import SyntheticTask
 from .throughput import PrefillThroughputTask
@@ -23,23 +24,31 @@ SYNTHETIC_TASKS: dict[str, type[SyntheticTask]] = {
 THROUGHPUT_TASKS: dict[str, type[PrefillThroughputTask]] = {
     PrefillThroughputTask.name: PrefillThroughputTask
 }
+# Measurement tasks that score the model's own next-token predictions (catalog kind "perplexity").
+PERPLEXITY_TASKS: dict[str, type[PerplexityTask]] = {PerplexityTask.name: PerplexityTask}
 TASK_VERSIONS: dict[str, int] = {name: task.version for name, task in SYNTHETIC_TASKS.items()}
 # Versions of these are owned and checked by datasets.py.
 DATASET_TASK_NAMES: tuple[str, ...] = ("fda", "swde", "squad", "triviaqa", "nq", "drop")
 
 
 def known_task_names() -> list[str]:
-    return sorted([*SYNTHETIC_TASKS, *THROUGHPUT_TASKS, *DATASET_TASK_NAMES])
+    return sorted([*SYNTHETIC_TASKS, *THROUGHPUT_TASKS, *PERPLEXITY_TASKS, *DATASET_TASK_NAMES])
 
 
 def task_kind(name: str) -> str:
-    """The catalog's ``kind`` of a task: "throughput" or "recall"."""
-    return "throughput" if name in THROUGHPUT_TASKS else "recall"
+    """The catalog's ``kind`` of a task: "throughput", "perplexity" or "recall"."""
+    if name in THROUGHPUT_TASKS:
+        return "throughput"
+    return "perplexity" if name in PERPLEXITY_TASKS else "recall"
 
 
-def build_task(name: str, version: int, params: dict[str, Any]) -> Task | PrefillThroughputTask:
-    if name in SYNTHETIC_TASKS or name in THROUGHPUT_TASKS:
-        task_class = SYNTHETIC_TASKS.get(name) or THROUGHPUT_TASKS[name]
+def build_task(
+    name: str, version: int, params: dict[str, Any]
+) -> Task | PrefillThroughputTask | PerplexityTask:
+    if name in SYNTHETIC_TASKS or name in THROUGHPUT_TASKS or name in PERPLEXITY_TASKS:
+        task_class = (
+            SYNTHETIC_TASKS.get(name) or THROUGHPUT_TASKS.get(name) or PERPLEXITY_TASKS[name]
+        )
         if version != task_class.version:
             raise ValueError(
                 f"task {name!r} version {version!r} requested, but this worker implements "

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from .data_roots import check_data_path
+
 NLL_QUANTUM_BITS = 20
 _SCALE = 2**NLL_QUANTUM_BITS
 _ID_BITS = 32
@@ -212,10 +214,11 @@ def load_bigram_counts(path: str | Path) -> BigramCounts:
 
 def resolve_bigram_path(path: str) -> Path:
     """Relative paths are under the worker's data root, ``TWICE_DATA_DIR`` (else the cwd), and
-    may not leave it (``../../etc/passwd``); an absolute path is the operator's explicit choice."""
+    may not leave it (``../../etc/passwd``); an absolute path must lie under an allowed data
+    root."""
     candidate = Path(path).expanduser()
     if candidate.is_absolute():
-        return candidate
+        return check_data_path(candidate, "slices.bigramCounts")
     root = Path(os.environ.get("TWICE_DATA_DIR", ".")).resolve()
     resolved = (root / candidate).resolve()
     if not resolved.is_relative_to(root):

@@ -39,6 +39,8 @@ STRATEGY_VERSIONS: dict[str, int] = {
     "default": 1,
     "jrt_prompt": 1,
     "question_first": 1,
+    # the paper's real-task JRT layout for every task: the question first, then the copies
+    "jrt_question_first": 1,
     "few_shot": 1,
     # JRT-RNN decode modes (paper Table 4). The prompt text is laid out here; the engine reads the
     # strategy name to left-pad to the encoder length (left_pad, read2x) or re-encode per token
@@ -52,6 +54,7 @@ STRATEGY_PARAMS: dict[str, type[NoParams]] = {
     "default": NoParams,
     "jrt_prompt": JrtPromptParams,
     "question_first": NoParams,
+    "jrt_question_first": JrtPromptParams,
     "few_shot": FewShotParams,
     "jrt_rnn_left_pad": JrtRnnPadParams,
     "jrt_rnn_read2x": JrtRnnPadParams,
@@ -128,6 +131,16 @@ def jrt_layout(parts: PromptParts, repeats: int) -> str:
     return _join(parts.jrt_lead, "\n".join([parts.context] * repeats), parts.query)
 
 
+def jrt_question_first_layout(parts: PromptParts, repeats: int) -> str:
+    """Q C \\n C ... C query: the paper's JRT-Prompt for real tasks (the natural question, or
+    "information about KEY .", before the first copy), given to every task: MQAR's queried key
+    with "?", document QA's lead. A task with no question (set disjointness) has no lead to put
+    first, so its layout is JRT-Prompt's."""
+    return _join(
+        parts.question or parts.jrt_lead, "\n".join([parts.context] * repeats), parts.query
+    )
+
+
 def few_shot_layout(parts: PromptParts, shots: list[SolvedParts]) -> str:
     solved = [_join(default_layout(s.parts), s.answer) for s in shots]
     return "\n".join([*solved, default_layout(parts)])
@@ -149,6 +162,8 @@ def render_prompt(
         return question_first_layout(parts, task_name)
     if name == "jrt_prompt":
         return jrt_layout(parts, params["repeats"])
+    if name == "jrt_question_first":
+        return jrt_question_first_layout(parts, params["repeats"])
     if name == "jrt_rnn_read2x":
         # The paper's Read-2x row feeds the JRT-Prompt input to JRT-RNN.
         return jrt_layout(parts, 2)

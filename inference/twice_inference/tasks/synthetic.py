@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -26,7 +26,7 @@ MAIN_STREAM = 0
 SHOT_STREAM = 1
 
 
-class SyntheticParams(BaseModel):
+class SpecParams(BaseModel):
     """Params as the TypeScript sweep spec writes them: camelCase, no extras, no coercion."""
 
     model_config = ConfigDict(
@@ -37,6 +37,21 @@ class SyntheticParams(BaseModel):
         validate_by_name=False,
     )
 
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def parse_params(task_name: str, model: type[P], params: Any) -> P:
+    """A task's params, validated; an error names the task, each bad field and its value."""
+    if not isinstance(params, dict):
+        raise ValueError(f"task {task_name!r} params must be an object, got {params!r}")
+    try:
+        return model.model_validate(params)
+    except ValidationError as error:
+        raise ValueError(f"task {task_name!r} params: {describe_validation_error(error)}") from None
+
+
+class SyntheticParams(SpecParams):
     # bounds as in workflows/catalog.ts (LIMITS); tests/test_task_catalog.py checks they agree
     num_examples: int = Field(ge=1, le=MAX_EXAMPLES)
     seed: int = Field(ge=0, le=MAX_SEED)
@@ -72,14 +87,7 @@ class SyntheticTask:
     params_model: ClassVar[type[SyntheticParams]]
 
     def __init__(self, params: dict[str, Any]) -> None:
-        if not isinstance(params, dict):
-            raise ValueError(f"task {self.name!r} params must be an object, got {params!r}")
-        try:
-            self.params = self.params_model.model_validate(params)
-        except ValidationError as error:
-            raise ValueError(
-                f"task {self.name!r} params: {describe_validation_error(error)}"
-            ) from None
+        self.params = parse_params(self.name, self.params_model, params)
         self._score = get_scorer(self.scorer)
 
     def num_examples(self) -> int:

@@ -10,11 +10,9 @@ import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from .strategies import describe_validation_error
-from .synthetic import canonical_json
+from .synthetic import SpecParams, canonical_json, parse_params
 
 # bounds as in workflows/catalog.ts (LIMITS); tests/test_task_catalog.py checks they agree
 Length = Annotated[int, Field(ge=1, le=131_072)]
@@ -22,17 +20,7 @@ Batch = Annotated[int, Field(ge=1, le=1024)]
 MAX_POINTS_PER_AXIS = 32
 
 
-class PrefillThroughputParams(BaseModel):
-    """As the TypeScript sweep spec writes them: camelCase, no extras, no coercion."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        alias_generator=to_camel,
-        validate_by_alias=True,
-        validate_by_name=False,
-    )
-
+class PrefillThroughputParams(SpecParams):
     lengths: list[Length] = Field(
         default=[2048, 8192], min_length=1, max_length=MAX_POINTS_PER_AXIS
     )
@@ -54,14 +42,7 @@ class PrefillThroughputTask:
     kind: ClassVar[str] = "throughput"
 
     def __init__(self, params: dict[str, Any]) -> None:
-        if not isinstance(params, dict):
-            raise ValueError(f"task {self.name!r} params must be an object, got {params!r}")
-        try:
-            self.params = PrefillThroughputParams.model_validate(params)
-        except ValidationError as error:
-            raise ValueError(
-                f"task {self.name!r} params: {describe_validation_error(error)}"
-            ) from None
+        self.params = parse_params(self.name, PrefillThroughputParams, params)
         self._points = [
             (length, batch) for length in self.params.lengths for batch in self.params.batch_sizes
         ]

@@ -5,7 +5,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { PARETO_AXIS_LABEL, paretoFrontier, type ParetoAxis, type ParetoPoint } from '../../../workflows/pareto';
-import type { SweepReport } from './types';
+import type { PanelBin, PerplexityResult, SweepReport } from './types';
 
 const frontierRows = (points: ParetoPoint[]) =>
   points.map((p) => {
@@ -111,9 +111,51 @@ export function heatmapSpec(report: SweepReport): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+export const FIGURE3_PANELS: Array<{ panel: PanelBin['panel']; name: string; title: string; x: string }> = [
+  { panel: 'recall-freq', name: 'fig3-recall-frequency', title: 'AR hits by training frequency', x: 'bigram count in training (bin start)' },
+  { panel: 'recall-dist', name: 'fig3-recall-distance', title: 'AR hits by distance', x: 'tokens since the bigram last occurred (bin start)' },
+  { panel: 'other-freq', name: 'fig3-other-frequency', title: 'Other by training frequency', x: 'bigram count in training (bin start)' },
+];
+
+/** One Figure 3 panel: perplexity per bin, one line per model (log y: the models differ by
+ * orders of magnitude on recall). Bins are ordinal, in the order of their lower edges. */
+export function figure3Spec(results: PerplexityResult[], panel: (typeof FIGURE3_PANELS)[number]): TopLevelSpec {
+  const values = results.flatMap((r) =>
+    r.panels
+      .filter((p) => p.panel === panel.panel)
+      .map((p) => ({ model: r.model, task: r.taskLabel, bin: p.bin, lo: p.lo, perplexity: p.perplexity, tokens: p.tokens, label: `${r.model} · ${p.bin}: ${p.perplexity.toFixed(2)}` })),
+  );
+  const order = [...new Map(values.map((v) => [v.bin, v.lo])).entries()].sort((a, b) => a[1] - b[1]).map(([bin]) => bin);
+  const x = { field: 'bin', type: 'ordinal' as const, sort: order, title: panel.x };
+  const y = { field: 'perplexity', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'perplexity' };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: `Figure 3: ${panel.title}`, subtitle: 'perplexity task, scored tokens only; hover for the token count' },
+    width: 320,
+    height: 220,
+    data: { values },
+    layer: [
+      { mark: { type: 'line' }, encoding: { x, y, color: { field: 'model', type: 'nominal' } } },
+      {
+        mark: { type: 'point', filled: true, size: 60 },
+        encoding: {
+          x,
+          y,
+          color: { field: 'model', type: 'nominal' },
+          description: { field: 'label' },
+          tooltip: [{ field: 'model' }, { field: 'bin' }, { field: 'perplexity', format: ',.2f' }, { field: 'tokens', format: ',d' }],
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
 /** Every chart of a sweep, by file stem: the averaged frontier, one per task, the heatmap. */
 export function sweepCharts(report: SweepReport): Array<{ name: string; title: string; spec: TopLevelSpec }> {
-  const charts = [{ name: 'heatmap', title: 'Accuracy heatmap', spec: heatmapSpec(report) }];
+  const charts = report.cells.length ? [{ name: 'heatmap', title: 'Accuracy heatmap', spec: heatmapSpec(report) }] : [];
+  if (report.perplexity.some((r) => r.panels.length)) {
+    for (const panel of FIGURE3_PANELS) charts.push({ name: panel.name, title: `Figure 3: ${panel.title}`, spec: figure3Spec(report.perplexity, panel) });
+  }
   if (report.pareto.length) {
     charts.push({ name: 'pareto', title: 'Pareto frontier', spec: paretoSpec(report.pareto, report.paretoAxis, 'Quality vs throughput, averaged over tasks') });
     const tasks = [...new Set(report.cells.map((c) => c.taskLabel))];

@@ -2,6 +2,6 @@
 // re-run explanations (explain.ts). Importers take what they need from here.
 export { explainNewCells } from './explain';
 export { loadJrtMargins, loadSweepReport, taskLabels } from './load';
-export { renderMarkdown, renderTerminal, textTable } from './render';
+export { renderMarkdown, renderTerminal, sweepStatusText, textTable } from './render';
 export { writeReport } from './write';
 export type { BenchmarkResult, CellResult, JrtMargin, SweepReport } from './types';

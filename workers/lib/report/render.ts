@@ -3,7 +3,7 @@ import Table from 'cli-table3';
 import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import { PAPER_HEAD, paperRows } from '../paper-numbers';
-import type { SweepReport } from './types';
+import type { ExecutionSummary, SweepReport } from './types';
 
 export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
 /** an accuracy with its interval: "62.5 [55.1, 69.4]" */
@@ -30,12 +30,42 @@ function resultRows(report: SweepReport): string[][] {
     c.strategy,
     c.status === 'done' ? pctInterval(c.accuracy, c.ci95) : c.status,
     String(c.examples),
-    num(c.perplexity.ar_hit, 2),
-    num(c.perplexity.other, 2),
+    c.perplexityHidden ? 'n/a*' : num(c.perplexity.ar_hit, 2),
+    c.perplexityHidden ? 'n/a*' : num(c.perplexity.other, 2),
     num(c.prefillTokensPerSecond, 0),
     c.reused ? 'reused' : 'ran',
   ]);
 }
+
+const PERPLEXITY_HEAD = ['model', 'task', 'sequences', 'ppl AR hits', 'AR-hit tokens', 'ppl other', 'other tokens', 'AR / other', 'cell'];
+const perplexityRows = (report: SweepReport) =>
+  report.perplexity.map((p) => [
+    p.model,
+    p.taskLabel,
+    String(p.sequences),
+    p.status === 'done' ? num(p.arHit, 2) : p.status,
+    String(p.arHitTokens),
+    num(p.other, 2),
+    String(p.otherTokens),
+    p.arHit !== null && p.other ? (p.arHit / p.other).toFixed(2) : '-',
+    p.reused ? 'reused' : 'ran',
+  ]);
+
+/** Which models recall best and worst on the scored tokens, in one line. */
+export function figure3Summary(report: SweepReport): string {
+  const done = report.perplexity.filter((p) => p.arHit !== null && p.other !== null);
+  if (done.length === 0) return '';
+  const byAr = [...done].sort((a, b) => a.arHit! - b.arHit!);
+  const list = byAr.map((p) => `${p.model} ${num(p.arHit, 2)} (other ${num(p.other, 2)})`).join(', ');
+  return `AR-hit perplexity from lowest to highest: ${list}. The paper's Figure 3 pattern is a gap on AR hits between attention and the recurrent models that closes on Other tokens; the AR / other column shows whether it appears here.`;
+}
+
+const hiddenNote = (report: SweepReport) => {
+  const hidden = [...new Set(report.cells.filter((c) => c.perplexityHidden).map((c) => c.model))];
+  return hidden.length
+    ? `* n/a: ${hidden.join(', ')} were trained on answers only, never on context tokens, so their prompt perplexities (1e6 and more) mean nothing and are not shown; the perplexity task's models (zoo-lm-*) are.`
+    : '';
+};
 
 /** A borderless-rows terminal table, shared by every command that prints one. */
 export function textTable(head: string[]): Table.Table {
@@ -49,7 +79,7 @@ export function textTable(head: string[]): Table.Table {
 const RESULT_HEAD = ['model', 'task', 'strategy', 'accuracy % [95% CI]', 'n', 'ppl AR-hit', 'ppl other', 'prefill tok/s', 'cell'];
 const BENCHMARK_HEAD = ['model', 'strategy', 'batch', 'N', 'tokens/seq', 'ms', 'tok/s', 'baseline', 'baseline ms', 'speed-up'];
 const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy %', PARETO_AXIS_LABEL[report.paretoAxis], 'range', 'frontier'];
-const JRT_HEAD = ['model', 'paired examples', 'JRT-Prompt - default, points [95% CI]'];
+const JRT_HEAD = ['model', 'strategy', 'paired examples', 'strategy - default, points [95% CI]'];
 
 /** "*" on the frontier, "?" where the throughput intervals leave the verdict open */
 const frontierMark = (p: SweepReport['pareto'][number], yes: string) => `${p.onFrontier ? yes : ''}${p.settled ? '' : '?'}`;
@@ -62,7 +92,7 @@ const paretoRows = (report: SweepReport, yes: string) =>
     p.throughputLo === p.throughputHi ? '-' : `${num(p.throughputLo)}-${num(p.throughputHi)}`,
     frontierMark(p, yes),
   ]);
-const jrtRows = (report: SweepReport) => report.jrtMargins.map((m) => [m.model, String(m.examples), signedInterval(m.margin)]);
+const jrtRows = (report: SweepReport) => report.jrtMargins.map((m) => [m.model, m.strategy, String(m.examples), signedInterval(m.margin)]);
 
 function benchmarkRows(report: SweepReport): string[][] {
   return report.benchmarks.map((b) => [
@@ -88,13 +118,19 @@ export function renderTerminal(report: SweepReport): string {
   jrt.push(...jrtRows(report));
   const benchmark = textTable(BENCHMARK_HEAD);
   benchmark.push(...benchmarkRows(report));
+  const perplexity = textTable(PERPLEXITY_HEAD);
+  perplexity.push(...perplexityRows(report));
+  const note = hiddenNote(report);
   return [
-    `Results of sweep ${report.sweepId} (${report.status})`,
-    ...(report.cells.length ? [results.toString()] : []),
+    `Results of sweep ${report.sweepId} (${sweepStatusText(report.status, report.completedBy)})`,
+    ...(report.cells.length ? [results.toString(), ...(note ? [note] : [])] : []),
+    ...(report.perplexity.length
+      ? ['', 'Perplexity task (the paper\'s Figure 3 protocol): AR hits vs Other on the scored tokens', perplexity.toString(), figure3Summary(report)]
+      : []),
     ...(report.benchmarks.length
       ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()]
       : []),
-    ...(report.jrtMargins.length ? ['', 'JRT-Prompt margin per model (paired over the same examples)', jrt.toString()] : []),
+    ...(report.jrtMargins.length ? ['', 'JRT margins per model and layout (paired over the same examples)', jrt.toString()] : []),
     ...(report.pareto.length
       ? ['', `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the timing intervals leave it open; accuracy averaged over tasks)`, pareto.toString()]
       : []),
@@ -107,7 +143,12 @@ export function renderTerminal(report: SweepReport): string {
       },
       'Beside the paper (Arora et al. 2024; difference = ours - paper, in points)',
     ),
+    ...(report.execution.shards ? ['', executionLine(report.execution)] : []),
   ].join('\n');
+}
+
+function executionLine(e: ExecutionSummary): string {
+  return `Ran ${e.shards} shards on ${e.workers} workers with ${e.modelLoads} model loads (${e.workerModelPairs} worker-model pairs).`;
 }
 
 /** The "beside the paper" block, when some cells are cells of the paper's grids. */
@@ -125,7 +166,7 @@ export function renderMarkdown(report: SweepReport): string {
   return [
     `# Sweep ${report.sweepId}`,
     '',
-    `Spec \`${report.name}\`, status **${report.status}**, started ${report.createdAt}` +
+    `Spec \`${report.name}\`, status **${sweepStatusText(report.status, report.completedBy)}**, started ${report.createdAt}` +
       (report.finishedAt ? `, finished ${report.finishedAt}` : '') +
       (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') + '.',
     '',
@@ -135,9 +176,25 @@ export function renderMarkdown(report: SweepReport): string {
       'Perplexities are over the prompt tokens, split into AR hits (the bigram re-occurs in context) and Other. ' +
       'Prefill throughput is measured on the cell\'s own prompts by the worker that ran it.',
     '',
-    '![Accuracy heatmap](heatmap.svg)',
-    '',
-    markdownTable(RESULT_HEAD, resultRows(report)),
+    ...(report.cells.length ? ['![Accuracy heatmap](heatmap.svg)', '', markdownTable(RESULT_HEAD, resultRows(report))] : []),
+    ...(hiddenNote(report) ? ['', hiddenNote(report)] : []),
+    ...(report.perplexity.length
+      ? [
+          '',
+          '## Perplexity (the paper\'s Figure 3 protocol)',
+          '',
+          'Teacher-forced perplexity on the scored tokens of each sequence, split into AR hits and Other. The protocol, with every choice the paper leaves open (docs/protocol.md, Perplexity protocol):',
+          '',
+          ...[...new Set(report.perplexity.map((p) => p.protocol))].map((t) => `- ${t}`),
+          '',
+          markdownTable(PERPLEXITY_HEAD, perplexityRows(report)),
+          '',
+          figure3Summary(report),
+          ...(report.perplexity.some((p) => p.panels.length)
+            ? ['', '![AR hits by training frequency](fig3-recall-frequency.svg)', '![AR hits by distance](fig3-recall-distance.svg)', '![Other by training frequency](fig3-other-frequency.svg)']
+            : []),
+        ]
+      : []),
     ...(report.benchmarks.length
       ? [
           '',
@@ -154,7 +211,7 @@ export function renderMarkdown(report: SweepReport): string {
       ? [
           '## JRT-Prompt margin',
           '',
-          'Per model, JRT-Prompt\'s accuracy minus default\'s on the same examples, pooled over tasks, with a 95% Newcombe interval for paired proportions.',
+          'Per model, each JRT layout\'s accuracy (jrt_prompt: the context read twice; jrt_question_first: the question first, then the context twice) minus default\'s on the same examples, pooled over tasks, with a 95% Newcombe interval for paired proportions.',
           '',
           markdownTable(JRT_HEAD, jrtRows(report)),
           '',
@@ -180,5 +237,14 @@ export function renderMarkdown(report: SweepReport): string {
       ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
       : []),
     '',
+    '## Execution',
+    '',
+    executionLine(report.execution),
+    '',
   ].join('\n');
+}
+
+/** A sweep's status as people read it: one that ended failed and was completed by another says so. */
+export function sweepStatusText(status: string, completedBy?: string | null): string {
+  return status === 'completed' && completedBy ? `completed later by ${completedBy}` : status;
 }

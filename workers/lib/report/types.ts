@@ -20,6 +20,8 @@ export interface CellResult {
   /** Wilson 95% interval of the accuracy over examples */
   ci95: Interval | null;
   perplexity: Record<string, number>;
+  /** why `perplexity` is left empty for this cell's model, when it is hidden */
+  perplexityHidden?: string;
   prefillTokensPerSecond: number | null;
   /** prompts prefilled per second: JRT-Prompt's doubled input shows up here */
   promptsPerSecond: number | null;
@@ -48,27 +50,76 @@ export interface BenchmarkResult {
   gpuName: string | null;
 }
 
-/** JRT-Prompt's accuracy minus default's for one model, on the same examples of every task. */
+/** A JRT layout's accuracy minus default's for one model, on the same examples of every task. */
 export interface JrtMargin {
   model: string;
+  /** the JRT layout compared with default: jrt_prompt, or jrt_question_first */
+  strategy: string;
   examples: number;
   /** Newcombe interval of the paired difference */
   margin: Interval;
+}
+
+/** One bin of a Figure 3 panel (docs/protocol.md, Perplexity protocol). */
+export interface PanelBin {
+  panel: 'recall-freq' | 'recall-dist' | 'other-freq';
+  /** "[lo, hi)" as the worker names it, e.g. "10-100" or "1000-inf" */
+  bin: string;
+  lo: number;
+  perplexity: number;
+  tokens: number;
+}
+
+/** A cell of the perplexity task: AR hits vs Other over the scored tokens, and the panels. */
+export interface PerplexityResult {
+  key: string;
+  model: string;
+  taskLabel: string;
+  strategy: string;
+  status: string;
+  reused: boolean;
+  sequences: number;
+  arHit: number | null;
+  arHitTokens: number;
+  other: number | null;
+  otherTokens: number;
+  panels: PanelBin[];
+  error: string | null;
+  /** the protocol it ran under, every open choice stated */
+  protocol: string;
 }
 
 export interface SweepReport {
   sweepId: string;
   name: string;
   status: string;
+  /** the sweep that completed the cells of a sweep that had ended failed */
+  completedBy?: string | null;
   createdAt: string;
   finishedAt: string | null;
   gitSha: string | null;
   /** recall cells; throughput cells are summarised in `benchmarks` */
   cells: CellResult[];
   benchmarks: BenchmarkResult[];
+  /** cells of the perplexity task */
+  perplexity: PerplexityResult[];
   jrtMargins: JrtMargin[];
   paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
   /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
   paper?: PaperComparison[];
+  execution: ExecutionSummary;
+}
+
+/**
+ * Where this sweep's shards ran (cells it reused from earlier sweeps are not counted). A model
+ * load is a shard whose worker had to load the model first; with model-major placement the
+ * loads equal the (worker, model) pairs, far fewer than the shards.
+ */
+export interface ExecutionSummary {
+  shards: number;
+  workers: number;
+  modelLoads: number;
+  /** distinct (worker process, model) pairs that ran shards */
+  workerModelPairs: number;
 }

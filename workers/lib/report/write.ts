@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { html, trusted } from '../html';
 import { sweepCharts, renderSvg } from './charts';
-import { renderMarkdown, renderTerminal } from './render';
+import { renderMarkdown, renderTerminal, sweepStatusText } from './render';
 import type { SweepReport } from './types';
 
 export async function writeReport(report: SweepReport, dir: string): Promise<{ markdown: string; json: string; html: string }> {
@@ -19,7 +19,7 @@ export async function writeReport(report: SweepReport, dir: string): Promise<{ m
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}pre{background:#f6f8fa;padding:1em;overflow:auto}figure{margin:1.5em 0}</style>
 </head><body>
 <h1>Sweep ${report.sweepId}</h1>
-<p>Spec <code>${report.name}</code>, status <b>${report.status}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.</p>
+<p>Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.</p>
 ${charts.map((c) => html`<figure><figcaption>${c.title}</figcaption>${trusted(c.svg)}</figure>`)}
 <h2>Tables</h2>
 <pre>${renderTerminal(report)}</pre>

@@ -7,6 +7,8 @@ export interface SweepSummary {
   id: string;
   name: string;
   status: string;
+  /** set when the sweep ended failed and another sweep completed its cells */
+  completedBy: string | null;
   createdAt: string;
   finishedAt: string | null;
   cells: { total: number; done: number; failed: number; reused: number };
@@ -19,21 +21,22 @@ export interface SweepSummary {
 export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
   const rows = await db.$queryRaw<
     Array<{
-      id: string; name: string; status: string; created_at: Date; finished_at: Date | null;
+      id: string; name: string; status: string; completed_by: string | null; created_at: Date; finished_at: Date | null;
       cells: number; done: number; failed: number; reused: number; examples_total: number; examples_done: number;
     }>
   >`
-    SELECT s.id, s.name, s.status, s.created_at, s.finished_at,
+    SELECT s.id, s.name, s.status, s.completed_by, s.created_at, s.finished_at,
            count(c.key)::int AS cells,
            (count(*) FILTER (WHERE c.status = 'done'))::int AS done,
            (count(*) FILTER (WHERE c.status = 'failed'))::int AS failed,
            (count(*) FILTER (WHERE sc.reused))::int AS reused,
            coalesce(sum(c.num_examples), 0)::int AS examples_total,
-           coalesce(sum((SELECT sum(r.example_end - r.example_start) FROM shard_records r WHERE r.cell_key = c.key)), 0)::int AS examples_done
+           coalesce(sum(t.examples_done), 0)::int AS examples_done
       FROM (SELECT * FROM sweeps ORDER BY created_at DESC LIMIT ${limit}) s
       LEFT JOIN sweep_cells sc ON sc.sweep_id = s.id
       LEFT JOIN cells c ON c.key = sc.cell_key
-     GROUP BY s.id, s.name, s.status, s.created_at, s.finished_at
+      LEFT JOIN cell_shard_totals t ON t.cell_key = c.key
+     GROUP BY s.id, s.name, s.status, s.completed_by, s.created_at, s.finished_at
      ORDER BY s.created_at DESC`;
   const failures = await db.$queryRaw<Array<{ sweep_id: string; key: string; what: string; error: string | null }>>`
     SELECT sc.sweep_id, c.key, c.model_name || ' / ' || c.task_name || ' / ' || c.strategy_name AS what, c.error
@@ -48,6 +51,7 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
       id: r.id,
       name: r.name,
       status: r.status,
+      completedBy: r.completed_by,
       createdAt: r.created_at.toISOString(),
       finishedAt: r.finished_at?.toISOString() ?? null,
       cells: { total: r.cells, done: r.done, failed: r.failed, reused: r.reused },
@@ -63,9 +67,8 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
 /** Perplexity per slice for every cell of a sweep: AR hits vs Other and whatever bins were kept. */
 export async function slicePerplexities(db: Db, sweepId: string) {
   const rows = await db.$queryRaw<Array<{ cell_key: string; slice: string; nll: number; tokens: bigint }>>`
-    SELECT s.cell_key, s.slice, sum(s.nll_sum) AS nll, sum(s.token_count) AS tokens
-      FROM slice_stats s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
-     GROUP BY s.cell_key, s.slice
+    SELECT s.cell_key, s.slice, s.nll_sum AS nll, s.token_count AS tokens
+      FROM cell_slice_totals s JOIN sweep_cells sc ON sc.cell_key = s.cell_key AND sc.sweep_id = ${sweepId}
      ORDER BY s.cell_key, s.slice`;
   const out = new Map<string, Array<{ slice: string; perplexity: number; tokens: number }>>();
   for (const r of rows) {
@@ -87,39 +90,67 @@ export interface ExamplePage {
   total: number;
   offset: number;
   limit: number;
-  examples: Array<{ exampleId: number; shardIndex: number; promptDigest: string; promptTokens: number; prediction: string; gold: unknown; score: number }>;
+  examples: Array<{
+    exampleId: number;
+    shardIndex: number;
+    promptDigest: string;
+    promptTokens: number;
+    prediction: string;
+    gold: unknown;
+    score: number;
+    /** by the database's score_is_correct(), the one definition of correct */
+    correct: boolean;
+  }>;
 }
 
 type PageOptions = { wrongOnly: boolean; offset: number; limit: number };
 
-/** One page of a cell's examples by id; `wrongOnly` keeps those scored below 1. */
+interface ExampleRow {
+  total: number;
+  example_id: number | null;
+  shard_index: number;
+  prompt_digest: string;
+  prompt_tokens: number;
+  prediction: string;
+  gold: unknown;
+  score: number;
+  correct: boolean;
+}
+
+/**
+ * One page of a cell's examples by id (`wrongOnly`: the incorrect ones) and how many there are.
+ * The page's ids are read off the cell's bitmaps in cell_scores, so any page, however deep, reads
+ * only its own rows by primary key. One row with a null example_id carries the total when the page
+ * is past the end.
+ */
 export const examplesQuery = (key: string, opts: PageOptions) => Prisma.sql`
-    SELECT example_id, shard_index, prompt_digest, prompt_tokens, prediction, gold, score
-      FROM example_results
-     WHERE cell_key = ${key} ${opts.wrongOnly ? Prisma.sql`AND score < 1` : Prisma.empty}
-     ORDER BY example_id
-     OFFSET ${opts.offset} LIMIT ${opts.limit}`;
+    WITH m AS (
+      SELECT ${opts.wrongOnly ? Prisma.sql`bits_minus(seen, hits)` : Prisma.sql`seen`} AS bits FROM cell_scores WHERE cell_key = ${key})
+    SELECT bit_count(m.bits)::int AS total, r.*
+      FROM m LEFT JOIN LATERAL (
+        SELECT e.example_id, e.shard_index, e.prompt_digest, e.prompt_tokens, e.prediction, e.gold, e.score,
+               score_is_correct(e.score) AS correct
+          FROM bit_positions(m.bits, ${opts.offset}, ${opts.limit}) id
+          JOIN example_results e ON e.cell_key = ${key} AND e.example_id = id) r ON true
+     ORDER BY r.example_id`;
 
 export async function cellExamples(db: Db, key: string, opts: PageOptions): Promise<ExamplePage> {
-  const [[count], rows] = await Promise.all([
-    db.$queryRaw<Array<{ total: number }>>`
-      SELECT count(*)::int AS total FROM example_results WHERE cell_key = ${key} ${opts.wrongOnly ? Prisma.sql`AND score < 1` : Prisma.empty}`,
-    db.$queryRaw<Array<{ example_id: number; shard_index: number; prompt_digest: string; prompt_tokens: number; prediction: string; gold: unknown; score: number }>>(
-      examplesQuery(key, opts),
-    ),
-  ]);
+  const rows = await db.$queryRaw<ExampleRow[]>(examplesQuery(key, opts));
   return {
-    total: count?.total ?? 0,
+    total: rows[0]?.total ?? 0,
     offset: opts.offset,
     limit: opts.limit,
-    examples: rows.map((r) => ({
-      exampleId: r.example_id,
-      shardIndex: r.shard_index,
-      promptDigest: r.prompt_digest,
-      promptTokens: r.prompt_tokens,
-      prediction: r.prediction,
-      gold: r.gold,
-      score: r.score,
-    })),
+    examples: rows
+      .filter((r): r is ExampleRow & { example_id: number } => r.example_id !== null)
+      .map((r) => ({
+        exampleId: r.example_id,
+        shardIndex: r.shard_index,
+        promptDigest: r.prompt_digest,
+        promptTokens: r.prompt_tokens,
+        prediction: r.prediction,
+        gold: r.gold,
+        score: r.score,
+        correct: r.correct,
+      })),
   };
 }

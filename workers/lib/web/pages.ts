@@ -6,7 +6,7 @@ import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
 import { sweepCharts } from '../report/charts';
-import { num, pct, pctInterval, signedInterval } from '../report/render';
+import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
@@ -29,7 +29,7 @@ const eta = (s: number | null) => (s === null ? '-' : s < 90 ? `${s} s` : s < 54
 
 export function sweepRow(s: SweepSummary): Markup {
   return html`<tr data-sweep="${s.id}">
-<td><a href="/sweeps/${encodeURIComponent(s.id)}">${s.id}</a></td><td class="status">${s.status}</td>
+<td><a href="/sweeps/${encodeURIComponent(s.id)}">${s.id}</a></td><td class="status">${sweepStatusText(s.status, s.completedBy)}</td>
 <td><progress max="${s.examples.total}" value="${s.examples.done}"></progress> ${s.examples.done}/${s.examples.total}</td>
 <td class="num">${s.cells.done}/${s.cells.total} (${s.cells.reused} reused)</td>
 <td class="num eta">${eta(s.etaSeconds)}</td>
@@ -50,10 +50,12 @@ export function sweepsPage(sweeps: SweepSummary[]): string {
 
 export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice: string; perplexity: number; tokens: number }>>): string {
   const charts = sweepCharts(report);
-  const sliceNames = [...new Set([...slices.values()].flatMap((s) => s.map((x) => x.slice)))].sort((a, b) =>
+  const hidden = [...new Set(report.cells.filter((c) => c.perplexityHidden).map((c) => c.model))];
+  const recallKeys = new Set(report.cells.map((c) => c.key));
+  const sliceNames = [...new Set([...slices.entries()].filter(([key]) => recallKeys.has(key)).flatMap(([, s]) => s.map((x) => x.slice)))].sort((a, b) =>
     a === 'ar_hit' ? -1 : b === 'ar_hit' ? 1 : a === 'other' ? -1 : b === 'other' ? 1 : a.localeCompare(b));
   return layout(`Sweep ${report.sweepId}`, html`<h1>Sweep ${report.sweepId}</h1>
-<p>Spec <code>${report.name}</code>, status <b>${report.status}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
+<p>Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
  <a href="/compare?base=${encodeURIComponent(report.sweepId)}">compare with another sweep</a></p>
 ${charts.map((c) => html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`)}
 <h2>Cells</h2>
@@ -63,20 +65,27 @@ ${report.cells.map((c) => html`<tr><td>${c.model}</td><td>${c.taskLabel}</td><td
 <td class="num">${c.status === 'done' ? pctInterval(c.accuracy, c.ci95) : html`<span class="bad" title="${c.error ?? ''}">${c.status}</span>`}</td>
 <td class="num">${c.examples}</td><td><a href="/cells/${c.key}">${c.key.slice(0, 12)}</a></td></tr>`)}
 </tbody></table>
-${report.jrtMargins.length ? html`<h2>JRT-Prompt margin</h2><p>JRT-Prompt minus default on the same examples, pooled over tasks, 95% Newcombe interval.</p>
-<table id="jrt"><thead><tr><th>model</th><th class="num">paired examples</th><th>margin, points [95% CI]</th></tr></thead><tbody>
-${report.jrtMargins.map((m) => html`<tr><td>${m.model}</td><td class="num">${m.examples}</td><td class="num">${signedInterval(m.margin)}</td></tr>`)}</tbody></table>` : ''}
+${report.jrtMargins.length ? html`<h2>JRT margins</h2><p>Each JRT layout minus default on the same examples, pooled over tasks, 95% Newcombe interval.</p>
+<table id="jrt"><thead><tr><th>model</th><th>strategy</th><th class="num">paired examples</th><th>margin, points [95% CI]</th></tr></thead><tbody>
+${report.jrtMargins.map((m) => html`<tr><td>${m.model}</td><td>${m.strategy}</td><td class="num">${m.examples}</td><td class="num">${signedInterval(m.margin)}</td></tr>`)}</tbody></table>` : ''}
 <h2>Pareto frontier</h2>
 <p>Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. Accuracy averaged over tasks.</p>
 <table id="pareto"><thead><tr><th>model</th><th>strategy</th><th class="num">accuracy %</th><th class="num">${PARETO_AXIS_LABEL[report.paretoAxis]}</th><th>range</th><th>frontier</th></tr></thead><tbody>
 ${report.pareto.map((p) => html`<tr data-frontier="${p.onFrontier}" data-settled="${p.settled}"><td>${p.model}</td><td>${p.strategy}</td><td class="num">${pct(p.accuracy)}</td><td class="num">${num(p.throughput)}</td>
 <td class="num">${p.throughputLo === p.throughputHi ? '-' : `${num(p.throughputLo)}–${num(p.throughputHi)}`}</td><td>${p.onFrontier ? 'on the frontier' : 'dominated'}${p.settled ? '' : ' (unsettled)'}</td></tr>`)}
 </tbody></table>
+${report.perplexity.length ? html`<h2>Perplexity task (Figure 3 protocol)</h2>
+${[...new Set(report.perplexity.map((p) => p.protocol))].map((t) => html`<p class="protocol">${t}</p>`)}
+<table id="perplexity"><thead><tr><th>model</th><th>task</th><th class="num">sequences</th><th class="num">ppl AR hits</th><th class="num">AR-hit tokens</th><th class="num">ppl other</th><th class="num">other tokens</th><th>cell</th></tr></thead><tbody>
+${report.perplexity.map((p) => html`<tr><td>${p.model}</td><td>${p.taskLabel}</td><td class="num">${p.sequences}</td><td class="num">${p.status === 'done' ? num(p.arHit, 2) : p.status}</td><td class="num">${p.arHitTokens}</td>
+<td class="num">${num(p.other, 2)}</td><td class="num">${p.otherTokens}</td><td><a href="/cells/${p.key}">${p.key.slice(0, 12)}</a></td></tr>`)}
+</tbody></table><p>${figure3Summary(report)}</p>` : ''}
 <h2>Perplexity per slice</h2>
+${hidden.length ? html`<p id="slices-hidden">n/a: ${hidden.join(', ')} were trained on answers only, never on context tokens, so their prompt perplexities mean nothing and are not shown.</p>` : ''}
 <table id="slices"><thead><tr><th>model</th><th>task</th><th>strategy</th>${sliceNames.map((s) => html`<th class="num">${s === 'ar_hit' ? 'AR hits' : s}</th>`)}</tr></thead><tbody>
 ${report.cells.map((c) => {
     const by = new Map((slices.get(c.key) ?? []).map((s) => [s.slice, s.perplexity]));
-    return html`<tr><td>${c.model}</td><td>${c.taskLabel}</td><td>${c.strategy}</td>${sliceNames.map((s) => html`<td class="num">${num(by.get(s), 2)}</td>`)}</tr>`;
+    return html`<tr><td>${c.model}</td><td>${c.taskLabel}</td><td>${c.strategy}</td>${sliceNames.map((s) => html`<td class="num">${c.perplexityHidden ? 'n/a' : num(by.get(s), 2)}</td>`)}</tr>`;
   })}
 </tbody></table>
 ${report.benchmarks.length ? html`<h2>Prefill benchmark</h2><p>Median of the timed runs beside the attention baseline timed in the same process.</p>
@@ -109,9 +118,9 @@ export function cellPage(cell: CellRow, page: ExamplePage, wrongOnly: boolean): 
  <a rel="next" href="${link(Math.min(last, page.offset + page.limit), wrongOnly)}">next</a> <a href="${link(last, wrongOnly)}">last</a></p>
 <p>Prompts are stored as a digest and a token count, not as text.</p>
 <table id="examples"><thead><tr><th class="num">id</th><th>prompt</th><th>prediction</th><th>gold</th><th>correct</th></tr></thead><tbody>
-${page.examples.map((e) => html`<tr class="${e.score < 1 ? 'wrong' : ''}" data-example="${e.exampleId}"><td class="num">${e.exampleId}</td>
+${page.examples.map((e) => html`<tr class="${e.correct ? '' : 'wrong'}" data-example="${e.exampleId}"><td class="num">${e.exampleId}</td>
 <td><code title="${e.promptDigest}">${e.promptDigest.slice(0, 12)}</code> (${e.promptTokens} tokens)</td>
-<td><pre class="prediction">${e.prediction}</pre></td><td><pre>${typeof e.gold === 'string' ? e.gold : JSON.stringify(e.gold)}</pre></td><td>${e.score >= 1 ? 'yes' : 'no'}</td></tr>`)}
+<td><pre class="prediction">${e.prediction}</pre></td><td><pre>${typeof e.gold === 'string' ? e.gold : JSON.stringify(e.gold)}</pre></td><td>${e.correct ? 'yes' : 'no'}</td></tr>`)}
 </tbody></table>`);
 }
 
