@@ -9,10 +9,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import proto from '@temporalio/proto';
 import { startSweep } from '../../workers/lib/sweeps';
 import { repoRoot } from '../../workers/lib/paths';
 import { testStack } from '../helpers/fixtures';
+import { activityTimeline } from '../helpers/history';
 
 const SEEDS = 25;
 const SPEC = `
@@ -36,47 +36,10 @@ export interface SweepFigures {
   /** seconds summed over shards, as the worker and the recording activity reported them */
   phases: Record<string, number>;
   busyPercent: number;
+  /** shards that loaded their model first: the sweep's model loads */
+  modelLoads: number;
   /** from the workflow's history: how the server saw the activities */
   timeline: Record<string, number>;
-}
-
-const EventType = proto.temporal.api.enums.v1.EventType;
-const seconds = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) + (t?.nanos ?? 0) / 1e9;
-
-/** Per activity type: how many ran, and the span of time in which at least one was running. */
-async function activityTimeline(handle: { fetchHistory(): Promise<proto.temporal.api.history.v1.IHistory> }) {
-  const history = await handle.fetchHistory();
-  const type = new Map<number, string>();
-  const startedAt = new Map<number, number>();
-  const intervals: Record<string, Array<[number, number]>> = {};
-  let first = Infinity;
-  let last = 0;
-  for (const e of history.events ?? []) {
-    const at = seconds(e.eventTime);
-    first = Math.min(first, at);
-    last = Math.max(last, at);
-    const id = Number(e.eventId);
-    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) type.set(id, e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?');
-    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) startedAt.set(Number(e.activityTaskStartedEventAttributes?.scheduledEventId), at);
-    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
-      const scheduled = Number(e.activityTaskCompletedEventAttributes?.scheduledEventId);
-      (intervals[type.get(scheduled) ?? '?'] ??= []).push([startedAt.get(scheduled) ?? at, at]);
-    }
-  }
-  const out: Record<string, number> = { historySeconds: last - first };
-  for (const [name, spans] of Object.entries(intervals)) {
-    spans.sort((a, b) => a[0] - b[0]);
-    let covered = 0;
-    let end = -Infinity;
-    for (const [s, e] of spans) {
-      if (e > end) covered += e - Math.max(s, end);
-      end = Math.max(end, e);
-    }
-    out[`${name} activities`] = spans.length;
-    out[`${name} running (s)`] = covered;
-    out[`${name} summed (s)`] = spans.reduce((sum, [s, e]) => sum + e - s, 0);
-  }
-  return out;
 }
 
 // Columns that a commit's shard_records may or may not have: the bench reads what is there, so
@@ -103,7 +66,7 @@ async function measureHere(label: string): Promise<SweepFigures> {
     ).map((r) => r.column_name);
     const columns = PHASE_COLUMNS.filter((c) => present.includes(c));
     const sums = await stack.db.$queryRawUnsafe<Array<Record<string, number>>>(
-      `SELECT count(*)::float8 AS shards, ${columns.map((c) => `sum(${c})::float8 AS ${c}`).join(', ')} FROM shard_records`,
+      `SELECT count(*)::float8 AS shards, count(*) FILTER (WHERE load_seconds > 0)::float8 AS loads, ${columns.map((c) => `sum(${c})::float8 AS ${c}`).join(', ')} FROM shard_records`,
     );
     const row = sums[0]!;
     const phases = Object.fromEntries(columns.map((c) => [c.replace(/_seconds$/, ''), row[c] ?? 0]));
@@ -117,6 +80,7 @@ async function measureHere(label: string): Promise<SweepFigures> {
       wallSeconds,
       phases,
       busyPercent: (100 * compute) / wallSeconds,
+      modelLoads: row.loads ?? 0,
       timeline,
     };
   } finally {
@@ -138,8 +102,9 @@ function measureAt(ref: string): SweepFigures {
       stdio: 'ignore',
       env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: join(dir, 'scripts', 'prisma-engine-stub', 'README'), DATABASE_URL: 'postgresql://unused@127.0.0.1:1/unused' },
     });
+    // this bench and the helper it reads histories with, as they are here
     const self = relative(repoRoot, new URL(import.meta.url).pathname);
-    writeFileSync(join(dir, self), readFileSync(join(repoRoot, self)));
+    for (const file of [self, join('test', 'helpers', 'history.ts')]) writeFileSync(join(dir, file), readFileSync(join(repoRoot, file)));
     const out = join(dir, 'figures.json');
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, self), '--json', out, '--label', `before (${ref})`], {
       cwd: dir,
@@ -162,6 +127,16 @@ function table(runs: SweepFigures[]): string {
     ['sweep wall (s)', ...runs.map((r) => r.wallSeconds.toFixed(1))],
     ...names.map((n) => [`${n} (s, summed)`, ...runs.map((r) => (n in r.phases ? r.phases[n]!.toFixed(2) : 'n/a'))]),
     ['worker busy (load+prefill+decode / wall)', ...runs.map((r) => `${r.busyPercent.toFixed(1)}%`)],
+    // the sweep's fixed costs (resolving, registering, closing) left out: the share of the time
+    // from the first shard's start to the last one's end that the worker computed
+    [
+      'worker busy while shards ran (/ run_shard running)',
+      ...runs.map((r) => {
+        const span = r.timeline['run_shard running (s)'];
+        return span ? `${((r.busyPercent * r.wallSeconds) / span).toFixed(1)}%` : 'n/a';
+      }),
+    ],
+    ['model loads (models in the grid: 2)', ...runs.map((r) => String(r.modelLoads))],
     ...[...new Set(runs.flatMap((r) => Object.keys(r.timeline)))].map((n) => [`history: ${n}`, ...runs.map((r) => (n in r.timeline ? String(+r.timeline[n]!.toFixed(2)) : 'n/a'))]),
   ];
   return rows.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/\n/, `\n|${rows[0]!.map(() => ' --- |').join('')}\n`);
