@@ -11,6 +11,7 @@ import {
   THROUGHPUT_STRATEGIES,
   type GenerationSettings,
   type ModelRef,
+  type RunShardInput,
   type ScorerRef,
   type SliceSettings,
   type StrategyRef,
@@ -399,6 +400,14 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
   };
 }
 
+/** A generated task pinned: its size follows from its params, and the params are its data. */
+export function resolveGeneratedTask(t: { name: string; params: Record<string, unknown> }): ResolvedSweep['tasks'][number] {
+  const def = TASKS[t.name as TaskName];
+  if (!def.synthetic) throw new Error(`task ${t.name} reads a dataset; only a worker can describe it`);
+  const ref = { name: t.name, version: def.version, params: t.params };
+  return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
+}
+
 /** Which cells the grid holds, model-major (load a model once, stream its cells). */
 export function expandCells(resolved: ResolvedSweep): Cell[] {
   const { spec } = resolved;
@@ -555,6 +564,23 @@ export function shardsOf(
   }
   cut(next, cell.numExamples);
   return out;
+}
+
+/** What a worker is sent to run one shard of a cell. */
+export function shardRequest(cell: Cell, shard: Shard, device: RunShardInput['device']): RunShardInput {
+  return {
+    cellKey: cell.key,
+    shardIndex: shard.shardIndex,
+    exampleStart: shard.exampleStart,
+    exampleEnd: shard.exampleEnd,
+    model: { name: cell.model.name, revision: cell.model.revision },
+    task: cell.task,
+    strategy: cell.strategy,
+    generation: cell.generation,
+    scorer: cell.scorer,
+    slices: cell.slices,
+    device,
+  };
 }
 
 /** How many examples the recorded ranges of a cell cover (ranges may not overlap). */

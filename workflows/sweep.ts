@@ -19,7 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type * as dbActivities from '../activities/db';
 import type * as catalogActivities from '../activities/catalog';
-import { TASKS, generatedExampleCount, type TaskName } from './catalog';
+import { TASKS, type TaskName } from './catalog';
 import {
   ERROR_TYPES,
   GPU_QUEUE,
@@ -46,6 +46,8 @@ import {
   coveredExamples,
   digestOf,
   expandCells,
+  resolveGeneratedTask,
+  shardRequest,
   shardsOf,
   skippedPairs,
   type Cell,
@@ -98,10 +100,7 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
     spec.tasks.map(async (t) => {
       const def = TASKS[t.name as TaskName];
       const ref = { name: t.name, version: def.version, params: t.params };
-      if (def.synthetic) {
-        // generated from a seed: the parameters are the data
-        return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
-      }
+      if (def.synthetic) return resolveGeneratedTask(t);
       // real datasets live where the workers run; ask one of them
       const facts = await describe[PYTHON_ACTIVITIES.describeTask]({ task: ref });
       return { ...ref, numExamples: facts.numExamples, dataDigest: facts.dataDigest };
@@ -216,19 +215,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     let inFlight = 0;
     let unrecorded = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }, computed: () => void) => {
-      const request: RunShardInput = {
-        cellKey: cell.key,
-        shardIndex: shard.shardIndex,
-        exampleStart: shard.exampleStart,
-        exampleEnd: shard.exampleEnd,
-        model: { name: cell.model.name, revision: cell.model.revision },
-        task: cell.task,
-        strategy: cell.strategy,
-        generation: cell.generation,
-        scorer: cell.scorer,
-        slices: cell.slices,
-        device: spec.execution.device,
-      };
+      const request = shardRequest(cell, shard, spec.execution.device);
       try {
         const output = await gpuFor(cell.model.name)[PYTHON_ACTIVITIES.runShard](request);
         if (batched) computed();

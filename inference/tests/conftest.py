@@ -279,3 +279,35 @@ def tiny_model() -> TinyRecurrentLM:
 @pytest.fixture
 def word_tokenizer() -> WordTokenizer:
     return WordTokenizer(TEST_WORDS)
+
+
+def zoo_shard_payload(
+    model: str,
+    task: dict[str, Any],
+    strategy: dict[str, Any],
+    start: int,
+    end: int,
+    *,
+    scorer: str = "contains",
+) -> dict[str, Any]:
+    """A run_shard input for a committed zoo model at its manifest revision, on the CPU."""
+    zoo = Path(__file__).parents[1] / "twice_inference" / "zoo" / "manifest.json"
+    sha = json.loads(zoo.read_text())["models"][model]["sha256"]
+    return {
+        "cellKey": "e" * 64,
+        "shardIndex": start,
+        "exampleStart": start,
+        "exampleEnd": end,
+        "model": {"name": model, "revision": f"sha256:{sha}"},
+        "task": task,
+        "strategy": strategy,
+        "generation": {
+            "maxNewTokens": 4,
+            "stopAtNewline": True,
+            "batchSize": 4,
+            "maxPromptTokens": 2000,
+        },
+        "scorer": {"name": scorer, "version": 1},
+        "slices": None,
+        "device": "cpu",
+    }

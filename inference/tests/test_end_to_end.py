@@ -22,6 +22,7 @@ from twice_inference.bench.end_to_end import (
     linear,
     phi3_like,
     phi3_to_transformer,
+    profiled,
     prompt_lengths,
 )
 from twice_inference.models.layers import rel_error
@@ -79,3 +80,13 @@ def test_transformer_loaded_from_phi3_weights_matches_transformers() -> None:
     ids = torch.randint(1, VOCAB, (2, 13))
     with torch.no_grad():
         assert rel_error(ours(ids), hf(input_ids=ids).logits) < 1e-5
+
+
+def test_profile_reports_wall_time_and_the_operators_that_ran() -> None:
+    """The generate comparison's profile (run on the GPU with --profile): its fields exist on any
+    device and name the operators the profiled call ran."""
+    a, b = torch.randn(64, 64), torch.randn(64, 64)
+    result = profiled(lambda: a @ b, "cpu")
+    assert result["wall_s"] > 0 and result["cpu_ops"] > 0
+    assert result["gpu_busy_s"] == 0.0  # no kernels on the CPU
+    assert "aten::mm" in result["top_cpu"] and "aten::mm" in result["top_gpu"]

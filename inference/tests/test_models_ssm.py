@@ -12,6 +12,9 @@ from pydantic import ValidationError
 
 from twice_inference.models import checkpoint, gla, mamba, mamba2
 from twice_inference.models.layers import rel_error
+from twice_inference.ops.gla import gla_chunked, gla_naive
+from twice_inference.ops.selective_scan import selective_scan_chunked, selective_scan_naive
+from twice_inference.ops.ssd import ssd_chunked, ssd_naive
 
 VOCAB = 64
 
@@ -63,33 +66,33 @@ FAMILIES = list(TINY)
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 16])
-def test_selective_scan_chunked_matches_loop(chunk: int) -> None:
+def test_selective_scan_chunked_matches_naive(chunk: int) -> None:
     torch.manual_seed(1)
     b, t, d, n = 2, 13, 6, 4
     x, B, C = torch.randn(b, t, d), torch.randn(b, t, n), torch.randn(b, t, n)
     dt = F.softplus(torch.randn(b, t, d)) * 3  # large steps: strong decay inside a chunk
     A = -torch.rand(d, n) * 4
     h0 = torch.randn(b, d, n)
-    y_ref, h_ref = mamba.selective_scan_reference(x, dt, A, B, C, h0)
-    y, h = mamba.selective_scan_chunked(x, dt, A, B, C, h0, chunk=chunk)
+    y_ref, h_ref = selective_scan_naive(x, dt, A, B, C, h0)
+    y, h = selective_scan_chunked(x, dt, A, B, C, h0, chunk=chunk)
     assert rel_error(y, y_ref) < 1e-5 and rel_error(h, h_ref) < 1e-5
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 32])
-def test_ssd_chunked_matches_loop(chunk: int) -> None:
+def test_ssd_chunked_matches_naive(chunk: int) -> None:
     torch.manual_seed(2)
     b, t, hds, p, n = 2, 13, 3, 4, 5
     x, B, C = torch.randn(b, t, hds, p), torch.randn(b, t, hds, n), torch.randn(b, t, hds, n)
     dt = F.softplus(torch.randn(b, t, hds)) * 3
     A = -torch.rand(hds) * 4
     h0 = torch.randn(b, hds, p, n)
-    y_ref, h_ref = mamba2.ssd_reference(x, dt, A, B, C, h0)
-    y, h = mamba2.ssd_chunked(x, dt, A, B, C, h0, chunk=chunk)
+    y_ref, h_ref = ssd_naive(x, dt, A, B, C, h0)
+    y, h = ssd_chunked(x, dt, A, B, C, h0, chunk=chunk)
     assert rel_error(y, y_ref) < 1e-5 and rel_error(h, h_ref) < 1e-5
 
 
 @pytest.mark.parametrize("chunk", [1, 4, 32])
-def test_gla_chunked_matches_loop_and_fla_naive(chunk: int) -> None:
+def test_gla_chunked_matches_naive_and_fla_naive(chunk: int) -> None:
     from fla.ops.gla.naive import naive_recurrent_gla
 
     torch.manual_seed(3)
@@ -97,8 +100,8 @@ def test_gla_chunked_matches_loop_and_fla_naive(chunk: int) -> None:
     q, kk, vv = torch.randn(b, t, hds, k), torch.randn(b, t, hds, k), torch.randn(b, t, hds, v)
     g = F.logsigmoid(torch.randn(b, t, hds, k) * 3)
     S0 = torch.randn(b, hds, k, v)
-    o_ref, S_ref = gla.gla_reference(q, kk, vv, g, S0)
-    o, S = gla.gla_chunked(q, kk, vv, g, S0, chunk=chunk)
+    o_ref, S_ref = gla_naive(q, kk, vv, g, S0)
+    o, S = gla_chunked(q, kk, vv, g, S0, chunk=chunk)
     assert rel_error(o, o_ref) < 1e-5 and rel_error(S, S_ref) < 1e-5
     o_fla, S_fla = naive_recurrent_gla(q, kk, vv, g, S0, output_final_state=True)
     assert rel_error(o_ref, o_fla) < 1e-5 and rel_error(S_ref, S_fla) < 1e-5

@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import zoo_shard_payload
 
 INFERENCE = Path(__file__).resolve().parents[1]
 
@@ -89,32 +90,13 @@ def test_the_wheel_holds_the_run_time_data(wheel: Path) -> None:
 
 def test_an_installed_wheel_runs_a_shard_without_pythonpath(wheel: Path, tmp_path: Path) -> None:
     python = _fresh_venv(tmp_path, wheel)
-    manifest = json.loads((INFERENCE / "twice_inference" / "zoo" / "manifest.json").read_text())
-    shard = {
-        "cellKey": "e" * 64,
-        "shardIndex": 0,
-        "exampleStart": 0,
-        "exampleEnd": 4,
-        "model": {
-            "name": "zoo-based-tiny",
-            "revision": f"sha256:{manifest['models']['zoo-based-tiny']['sha256']}",
-        },
-        "task": {
-            "name": "mqar",
-            "version": 1,
-            "params": {"numExamples": 4, "numKvPairs": 4, "seed": 0},
-        },
-        "strategy": {"name": "default", "version": 1, "params": {}},
-        "generation": {
-            "maxNewTokens": 4,
-            "stopAtNewline": True,
-            "batchSize": 4,
-            "maxPromptTokens": 2000,
-        },
-        "scorer": {"name": "contains", "version": 1},
-        "slices": None,
-        "device": "cpu",
-    }
+    shard = zoo_shard_payload(
+        "zoo-based-tiny",
+        {"name": "mqar", "version": 1, "params": {"numExamples": 4, "numKvPairs": 4, "seed": 0}},
+        {"name": "default", "version": 1, "params": {}},
+        0,
+        4,
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = subprocess.run(
         [str(python), "-c", SHARD_SCRIPT, json.dumps(shard)],

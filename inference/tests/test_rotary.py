@@ -62,3 +62,18 @@ def test_causal_qk_at_head_dim_70() -> None:
     causal = torch.tril(torch.ones(512, 512, dtype=torch.bool))
     diff = (ours.double() - expected)[..., causal].norm() / expected[..., causal].norm()
     assert diff < 1e-5
+
+
+@pytest.mark.parametrize("head_dim,dim", [(64, 64), (70, 35), (64, 32)])
+def test_stacked_q_and_k_rotate_as_separate_calls(head_dim: int, dim: int) -> None:
+    """Attention rotates q and k stacked on a leading dim, sharing one cos/sin (fewer launches per
+    decoded token); each must come out as it would alone, full-width rotations included."""
+    rotary = Rotary(dim).to(torch.bfloat16)  # the cached frequencies must stay float32
+    qk = torch.randn(2, 2, 3, 5, head_dim).to(torch.bfloat16)
+    positions = torch.arange(7, 12)[None].expand(2, 5)
+    stacked = rotary(qk, positions)
+    assert stacked.dtype == torch.bfloat16
+    for i in range(2):
+        assert torch.equal(stacked[i], rotary(qk[i], positions))
+    expected = flash_rotary_float64(qk[0].float(), positions, dim, 10000.0)
+    assert (stacked[0].double() - expected).abs().max() < 0.05

@@ -212,8 +212,9 @@ def test_committed_configs_are_valid_and_small() -> None:
     assert total < 32_000_000, total
 
 
-def test_next_token_objective_trains_on_the_language_and_reports_slices(tmp_path: Path) -> None:
-    config = tiny_config(
+def tiny_lm_config(**extra) -> zoo_train.ZooTrainingConfig:
+    """A next-token run on the language's first 16 documents, cut to 64 tokens."""
+    return tiny_config(
         "zoo-test-lm",
         "transformer",
         TINY_TRANSFORMER,
@@ -221,8 +222,12 @@ def test_next_token_objective_trains_on_the_language_and_reports_slices(tmp_path
         corpus="synthetic:repeats-v1",
         seq_len=64,
         train_documents=16,
-        save_dtype="float16",
+        **extra,
     )
+
+
+def test_next_token_objective_trains_on_the_language_and_reports_slices(tmp_path: Path) -> None:
+    config = tiny_lm_config(save_dtype="float16")
     run = zoo_train.train(config, tmp_path, log=lambda line: None)
     losses = [p["loss"] for p in run["points"] if "loss" in p]
     assert losses[-1] < losses[0] - 0.5, losses
@@ -235,6 +240,44 @@ def test_next_token_objective_trains_on_the_language_and_reports_slices(tmp_path
     assert manifest["objective"] == "next_token" and manifest["finalValPerplexity"] == final
     with pytest.raises(ValueError, match="names the corpus it reads"):
         tiny_config("zoo-test-lm", "transformer", TINY_TRANSFORMER, objective="next_token")
+
+
+def test_curriculum_batches_hold_short_documents_with_the_same_tokens_per_step() -> None:
+    from twice_inference.train.data import CorpusStream
+
+    stream = CorpusStream(
+        7, 2, "synthetic:repeats-v1", 64, 16, curriculum_steps=3, curriculum_seq_len=16
+    )
+    early, late = stream.batch(2), stream.batch(3)
+    assert early.input_ids.shape == (8, 16) and late.input_ids.shape == (2, 64)
+    # a short row is the start of a training document, a long one too
+    starts = {tuple(row[:16]) for row in stream.documents.tolist()}
+    assert all(tuple(row) in starts for row in early.input_ids.tolist())
+    assert torch.equal(stream.batch(2).input_ids, early.input_ids)
+    with pytest.raises(ValueError, match="needs both"):
+        tiny_lm_config(curriculum_steps=5)
+    with pytest.raises(ValueError, match="divides seq_len=64"):
+        tiny_lm_config(curriculum_steps=5, curriculum_seq_len=24)
+    with pytest.raises(ValueError, match="for next_token"):
+        tiny_config(
+            "zoo-test-attn",
+            "transformer",
+            TINY_TRANSFORMER,
+            curriculum_steps=5,
+            curriculum_seq_len=8,
+        )
+
+
+def test_a_curriculum_run_stops_at_its_time_limit(tmp_path: Path) -> None:
+    config = tiny_lm_config(curriculum_steps=5, curriculum_seq_len=16).model_copy(
+        update={"steps": 100_000, "eval_every": 100_000}
+    )
+    lines: list[str] = []
+    # a limit far below what 100,000 steps take: the run stops there, however it was planned
+    run = zoo_train.train(config, tmp_path, time_limit=3.0, log=lines.append)
+    assert run["stoppedEarly"] and 1 <= run["steps"] < 100_000
+    assert any("time limit reached" in line or "shortened" in line for line in lines), lines
+    assert run["wallSeconds"] < 60
 
 
 @pytest.mark.parametrize(

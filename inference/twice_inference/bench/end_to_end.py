@@ -2,6 +2,7 @@
 against Hugging Face ``generate`` on the same weights and prompts.
 
     python -m twice_inference.bench.end_to_end [--grid-budget-s 240] [--compare-prompts 64]
+        [--profile attn-360m-30b]
 
 Grid cost (sample and extrapolate). The grid is 16 models x 6 tasks x {default, JRT-Prompt}
 at the paper's example counts (``tasks.datasets.PAPER_SIZES``), 48 new tokens, batches of 32
@@ -295,7 +296,32 @@ def paired_models(name: str, device: str) -> tuple[Any, Any]:
     return ours.to(torch.bfloat16).eval(), hf.to(torch.bfloat16).eval()
 
 
-def compare_generate(name: str, device: str, prompts_n: int) -> dict[str, Any]:
+def profiled(fn: Callable[[], Any], device: str) -> dict[str, Any]:
+    """One run under torch.profiler: wall seconds, the GPU's busy seconds (kernel time summed),
+    and the top operators by their own GPU time and by their own CPU time, to see whether the
+    device or the Python/launch side sets the pace."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        wall = time_once(fn, device)
+    events = prof.key_averages()
+    # kernel rows (device type CUDA) carry the kernels' own time; the CPU rows' sum is kept as a
+    # cross-check of how the profiler attributes it
+    by_type = {"CUDA": 0.0, "CPU": 0.0}
+    for e in events:
+        if e.device_type.name in by_type:
+            by_type[e.device_type.name] += e.self_device_time_total
+    return {
+        "wall_s": wall,
+        "gpu_busy_s": by_type["CUDA"] / 1e6,
+        "gpu_busy_s_from_cpu_rows": by_type["CPU"] / 1e6,
+        "cpu_ops": len(prof.events()),
+        "top_gpu": events.table(sort_by="self_device_time_total", row_limit=12),
+        "top_cpu": events.table(sort_by="self_cpu_time_total", row_limit=12),
+    }
+
+
+def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> dict[str, Any]:
     ours, hf = paired_models(name, device)
     gen = torch.Generator().manual_seed(0)
     lengths = prompt_lengths("swde", "default")[:prompts_n]
@@ -344,6 +370,9 @@ def compare_generate(name: str, device: str, prompts_n: int) -> dict[str, Any]:
                 tokens[label] = holder["t"]
             result[f"{label}_s"] = min(seconds)
             result[f"{label}_examples_per_s"] = len(prompts) / min(seconds)
+        if profile:
+            for label, fn in (("ours", run_ours), ("hf_generate", run_hf)):
+                result[f"{label}_profile"] = profiled(fn, device)
     same = sum(a == b for a, b in zip(tokens["ours"], tokens["hf_generate"], strict=True))
     result["identical_generations"] = same
     result["speedup"] = result["hf_generate_s"] / result["ours_s"]
@@ -356,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-prompts", type=int, default=64)
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="comma-separated models of the comparison to profile (one run of each side); "
+        "transformers' Mamba without its CUDA kernels loops over tokens in Python, millions of "
+        "profiler events, so it is better left out",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("end_to_end needs a CUDA GPU", file=sys.stderr)
@@ -368,13 +404,24 @@ def main(argv: list[str] | None = None) -> int:
         report["compare"] = []
         for name in ("attn-360m-30b", "mamba-130m"):
             try:
-                row = compare_generate(name, device, args.compare_prompts)
+                profile = name in args.profile.split(",")
+                row = compare_generate(name, device, args.compare_prompts, profile)
             except Exception as error:  # noqa: BLE001 - reported; the grid still runs
                 failed = True
                 row = {"model": name, "error": f"{type(error).__name__}: {error}"[:500]}
             report["compare"].append(row)
             release_memory(device)
-            log(f"compare {name}: " + json.dumps({k: v for k, v in row.items() if k != "lengths"}))
+            for side in ("ours", "hf_generate"):
+                prof = row.get(f"{side}_profile")
+                if prof:
+                    log(
+                        f"profile {name} {side}: wall {prof['wall_s']:.3f} s, GPU busy "
+                        f"{prof['gpu_busy_s']:.3f} s, {prof['cpu_ops']} CPU-side events"
+                    )
+                    log(prof["top_gpu"])
+                    log(prof["top_cpu"])
+            brief = {k: v for k, v in row.items() if k != "lengths" and not k.endswith("_profile")}
+            log(f"compare {name}: " + json.dumps(brief))
     if not args.skip_grid:
         report["grid"] = grid_cost(device, args.grid_budget_s)
         g = report["grid"]

@@ -1,8 +1,8 @@
 """Gated linear attention (GLA, data-dependent per-key-channel decay) adapter with
-flash-linear-attention's ``GLAForCausalLM`` key names, for the ``fla-hub/gla-*`` checkpoints.
-Tested by ``tests/test_models_ssm.py`` (chunked vs step loop vs fla's ``naive_recurrent_gla``,
-parallel vs recurrent, padded batches, and a full fla model with its reference op on CPU).
-"""
+flash-linear-attention's ``GLAForCausalLM`` key names, for the ``fla-hub/gla-*`` checkpoints; the
+recurrence itself is the op ``ops.gla``. Tested by ``tests/test_models_ssm.py`` (fast vs
+reference recurrence vs fla's ``naive_recurrent_gla``, parallel vs recurrent, padded batches, and
+a full fla model with its reference op on CPU)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from ..ops.gla import gla, gla_naive, gla_step
 from .layers import RMSNorm, resolve_mask
 
 FAMILY = "gla"
@@ -118,56 +119,6 @@ PAPER_CONFIGS: dict[str, dict] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# GLA recurrence: the obvious loop and the chunked form
-# ---------------------------------------------------------------------------------------------
-
-
-def gla_reference(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, S: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t,  o_t = (q_t / sqrt(K)) S_t, one step at a time.
-
-    q, k, g [B, T, H, K] (g = log decay <= 0); v [B, T, H, V]; S [B, H, K, V] -> (o, S_T).
-    """
-    scale = q.shape[-1] ** -0.5
-    outs = []
-    for t in range(q.shape[1]):
-        S = g[:, t].exp()[..., None] * S + k[:, t, :, :, None] * v[:, t, :, None, :]
-        outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
-    return torch.stack(outs, dim=1), S
-
-
-def gla_chunked(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g: torch.Tensor,
-    S: torch.Tensor,
-    chunk: int = 32,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same function as ``gla_reference``. Inside a chunk, o_t = sum_{s<=t} (q_t . (k_s *
-    exp(cum_t - cum_s))) v_s + (q_t * exp(cum_t)) S_in; the pairwise decay is per key channel, so
-    it is formed explicitly (only exp of non-positive numbers, stable for any gate)."""
-    scale = q.shape[-1] ** -0.5
-    outs = []
-    for start in range(0, q.shape[1], chunk):
-        qc = q[:, start : start + chunk] * scale
-        kc, vc = k[:, start : start + chunk], v[:, start : start + chunk]
-        cum = torch.cumsum(g[:, start : start + chunk], dim=1)  # [B, L, H, K]
-        length = qc.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
-        diff = cum[:, :, None] - cum[:, None, :]  # [B, L(t), L(s), H, K]
-        decay = torch.where(causal[None, :, :, None, None], diff, float("-inf")).exp()
-        scores = torch.einsum("bthk,bshk,btshk->bths", qc, kc, decay)
-        o_intra = torch.einsum("bths,bshv->bthv", scores, vc)
-        o_state = torch.einsum("bthk,bhkv->bthv", qc * cum.exp(), S)
-        outs.append(o_intra + o_state)
-        to_end = (cum[:, -1:] - cum).exp()  # [B, L, H, K]
-        S = cum[:, -1].exp()[..., None] * S + torch.einsum("bshk,bshv->bhkv", kc * to_end, vc)
-    return torch.cat(outs, dim=1), S
-
-
-# ---------------------------------------------------------------------------------------------
 # Modules (fla names)
 # ---------------------------------------------------------------------------------------------
 
@@ -227,14 +178,16 @@ class GatedLinearAttention(nn.Module):
         keep = mask[:, :, None, None]
         k, g = k * keep, g * keep
         S0 = q.new_zeros(q.shape[0], self.num_heads, self.head_k_dim, self.head_v_dim)
-        o, S = (gla_chunked if self.use_chunked else gla_reference)(q, k, v, g, S0)
+        if self.use_chunked:
+            o, S = gla(q, k, v, g, S0)
+        else:
+            o, S = (t.float() for t in gla_naive(q, k, v, g, S0))
         return self._output(o, x), S
 
     def step(self, x: torch.Tensor, S: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, D] one token -> (out [B, D], state)."""
         q, k, v, g = self._project(x)
-        S = g.exp()[..., None] * S + k[..., None] * v[..., None, :]
-        o = torch.einsum("bhk,bhkv->bhv", q * self.head_k_dim**-0.5, S)
+        o, S = gla_step(q, k, v, g, S)
         return self._output(o, x), S
 
 

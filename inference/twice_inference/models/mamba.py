@@ -1,7 +1,8 @@
 """Mamba-1 (selective scan) adapter, laid out like mamba_ssm's ``MambaLMHeadModel`` so original
 checkpoints load with the identity key mapping; also hosts the residual backbone and the fixed-size
-state that Mamba-2 reuses. Tested by ``tests/test_models_ssm.py`` (chunked vs loop scan, parallel vs
-recurrent, padded batches, and logits against ``transformers.MambaForCausalLM``).
+state that Mamba-2 reuses. The scan itself is the op ``ops.selective_scan``. Tested by
+``tests/test_models_ssm.py`` (fast vs reference scan, parallel vs recurrent, padded batches, and
+logits against ``transformers.MambaForCausalLM``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ..ops.selective_scan import selective_scan, selective_scan_naive, selective_scan_step
 from .layers import RMSNorm, ShortConv, resolve_mask
 
 FAMILY = "mamba"
@@ -100,59 +102,6 @@ PAPER_CONFIGS: dict[str, dict] = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Selective scan: the obvious loop and the chunked fast path
-# ---------------------------------------------------------------------------------------------
-
-
-def selective_scan_reference(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    h: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t,  y_t = h_t C_t, one step at a time.
-
-    x, dt [Bt, T, Di]; A [Di, N]; B, C [Bt, T, N]; h [Bt, Di, N] -> (y [Bt, T, Di], h_T).
-    """
-    ys = []
-    for t in range(x.shape[1]):
-        decay = torch.exp(dt[:, t, :, None] * A)
-        h = decay * h + (dt[:, t] * x[:, t])[..., None] * B[:, t, None, :]
-        ys.append((h * C[:, t, None, :]).sum(-1))
-    return torch.stack(ys, dim=1), h
-
-
-def selective_scan_chunked(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    h: torch.Tensor,
-    chunk: int = 16,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same function as ``selective_scan_reference``. Inside a chunk every state is a decayed sum
-    of the chunk's inputs, computed at once; chunks are chained sequentially. Decays are formed as
-    exp(cum_t - cum_s) with s <= t (never exp of a positive number), so it is stable for any dt."""
-    ys = []
-    for start in range(0, x.shape[1], chunk):
-        xc, dtc = x[:, start : start + chunk], dt[:, start : start + chunk]
-        Bc, Cc = B[:, start : start + chunk], C[:, start : start + chunk]
-        length = xc.shape[1]
-        cum = torch.cumsum(dtc[..., None] * A, dim=1)  # [Bt, L, Di, N], non-increasing
-        inputs = (dtc * xc)[..., None] * Bc[:, :, None, :]  # [Bt, L, Di, N]
-        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-        diff = cum[:, :, None] - cum[:, None, :]  # [Bt, L(t), L(s), Di, N]
-        decay = torch.where(causal[None, :, :, None, None], diff, float("-inf")).exp()
-        states = torch.einsum("btsdn,bsdn->btdn", decay, inputs) + cum.exp() * h[:, None]
-        ys.append((states * Cc[:, :, None, :]).sum(-1))
-        h = states[:, -1]
-    return torch.cat(ys, dim=1), h
-
-
-# ---------------------------------------------------------------------------------------------
 # Mixer
 # ---------------------------------------------------------------------------------------------
 
@@ -194,8 +143,10 @@ class MambaMixer(nn.Module):
         dt = dt * mask[..., None]
         A = -torch.exp(self.A_log.float())
         h0 = x.new_zeros(x.shape[0], self.d_inner, self.d_state, dtype=torch.float32)
-        scan = selective_scan_chunked if self.use_chunked_scan else selective_scan_reference
-        y, h = scan(x.float(), dt, A, B, C, h0)
+        if self.use_chunked_scan:
+            y, h = selective_scan(x, dt, A, B, C, h0)
+        else:
+            y, h = (t.float() for t in selective_scan_naive(x, dt, A, B, C, h0))
         y = (y + x.float() * self.D.float()).to(x.dtype) * F.silu(z)
         return self.out_proj(y), conv_state, h
 
@@ -208,8 +159,8 @@ class MambaMixer(nn.Module):
         x = F.silu(x)
         dt, B, C = self._ssm_inputs(x)
         A = -torch.exp(self.A_log.float())
-        h = torch.exp(dt[..., None] * A) * h + (dt * x.float())[..., None] * B[:, None, :]
-        y = (h * C[:, None, :]).sum(-1) + x.float() * self.D.float()
+        y, h = selective_scan_step(x, dt, A, B, C, h)
+        y = y + x.float() * self.D.float()
         return self.out_proj(y.to(x.dtype) * F.silu(z)), conv_state, h
 
 

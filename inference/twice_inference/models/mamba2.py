@@ -1,8 +1,7 @@
 """Mamba-2 (SSD, scalar-times-identity A per head) adapter with mamba_ssm's ``Mamba2`` key names,
-on the residual backbone of ``mamba.py``. Tested by ``tests/test_models_ssm.py`` (chunked SSD vs
-the step loop, parallel vs recurrent, padded batches, logits against transformers'
-``Mamba2ForCausalLM``).
-"""
+on the residual backbone of ``mamba.py``; the scan itself is the op ``ops.ssd``. Tested by
+``tests/test_models_ssm.py`` (fast vs reference SSD, parallel vs recurrent, padded batches,
+logits against transformers' ``Mamba2ForCausalLM``)."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from ..ops.ssd import ssd, ssd_naive, ssd_step
 from .layers import ShortConv
 from .mamba import BackboneConfig, SSMLanguageModel
 
@@ -73,64 +73,6 @@ PAPER_CONFIGS: dict[str, dict] = {
         ("2.7b", 2560, 64),
     ]
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# SSD: the obvious loop and the chunked form
-# ---------------------------------------------------------------------------------------------
-
-
-def ssd_reference(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    h: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,  y_t = h_t C_t, one step at a time.
-
-    x [Bt, T, H, P]; dt [Bt, T, H]; A [H]; B, C [Bt, T, H, N] (groups already expanded to heads);
-    h [Bt, H, P, N] -> (y [Bt, T, H, P], h_T).
-    """
-    ys = []
-    for t in range(x.shape[1]):
-        decay = torch.exp(dt[:, t] * A)[..., None, None]
-        h = decay * h + (dt[:, t, :, None] * x[:, t])[..., None] * B[:, t, :, None, :]
-        ys.append((h * C[:, t, :, None, :]).sum(-1))
-    return torch.stack(ys, dim=1), h
-
-
-def ssd_chunked(
-    x: torch.Tensor,
-    dt: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    h: torch.Tensor,
-    chunk: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same function as ``ssd_reference``. Within a chunk the output is a masked "attention"
-    (C_t . B_s) exp(cum_t - cum_s) over the chunk plus the decayed incoming state; the state is
-    carried between chunks sequentially. Decays only ever exponentiate non-positive numbers."""
-    ys = []
-    for start in range(0, x.shape[1], chunk):
-        xc = x[:, start : start + chunk] * dt[:, start : start + chunk, :, None]  # dt-scaled input
-        Bc, Cc = B[:, start : start + chunk], C[:, start : start + chunk]
-        length = xc.shape[1]
-        cum = torch.cumsum(dt[:, start : start + chunk] * A, dim=1)  # [Bt, L, H]
-        causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-        diff = cum[:, :, None, :] - cum[:, None, :, :]  # [Bt, L(t), L(s), H]
-        decay = torch.where(causal[None, :, :, None], diff, float("-inf")).exp()
-        scores = torch.einsum("bthn,bshn->btsh", Cc, Bc) * decay
-        y_intra = torch.einsum("btsh,bshp->bthp", scores, xc)
-        y_state = torch.einsum("bthn,bhpn->bthp", Cc, h) * cum.exp()[..., None]
-        ys.append(y_intra + y_state)
-        to_end = (cum[:, -1:, :] - cum).exp()  # [Bt, L, H] decay from s to the chunk end
-        h = cum[:, -1, :, None, None].exp() * h + torch.einsum(
-            "bshn,bshp->bhpn", Bc * to_end[..., None], xc
-        )
-    return torch.cat(ys, dim=1), h
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,9 +152,9 @@ class Mamba2Mixer(nn.Module):
         xf = x.float()
         h0 = xf.new_zeros(x.shape[0], self.nheads, self.headdim, self.d_state)
         if self.use_chunked_scan:
-            y, h = ssd_chunked(xf, dt, A, B, C, h0, self.chunk_size)
+            y, h = ssd(xf, dt, A, B, C, h0, self.chunk_size)
         else:
-            y, h = ssd_reference(xf, dt, A, B, C, h0)
+            y, h = (t.float() for t in ssd_naive(xf, dt, A, B, C, h0))
         y = (y + self._skip(xf)).flatten(-2).to(hidden.dtype)
         return self.out_proj(self.norm(y, z)), conv_state, h
 
@@ -225,8 +167,8 @@ class Mamba2Mixer(nn.Module):
         x, dt, B, C = self._ssm_inputs(xBC, dt)
         A = -torch.exp(self.A_log.float())
         xf = x.float()
-        h = torch.exp(dt * A)[..., None, None] * h + (dt[..., None] * xf)[..., None] * B[:, :, None]
-        y = (h * C[:, :, None, :]).sum(-1) + self._skip(xf)
+        y, h = ssd_step(xf, dt, A, B, C, h)
+        y = y + self._skip(xf)
         return self.out_proj(self.norm(y.flatten(-2).to(hidden.dtype), z)), conv_state, h
 
 

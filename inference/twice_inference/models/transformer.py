@@ -84,8 +84,9 @@ class Attention(Mixer):
 
     def _qkv(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, t, _ = x.shape
-        q, k, v = self.Wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        return self.rotary(q, positions), self.rotary(k, positions), v
+        qkv = self.Wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = self.rotary(qkv[:2], positions)  # one rotation for both: one set of launches
+        return q, k, qkv[2]
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
         b, _, t, _ = y.shape

@@ -1,12 +1,15 @@
-"""When the Triton Taylor kernels may stand in for the PyTorch forms (Based and JRT-RNN share
-this). ``TWICE_TAYLOR_KERNEL``: "auto" uses the kernels on CUDA tensors where they apply,
-PyTorch elsewhere; "off" always PyTorch (A/B timing, bit-reproducible evals); "interpreter" also
-CPU tensors, through Triton's interpreter (tests; needs TRITON_INTERPRET=1 before the kernels
-are imported). The env var can be overridden in-process with ``use_taylor_kernel_mode``.
-"""
+"""When a kernel may stand in for an op's PyTorch form: the Triton Taylor kernels (Based,
+JRT-RNN), the Triton selective scan (Mamba-1) and fla's chunked kernels (Mamba-2's SSD, GLA).
+``TWICE_TAYLOR_KERNEL`` (its name from when it governed the Taylor kernels alone): "auto" uses
+the kernels on CUDA tensors where they apply, PyTorch elsewhere; "off" always PyTorch (A/B timing,
+bit-reproducible evals); "interpreter" also CPU tensors, through Triton's interpreter (tests;
+needs TRITON_INTERPRET=1 before the kernels are imported; fla's kernels stay CUDA-only). The env
+var can be overridden in-process with ``use_taylor_kernel_mode``."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +48,30 @@ def use_taylor_kernel_mode(mode: str) -> Iterator[None]:
         _kernel_mode_override = previous
 
 
+def kernel_may_run(tensors: tuple[torch.Tensor, ...], *, interpretable: bool = True) -> bool:
+    """The checks every kernel shares: the mode allows a kernel on these tensors' device (CPU only
+    in "interpreter" mode, and only for a kernel the interpreter can run), and nothing needs a
+    gradient (the kernels are forward-only: training stays on PyTorch)."""
+    mode = taylor_kernel_mode()
+    if mode == "off":
+        return False
+    device = tensors[0].device.type
+    on_cpu = device == "cpu" and mode == "interpreter" and interpretable
+    if device != "cuda" and not on_cpu:
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    if on_cpu and os.environ.get("TRITON_INTERPRET") != "1":
+        raise RuntimeError(f"{KERNEL_MODE_ENV}=interpreter on CPU needs TRITON_INTERPRET=1")
+    return True
+
+
+@functools.cache
+def fla_available() -> bool:
+    """flash-linear-attention is an optional dependency: its kernels are used when it imports."""
+    return importlib.util.find_spec("fla") is not None
+
+
 def taylor_kernel_applies(
     tensors: tuple[torch.Tensor, ...], key_mask: torch.Tensor | None, eps: float
 ) -> bool:
@@ -53,17 +80,10 @@ def taylor_kernel_applies(
     casting fp16/fp32 down would change the numbers, so those stay on PyTorch), feature dim 16,
     value dim a multiple of the value block, a tiny eps, and no padding: the kernels have no
     mask, and a pad must stay out of every state including the normaliser."""
-    mode = taylor_kernel_mode()
-    if mode == "off":
+    if taylor_kernel_mode() == "off":
         return False
     q, k, v = tensors[:3]
-    device = q.device.type
-    if device != "cuda" and not (mode == "interpreter" and device == "cpu"):
-        return False
     if any(t.dtype != torch.bfloat16 for t in tensors):
-        return False
-    # forward-only kernels: training (anything that needs a gradient) stays on PyTorch
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False
     if q.shape[-1] != KERNEL_FEATURE_DIM or k.shape[-1] != KERNEL_FEATURE_DIM:
         return False
@@ -71,6 +91,4 @@ def taylor_kernel_applies(
         return False
     if key_mask is not None and not bool(key_mask.all()):
         return False
-    if device == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
-        raise RuntimeError(f"{KERNEL_MODE_ENV}=interpreter on CPU needs TRITON_INTERPRET=1")
-    return True
+    return kernel_may_run(tensors)

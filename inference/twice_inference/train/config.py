@@ -90,6 +90,12 @@ class ZooTrainingConfig(BaseModel):
     train_documents: int = Field(default=16_384, ge=1, le=16_384)
     # float16 halves the committed weights; the loader casts to the catalog's dtype
     save_dtype: Literal["float32", "float16"] = "float32"
+    # next_token only: the first ``curriculum_steps`` steps read each document's first
+    # ``curriculum_seq_len`` tokens, seq_len / curriculum_seq_len times as many per batch (the same
+    # tokens per step): copies there lie closer to their sources, and short sequences give many
+    # more of them per second, so a copying mechanism has more chances to start forming.
+    curriculum_steps: int = Field(default=0, ge=0)
+    curriculum_seq_len: int | None = Field(default=None, ge=2, le=2048)
 
     @model_validator(mode="after")
     def _check(self) -> ZooTrainingConfig:
@@ -105,6 +111,22 @@ class ZooTrainingConfig(BaseModel):
             )
         if self.objective == "next_token" and self.mlm_weight > 0:
             raise ValueError("the masked-LM term belongs to the answers objective only")
+        if (self.curriculum_steps > 0) != (self.curriculum_seq_len is not None):
+            raise ValueError(
+                f"curriculum_steps={self.curriculum_steps} with curriculum_seq_len="
+                f"{self.curriculum_seq_len}: a curriculum needs both, no curriculum neither"
+            )
+        if self.curriculum_seq_len is not None and (
+            self.objective != "next_token" or self.seq_len % self.curriculum_seq_len
+        ):
+            raise ValueError(
+                f"curriculum_seq_len={self.curriculum_seq_len}: a curriculum is for next_token "
+                f"training, with a length that divides seq_len={self.seq_len}"
+            )
+        if self.curriculum_steps >= self.steps:
+            raise ValueError(
+                f"curriculum_steps={self.curriculum_steps} must be below steps={self.steps}"
+            )
         if self.warmup_steps >= self.steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} must be below steps={self.steps}")
         return self

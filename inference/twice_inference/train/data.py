@@ -237,17 +237,34 @@ def language_of(corpus: str) -> Language:
 
 class CorpusStream:
     """The first ``documents`` of the language's training stream, held in memory; batch ``step``
-    is ``batch_size`` of them drawn with replacement from (seed, step), cut to ``seq_len``."""
+    is ``batch_size`` of them drawn with replacement from (seed, step), cut to ``seq_len``. Before
+    ``curriculum_steps``, documents are cut to ``curriculum_seq_len`` and the batch holds
+    proportionally more of them."""
 
-    def __init__(self, seed: int, batch_size: int, corpus: str, seq_len: int, documents: int):
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int,
+        corpus: str,
+        seq_len: int,
+        documents: int,
+        curriculum_steps: int = 0,
+        curriculum_seq_len: int | None = None,
+    ):
         self.seed, self.batch_size, self.seq_len = seed, batch_size, seq_len
+        self.curriculum_steps = curriculum_steps
+        self.curriculum_seq_len = curriculum_seq_len or seq_len
         language = language_of(corpus)
         self.documents = np.concatenate(list(language.blocks(LANGUAGE_TRAIN_SEED, documents)))
 
     def batch(self, step: int) -> Batch:
         rng = np.random.default_rng([self.seed, step])
-        rows = rng.integers(len(self.documents), size=self.batch_size)
-        return next_token_batch(self.documents[rows, : self.seq_len])
+        length, count = self.seq_len, self.batch_size
+        if step < self.curriculum_steps:
+            length = self.curriculum_seq_len
+            count = self.batch_size * (self.seq_len // length)
+        rows = rng.integers(len(self.documents), size=count)
+        return next_token_batch(self.documents[rows, :length])
 
 
 def next_token_batch(documents: np.ndarray) -> Batch:

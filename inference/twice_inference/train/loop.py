@@ -85,7 +85,13 @@ def train(
     if next_token:
         assert config.corpus is not None
         corpus_stream = CorpusStream(
-            config.seed, config.batch_size, config.corpus, config.seq_len, config.train_documents
+            config.seed,
+            config.batch_size,
+            config.corpus,
+            config.seq_len,
+            config.train_documents,
+            config.curriculum_steps,
+            config.curriculum_seq_len,
         )
         dataset: torch.utils.data.IterableDataset = CorpusBatches(corpus_stream, 0, config.steps)
         table = training_table(corpus_stream.documents[:, : config.seq_len])
@@ -160,8 +166,12 @@ def train(
         )
 
     record(0)
+    # The schedule is sized from steps at the final sequence length: curriculum steps are cheaper.
+    timing_from = config.curriculum_steps
     loop_started = time.time()
     for step, batch in enumerate(loader):
+        if step == timing_from:
+            loop_started = time.time()
         batch = batch.to(device)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
@@ -176,11 +186,12 @@ def train(
         steps_done = step + 1
         if steps_done % config.eval_every == 0 and steps_done != config.steps:
             record(steps_done)
-        if time_limit is not None and steps_done == TIMING_STEPS:
+        if time_limit is not None and steps_done == timing_from + TIMING_STEPS:
             # Fit the cosine schedule into the time left, from the speed measured so far.
             elapsed = time.time() - loop_started
             # 0.85: evaluation points and the final evaluation also take time.
-            fits = int(0.85 * TIMING_STEPS * (time_limit - (time.time() - started)) / elapsed)
+            left = time_limit - (time.time() - started)
+            fits = steps_done + int(0.85 * TIMING_STEPS * left / elapsed)
             fits = max(fits, config.warmup_steps + 1, steps_done)
             if fits < config.steps:
                 log(
@@ -190,6 +201,11 @@ def train(
                 config = config.model_copy(update={"steps": fits})
                 stopped_early = True
         if steps_done >= config.steps:
+            break
+        if time_limit is not None and time.time() - started > time_limit:
+            # the plan is an estimate (evaluation points, a busier GPU): the limit is not
+            log(f"[{config.name}] time limit reached at step {steps_done} of {config.steps}")
+            stopped_early = True
             break
     if running:
         record(steps_done)
