@@ -1,6 +1,6 @@
 // Database activities: register a sweep and its cells, record shard results exactly once, close a
 // sweep. Activities run at least once, so every write is keyed and idempotent: a retried
-// recordShard finds its ShardRecord and does nothing. Tested against real PostgreSQL in
+// recordShards finds its ShardRecords and writes nothing twice. Tested against real PostgreSQL in
 // test/integration/db.test.ts and through whole sweeps in test/integration/sweep.test.ts.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,6 +9,7 @@ import {
   type ClaimCellsResult,
   type RecordShardInput,
   type RecordShardResult,
+  type RecordShardsInput,
   type RegisterSweepInput,
   type SweepState,
 } from '../workflows/messages';
@@ -17,6 +18,10 @@ import { Prisma, type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
 export type Db = PrismaClient;
+
+// A large grid's registration or a batch of shards can outlast Prisma's 5 s default on a busy
+// machine; the activity's own timeout (2 minutes) is what bounds them.
+const TRANSACTION = { maxWait: 30_000, timeout: 90_000 };
 
 /** Whether a sweep's workflow still runs; by default asked of Temporal through the activity's client. */
 export type WorkflowRunning = (workflowId: string) => Promise<boolean>;
@@ -33,7 +38,7 @@ const askTemporal: WorkflowRunning = async (workflowId) => {
 
 export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRunning } = {}) {
   const workflowRunning = deps.workflowRunning ?? askTemporal;
-  return {
+  const activities = {
     async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
       const cells = expandCells(input.resolved);
       const shardSize = input.resolved.spec.execution.shardSize;
@@ -91,182 +96,152 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
           skipDuplicates: true,
           data: keys.map((cellKey) => ({ sweepId: input.sweepId, cellKey, reused: reused.has(cellKey) })),
         });
-      });
+      }, TRANSACTION);
       return loadSweepState(db, input.sweepId, keys);
     },
 
-    async recordShard(input: RecordShardInput): Promise<RecordShardResult> {
-      const parsed = RunShardOutput.safeParse(input.output);
-      if (!parsed.success) {
-        throw ApplicationFailure.nonRetryable(
-          `worker returned a malformed shard result: ${parsed.error.issues
-            .map((i) => `${i.path.join('.')}: ${i.message}`)
-            .join('; ')}`,
-          ERROR_TYPES.malformedShardResult,
-        );
-      }
-      const out = parsed.data;
-      const { shard } = input;
-      if (out.cellKey !== shard.cellKey || out.shardIndex !== shard.shardIndex) {
-        throw ApplicationFailure.nonRetryable(
-          `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`,
-          ERROR_TYPES.malformedShardResult,
-        );
-      }
-      const expected = shard.exampleEnd - shard.exampleStart;
-      if (input.taskKind === 'perplexity') {
-        // a perplexity shard returns slice sums only, and scores every token of its sequences
-        const main = out.slices.filter((s) => s.slice === 'ar_hit' || s.slice === 'other');
-        if (out.examples.length !== 0 || out.measurements.length !== 0 || main.length !== 2) {
-          throw ApplicationFailure.nonRetryable(
-            `shard ${shard.cellKey}#${shard.shardIndex} of a perplexity task returned ${out.examples.length} examples, ${out.measurements.length} measurements and slices [${out.slices.map((s) => s.slice).join(', ')}]; expected the ar_hit and other slices only`,
-            ERROR_TYPES.malformedShardResult,
-          );
-        }
-      }
-      // a recall shard scores every example; a throughput shard times every point, and neither
-      // returns the other's rows
-      const [kept, other] =
-        input.taskKind === 'throughput'
-          ? [out.measurements.length, out.examples.length]
-          : input.taskKind === 'perplexity'
-            ? [expected, out.examples.length + out.measurements.length]
-            : [out.examples.length, out.measurements.length];
-      const noun = input.taskKind === 'throughput' ? 'measurements' : 'examples';
-      if (kept !== expected || other !== 0) {
-        throw ApplicationFailure.nonRetryable(
-          `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`,
-          ERROR_TYPES.malformedShardResult,
-        );
-      }
-      const pointIds = out.measurements.map((m) => m.exampleId).sort((a, b) => a - b);
-      if (pointIds.some((id, i) => id !== shard.exampleStart + i)) {
-        throw ApplicationFailure.nonRetryable(
-          `shard ${shard.cellKey}#${shard.shardIndex} returned points ${pointIds.join(',')}, expected ${shard.exampleStart}..${shard.exampleEnd - 1}`,
-          ERROR_TYPES.malformedShardResult,
-        );
-      }
+    /**
+     * Records a batch of finished shards in one transaction: the sweep sends what finished while
+     * the previous batch was being written, so the cost of a transaction is shared and recording
+     * keeps up with the workers. Each shard is checked on its own: a malformed result is
+     * reported for its cell (never retried) and does not hold back the others.
+     */
+    async recordShards(input: RecordShardsInput): Promise<RecordShardResult[]> {
+      // the recording's own share of a sweep, kept with each shard (record_seconds)
+      const started = performance.now();
+      const checked = input.shards.map(checkShardOutput);
+      const results: RecordShardResult[] = checked.map((c) =>
+        typeof c === 'string' ? { alreadyRecorded: false, cellDone: false, malformed: c } : { alreadyRecorded: false, cellDone: false, malformed: null },
+      );
+      const valid = input.shards.flatMap((item, i) => {
+        const out = checked[i]!;
+        return typeof out === 'string' ? [] : [{ i, item, out }];
+      });
+      if (valid.length === 0) return results;
+      const cellKeys = [...new Set(valid.map((v) => v.item.shard.cellKey))].sort();
       return db.$transaction(async (tx) => {
-        // serialise the shards of one cell, so exactly one of them sees the cell complete
-        await tx.$queryRaw`SELECT key FROM cells WHERE key = ${shard.cellKey} FOR UPDATE`;
-        const prior = await tx.shardRecord.findUnique({
-          where: { cellKey_shardIndex: { cellKey: shard.cellKey, shardIndex: shard.shardIndex } },
-          select: { cellKey: true },
+        // serialise recordings of the same cells (in one order, so two batches cannot deadlock),
+        // so exactly one shard sees its cell complete
+        await tx.$queryRaw`SELECT key FROM cells WHERE key IN (${Prisma.join(cellKeys)}) ORDER BY key FOR UPDATE`;
+        const cells = new Map(
+          (await tx.cell.findMany({ where: { key: { in: cellKeys } }, select: { key: true, numExamples: true, status: true } })).map((c) => [c.key, c]),
+        );
+        const recorded = await tx.shardRecord.findMany({
+          where: { cellKey: { in: cellKeys } },
+          select: { cellKey: true, shardIndex: true, exampleStart: true, exampleEnd: true },
         });
-        if (prior) return { alreadyRecorded: true, cellDone: await isDone(tx, shard.cellKey) };
-        // another sweep, cutting the cell with another shard size, recorded some of these
-        // examples: keep its rows (slice sums are per shard and must not count an example twice);
-        // the sweep re-cuts what is still missing before it finishes
-        const overlapping = await tx.shardRecord.findFirst({
-          where: { cellKey: shard.cellKey, exampleStart: { lt: shard.exampleEnd }, exampleEnd: { gt: shard.exampleStart } },
-          select: { shardIndex: true },
-        });
-        if (overlapping) return { alreadyRecorded: true, cellDone: await isDone(tx, shard.cellKey) };
+        const ranges = new Map<string, Array<readonly [number, number]>>(cellKeys.map((k) => [k, []]));
+        const indices = new Set<string>();
+        for (const r of recorded) {
+          ranges.get(r.cellKey)!.push([r.exampleStart, r.exampleEnd]);
+          indices.add(`${r.cellKey}#${r.shardIndex}`);
+        }
+        const accepted: typeof valid = [];
+        for (const v of valid) {
+          const { shard } = v.item;
+          const cellRanges = ranges.get(shard.cellKey)!;
+          // recorded before (a retried activity), or some of its examples were recorded by
+          // another sweep cutting the cell with another shard size: keep those rows (slice sums
+          // are per shard and must not count an example twice); the sweep re-cuts what is still
+          // missing before it finishes
+          const overlaps = cellRanges.some(([start, end]) => start < shard.exampleEnd && end > shard.exampleStart);
+          if (indices.has(`${shard.cellKey}#${shard.shardIndex}`) || overlaps) {
+            results[v.i] = { alreadyRecorded: true, cellDone: false, malformed: null };
+            continue;
+          }
+          cellRanges.push([shard.exampleStart, shard.exampleEnd]);
+          indices.add(`${shard.cellKey}#${shard.shardIndex}`);
+          accepted.push(v);
+        }
         await tx.exampleResult.createMany({
           skipDuplicates: true,
-          data: out.examples.map((e) => ({
-            cellKey: shard.cellKey,
-            exampleId: e.exampleId,
-            shardIndex: shard.shardIndex,
-            promptDigest: e.promptDigest,
-            prediction: e.prediction,
-            gold: e.gold,
-            score: e.score,
-            promptTokens: e.promptTokens,
-            generatedTokens: e.generatedTokens,
-          })),
+          data: accepted.flatMap(({ item: { shard }, out }) =>
+            out.examples.map((e) => ({
+              cellKey: shard.cellKey,
+              exampleId: e.exampleId,
+              shardIndex: shard.shardIndex,
+              promptDigest: e.promptDigest,
+              prediction: e.prediction,
+              gold: e.gold,
+              score: e.score,
+              promptTokens: e.promptTokens,
+              generatedTokens: e.generatedTokens,
+            })),
+          ),
         });
         await tx.sliceStat.createMany({
           skipDuplicates: true,
-          data: out.slices.map((s) => ({
-            cellKey: shard.cellKey,
-            shardIndex: shard.shardIndex,
-            slice: s.slice,
-            nllSum: s.nllSum,
-            tokenCount: s.tokenCount,
-          })),
+          data: accepted.flatMap(({ item: { shard }, out }) =>
+            out.slices.map((s) => ({
+              cellKey: shard.cellKey,
+              shardIndex: shard.shardIndex,
+              slice: s.slice,
+              nllSum: s.nllSum,
+              tokenCount: s.tokenCount,
+            })),
+          ),
         });
-        await tx.shardRecord.create({
-          data: {
+        await tx.throughputMeasurement.createMany({ data: accepted.flatMap(({ item, out }) => throughputRows(item, out)) });
+        // done when every example is covered, whatever shard sizes covered them; the last shard
+        // of the batch that covers a cell is the one that completed it
+        const donePending = new Set<string>();
+        for (const v of [...accepted].reverse()) {
+          const key = v.item.shard.cellKey;
+          const cell = cells.get(key)!;
+          if (donePending.has(key) || coveredExamples(ranges.get(key)!) < cell.numExamples) continue;
+          donePending.add(key);
+          results[v.i] = { alreadyRecorded: false, cellDone: true, malformed: null };
+          await tx.cell.update({
+            where: { key },
+            data: {
+              status: 'done',
+              error: null,
+              finishedAt: new Date(),
+              provenance: { gitSha: input.gitSha, sweepId: input.sweepId, worker: v.out.worker, model: v.out.model },
+            },
+          });
+          await promoteFailedSweeps(tx, { cellKey: key, by: input.sweepId });
+        }
+        for (const v of valid) {
+          const key = v.item.shard.cellKey;
+          if (results[v.i]!.alreadyRecorded) results[v.i]!.cellDone = donePending.has(key) || cells.get(key)!.status === 'done';
+        }
+        // written last, so that record_seconds spans the whole transaction but its commit; each
+        // shard carries its share of the batch
+        const share = (performance.now() - started) / 1000 / Math.max(1, accepted.length);
+        await tx.shardRecord.createMany({
+          data: accepted.map(({ item: { shard }, out }) => ({
             cellKey: shard.cellKey,
             shardIndex: shard.shardIndex,
             exampleStart: shard.exampleStart,
             exampleEnd: shard.exampleEnd,
+            queueSeconds: out.timing.queueSeconds,
+            dataSeconds: out.timing.dataSeconds,
             loadSeconds: out.timing.loadSeconds,
             prefillSeconds: out.timing.prefillSeconds,
             decodeSeconds: out.timing.decodeSeconds,
+            nllSeconds: out.timing.nllSeconds,
+            scoringSeconds: out.timing.scoringSeconds,
+            recordSeconds: share,
             prefillTokens: out.timing.prefillTokens,
             batches: out.timing.batches,
             worker: out.worker,
-          },
+          })),
         });
-        if (input.taskKind === 'recall' && out.timing.prefillSeconds > 0) {
-          await tx.throughputMeasurement.create({
-            data: {
-              cellKey: shard.cellKey,
-              shardIndex: shard.shardIndex,
-              source: 'shard-prefill',
-              implementation: input.modelName,
-              tokens: out.timing.prefillTokens,
-              seconds: out.timing.prefillSeconds,
-              tokensPerSecond: out.timing.prefillTokens / out.timing.prefillSeconds,
-              device: out.worker.device,
-              gpuName: out.worker.gpuName,
-              versions: { torch: out.worker.torch, python: out.worker.python, cuda: out.worker.cuda, driver: out.worker.driver, worker: out.worker.workerVersion },
-            },
-          });
-        }
-        await tx.throughputMeasurement.createMany({
-          data: out.measurements.flatMap((m) =>
-            (
-              [
-                ['benchmark', m.measured],
-                ['benchmark-baseline', m.baseline],
-              ] as const
-            ).map(([source, timed]) => ({
-              cellKey: shard.cellKey,
-              shardIndex: shard.shardIndex,
-              source,
-              exampleId: m.exampleId,
-              implementation: timed.implementation,
-              seqLen: m.seqLen,
-              batchSize: m.batchSize,
-              // the baseline always reads the prompt once
-              processedLen: source === 'benchmark' ? m.processedLen : m.seqLen,
-              tokens: m.batchSize * m.seqLen,
-              seconds: timed.medianSeconds,
-              minSeconds: timed.minSeconds,
-              runs: timed.runs,
-              tokensPerSecond: timed.tokensPerSecond,
-              device: out.worker.device,
-              gpuName: out.worker.gpuName,
-              versions: m.versions,
-            })),
-          ),
-        });
-        // done when every example is covered, whatever shard sizes covered them
-        const cell = await tx.cell.findUniqueOrThrow({ where: { key: shard.cellKey }, select: { numExamples: true } });
-        const ranges = await tx.shardRecord.findMany({ where: { cellKey: shard.cellKey }, select: { exampleStart: true, exampleEnd: true } });
-        if (coveredExamples(ranges.map((r) => [r.exampleStart, r.exampleEnd] as const)) < cell.numExamples) {
-          return { alreadyRecorded: false, cellDone: false };
-        }
-        await tx.cell.update({
-          where: { key: shard.cellKey },
-          data: {
-            status: 'done',
-            error: null,
-            finishedAt: new Date(),
-            provenance: {
-              gitSha: input.gitSha,
-              sweepId: input.sweepId,
-              worker: out.worker,
-              model: out.model,
-            },
-          },
-        });
-        await promoteFailedSweeps(tx, { cellKey: shard.cellKey, by: input.sweepId });
-        return { alreadyRecorded: false, cellDone: true };
-      });
+        return results;
+      }, TRANSACTION);
+    },
+
+    /**
+     * One shard per transaction, as sweeps recorded before recording was batched: a sweep that
+     * was running then replays its history through this activity (workflows/sweep.ts, patch
+     * record-shards-batched). A malformed result fails the activity, never retried.
+     */
+    async recordShard(input: RecordShardInput & { sweepId: string; gitSha: string | null }): Promise<Omit<RecordShardResult, 'malformed'>> {
+      const { sweepId, gitSha, ...item } = input;
+      const [result] = await activities.recordShards({ sweepId, gitSha, shards: [item] });
+      if (result!.malformed !== null) throw ApplicationFailure.nonRetryable(result!.malformed, ERROR_TYPES.malformedShardResult);
+      return { alreadyRecorded: result!.alreadyRecorded, cellDone: result!.cellDone };
     },
 
     /**
@@ -369,8 +344,95 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
       });
     },
   };
+  return activities;
 }
 export type DbActivities = ReturnType<typeof createDbActivities>;
+
+/** The shard's result, checked against its request; or why it cannot be recorded. */
+function checkShardOutput(input: RecordShardInput): RunShardOutput | string {
+  const parsed = RunShardOutput.safeParse(input.output);
+  if (!parsed.success) {
+    return `worker returned a malformed shard result: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  }
+  const out = parsed.data;
+  const { shard } = input;
+  if (out.cellKey !== shard.cellKey || out.shardIndex !== shard.shardIndex) {
+    return `shard result is for ${out.cellKey}#${out.shardIndex}, expected ${shard.cellKey}#${shard.shardIndex}`;
+  }
+  const expected = shard.exampleEnd - shard.exampleStart;
+  if (input.taskKind === 'perplexity') {
+    // a perplexity shard returns slice sums only, and scores every token of its sequences
+    const main = out.slices.filter((s) => s.slice === 'ar_hit' || s.slice === 'other');
+    if (out.examples.length !== 0 || out.measurements.length !== 0 || main.length !== 2) {
+      return `shard ${shard.cellKey}#${shard.shardIndex} of a perplexity task returned ${out.examples.length} examples, ${out.measurements.length} measurements and slices [${out.slices.map((s) => s.slice).join(', ')}]; expected the ar_hit and other slices only`;
+    }
+  }
+  // a recall shard scores every example; a throughput shard times every point, and neither
+  // returns the other's rows
+  const [kept, other] =
+    input.taskKind === 'throughput'
+      ? [out.measurements.length, out.examples.length]
+      : input.taskKind === 'perplexity'
+        ? [expected, out.examples.length + out.measurements.length]
+        : [out.examples.length, out.measurements.length];
+  const noun = input.taskKind === 'throughput' ? 'measurements' : 'examples';
+  if (kept !== expected || other !== 0) {
+    return `shard ${shard.cellKey}#${shard.shardIndex} of a ${input.taskKind} task returned ${out.examples.length} examples and ${out.measurements.length} measurements, expected ${expected} ${noun} only`;
+  }
+  const pointIds = out.measurements.map((m) => m.exampleId).sort((a, b) => a - b);
+  if (pointIds.some((id, i) => id !== shard.exampleStart + i)) {
+    return `shard ${shard.cellKey}#${shard.shardIndex} returned points ${pointIds.join(',')}, expected ${shard.exampleStart}..${shard.exampleEnd - 1}`;
+  }
+  return out;
+}
+
+/** A recall shard's own prefill rate, and a throughput shard's timed points with their baselines. */
+function throughputRows(input: RecordShardInput, out: RunShardOutput) {
+  const { shard } = input;
+  const device = { device: out.worker.device, gpuName: out.worker.gpuName };
+  const own =
+    input.taskKind === 'recall' && out.timing.prefillSeconds > 0
+      ? [
+          {
+            cellKey: shard.cellKey,
+            shardIndex: shard.shardIndex,
+            source: 'shard-prefill',
+            implementation: input.modelName,
+            tokens: out.timing.prefillTokens,
+            seconds: out.timing.prefillSeconds,
+            tokensPerSecond: out.timing.prefillTokens / out.timing.prefillSeconds,
+            ...device,
+            versions: { torch: out.worker.torch, python: out.worker.python, cuda: out.worker.cuda, driver: out.worker.driver, worker: out.worker.workerVersion },
+          },
+        ]
+      : [];
+  const points = out.measurements.flatMap((m) =>
+    (
+      [
+        ['benchmark', m.measured],
+        ['benchmark-baseline', m.baseline],
+      ] as const
+    ).map(([source, timed]) => ({
+      cellKey: shard.cellKey,
+      shardIndex: shard.shardIndex,
+      source,
+      exampleId: m.exampleId,
+      implementation: timed.implementation,
+      seqLen: m.seqLen,
+      batchSize: m.batchSize,
+      // the baseline always reads the prompt once
+      processedLen: source === 'benchmark' ? m.processedLen : m.seqLen,
+      tokens: m.batchSize * m.seqLen,
+      seconds: timed.medianSeconds,
+      minSeconds: timed.minSeconds,
+      runs: timed.runs,
+      tokensPerSecond: timed.tokensPerSecond,
+      ...device,
+      versions: m.versions,
+    })),
+  );
+  return [...own, ...points];
+}
 
 /** Claims end with their sweep, so the sweeps waiting on its cells take them over at once. */
 async function releaseClaims(db: Db, sweepId: string): Promise<void> {
@@ -401,11 +463,6 @@ async function promoteFailedSweeps(tx: Tx, which: { cellKey: string; by: string 
            completed_by = (SELECT c.provenance->>'sweepId' FROM sweep_cells sc JOIN cells c ON c.key = sc.cell_key
                             WHERE sc.sweep_id = s.id ORDER BY c.finished_at DESC NULLS LAST LIMIT 1)
      WHERE s.id = ${which.sweepId} AND s.status = 'failed' AND ${allDone}`;
-}
-
-async function isDone(tx: Tx, cellKey: string): Promise<boolean> {
-  const c = await tx.cell.findUnique({ where: { key: cellKey }, select: { status: true } });
-  return c?.status === 'done';
 }
 
 export async function loadSweepState(db: Db, sweepId: string, keys: string[]): Promise<SweepState> {

@@ -172,11 +172,24 @@ export const SliceSum = z
   .strict();
 export type SliceSum = z.infer<typeof SliceSum>;
 
+// Where a shard's seconds went on the worker. load, prefill, decode and nll hold the compute slot
+// (the GPU); queue, data and scoring are what the worker overlaps with another shard's compute
+// when it prefetches, so a sweep's busy share is their sum over its wall time. Results from workers
+// older than these phases (a sweep's history, an offline results file) lack them: 0, unmeasured.
+const phaseSeconds = z.number().nonnegative().default(0);
 export const ShardTiming = z
   .object({
+    // scheduled until running: on the server's task queue, then waiting for the compute slot
+    queueSeconds: phaseSeconds,
+    // building the task's examples and tokenizing them
+    dataSeconds: phaseSeconds,
     loadSeconds: z.number().nonnegative(),
     prefillSeconds: z.number().nonnegative(),
     decodeSeconds: z.number().nonnegative(),
+    // the per-slice perplexity pass over the prompts (a second prefill; 0 without slices)
+    nllSeconds: phaseSeconds,
+    // detokenizing, scoring, slice sums and the result payload
+    scoringSeconds: phaseSeconds,
     prefillTokens: z.number().int().nonnegative(),
     batches: z.number().int().nonnegative(),
   })

@@ -91,8 +91,6 @@ export interface ClaimCellsResult {
 }
 
 export interface RecordShardInput {
-  sweepId: string;
-  gitSha: string | null;
   modelName: string;
   // recall shards return scored examples, throughput shards timed points (workflows/catalog.ts)
   taskKind: TaskKind;
@@ -100,9 +98,19 @@ export interface RecordShardInput {
   output: RunShardOutput;
 }
 
+/** Finished shards written in one transaction, in the order they finished. */
+export interface RecordShardsInput {
+  sweepId: string;
+  gitSha: string | null;
+  shards: RecordShardInput[];
+}
+
 export interface RecordShardResult {
   alreadyRecorded: boolean;
+  /** this shard completed its cell (or, when already recorded, the cell is done) */
   cellDone: boolean;
+  /** why the worker's result cannot be recorded; its cell fails, and retrying cannot help */
+  malformed: string | null;
 }
 
 export interface ResolveModelsInput {

@@ -4,12 +4,14 @@
 // planWorkflow resolves and expands the same way, so `twice plan` shows the keys a run will use.
 import {
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -27,11 +29,14 @@ import {
   type RunShardInput,
   type RunShardOutput,
 } from './contract';
+import { RECORD_BATCH_SHARDS, batchedRecorder } from './recording';
 import { SweepPool } from './sweep-pool';
 import {
   sweepProgressQuery,
   type PlanResult,
   type PlanWorkflowInput,
+  type RecordShardInput,
+  type RecordShardResult,
   type SweepProgress,
   type SweepResult,
   type SweepState,
@@ -200,19 +205,22 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       if (!queues.has(queue)) queues.set(queue, gpuActivities(spec, queue));
       return queues.get(queue)!;
     };
+    // Recording is batched (workflows/recording.ts) and the window counts shards on the workers
+    // only, so a slow transaction does not hold the workers back. A sweep started before that
+    // replays its history as it ran: one recordShard per shard, counted until recorded.
+    const batched = patched('record-shards-batched');
+    const record = batched
+      ? batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha })
+      : async (item: RecordShardInput): Promise<RecordShardResult> => ({ ...(await local.recordShard({ sweepId, gitSha: input.gitSha, ...item })), malformed: null });
     let inFlight = 0;
-    const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }) => {
+    let unrecorded = 0;
+    const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }, computed: () => void) => {
       const request = shardRequest(cell, shard, spec.execution.device);
       try {
         const output = await gpuFor(cell.model.name)[PYTHON_ACTIVITIES.runShard](request);
-        const recorded = await local.recordShard({
-          sweepId,
-          gitSha: input.gitSha,
-          modelName: cell.model.name,
-          taskKind: TASKS[cell.task.name as TaskName].kind,
-          shard,
-          output,
-        });
+        if (batched) computed();
+        const recorded = await record({ modelName: cell.model.name, taskKind: TASKS[cell.task.name as TaskName].kind, shard, output });
+        if (recorded.malformed !== null) throw ApplicationFailure.nonRetryable(recorded.malformed, ERROR_TYPES.malformedShardResult);
         progress.shards.done += 1;
         progress.examples.done = Math.min(progress.examples.total, progress.examples.done + shard.exampleEnd - shard.exampleStart);
         if (recorded.cellDone && !recorded.alreadyRecorded) progress.cells.done += 1;
@@ -233,7 +241,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // drain, then start over with a fresh history; the database says what is left
     const continueIfSuggested = async (launched: Array<Promise<void>>) => {
       if (!workflowInfo().continueAsNewSuggested) return;
-      await condition(() => inFlight === 0);
+      await condition(() => unrecorded === 0);
       await Promise.all(launched);
       await condition(allHandlersFinished);
       await continueAsNew<typeof sweepWorkflow>({
@@ -250,19 +258,28 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     const runAll = async (jobs: Array<{ cell: Cell; shard: Shard }>) => {
       const launched: Array<Promise<void>> = [];
       for (const job of jobs) {
-        await condition(() => inFlight < spec.execution.window);
+        await condition(() => inFlight < spec.execution.window && unrecorded < spec.execution.window + RECORD_BATCH_SHARDS);
         if (failedCells.has(job.cell.key)) {
           pool.shardSettled(job.cell.model.name);
           continue;
         }
         await continueIfSuggested(launched);
         inFlight += 1;
+        unrecorded += 1;
         progress.shards.inFlight = inFlight;
         progress.currentModel = job.cell.model.name;
-        const running = runOne(job).finally(() => {
+        let onWorker = true;
+        const computed = () => {
+          if (!onWorker) return;
+          onWorker = false;
           inFlight -= 1;
           progress.shards.inFlight = inFlight;
+          // its worker is free: a model group with nothing left on its workers can shrink now
           pool.shardSettled(job.cell.model.name);
+        };
+        const running = runOne(job, computed).finally(() => {
+          computed();
+          unrecorded -= 1;
         });
         // a cancellation rejects it while the loop waits elsewhere; Promise.all below still sees it
         running.catch(() => undefined);
@@ -272,7 +289,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
 
     // A sweep is completed only when the database says every cell is done. A shard that another
-    // sweep had partly covered (another shard size) is dropped by recordShard, so what is still
+    // sweep had partly covered (another shard size) is dropped by recordShards, so what is still
     // missing is re-cut and run; a cell still incomplete after that is failed, never passed over.
     // Cells another sweep computes are waited for (polling, backing off to WAIT_MAX_SECONDS) and
     // do not count as rounds; a claim whose sweep ends is taken over and its cell run here.

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import sys
+import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,84 @@ def test_run_shard_is_deterministic_and_reuses_the_loaded_model() -> None:
     assert strip(first) == strip(second)
     # A fresh process (new activities object) gives the same results too.
     assert strip(_run(_activities(Registries()), SHARD)) == strip(first)
+
+
+def test_a_prefetched_shard_prepares_while_another_computes() -> None:
+    """Two shards at once on one compute slot: the second builds its examples while the first
+    holds the device, then waits for the slot (queue time) and computes after it; the results
+    are those of running them one after the other."""
+    registries = Registries()
+    second_shard = {**SHARD, "shardIndex": 12, "exampleStart": 12, "exampleEnd": 15}
+    building = threading.Event()
+    built_while_computing: list[bool] = []
+
+    class WatchedTask(KeyValueRecallTask):
+        def examples(self, start: int, end: int, tokenizer: Any, strategy: Any) -> Any:
+            if start == second_shard["exampleStart"]:
+                building.set()
+            return super().examples(start, end, tokenizer, strategy)
+
+    activities = _activities(registries)
+    activities._build_task = lambda name, version, params: WatchedTask(params)
+    _run(activities, {**SHARD, "exampleStart": 0, "exampleEnd": 1})  # the model is resident
+    computing = threading.Event()
+
+    def first_heartbeat(*_: Any) -> None:
+        # the first shard's first batch is done and it still holds the device
+        if not computing.is_set():
+            computing.set()
+            built_while_computing.append(building.wait(timeout=30))
+
+    outputs: dict[str, Any] = {}
+
+    def run_first() -> None:
+        env = ActivityEnvironment()
+        env.on_heartbeat = first_heartbeat
+        outputs["first"] = env.run(activities.run_shard, SHARD)
+
+    first = threading.Thread(target=run_first)
+    first.start()
+    assert computing.wait(timeout=30)
+    outputs["second"] = _run(activities, second_shard)
+    first.join(timeout=60)
+
+    assert built_while_computing == [True]
+    strip = lambda out: {k: v for k, v in out.items() if k not in ("timing", "worker")}  # noqa: E731
+    alone = _activities(Registries())
+    assert strip(outputs["first"]) == strip(_run(alone, SHARD))
+    assert strip(outputs["second"]) == strip(_run(alone, second_shard))
+    second = outputs["second"]["timing"]
+    # it waited for the first shard's compute, and built its data before the device was free
+    assert second["queueSeconds"] > 0 and second["dataSeconds"] > 0
+    assert second["loadSeconds"] == 0.0
+
+
+def test_built_tasks_are_reused_across_shards() -> None:
+    registries = Registries()
+    builds: list[dict[str, Any]] = []
+
+    def build_task(name: str, version: int, params: dict[str, Any]) -> KeyValueRecallTask:
+        builds.append(params)
+        return registries.build_task(name, version, params)
+
+    activities = _activities(registries)
+    activities._build_task = build_task
+    other_seed = {**SHARD, "task": {**SHARD["task"], "params": {"numExamples": 20, "seed": 8}}}
+    for payload in (SHARD, {**SHARD, "shardIndex": 2}, other_seed, SHARD):
+        _run(activities, payload)
+    assert [b["seed"] for b in builds] == [7, 8]
+
+
+def test_every_phase_is_timed() -> None:
+    output = _run(_activities(Registries()), SHARD)
+    timing = output["timing"]
+    for phase in ("dataSeconds", "loadSeconds", "prefillSeconds", "decodeSeconds"):
+        assert timing[phase] > 0, phase
+    # slices were asked for: their NLL pass is timed apart from the generation's prefill
+    assert timing["nllSeconds"] > 0 and timing["scoringSeconds"] > 0
+    assert timing["queueSeconds"] >= 0
+    without_slices = _run(_activities(Registries()), {**SHARD, "slices": None})
+    assert without_slices["timing"]["nllSeconds"] < timing["nllSeconds"]
 
 
 def test_model_cache_evicts_least_recently_used() -> None:

@@ -72,9 +72,13 @@ RUN_SHARD_OUTPUT: dict[str, Any] = {
     "measurements": [],
     "slices": [{"slice": "ar_hit", "nllSum": 3.5, "tokenCount": 2}],
     "timing": {
+        "queueSeconds": 0.03,
+        "dataSeconds": 0.004,
         "loadSeconds": 0.5,
         "prefillSeconds": 0.01,
         "decodeSeconds": 0.02,
+        "nllSeconds": 0.01,
+        "scoringSeconds": 0.002,
         "prefillTokens": 12,
         "batches": 1,
     },

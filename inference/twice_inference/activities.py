@@ -17,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import torch
@@ -94,10 +95,36 @@ class LoadModel(Protocol):
 BuildTask = Callable[[str, int, dict[str, Any]], Any]  # (name, version, params) -> a task
 SliceSums = Callable[[list[int], list[float], contract.SliceSettings], list[Any]]
 M = TypeVar("M", bound=contract.ContractModel)
-# (shard, task, loaded model, load seconds, device) -> the RunShardOutput JSON
-ShardHandler = Callable[
-    [contract.RunShardInput, Any, LoadedModel, float, torch.device], dict[str, Any]
-]
+# (shard, task, device, the shard's phase clock) -> the RunShardOutput JSON
+ShardHandler = Callable[[contract.RunShardInput, Any, torch.device, "Phases"], dict[str, Any]]
+
+# Built tasks kept per worker: a paper task reads and indexes its dataset when it is built, which
+# every shard of a cell would otherwise repeat.
+TASK_CACHE_SIZE = 16
+
+
+@dataclass
+class Phases:
+    """The seconds of a shard's phases that are spent before the device is taken (ShardTiming's
+    queue and data); the others are timed where they run."""
+
+    queue: float = 0.0
+    data: float = 0.0
+
+    @contextmanager
+    def timing(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            setattr(self, phase, getattr(self, phase) + time.perf_counter() - started)
+
+
+def _server_queue_seconds() -> float:
+    """How long this attempt waited on the server's task queue before a poller took it."""
+    info = activity.info()
+    waited = (info.started_time - info.current_attempt_scheduled_time).total_seconds()
+    return max(0.0, waited)
 
 
 def _registry_load_model(
@@ -174,19 +201,30 @@ def _sum_slices(per_example: list[list[Any]]) -> list[contract.SliceSum]:
 
 class InferenceActivities:
     """Activities bound to one worker process: its default device and a small LRU of loaded
-    models (shards arrive model-major, so one resident model is usually enough)."""
+    models (shards arrive model-major, so one resident model is usually enough).
+
+    ``compute_slots`` shards hold the device at once. A worker that takes more shards than that
+    (``--prefetch``) builds and tokenizes the next shard's examples while the current one
+    computes, and scores and returns the previous one meanwhile, so the device does not wait for
+    the data, the scoring or the round trip to Temporal between shards."""
 
     def __init__(
         self,
         *,
         device: str = "auto",
         model_cache_size: int = 1,
+        compute_slots: int = 1,
         load_model: LoadModel = _registry_load_model,
         build_task: BuildTask = _registry_build_task,
         slice_sums: SliceSums = _registry_slice_sums,
     ) -> None:
         if model_cache_size < 1:
             raise ValueError(f"model_cache_size must be >= 1, got {model_cache_size}")
+        if compute_slots < 1:
+            raise ValueError(f"compute_slots must be >= 1, got {compute_slots}")
+        self._compute = threading.Semaphore(compute_slots)
+        self._tasks: OrderedDict[str, Task] = OrderedDict()
+        self._tasks_lock = threading.Lock()
         self.default_device = device
         resolve_device(device)  # fail at start-up, not on the first shard
         self._cache_size = model_cache_size
@@ -218,10 +256,11 @@ class InferenceActivities:
 
     @activity.defn(name=contract.RUN_SHARD)
     def run_shard(self, payload: dict[str, Any]) -> dict[str, Any]:
-        shard = parse_payload(contract.RunShardInput, payload)
-        device = self._device(shard.device)
-        loaded, load_seconds = self._model(shard.model, device)
-        task = self._task(shard.task)
+        phases = Phases(queue=_server_queue_seconds())
+        with phases.timing("data"):
+            shard = parse_payload(contract.RunShardInput, payload)
+            device = self._device(shard.device)
+            task = self._task(shard.task)
         # One handler per task kind; a kind is what a task measures, not its name.
         kind = getattr(task, "kind", "recall")
         handler = self._shard_handlers.get(kind)
@@ -232,24 +271,33 @@ class InferenceActivities:
                 type=INVALID_SHARD,
                 non_retryable=True,
             )
-        return handler(shard, task, loaded, load_seconds, device)
+        return handler(shard, task, device, phases)
+
+    @contextmanager
+    def _compute_slot(self, phases: Phases) -> Iterator[None]:
+        """Holds one of the device's compute slots; a prefetched shard waits here, ready, and
+        heartbeats while it waits (its wait counts as queue time)."""
+        started = time.perf_counter()
+        while not self._compute.acquire(timeout=1.0):
+            activity.heartbeat(contract.ShardHeartbeat(examples_done=0).to_json())
+            if activity.is_cancelled():
+                raise CancelledError("run_shard cancelled while waiting for the device")
+        phases.queue += time.perf_counter() - started
+        try:
+            yield
+        finally:
+            self._compute.release()
 
     def _run_recall_shard(
         self,
         shard: contract.RunShardInput,
         task: Task,
-        loaded: LoadedModel,
-        load_seconds: float,
         device: torch.device,
+        phases: Phases,
     ) -> dict[str, Any]:
-        """Generate for every example of the shard, score each, and sum the per-slice NLL."""
-        if loaded.tokenizer is None or isinstance(loaded.model, Operator):
-            raise ApplicationError(
-                f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "
-                f"only, not the recall task {shard.task.name!r}",
-                type=INVALID_SHARD,
-                non_retryable=True,
-            )
+        """Generate for every example of the shard, score each, and sum the per-slice NLL. The
+        examples are built and tokenized before the device is taken when the model (whose
+        tokenizer they need) is already resident; the first shard of a model does it after."""
         if shard.scorer.name == "none":
             raise ApplicationError(
                 f"task {shard.task.name!r} is a recall task; scorer 'none' is for measurement "
@@ -261,73 +309,105 @@ class InferenceActivities:
         strategy = StrategySpec(
             shard.strategy.name, shard.strategy.version, dict(shard.strategy.params)
         )
-        try:
-            examples = task.examples(
-                shard.example_start, shard.example_end, loaded.tokenizer, strategy
-            )
-        except (KeyError, ValueError) as error:
-            raise ApplicationError(
-                f"task {shard.task.name} v{shard.task.version} cannot build examples "
-                f"[{shard.example_start}, {shard.example_end}): {error}",
-                type=INVALID_SHARD,
-                non_retryable=True,
-            ) from error
-        expected_ids = list(range(shard.example_start, shard.example_end))
-        if [e.example_id for e in examples] != expected_ids:
-            raise ApplicationError(
-                f"task {shard.task.name} returned example ids "
-                f"{[e.example_id for e in examples][:10]}..., expected {shard.example_start}.."
-                f"{shard.example_end - 1} in order",
-                type=TASK_FAILED,
-                non_retryable=True,
-            )
-
         settings = shard.generation
-        # Left truncation keeps the end of the prompt (the question), as the paper's harness does.
-        prompts = [e.prompt_ids[-settings.max_prompt_tokens :] for e in examples]
-        tokenizer = loaded.tokenizer
 
         def progress(done: int) -> None:
             activity.heartbeat(contract.ShardHeartbeat(examples_done=done).to_json())
             if activity.is_cancelled():
                 raise CancelledError("run_shard cancelled")
 
-        # JRT-RNN's Table 4 modes are strategies; "iterate" re-encodes after every new token, the
-        # others prefill once. Set per shard: the cached model may have served another strategy.
-        set_mode = getattr(loaded.model, "set_inference_mode", None)
-        if set_mode is not None:
-            set_mode("iterate" if strategy.name == "jrt_rnn_iterate" else "left_pad")
-        set_padding = getattr(loaded.model, "set_pad_semantics", None)
-        if set_padding is not None:
-            # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
-            set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
+        prepared: tuple[LoadedModel, list[Example], list[list[int]]] | None = None
+        resident = self._resident(shard.model, device)
+        if resident is not None:
+            with phases.timing("data"):
+                prepared = (resident, *_recall_inputs(shard, task, resident, strategy))
 
-        with _typed_gpu_errors(), loaded.compute():
-            result = greedy_generate(
-                loaded.model,
-                prompts,
-                max_new_tokens=settings.max_new_tokens,
-                stop_id=tokenizer.newline_id if settings.stop_at_newline else None,
-                batch_size=settings.batch_size,
-                pad_id=tokenizer.pad_id,
-                on_batch_done=progress,
-                eos_id=getattr(tokenizer, "eos_id", None),
-            )
-            slices: list[contract.SliceSum] = []
-            if shard.slices is not None:
-                nll = prompt_nll(
-                    loaded.model,
+        with self._compute_slot(phases):
+            loaded, load_seconds = self._model(shard.model, device)
+            if prepared is None or prepared[0] is not loaded:
+                # the model was not resident, or was evicted and reloaded while this shard waited
+                with phases.timing("data"):
+                    prepared = (loaded, *_recall_inputs(shard, task, loaded, strategy))
+            _, examples, prompts = prepared
+            tokenizer, model = loaded.tokenizer, loaded.model
+            # _recall_inputs refused operators and models without a tokenizer
+            assert tokenizer is not None and not isinstance(model, Operator)
+            # JRT-RNN's Table 4 modes are strategies; "iterate" re-encodes after every new
+            # token, the others prefill once. Set per shard: the cached model may have served
+            # another strategy.
+            set_mode = getattr(model, "set_inference_mode", None)
+            if set_mode is not None:
+                set_mode("iterate" if strategy.name == "jrt_rnn_iterate" else "left_pad")
+            set_padding = getattr(model, "set_pad_semantics", None)
+            if set_padding is not None:
+                # the engine's batch pads and the encoder's are then one token (GPT-2: 220, " ")
+                set_padding(strategy.params.get("padding", "masked"), pad_id=tokenizer.pad_id)
+
+            with _typed_gpu_errors(), loaded.compute():
+                result = greedy_generate(
+                    model,
                     prompts,
+                    max_new_tokens=settings.max_new_tokens,
+                    stop_id=tokenizer.newline_id if settings.stop_at_newline else None,
                     batch_size=settings.batch_size,
                     pad_id=tokenizer.pad_id,
-                    on_batch_done=lambda _: progress(len(prompts)),
+                    on_batch_done=progress,
+                    eos_id=getattr(tokenizer, "eos_id", None),
                 )
-                per_example = [
-                    self._slice_sums(prompt, values.tolist(), shard.slices)
+                nll, nll_started = None, time.perf_counter()
+                if shard.slices is not None:
+                    nll = [
+                        values.tolist()
+                        for values in prompt_nll(
+                            model,
+                            prompts,
+                            batch_size=settings.batch_size,
+                            pad_id=tokenizer.pad_id,
+                            on_batch_done=lambda _: progress(len(prompts)),
+                        )
+                    ]
+                nll_seconds = time.perf_counter() - nll_started
+
+        return self._recall_output(
+            shard,
+            loaded,
+            (load_seconds, nll_seconds),
+            device,
+            examples,
+            prompts,
+            result,
+            nll,
+            scorer,
+            phases,
+        )
+
+    def _recall_output(
+        self,
+        shard: contract.RunShardInput,
+        loaded: LoadedModel,
+        load_and_nll_seconds: tuple[float, float],
+        device: torch.device,
+        examples: list[Example],
+        prompts: list[list[int]],
+        result: Any,
+        nll: list[list[float]] | None,
+        scorer: Scorer,
+        phases: Phases,
+    ) -> dict[str, Any]:
+        """Detokenize and score the generations, sum the slices: no device work."""
+        scoring_started = time.perf_counter()
+        load_seconds, nll_seconds = load_and_nll_seconds
+        settings = shard.generation
+        tokenizer = loaded.tokenizer
+        assert tokenizer is not None
+        slices: list[contract.SliceSum] = []
+        if shard.slices is not None and nll is not None:
+            slices = _sum_slices(
+                [
+                    self._slice_sums(prompt, values, shard.slices)
                     for prompt, values in zip(prompts, nll, strict=True)
                 ]
-                slices = _sum_slices(per_example)
-
+            )
         records = []
         for example, prompt, generation in zip(examples, prompts, result.generations, strict=True):
             prediction = tokenizer.decode(generation.tokens)
@@ -354,9 +434,14 @@ class InferenceActivities:
             measurements=[],
             slices=slices,
             timing=contract.ShardTiming(
+                queue_seconds=phases.queue,
+                data_seconds=phases.data,
                 load_seconds=load_seconds,
                 prefill_seconds=timing.prefill_seconds,
                 decode_seconds=timing.decode_seconds,
+                nll_seconds=nll_seconds,
+                # up to here: the payload's own validation and serialisation come after
+                scoring_seconds=time.perf_counter() - scoring_started,
                 prefill_tokens=timing.prefill_tokens,
                 batches=timing.batches,
             ),
@@ -368,19 +453,12 @@ class InferenceActivities:
         self,
         shard: contract.RunShardInput,
         task: PerplexityTask,
-        loaded: LoadedModel,
-        load_seconds: float,
         device: torch.device,
+        phases: Phases,
     ) -> dict[str, Any]:
         """Teacher-forced NLL of each sequence, summed per slice of the paper's protocol (the
-        task's docstring); no generation, no examples, only slice sums."""
-        if loaded.tokenizer is None or isinstance(loaded.model, Operator):
-            raise ApplicationError(
-                f"model {shard.model.name!r} is a kernel-level operator: it cannot score the "
-                f"perplexity task",
-                type=INVALID_SHARD,
-                non_retryable=True,
-            )
+        task's docstring); no generation, no examples, only slice sums. The sequences need the
+        model's tokenizer, so they are read once the device is held."""
         if shard.scorer.name != "none" or shard.slices is None:
             raise ApplicationError(
                 f"task {shard.task.name!r} measures perplexity: its scorer is 'none' and it needs "
@@ -397,39 +475,35 @@ class InferenceActivities:
                 non_retryable=True,
             )
         from twice_inference.tasks.perplexity import protocol_slice_sums
-        from twice_inference.tasks.slices import slice_config
 
-        tokenizer = loaded.tokenizer
-        try:
-            sequences = task.sequences(shard.example_start, shard.example_end, tokenizer)
-            # a generated language's table is counted on first use (a minute or so): heartbeat
-            table = task.bigram_table(
-                slice_config(shard.slices),
-                on_chunk=lambda _: activity.heartbeat(
-                    contract.ShardHeartbeat(examples_done=0).to_json()
-                ),
-            )
-        except (FileNotFoundError, ValueError) as error:
-            raise ApplicationError(
-                f"task {shard.task.name} v{shard.task.version}: {error}",
-                type=INVALID_SHARD,
-                non_retryable=True,
-            ) from error
-        set_mode = getattr(loaded.model, "set_inference_mode", None)
-        if set_mode is not None:
-            set_mode("left_pad")
-        started = time.perf_counter()
-        with _typed_gpu_errors():
-            nll = prompt_nll(
-                loaded.model,
-                sequences,
-                batch_size=shard.generation.batch_size,
-                pad_id=tokenizer.pad_id,
-                on_batch_done=lambda done: activity.heartbeat(
-                    contract.ShardHeartbeat(examples_done=done).to_json()
-                ),
-            )
-        seconds = time.perf_counter() - started
+        with self._compute_slot(phases):
+            loaded, load_seconds = self._model(shard.model, device)
+            tokenizer, model = loaded.tokenizer, loaded.model
+            if tokenizer is None or isinstance(model, Operator):
+                raise ApplicationError(
+                    f"model {shard.model.name!r} is a kernel-level operator: it cannot score the "
+                    f"perplexity task",
+                    type=INVALID_SHARD,
+                    non_retryable=True,
+                )
+            with phases.timing("data"):
+                sequences, table = _perplexity_inputs(shard, task, tokenizer)
+            set_mode = getattr(model, "set_inference_mode", None)
+            if set_mode is not None:
+                set_mode("left_pad")
+            started = time.perf_counter()
+            with _typed_gpu_errors():
+                nll = prompt_nll(
+                    model,
+                    sequences,
+                    batch_size=shard.generation.batch_size,
+                    pad_id=tokenizer.pad_id,
+                    on_batch_done=lambda done: activity.heartbeat(
+                        contract.ShardHeartbeat(examples_done=done).to_json()
+                    ),
+                )
+            seconds = time.perf_counter() - started
+        scoring_started = time.perf_counter()
         slices = _sum_slices(
             [
                 protocol_slice_sums(ids, values.tolist(), shard.slices, table, task.params)
@@ -444,9 +518,13 @@ class InferenceActivities:
             measurements=[],
             slices=slices,
             timing=contract.ShardTiming(
+                queue_seconds=phases.queue,
+                data_seconds=phases.data,
                 load_seconds=load_seconds,
                 prefill_seconds=seconds,
                 decode_seconds=0.0,
+                nll_seconds=0.0,
+                scoring_seconds=time.perf_counter() - scoring_started,
                 prefill_tokens=tokens,
                 batches=max(1, -(-len(sequences) // shard.generation.batch_size)),
             ),
@@ -458,9 +536,8 @@ class InferenceActivities:
         self,
         shard: contract.RunShardInput,
         task: PrefillThroughputTask,
-        loaded: LoadedModel,
-        load_seconds: float,
         device: torch.device,
+        phases: Phases,
     ) -> dict[str, Any]:
         """One ThroughputPoint per example id: the model (or operator) timed at (batch, N) under
         the strategy, then SDPA attention at the same (batch, N), in this process. Inputs are
@@ -478,7 +555,24 @@ class InferenceActivities:
             points = task.points(shard.example_start, shard.example_end)
         except ValueError as error:
             raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
+        # a timing owns the device: nothing else computes while it runs
+        with self._compute_slot(phases):
+            loaded, load_seconds = self._model(shard.model, device)
+            return self._time_points(
+                shard, task, points, repeats, loaded, load_seconds, device, phases
+            )
 
+    def _time_points(
+        self,
+        shard: contract.RunShardInput,
+        task: PrefillThroughputTask,
+        points: list[ThroughputPointSpec],
+        repeats: int,
+        loaded: LoadedModel,
+        load_seconds: float,
+        device: torch.device,
+        phases: Phases,
+    ) -> dict[str, Any]:
         runs, seed = task.params.runs, task.params.seed
         versions = environment_versions(device) | _measured_versions(loaded)
         measurements: list[contract.ThroughputPoint] = []
@@ -505,9 +599,13 @@ class InferenceActivities:
             slices=[],
             # the measured implementation's timed runs only (not warm-up, not the baseline)
             timing=contract.ShardTiming(
+                queue_seconds=phases.queue,
+                data_seconds=phases.data,
                 load_seconds=load_seconds,
                 prefill_seconds=prefill_seconds,
                 decode_seconds=0.0,
+                nll_seconds=0.0,
+                scoring_seconds=0.0,
                 prefill_tokens=prefill_tokens,
                 batches=timed_runs,
             ),
@@ -524,12 +622,28 @@ class InferenceActivities:
             raise ApplicationError(str(error), type=DEVICE_UNAVAILABLE) from error
 
     def _task(self, ref: contract.TaskRef) -> Task:
+        """The built task, from the cache when a shard of the same task came before."""
+        key = json.dumps(ref.to_json(), sort_keys=True, separators=(",", ":"))
+        with self._tasks_lock:
+            if key in self._tasks:
+                self._tasks.move_to_end(key)
+                return self._tasks[key]
         try:
-            return self._build_task(ref.name, ref.version, dict(ref.params))
+            task: Task = self._build_task(ref.name, ref.version, dict(ref.params))
         except (KeyError, ValueError) as error:
             raise ApplicationError(
                 f"task {ref.name!r} v{ref.version}: {error}", type=INVALID_SHARD, non_retryable=True
             ) from error
+        with self._tasks_lock:
+            self._tasks[key] = task
+            while len(self._tasks) > TASK_CACHE_SIZE:
+                self._tasks.popitem(last=False)
+        return task
+
+    def _resident(self, ref: contract.ModelRef, device: torch.device) -> LoadedModel | None:
+        """The model if it is loaded already; never loads (that needs the device)."""
+        with self._models_lock:
+            return self._models.get((ref.name, ref.revision, str(device)))
 
     def _model(self, ref: contract.ModelRef, device: torch.device) -> tuple[LoadedModel, float]:
         """(model, seconds spent loading it: 0 when it was already resident)."""
@@ -590,6 +704,40 @@ class InferenceActivities:
 Scorer = Callable[[str, list[str]], float]
 
 
+def _recall_inputs(
+    shard: contract.RunShardInput, task: Task, loaded: LoadedModel, strategy: StrategySpec
+) -> tuple[list[Example], list[list[int]]]:
+    """The shard's examples, tokenized by the model's tokenizer, and the prompts the model reads
+    (left-truncated, keeping the question at the end, as the paper's harness does)."""
+    if loaded.tokenizer is None or isinstance(loaded.model, Operator):
+        raise ApplicationError(
+            f"model {shard.model.name!r} is a kernel-level operator: it runs throughput tasks "
+            f"only, not the recall task {shard.task.name!r}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        )
+    try:
+        examples = task.examples(shard.example_start, shard.example_end, loaded.tokenizer, strategy)
+    except (KeyError, ValueError) as error:
+        raise ApplicationError(
+            f"task {shard.task.name} v{shard.task.version} cannot build examples "
+            f"[{shard.example_start}, {shard.example_end}): {error}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        ) from error
+    expected_ids = list(range(shard.example_start, shard.example_end))
+    if [e.example_id for e in examples] != expected_ids:
+        raise ApplicationError(
+            f"task {shard.task.name} returned example ids "
+            f"{[e.example_id for e in examples][:10]}..., expected {shard.example_start}.."
+            f"{shard.example_end - 1} in order",
+            type=TASK_FAILED,
+            non_retryable=True,
+        )
+    limit = shard.generation.max_prompt_tokens
+    return examples, [e.prompt_ids[-limit:] for e in examples]
+
+
 def _model_info(loaded: LoadedModel, longest: int) -> contract.ModelInfo:
     """The model's facts for a shard; state after its longest input (constant for recurrent
     families, growing for attention)."""
@@ -599,6 +747,33 @@ def _model_info(loaded: LoadedModel, longest: int) -> contract.ModelInfo:
         state_bytes=int(loaded.state_bytes(longest)),
         dtype=str(loaded.info.dtype),
     )
+
+
+def _perplexity_inputs(
+    shard: contract.RunShardInput,
+    task: PerplexityTask,
+    tokenizer: Tokenizer,
+) -> tuple[list[list[int]], Any]:
+    """The shard's tokenized sequences and the bigram table its slices are cut by."""
+    from twice_inference.tasks.slices import slice_config
+
+    assert shard.slices is not None
+    try:
+        sequences = task.sequences(shard.example_start, shard.example_end, tokenizer)
+        # a generated language's table is counted on first use (a minute or so): heartbeat
+        table = task.bigram_table(
+            slice_config(shard.slices),
+            on_chunk=lambda _: activity.heartbeat(
+                contract.ShardHeartbeat(examples_done=0).to_json()
+            ),
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise ApplicationError(
+            f"task {shard.task.name} v{shard.task.version}: {error}",
+            type=INVALID_SHARD,
+            non_retryable=True,
+        ) from error
+    return sequences, table
 
 
 def _prefill_repeats(ref: contract.StrategyRef, task_name: str) -> int:

@@ -159,9 +159,15 @@ class SliceSum(ContractModel):
 
 
 class ShardTiming(ContractModel):
+    # the phases a worker did not time before they were recorded default to 0, so results from
+    # older workers still parse (as zod's ShardTiming)
+    queue_seconds: NonNegativeFloat = 0.0
+    data_seconds: NonNegativeFloat = 0.0
     load_seconds: NonNegativeFloat
     prefill_seconds: NonNegativeFloat
     decode_seconds: NonNegativeFloat
+    nll_seconds: NonNegativeFloat = 0.0
+    scoring_seconds: NonNegativeFloat = 0.0
     prefill_tokens: NonNegativeInt
     batches: NonNegativeInt
 

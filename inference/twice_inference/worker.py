@@ -2,7 +2,8 @@
 inference activities in a thread pool.
 
     python -m twice_inference.worker --address 127.0.0.1:7233 --namespace default \\
-        --task-queue twice-gpu [--max-concurrent 1] [--device auto] [--model-cache 1]
+        --task-queue twice-gpu [--max-concurrent 1] [--prefetch 1] [--device auto] \\
+        [--model-cache 1]
 
 SIGTERM/SIGINT stop polling and give running shards ``--graceful-shutdown-seconds`` to finish.
 """
@@ -43,10 +44,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="shards run at once; one per GPU is usual, since each fills it with its batch",
     )
     parser.add_argument(
+        "--prefetch",
+        type=_non_negative_int,
+        default=int(env.get("TWICE_WORKER_PREFETCH", "1")),
+        help="shards taken beyond --max-concurrent: their examples are built and tokenized while "
+        "the device computes, and each waits ready for the device (0: one round trip per shard)",
+    )
+    parser.add_argument(
         "--model-cache", type=_positive_int, default=1, help="loaded models kept resident (LRU)"
     )
     parser.add_argument("--graceful-shutdown-seconds", type=float, default=30.0)
     return parser.parse_args(argv)
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -57,26 +72,31 @@ def _positive_int(text: str) -> int:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    activities = InferenceActivities(device=args.device, model_cache_size=args.model_cache)
+    activities = InferenceActivities(
+        device=args.device, model_cache_size=args.model_cache, compute_slots=args.max_concurrent
+    )
+    # the prefetched shards hold activity slots (and threads) of their own, not compute slots
+    slots = args.max_concurrent + args.prefetch
     client = await Client.connect(args.address, namespace=args.namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
-    with ThreadPoolExecutor(max_workers=args.max_concurrent, thread_name_prefix="shard") as pool:
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="shard") as pool:
         worker = Worker(
             client,
             task_queue=args.task_queue,
             activities=activities.activities(),
             activity_executor=pool,
-            max_concurrent_activities=args.max_concurrent,
+            max_concurrent_activities=slots,
             graceful_shutdown_timeout=timedelta(seconds=args.graceful_shutdown_seconds),
         )
         async with worker:
             device = activities.describe_worker()["device"]
             print(
                 f"worker ready: queue={args.task_queue} device={device} "
+                f"compute={args.max_concurrent} prefetch={args.prefetch} "
                 f"address={args.address} namespace={args.namespace}",
                 flush=True,
             )

@@ -1,5 +1,5 @@
-// Reading a sweep's Temporal history across continue-as-new runs: which activities ran, and how
-// often they were retried.
+// Reading a sweep's Temporal history: which activities ran across continue-as-new runs and how
+// often they were retried, and (for the benchmarks) when one run's activities were running.
 import { type Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 
@@ -35,4 +35,42 @@ async function listRuns(client: Client, workflowId: string): Promise<string[]> {
   const ids: string[] = [];
   for await (const w of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) ids.push(w.runId);
   return ids;
+}
+
+const seconds = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) + (t?.nanos ?? 0) / 1e9;
+
+/** Per activity type: how many ran, and the span of time in which at least one was running. */
+export async function activityTimeline(handle: { fetchHistory(): Promise<proto.temporal.api.history.v1.IHistory> }) {
+  const history = await handle.fetchHistory();
+  const type = new Map<number, string>();
+  const startedAt = new Map<number, number>();
+  const intervals: Record<string, Array<[number, number]>> = {};
+  let first = Infinity;
+  let last = 0;
+  for (const e of history.events ?? []) {
+    const at = seconds(e.eventTime);
+    first = Math.min(first, at);
+    last = Math.max(last, at);
+    const id = Number(e.eventId);
+    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) type.set(id, e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?');
+    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) startedAt.set(Number(e.activityTaskStartedEventAttributes?.scheduledEventId), at);
+    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+      const scheduled = Number(e.activityTaskCompletedEventAttributes?.scheduledEventId);
+      (intervals[type.get(scheduled) ?? '?'] ??= []).push([startedAt.get(scheduled) ?? at, at]);
+    }
+  }
+  const out: Record<string, number> = { historySeconds: last - first };
+  for (const [name, spans] of Object.entries(intervals)) {
+    spans.sort((a, b) => a[0] - b[0]);
+    let covered = 0;
+    let end = -Infinity;
+    for (const [s, e] of spans) {
+      if (e > end) covered += e - Math.max(s, end);
+      end = Math.max(end, e);
+    }
+    out[`${name} activities`] = spans.length;
+    out[`${name} running (s)`] = covered;
+    out[`${name} summed (s)`] = spans.reduce((sum, [s, e]) => sum + e - s, 0);
+  }
+  return out;
 }

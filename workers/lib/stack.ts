@@ -118,10 +118,17 @@ export async function startPostgres(dir: string, persistent: boolean) {
   return { url: `postgresql://postgres:twice@127.0.0.1:${port}/${DB_NAME}`, stop: () => pg.stop() };
 }
 
+// One partition per task queue. With the dev server's default of four, a task lands on a random
+// partition and workers take them in no set order: at a model boundary a worker would take the
+// next model's shards before the last ones of the current model and load the two models back and
+// forth. One partition hands shards out in the order the sweep dispatched them (model-major),
+// and carries far more shards per second than one machine's workers run.
+const DEV_SERVER_CONFIG = ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1'];
+
 async function startTemporal(cfg: StackConfig, logFile: string) {
   const toolchain = readToolchain();
   const port = await freePort();
-  const dynamic = cfg.temporalDynamicConfig ?? [];
+  const dynamic = [...DEV_SERVER_CONFIG, ...(cfg.temporalDynamicConfig ?? [])];
   if (!toolchain.temporalCli) {
     // last resort (no binary could be found or built): the SDK downloads its own dev server
     const env = await TestWorkflowEnvironment.createLocal({

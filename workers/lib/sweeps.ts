@@ -100,6 +100,11 @@ export function newSweepId(name: string): string {
   return `${name}-${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
+// The workflow task that expands a grid into its cells digests every cell: about 4 s for 10,000
+// cells on a busy 2-core machine, more in the workflow sandbox. Past Temporal's default of 10 s
+// the task times out and is retried from the start, forever (docs/measurements/2026-11-29-dispatch-10k.md).
+const SWEEP_WORKFLOW_TASK_TIMEOUT = '60 seconds';
+
 /**
  * Validates the spec file (unless given one already read), then starts its sweep. Nothing is
  * started or written on a bad spec.
@@ -112,6 +117,7 @@ export async function startSweep(client: Client, specFile: string | SpecFile, op
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     workflowId: workflowIdOf(sweepId),
     args: [input],
+    workflowTaskTimeout: SWEEP_WORKFLOW_TASK_TIMEOUT,
   });
   return { sweepId, handle, spec };
 }

@@ -1,0 +1,120 @@
+// Batched recording against real PostgreSQL: several shards in one recordShards call are written
+// exactly once, a retried batch writes nothing twice, a shard overlapping what another shard size
+// recorded is dropped, a malformed result fails alone, and exactly one shard reports its cell done.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createDbActivities } from '../../activities/db';
+import { TASKS, type TaskName } from '../../workflows/catalog';
+import { type RunShardOutput } from '../../workflows/contract';
+import { type RecordShardInput } from '../../workflows/messages';
+import { digestOf, expandCells, parseSweepSpec, shardsOf, type ResolvedSweep, type Shard } from '../../workflows/sweep-spec';
+import { tableCounts, testPostgres } from '../helpers/fixtures';
+
+const SPEC = `
+name: batch
+models: [m-a]
+tasks: [{ name: mqar, params: { numExamples: 8, numKvPairs: 4 } }]
+strategies: [default, jrt_prompt]
+execution: { shardSize: 2 }
+`;
+
+function resolved(): ResolvedSweep {
+  const spec = parseSweepSpec(SPEC, 'batch.yaml', { families: { 'm-a': 'based' } });
+  return {
+    spec,
+    specDigest: digestOf(spec),
+    models: [{ name: 'm-a', revision: 'rev-a', family: 'based', dtype: 'float32' }],
+    tasks: spec.tasks.map((t) => {
+      const ref = { name: t.name, version: TASKS[t.name as TaskName].version, params: t.params };
+      return { ...ref, numExamples: 8, dataDigest: digestOf(ref) };
+    }),
+  };
+}
+
+function output(shard: Shard): RunShardOutput {
+  const n = shard.exampleEnd - shard.exampleStart;
+  return {
+    cellKey: shard.cellKey,
+    shardIndex: shard.shardIndex,
+    examples: Array.from({ length: n }, (_, i) => ({
+      exampleId: shard.exampleStart + i,
+      promptDigest: 'a'.repeat(64),
+      prediction: 'v1',
+      gold: ['v1'],
+      score: 1,
+      promptTokens: 10,
+      generatedTokens: 1,
+    })),
+    measurements: [],
+    slices: [{ slice: 'other', nllSum: 1.5, tokenCount: 3 }],
+    timing: { queueSeconds: 0.1, dataSeconds: 0.01, loadSeconds: 0, prefillSeconds: 0.02, decodeSeconds: 0.03, nllSeconds: 0.01, scoringSeconds: 0.001, prefillTokens: 20, batches: 1 },
+    worker: { workerVersion: 't', python: '3', torch: '2', device: 'cpu', gpuName: null, driver: null, cuda: null, hostname: 'h', pid: 1 },
+    model: { family: 'based', parameters: 1, stateBytes: 1, dtype: 'float32' },
+  };
+}
+
+const item = (shard: Shard, out: unknown = output(shard)): RecordShardInput => ({
+  modelName: 'm-a',
+  taskKind: 'recall',
+  shard,
+  output: out as RunShardOutput,
+});
+
+describe('recordShards', () => {
+  let pg: Awaited<ReturnType<typeof testPostgres>>;
+  before(async () => {
+    pg = await testPostgres();
+  });
+  after(async () => {
+    await pg?.stop();
+  });
+
+  it('records a batch exactly once, and a cell as done by exactly one shard', async () => {
+    const acts = createDbActivities(pg.db);
+    const r = resolved();
+    await acts.registerSweep({ sweepId: 's1', workflowId: 'w1', specFile: 'batch.yaml', specYaml: SPEC, resolved: r, gitSha: null, retryFailed: true });
+    const [a, b] = expandCells(r);
+    const shardsA = shardsOf(a!, 2);
+    const shardsB = shardsOf(b!, 2);
+    const base = { sweepId: 's1', gitSha: null };
+
+    // all of cell A and half of cell B, with one malformed result for B
+    const first = await acts.recordShards({
+      ...base,
+      shards: [...shardsA.map((s) => item(s)), item(shardsB[0]!), item(shardsB[1]!, { ...output(shardsB[1]!), examples: [] })],
+    });
+    assert.deepEqual(
+      first.map((x) => [x.alreadyRecorded, x.cellDone, x.malformed === null]),
+      [[false, false, true], [false, false, true], [false, false, true], [false, true, true], [false, false, true], [false, false, false]],
+    );
+    assert.match(first[5]!.malformed!, /returned 0 examples and 0 measurements, expected 2 examples only/);
+    const counts = await tableCounts(pg.db);
+    assert.equal(counts.shards, 5);
+    assert.equal(counts.examples, 10);
+    assert.equal(counts.slices, 5);
+    // every recall shard's own prefill rate
+    assert.equal(counts.throughput, 5);
+    assert.equal((await pg.db.cell.findUniqueOrThrow({ where: { key: a!.key } })).status, 'done');
+    assert.equal((await pg.db.cell.findUniqueOrThrow({ where: { key: b!.key } })).status, 'pending');
+    const row = await pg.db.shardRecord.findFirstOrThrow({ where: { cellKey: a!.key, shardIndex: 0 } });
+    assert.equal(row.queueSeconds, 0.1);
+    assert.equal(row.nllSeconds, 0.01);
+    assert.ok(row.recordSeconds > 0, 'the recording time is kept');
+
+    // the same batch again (a retried activity): nothing is written twice
+    const again = await acts.recordShards({ ...base, shards: shardsA.map((s) => item(s)) });
+    assert.ok(again.every((x) => x.alreadyRecorded && x.cellDone));
+    assert.deepEqual(await tableCounts(pg.db), counts);
+
+    // the rest of B, plus a shard cut with another size that overlaps what is recorded
+    const overlapping: Shard = { cellKey: b!.key, shardIndex: 1, exampleStart: 1, exampleEnd: 4 };
+    const rest = await acts.recordShards({ ...base, shards: [item(overlapping), ...shardsB.slice(1).map((s) => item(s))] });
+    assert.deepEqual(
+      rest.map((x) => [x.alreadyRecorded, x.cellDone]),
+      [[true, true], [false, false], [false, false], [false, true]],
+    );
+    const stored = await pg.db.cell.findUniqueOrThrow({ where: { key: b!.key }, include: { examples: { select: { exampleId: true } } } });
+    assert.equal(stored.status, 'done');
+    assert.deepEqual(stored.examples.map((e) => e.exampleId).sort((x, y) => x - y), [...Array(8).keys()]);
+  });
+});
