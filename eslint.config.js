@@ -16,9 +16,7 @@ const noDevDependencies = devDependencies.map((name) => ({
   name,
   message: `${name} is a devDependency: the runtime path may not import it (move it to dependencies)`,
 }));
-const noDevDependencyPatterns = [
-  { group: devDependencies.map((name) => `${name}/*`), message: 'devDependencies are not installed in production' },
-];
+const noDevDependencyPatterns = [{ group: devDependencies.map((name) => `${name}/*`), message: 'devDependencies are not installed in production' }];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'generated/**', 'inference/**', 'dist/**', 'reports/**', '.twice/**'] },

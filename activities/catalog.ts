@@ -23,9 +23,7 @@ const CatalogEntry = z
       // seeded random weights: pipeline smoke tests on real tasks without any checkpoint
       z.object({ kind: z.literal('random'), seed: z.number().int().nonnegative() }).loose(),
       // a kernel-level operator (prefill_throughput only): pinned by its implementation version
-      z
-        .object({ kind: z.literal('operator'), op: z.string().min(1), version: z.number().int().positive() })
-        .loose(),
+      z.object({ kind: z.literal('operator'), op: z.string().min(1), version: z.number().int().positive() }).loose(),
     ]),
     dtype: z.string().min(1),
     revision: z.string().min(1).optional(),
@@ -67,9 +65,7 @@ export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.
   const paths = catalogPaths(root);
   const raw = JSON.parse(readFileSync(paths.catalog, 'utf8')) as unknown;
   const list = z.array(CatalogEntry).parse(Array.isArray(raw) ? raw : (raw as { models: unknown }).models);
-  const zoo = existsSync(paths.zooManifest)
-    ? ZooManifest.parse(JSON.parse(readFileSync(paths.zooManifest, 'utf8')))
-    : { models: {} };
+  const zoo = existsSync(paths.zooManifest) ? ZooManifest.parse(JSON.parse(readFileSync(paths.zooManifest, 'utf8'))) : { models: {} };
   const entries = new Map(list.map((e) => [e.name, e]));
   return {
     entries,
@@ -85,9 +81,7 @@ export function loadModelCatalog(root: string, env: NodeJS.ProcessEnv = process.
       if (e.source.kind === 'zoo') {
         const m = zoo.models[name];
         if (!m) {
-          throw new Error(
-            `zoo model "${name}" has no entry in ${paths.zooManifest}: train it first (python -m twice_inference.train)`,
-          );
+          throw new Error(`zoo model "${name}" has no entry in ${paths.zooManifest}: train it first (python -m twice_inference.train)`);
         }
         return formatRevision.zoo(m.sha256);
       }
@@ -115,11 +109,7 @@ export function createCatalogActivities(root: string, env: NodeJS.ProcessEnv = p
      * spec checkpoint's revision is its folder's content digest now (a folder still being written
      * fails the attempt, which Temporal retries).
      */
-    async resolveModels(input: {
-      names: string[];
-      dtype: string | null;
-      checkpoints?: SweepSpec['checkpoints'];
-    }): Promise<ResolvedModel[]> {
+    async resolveModels(input: { names: string[]; dtype: string | null; checkpoints?: SweepSpec['checkpoints'] }): Promise<ResolvedModel[]> {
       const catalog = loadModelCatalog(root, env);
       const out: ResolvedModel[] = [];
       for (const name of input.names) {

@@ -402,7 +402,13 @@ function throughputRows(input: RecordShardInput, out: RunShardOutput) {
             seconds: out.timing.prefillSeconds,
             tokensPerSecond: out.timing.prefillTokens / out.timing.prefillSeconds,
             ...device,
-            versions: { torch: out.worker.torch, python: out.worker.python, cuda: out.worker.cuda, driver: out.worker.driver, worker: out.worker.workerVersion },
+            versions: {
+              torch: out.worker.torch,
+              python: out.worker.python,
+              cuda: out.worker.cuda,
+              driver: out.worker.driver,
+              worker: out.worker.workerVersion,
+            },
           },
         ]
       : [];

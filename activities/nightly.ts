@@ -39,14 +39,14 @@ export async function summarizeNight(db: Db, input: NightlySummarizeInput): Prom
   const previousSweepId = await previousNight(db, input.scheduleId, input.sweepId);
   const baselineSweepId = input.settings.baselineSweepId === input.sweepId ? null : input.settings.baselineSweepId;
   if (baselineSweepId && !(await db.sweep.findUnique({ where: { id: baselineSweepId }, select: { id: true } }))) {
-    throw ApplicationFailure.nonRetryable(
-      `the schedule's baseline sweep "${baselineSweepId}" is not in the database`,
-      'UnknownSweep',
-    );
+    throw ApplicationFailure.nonRetryable(`the schedule's baseline sweep "${baselineSweepId}" is not in the database`, 'UnknownSweep');
   }
   const compared = { previous: 0, baseline: 0 };
   const flagged: NightlyRegression[] = [];
-  for (const [against, reference] of [['previous', previousSweepId], ['baseline', baselineSweepId]] as const) {
+  for (const [against, reference] of [
+    ['previous', previousSweepId],
+    ['baseline', baselineSweepId],
+  ] as const) {
     if (!reference) continue;
     const comparison = await compareSweeps(db, reference, input.sweepId);
     compared[against] = comparison.cells.length;

@@ -27,7 +27,10 @@ const GPU = 'nvidia.com/gpu';
 
 export const KubernetesPoolConfig = z
   .object({
-    namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name').max(63),
+    namespace: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name')
+      .max(63),
     image: z.string().min(1),
     temporalAddress: z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port'),
     temporalNamespace: z.string().min(1),
@@ -118,7 +121,12 @@ export class KubernetesPool implements PoolProvider {
    * Lowers `replicas` (latest groups first: model-major work needs the early ones now) until the
    * sweep's GPUs fit every quota on nvidia.com/gpu. Returns the name of the quota that bound, if any.
    */
-  private async fitQuota(sweepId: string, replicas: Record<string, number>, gpusPerPod: number, existing: Map<string, k8s.V1Deployment>): Promise<string | null> {
+  private async fitQuota(
+    sweepId: string,
+    replicas: Record<string, number>,
+    gpusPerPod: number,
+    existing: Map<string, k8s.V1Deployment>,
+  ): Promise<string | null> {
     const quotas = await this.gpuQuotas();
     if (quotas.length === 0) return null;
     // the sweep's own pods are counted in `used`; they are what is being resized
@@ -212,14 +220,21 @@ export class KubernetesPool implements PoolProvider {
                 image: this.config.image,
                 command: ['python'],
                 args: [
-                  '-m', 'twice_inference.worker',
-                  '--address', this.config.temporalAddress,
-                  '--namespace', this.config.temporalNamespace,
-                  '--task-queue', group.queue,
-                  '--device', this.config.device,
+                  '-m',
+                  'twice_inference.worker',
+                  '--address',
+                  this.config.temporalAddress,
+                  '--namespace',
+                  this.config.temporalNamespace,
+                  '--task-queue',
+                  group.queue,
+                  '--device',
+                  this.config.device,
                   // every model of the group stays resident: each is loaded once per pod
-                  '--model-cache', String(group.models.length),
-                  '--graceful-shutdown-seconds', '240',
+                  '--model-cache',
+                  String(group.models.length),
+                  '--graceful-shutdown-seconds',
+                  '240',
                 ],
                 env: [
                   { name: 'HF_HOME', value: '/cache/huggingface' },
@@ -316,7 +331,8 @@ export class KubernetesPool implements PoolProvider {
     const refs = new Map<string, PoolObjectRef>();
     for (const cm of anchors.items) {
       const a = cm.metadata?.annotations ?? {};
-      if (a[ANNOTATIONS.sweepId] && a[ANNOTATIONS.workflowId]) refs.set(a[ANNOTATIONS.sweepId]!, { sweepId: a[ANNOTATIONS.sweepId]!, workflowId: a[ANNOTATIONS.workflowId]! });
+      if (a[ANNOTATIONS.sweepId] && a[ANNOTATIONS.workflowId])
+        refs.set(a[ANNOTATIONS.sweepId]!, { sweepId: a[ANNOTATIONS.sweepId]!, workflowId: a[ANNOTATIONS.workflowId]! });
     }
     // Deployments whose anchor is gone (deleted by hand) still belong to a sweep
     for (const d of await this.deployments()) {

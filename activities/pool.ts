@@ -80,7 +80,10 @@ export function createPoolActivities(provider: PoolProvider) {
         const waiting = Object.keys(status.desired).filter((g) => status.desired[g]! > 0 && (status.ready[g] ?? 0) === 0);
         if (waiting.length === 0) return status;
         if (Date.now() > deadline) {
-          throw ApplicationFailure.nonRetryable(`the GPU pool of sweep ${input.sweepId} was not ready after ${input.timeoutSeconds} s: ${line}`, 'PoolNotReady');
+          throw ApplicationFailure.nonRetryable(
+            `the GPU pool of sweep ${input.sweepId} was not ready after ${input.timeoutSeconds} s: ${line}`,
+            'PoolNotReady',
+          );
         }
         await sleep(500);
       }

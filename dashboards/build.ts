@@ -89,7 +89,10 @@ export function buildDashboard(): Dashboard {
     .height(10)
     .unit('percentunit')
     .decimals(1)
-    .overrideByName('examples', [{ id: 'unit', value: 'none' }, { id: 'decimals', value: 0 }])
+    .overrideByName('examples', [
+      { id: 'unit', value: 'none' },
+      { id: 'decimals', value: 0 },
+    ])
     .withTarget(sql(ACCURACY_SQL));
 
   const jrtGain = new TablePanel()
@@ -113,14 +116,23 @@ export function buildDashboard(): Dashboard {
       .mapping(SeriesMapping.Manual)
       .show(XYShowMode.Points)
       .series([
-        new XYSeriesConfigBuilder().name({ fixed: 'model · strategy' }).frame({ matcher: { id: 'byIndex', options: 0 } })
-          .x(byName(x)).y(byName('accuracy')),
-        new XYSeriesConfigBuilder().name({ fixed: 'Pareto frontier' }).frame({ matcher: { id: 'byIndex', options: 1 } })
-          .x(byName(`frontier_${x}`)).y(byName('frontier_accuracy')),
+        new XYSeriesConfigBuilder()
+          .name({ fixed: 'model · strategy' })
+          .frame({ matcher: { id: 'byIndex', options: 0 } })
+          .x(byName(x))
+          .y(byName('accuracy')),
+        new XYSeriesConfigBuilder()
+          .name({ fixed: 'Pareto frontier' })
+          .frame({ matcher: { id: 'byIndex', options: 1 } })
+          .x(byName(`frontier_${x}`))
+          .y(byName('frontier_accuracy')),
       ])
       .overrideByRegexp(`${x}$`, [{ id: 'unit', value: `suffix: ${unit}` }])
       .overrideByName('accuracy', [{ id: 'unit', value: 'percentunit' }])
-      .overrideByName('frontier_accuracy', [{ id: 'unit', value: 'percentunit' }, { id: 'custom.show', value: XYShowMode.PointsAndLines }])
+      .overrideByName('frontier_accuracy', [
+        { id: 'unit', value: 'percentunit' },
+        { id: 'custom.show', value: XYShowMode.PointsAndLines },
+      ])
       .legend(legend())
       .withTarget(sql(points, 'A'))
       .withTarget(sql(frontier, 'B'));
@@ -137,7 +149,7 @@ export function buildDashboard(): Dashboard {
 
   const qualityBenchmark = qualityPanel(
     'Quality vs benchmark prefill tokens/s, with the Pareto frontier ($sweep)',
-    'The same points on the prefill benchmark\'s axis (prefill_throughput cells of the sweep: prompt tokens per second at fixed lengths), ' +
+    "The same points on the prefill benchmark's axis (prefill_throughput cells of the sweep: prompt tokens per second at fixed lengths), " +
       'the axis the sweep report uses when every point has one.',
     'tokens_per_second',
     'tok/s',
@@ -168,7 +180,10 @@ export function buildDashboard(): Dashboard {
     .height(10)
     .overrideByRegexp('seconds$', [{ id: 'unit', value: 's' }])
     .overrideByName('tokens_per_second', [{ id: 'unit', value: 'short' }])
-    .overrideByName('speedup', [{ id: 'unit', value: 'suffix: x' }, { id: 'decimals', value: 2 }])
+    .overrideByName('speedup', [
+      { id: 'unit', value: 'suffix: x' },
+      { id: 'decimals', value: 2 },
+    ])
     .withTarget(sql(PREFILL_BENCHMARK_SQL));
 
   const prefillThroughput = new TimeseriesPanel()

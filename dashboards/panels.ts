@@ -130,7 +130,8 @@ points AS (
    GROUP BY a.model_name, a.strategy_name, b.tokens_per_second
 )`.trim();
 
-const qualityThroughputSql = (pointsCte: string, x: string) => `
+const qualityThroughputSql = (pointsCte: string, x: string) =>
+  `
 WITH ${pointsCte}
 SELECT point, ${x}, accuracy
   FROM points
@@ -139,7 +140,8 @@ SELECT point, ${x}, accuracy
 // A point is on the frontier when nothing is at least as fast and as accurate and strictly better
 // in one. `best_faster` is the best accuracy among strictly faster points (EXCLUDE GROUP drops the
 // ties on speed), `best_as_fast` the best among points exactly as fast: beat the first, match the second.
-const paretoFrontierSql = (pointsCte: string, x: string) => `
+const paretoFrontierSql = (pointsCte: string, x: string) =>
+  `
 WITH ${pointsCte},
 ranked AS (
   SELECT point, ${x}, accuracy,

@@ -114,12 +114,16 @@ function resolveTemporalCli() {
     const partial = `${dirname(cached)}.partial`;
     rmSync(partial, { recursive: true, force: true });
     mkdirSync(partial, { recursive: true });
-    run(go, [
-      'install',
-      '-ldflags',
-      `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
-      `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`,
-    ], { env: { ...process.env, CGO_ENABLED: '0', GOBIN: partial } });
+    run(
+      go,
+      [
+        'install',
+        '-ldflags',
+        `-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+        `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`,
+      ],
+      { env: { ...process.env, CGO_ENABLED: '0', GOBIN: partial } },
+    );
     rmSync(dirname(cached), { recursive: true, force: true });
     renameSync(partial, dirname(cached));
     return { path: cached, source: 'go install' };
@@ -207,7 +211,7 @@ const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 function ensureChromium() {
   const found = () => CHROMIUM_PATHS.find((p) => existsSync(p)) ?? null;
   if (found()) return found();
-  if (!which('apt-get')) throw new Error('the browser tests need Chromium: install your distribution\'s chromium package');
+  if (!which('apt-get')) throw new Error("the browser tests need Chromium: install your distribution's chromium package");
   const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
   log('installing Chromium for the browser tests (apt-get install chromium)');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -8,21 +8,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { SCORERS, STRATEGIES, TASKS } from '../workflows/catalog';
-import {
-  CROSS_LANGUAGE_SCHEMAS,
-  ERROR_TYPES,
-  GPU_QUEUE,
-  PYTHON_ACTIVITIES,
-  REVISION_FORMATS,
-  THROUGHPUT_STRATEGIES,
-} from '../workflows/contract';
+import { CROSS_LANGUAGE_SCHEMAS, ERROR_TYPES, GPU_QUEUE, PYTHON_ACTIVITIES, REVISION_FORMATS, THROUGHPUT_STRATEGIES } from '../workflows/contract';
 import { SweepSpec } from '../workflows/sweep-spec';
 import { repoRoot } from '../workers/lib/paths';
 
 export function contractJsonSchema(): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(CROSS_LANGUAGE_SCHEMAS).map(([name, schema]) => [name, z.toJSONSchema(schema, { io: 'input' })]),
-  );
+  return Object.fromEntries(Object.entries(CROSS_LANGUAGE_SCHEMAS).map(([name, schema]) => [name, z.toJSONSchema(schema, { io: 'input' })]));
 }
 
 /** The names both languages use, which the Python worker reads instead of restating them. */
@@ -45,15 +36,12 @@ export function specJsonSchema(): Record<string, unknown> {
 
 /** What the Python worker must implement, version for version (checked by a Python test). */
 export function taskCatalog(): Record<string, unknown> {
-  const versions = (defs: Record<string, { version: number }>) =>
-    Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, d.version]));
+  const versions = (defs: Record<string, { version: number }>) => Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, d.version]));
   // parameter schemas carry the bounds the worker must enforce identically
   const params = (defs: Record<string, { params: z.ZodType }>) =>
     Object.fromEntries(Object.entries(defs).map(([name, d]) => [name, z.toJSONSchema(d.params, { io: 'input' })]));
   return {
-    tasks: Object.fromEntries(
-      Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, kind: t.kind, synthetic: t.synthetic, scorer: t.scorer }]),
-    ),
+    tasks: Object.fromEntries(Object.entries(TASKS).map(([name, t]) => [name, { version: t.version, kind: t.kind, synthetic: t.synthetic, scorer: t.scorer }])),
     strategies: versions(STRATEGIES),
     scorers: versions(SCORERS),
     taskParams: params(TASKS),

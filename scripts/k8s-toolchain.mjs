@@ -68,7 +68,10 @@ function build(go, out) {
   // etcd: a scratch module whose main calls the server's own entry point
   const etcd = join(work, 'etcd');
   mkdirSync(etcd);
-  writeFileSync(join(etcd, 'main.go'), 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n');
+  writeFileSync(
+    join(etcd, 'main.go'),
+    'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n',
+  );
   goRun(go, ['mod', 'init', 'twice.local/etcd'], etcd, env);
   goRun(go, ['get', `go.etcd.io/etcd/server/v3@v${ETCD_VERSION}`], etcd, env);
   goRun(go, ['mod', 'tidy'], etcd, env);
@@ -102,7 +105,12 @@ function build(go, out) {
   goRun(go, ['mod', 'tidy'], k8s, env);
   const v = 'k8s.io/component-base/version';
   const minor = K8S_VERSION.split('.')[1];
-  goRun(go, ['build', '-ldflags', `-s -w -X ${v}.gitVersion=v${K8S_VERSION} -X ${v}.gitMajor=1 -X ${v}.gitMinor=${minor}`, '-o', `${bin}/`, './cmd/...'], k8s, env);
+  goRun(
+    go,
+    ['build', '-ldflags', `-s -w -X ${v}.gitVersion=v${K8S_VERSION} -X ${v}.gitMajor=1 -X ${v}.gitMinor=${minor}`, '-o', `${bin}/`, './cmd/...'],
+    k8s,
+    env,
+  );
 
   // KWOK's module has no replace directives, so go install works as is
   goRun(go, ['install', '-ldflags', '-s -w', `sigs.k8s.io/kwok/cmd/kwok@v${KWOK_VERSION}`], work, { ...env, GOBIN: bin });
@@ -137,7 +145,9 @@ export function ensureK8sToolchain(go) {
 
 function timedBuild(go, out) {
   const started = Date.now();
-  log(`building the Kubernetes control plane ${K8S_VERSION} + etcd ${ETCD_VERSION} + KWOK ${KWOK_VERSION} from Go modules (one-time, 15-20 minutes on 2 cores)`);
+  log(
+    `building the Kubernetes control plane ${K8S_VERSION} + etcd ${ETCD_VERSION} + KWOK ${KWOK_VERSION} from Go modules (one-time, 15-20 minutes on 2 cores)`,
+  );
   build(go, out);
   const secs = Math.round((Date.now() - started) / 1000);
   writeFileSync(join(out, '.ready'), JSON.stringify({ k8s: K8S_VERSION, etcd: ETCD_VERSION, kwok: KWOK_VERSION, buildSeconds: secs }));

@@ -20,7 +20,11 @@ import { repoRoot } from '../workers/lib/paths';
 /** The cells of a spec of generated tasks, resolved as the sweep workflow resolves them. */
 export async function cellsOf(specFile: string): Promise<Cell[]> {
   const { spec } = readSpec(specFile);
-  const models = await createCatalogActivities(repoRoot).resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null, checkpoints: spec.checkpoints });
+  const models = await createCatalogActivities(repoRoot).resolveModels({
+    names: spec.models,
+    dtype: spec.execution.dtype ?? null,
+    checkpoints: spec.checkpoints,
+  });
   const resolved: ResolvedSweep = { spec, specDigest: digestOf(spec), models, tasks: spec.tasks.map(resolveGeneratedTask) };
   return expandCells(resolved);
 }
@@ -92,12 +96,15 @@ export function margins(cells: Cell[], outcomes: Map<string, boolean[]>): Margin
     rows.push(row(cell.model.name, cell.task.name, cell.strategy.name, counts));
     const id = `${cell.model.name}\u0000${cell.strategy.name}`;
     const sum = pooled.get(id)?.counts ?? { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-    pooled.set(id, row(cell.model.name, 'all', cell.strategy.name, {
-      both: sum.both + counts.both,
-      onlyA: sum.onlyA + counts.onlyA,
-      onlyB: sum.onlyB + counts.onlyB,
-      neither: sum.neither + counts.neither,
-    }));
+    pooled.set(
+      id,
+      row(cell.model.name, 'all', cell.strategy.name, {
+        both: sum.both + counts.both,
+        onlyA: sum.onlyA + counts.onlyA,
+        onlyB: sum.onlyB + counts.onlyB,
+        neither: sum.neither + counts.neither,
+      }),
+    );
   }
   return [...rows, ...pooled.values()];
 }
@@ -144,7 +151,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'margins' && specFile && file) {
     const cells = await cellsOf(specFile);
-    const lines = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim());
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
     const rows = margins(cells, outcomesByCell(cells, lines));
     console.log(marginTable(rows));
     const jsonAt = rest.indexOf('--json');

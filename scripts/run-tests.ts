@@ -48,11 +48,12 @@ if (runTs && only.length === 0) {
 
 if (runTs) {
   const files = only.length ? only : testFiles(join(repoRoot, 'test')).sort();
-  const r = spawnSync(
-    process.execPath,
-    ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 1 << 28 },
-  );
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  });
   process.stdout.write(r.stdout);
   passed += count(r.stdout, /ℹ pass (\d+)/);
   failed += count(r.stdout, /ℹ fail (\d+)/);

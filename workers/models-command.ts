@@ -41,7 +41,11 @@ function describeInPython(): Map<string, { params: number | null; stateBytes: nu
 
 const human = (n: number | null | undefined, unit = '') => {
   if (n === null || n === undefined) return '?';
-  for (const [scale, suffix] of [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']] as const) {
+  for (const [scale, suffix] of [
+    [1e9, 'G'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ] as const) {
     if (n >= scale) return `${(n / scale).toFixed(n >= 10 * scale ? 0 : 1)}${suffix}${unit}`;
   }
   return `${n}${unit}`;

@@ -85,7 +85,10 @@ async function follow(session: Session, handle: WorkflowHandle, sweepId: string)
     },
   );
   let finished = false;
-  result.then(() => (finished = true), () => (finished = true));
+  result.then(
+    () => (finished = true),
+    () => (finished = true),
+  );
   let checked = Date.now();
   while (!finished) {
     try {
@@ -235,7 +238,8 @@ program
       // an ended sweep's record has the last word: its status follows its cells, which other
       // sweeps may have completed after it ended
       const s = await session.db.sweep.findUnique({ where: { id: sweepId } });
-      const recorded = () => out(`${sweepId}: ${sweepStatusText(s!.status, s!.completedBy)}${s!.finishedAt ? ` (finished ${s!.finishedAt.toISOString()})` : ''}`);
+      const recorded = () =>
+        out(`${sweepId}: ${sweepStatusText(s!.status, s!.completedBy)}${s!.finishedAt ? ` (finished ${s!.finishedAt.toISOString()})` : ''}`);
       if (s && s.status !== 'running') return recorded();
       try {
         out(statusLine(await handle.query(sweepProgressQuery)));
@@ -311,7 +315,7 @@ program
   .command('bigrams')
   .description('training bigram counts for the perplexity task')
   .command('build')
-  .description('count a corpus\'s bigrams once (content-addressed, in TWICE_CACHE/bigrams); prints the table and documents/s')
+  .description("count a corpus's bigrams once (content-addressed, in TWICE_CACHE/bigrams); prints the table and documents/s")
   .argument('<corpus>', 'synthetic:<language> (its training stream), a .jsonl of {"text"} or {"ids"} documents, or an .npz of ids and offsets')
   .option('--tokenizer <spec>', 'tokenizer for "text" documents (e.g. synthetic-v1, or a tokenizer.json folder)')
   .option('--out <dir>', 'write the table here instead of the cache')
@@ -333,7 +337,11 @@ stack
   .action(async () => {
     await withSession(true, async (session) => {
       const info = session.stackInfo;
-      out(info ? `stack up: dashboard ${info.webUrl ?? '-'}, temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}` : 'using external services');
+      out(
+        info
+          ? `stack up: dashboard ${info.webUrl ?? '-'}, temporal ${info.temporalAddress}, ui ${info.uiUrl ?? '-'}, db ${info.databaseUrl}`
+          : 'using external services',
+      );
     });
   });
 stack
@@ -362,7 +370,13 @@ stack
 /** An error's message without Prisma's code frame (it quotes our source): its last line says why. */
 function oneLine(e: Error): string {
   if (!e.name.startsWith('PrismaClient')) return e.message;
-  return e.message.split('\n').map((l) => l.trim()).filter(Boolean).at(-1) ?? e.name;
+  return (
+    e.message
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .at(-1) ?? e.name
+  );
 }
 
 try {

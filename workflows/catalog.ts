@@ -53,18 +53,14 @@ export const TASKS = {
     synthetic: true,
     // one-word answers: a substring test would count "v9" as found in "v90"
     scorer: 'exact',
-    params: z
-      .object({ numExamples, seed, numKvPairs: count.max(LIMITS.kvPairs).default(16) })
-      .strict(),
+    params: z.object({ numExamples, seed, numKvPairs: count.max(LIMITS.kvPairs).default(16) }).strict(),
   },
   synthetic_doc_qa: {
     version: 1,
     kind: 'recall',
     synthetic: true,
     scorer: 'exact',
-    params: z
-      .object({ numExamples, seed, numFacts: count.max(LIMITS.facts).default(8) })
-      .strict(),
+    params: z.object({ numExamples, seed, numFacts: count.max(LIMITS.facts).default(8) }).strict(),
   },
   set_disjointness: {
     version: 1,

@@ -84,10 +84,7 @@ export function markFrontier<T extends Scored>(points: T[]): Array<T & { onFront
  * never mixes units. On the benchmark axis the interval runs from the fastest runs' rate down to
  * the median's rate less the same spread (only the median and the fastest run are recorded).
  */
-export function paretoFrontier(
-  cells: ParetoCell[],
-  benchmarks: ParetoBenchmark[] = [],
-): { axis: ParetoAxis; points: ParetoPoint[] } {
+export function paretoFrontier(cells: ParetoCell[], benchmarks: ParetoBenchmark[] = []): { axis: ParetoAxis; points: ParetoPoint[] } {
   const id = (model: string, strategy: string) => `${model}\u0000${strategy}`;
   const groups = new Map<string, ParetoCell[]>();
   for (const c of cells) {
@@ -100,8 +97,7 @@ export function paretoFrontier(
     const k = id(b.model, b.strategy);
     benchByPoint.set(k, [...(benchByPoint.get(k) ?? []), b]);
   }
-  const axis: ParetoAxis =
-    groups.size > 0 && [...groups.keys()].every((k) => benchByPoint.has(k)) ? 'benchmark' : 'eval';
+  const axis: ParetoAxis = groups.size > 0 && [...groups.keys()].every((k) => benchByPoint.has(k)) ? 'benchmark' : 'eval';
   const points = [...groups.entries()].map(([k, cs]) => {
     let throughput: number;
     let throughputLo: number;

@@ -30,9 +30,7 @@ const strategyNames = Object.keys(STRATEGIES) as [StrategyName, ...StrategyName[
 const named = <N extends string>(names: [N, ...N[]]) =>
   z.union([
     z.enum(names).transform((name) => ({ name, params: {} as Record<string, unknown> })),
-    z
-      .object({ name: z.enum(names), params: z.record(z.string(), z.unknown()).default({}) })
-      .strict(),
+    z.object({ name: z.enum(names), params: z.record(z.string(), z.unknown()).default({}) }).strict(),
   ]);
 
 export const DEFAULT_SLICES: SliceSettings = {
@@ -88,32 +86,52 @@ export const SweepSpec = z
       .strict()
       .default({ maxNewTokens: 48, stopAtNewline: true, batchSize: 16, maxPromptTokens: 2000 }),
     slices: z
-      .union([
-        z.literal(false),
-        z
-          .object({
-            frequencyThreshold: z.number().int().min(1).max(2 ** 31 - 1).default(DEFAULT_SLICES.frequencyThreshold),
-            frequencyBinEdges: z
-              .array(z.number().int().min(0).max(2 ** 31 - 1))
-              .min(2)
-              .max(64)
-              .default(DEFAULT_SLICES.frequencyBinEdges),
-            distanceBinEdges: z
-              .array(z.number().int().min(1).max(2 ** 31 - 1))
-              .min(2)
-              .max(64)
-              .default(DEFAULT_SLICES.distanceBinEdges),
-            // under the worker's data root (TWICE_DATA_DIR), which it may not leave
-            bigramCounts: z
-              .string()
-              .min(1)
-              .max(1024)
-              .refine((p) => !p.split(/[\\/]/).includes('..'), 'a path under the data root, without ".."')
-              .nullable()
-              .default(null),
-          })
-          .strict(),
-      ], { error: (issue) => (issue.input === true ? 'use false to turn slices off, or a mapping of slice settings' : undefined) })
+      .union(
+        [
+          z.literal(false),
+          z
+            .object({
+              frequencyThreshold: z
+                .number()
+                .int()
+                .min(1)
+                .max(2 ** 31 - 1)
+                .default(DEFAULT_SLICES.frequencyThreshold),
+              frequencyBinEdges: z
+                .array(
+                  z
+                    .number()
+                    .int()
+                    .min(0)
+                    .max(2 ** 31 - 1),
+                )
+                .min(2)
+                .max(64)
+                .default(DEFAULT_SLICES.frequencyBinEdges),
+              distanceBinEdges: z
+                .array(
+                  z
+                    .number()
+                    .int()
+                    .min(1)
+                    .max(2 ** 31 - 1),
+                )
+                .min(2)
+                .max(64)
+                .default(DEFAULT_SLICES.distanceBinEdges),
+              // under the worker's data root (TWICE_DATA_DIR), which it may not leave
+              bigramCounts: z
+                .string()
+                .min(1)
+                .max(1024)
+                .refine((p) => !p.split(/[\\/]/).includes('..'), 'a path under the data root, without ".."')
+                .nullable()
+                .default(null),
+            })
+            .strict(),
+        ],
+        { error: (issue) => (issue.input === true ? 'use false to turn slices off, or a mapping of slice settings' : undefined) },
+      )
       .default(DEFAULT_SLICES),
     execution: z
       .object({
@@ -185,9 +203,7 @@ function zodProblems(error: z.ZodError, raw: unknown, prefix: PropertyKey[] = []
   return error.issues.map((issue) => {
     const path = [...prefix, ...issue.path];
     if (issue.code === 'unrecognized_keys') {
-      return `${formatPath(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys
-        .map((k) => `"${k}"`)
-        .join(', ')}`;
+      return `${formatPath(path)}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     }
     return `${formatPath(path)}: ${issue.message} (got ${show(valueAt(raw, path))})`;
   });
@@ -245,9 +261,7 @@ function unknownNamed(raw: object, field: 'tasks' | 'strategies', known: string[
     return [
       {
         at: formatPath([field, i]),
-        problem:
-          `${formatPath([field, i])}: unknown ${noun} ${show(name)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
-          `known: ${known.join(', ')}`,
+        problem: `${formatPath([field, i])}: unknown ${noun} ${show(name)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` + `known: ${known.join(', ')}`,
       },
     ];
   });
@@ -278,20 +292,12 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new SpecError(file, [`(top level): expected a mapping of keys, got ${show(raw)}`]);
   }
-  const unknownNames = [
-    ...unknownNamed(raw, 'tasks', taskNames, 'task'),
-    ...unknownNamed(raw, 'strategies', strategyNames, 'strategy'),
-  ];
+  const unknownNames = [...unknownNamed(raw, 'tasks', taskNames, 'task'), ...unknownNamed(raw, 'strategies', strategyNames, 'strategy')];
   const parsed = SweepSpec.safeParse(raw);
   if (!parsed.success || unknownNames.length > 0) {
     // an unknown name is said once, with the known ones, not as zod's "Invalid input"
     const named = new Set(unknownNames.map((u) => u.at));
-    const rest = parsed.success
-      ? []
-      : zodProblems(
-          new z.ZodError(parsed.error.issues.filter((i) => !named.has(formatPath(i.path.slice(0, 2))))),
-          raw,
-        );
+    const rest = parsed.success ? [] : zodProblems(new z.ZodError(parsed.error.issues.filter((i) => !named.has(formatPath(i.path.slice(0, 2))))), raw);
     throw new SpecError(file, [...unknownNames.map((u) => u.problem), ...rest]);
   }
   const spec = parsed.data;
@@ -312,8 +318,7 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
     if (!known.includes(m)) {
       const hint = closest(m, known);
       problems.push(
-        `models[${i}]: unknown model ${show(m)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` +
-          `\`twice models\` lists the ${known.length} known models`,
+        `models[${i}]: unknown model ${show(m)}${hint ? ` (did you mean "${hint}"?)` : ''}; ` + `\`twice models\` lists the ${known.length} known models`,
       );
     }
   });
@@ -421,9 +426,7 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
       version: TASKS[t.name].version,
       params: t.params,
       // generated tasks' sizes are known now; a dataset's is bounded by its limit, if any
-      numExamples: TASKS[t.name].synthetic
-        ? generatedExampleCount(t.name, t.params)
-        : typeof t.params.limit === 'number' ? t.params.limit : 1,
+      numExamples: TASKS[t.name].synthetic ? generatedExampleCount(t.name, t.params) : typeof t.params.limit === 'number' ? t.params.limit : 1,
       dataDigest: '',
     })),
   };
@@ -475,17 +478,17 @@ export function expandCells(resolved: ResolvedSweep): Cell[] {
             ? // nothing is generated: generation settings do not change a perplexity
               digestOf({ model: modelKey, task: { ...taskRef, dataDigest: task.dataDigest }, strategy, scorer, slices })
             : digestOf({
-              model: modelKey,
-              task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
-              strategy,
-              generation: {
-                maxNewTokens: generation.maxNewTokens,
-                stopAtNewline: generation.stopAtNewline,
-                maxPromptTokens: generation.maxPromptTokens,
-              },
-              scorer,
-              slices,
-            });
+                model: modelKey,
+                task: { ...taskRef, params: keyParams, dataDigest: task.dataDigest },
+                strategy,
+                generation: {
+                  maxNewTokens: generation.maxNewTokens,
+                  stopAtNewline: generation.stopAtNewline,
+                  maxPromptTokens: generation.maxPromptTokens,
+                },
+                scorer,
+                slices,
+              });
         cells.push({
           key,
           model,
@@ -574,11 +577,7 @@ export interface Shard {
  * at most shardSize. What is done is known by example, not by shard number, because the shard
  * size is not part of the cell key: a sweep resuming another's cell may cut it differently.
  */
-export function shardsOf(
-  cell: Pick<Cell, 'key' | 'numExamples'>,
-  shardSize: number,
-  recorded: ReadonlyArray<readonly [number, number]> = [],
-): Shard[] {
+export function shardsOf(cell: Pick<Cell, 'key' | 'numExamples'>, shardSize: number, recorded: ReadonlyArray<readonly [number, number]> = []): Shard[] {
   const out: Shard[] = [];
   const covered = [...recorded].sort((a, b) => a[0] - b[0]);
   let next = 0;

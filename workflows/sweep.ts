@@ -60,7 +60,12 @@ type TsActivities = dbActivities.DbActivities & catalogActivities.CatalogActivit
 
 const local = proxyActivities<TsActivities>({
   startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, nonRetryableErrorTypes: [ERROR_TYPES.invalidSpec, ERROR_TYPES.malformedShardResult] },
+  retry: {
+    initialInterval: '1s',
+    maximumInterval: '30s',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: [ERROR_TYPES.invalidSpec, ERROR_TYPES.malformedShardResult],
+  },
 });
 
 // Python activities are typed from the contract; their names are set on the Python side.
@@ -196,7 +201,12 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     };
     progress.phase = 'running';
 
-    sweepPool = new SweepPool(sweepId, workflowInfo().workflowId, spec, resolved.models.map((m) => m.name));
+    sweepPool = new SweepPool(
+      sweepId,
+      workflowInfo().workflowId,
+      spec,
+      resolved.models.map((m) => m.name),
+    );
     await sweepPool.start(countByModel(first.jobs));
     const pool = sweepPool;
     const queues = new Map<string, ReturnType<typeof gpuActivities>>();
@@ -211,7 +221,10 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     const batched = patched('record-shards-batched');
     const record = batched
       ? batchedRecorder(local.recordShards, { sweepId, gitSha: input.gitSha })
-      : async (item: RecordShardInput): Promise<RecordShardResult> => ({ ...(await local.recordShard({ sweepId, gitSha: input.gitSha, ...item })), malformed: null });
+      : async (item: RecordShardInput): Promise<RecordShardResult> => ({
+          ...(await local.recordShard({ sweepId, gitSha: input.gitSha, ...item })),
+          malformed: null,
+        });
     let inFlight = 0;
     let unrecorded = 0;
     const runOne = async ({ cell, shard }: { cell: Cell; shard: Shard }, computed: () => void) => {

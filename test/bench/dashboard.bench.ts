@@ -66,8 +66,13 @@ try {
   say(`# Dashboard API benchmark`);
   say();
   // the machine is shared: the load average says how far the figures are from an idle machine's
-  const load = () => loadavg().map((l) => l.toFixed(1)).join(' / ');
-  say(`${new Date().toISOString()}: ${rows.toLocaleString('en-US')} example rows in ${MODELS * TASKS * STRATEGIES * 2} cells of 2 sweeps, loaded in ${((Date.now() - started) / 1000).toFixed(1)} s; ${REQUESTS} requests per endpoint after 3 warm-up requests, one at a time.`);
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' / ');
+  say(
+    `${new Date().toISOString()}: ${rows.toLocaleString('en-US')} example rows in ${MODELS * TASKS * STRATEGIES * 2} cells of 2 sweeps, loaded in ${((Date.now() - started) / 1000).toFixed(1)} s; ${REQUESTS} requests per endpoint after 3 warm-up requests, one at a time.`,
+  );
   say();
 
   // cancel and re-run are not benchmarked: the client needs no live Temporal for reads
@@ -75,9 +80,11 @@ try {
   const web = await startWebServer({ db: pg.db, client });
   const cell = (await pg.db.sweepCell.findFirstOrThrow({ where: { sweepId: 'bench-2' }, orderBy: { cellKey: 'asc' } })).cellKey;
   const { modelName, taskName, strategyName, strategyParams } = await pg.db.cell.findUniqueOrThrow({ where: { key: cell } });
-  const baseCell = (await pg.db.cell.findFirstOrThrow({
-    where: { modelName, taskName, strategyName, strategyParams: { equals: strategyParams ?? {} }, sweeps: { some: { sweepId: 'bench-1' } } },
-  })).key;
+  const baseCell = (
+    await pg.db.cell.findFirstOrThrow({
+      where: { modelName, taskName, strategyName, strategyParams: { equals: strategyParams ?? {} }, sweeps: { some: { sweepId: 'bench-1' } } },
+    })
+  ).key;
   const endpoints: Array<[string, string]> = [
     ['grid (sweep report JSON)', '/api/sweeps/bench-2'],
     ['sweeps list', '/api/sweeps'],

@@ -15,12 +15,14 @@ import { testStack } from '../helpers/fixtures';
 import { activityStats, activityTimeline } from '../helpers/history';
 import { startNoopWorker } from '../helpers/noop-worker';
 
-const { values } = parseArgs({ options: {
+const { values } = parseArgs({
+  options: {
     window: { type: 'string', default: '8' },
     tasks: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '900' },
     out: { type: 'string' },
-  }, });
+  },
+});
 const TASK_COUNT = Number(values.tasks);
 const SPEC = `
 name: bench-dispatch

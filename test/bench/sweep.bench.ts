@@ -44,7 +44,16 @@ export interface SweepFigures {
 
 // Columns that a commit's shard_records may or may not have: the bench reads what is there, so
 // the same file measures code from before the phases were recorded.
-const PHASE_COLUMNS = ['queue_seconds', 'data_seconds', 'load_seconds', 'prefill_seconds', 'decode_seconds', 'nll_seconds', 'scoring_seconds', 'record_seconds'];
+const PHASE_COLUMNS = [
+  'queue_seconds',
+  'data_seconds',
+  'load_seconds',
+  'prefill_seconds',
+  'decode_seconds',
+  'nll_seconds',
+  'scoring_seconds',
+  'record_seconds',
+];
 // what holds the device
 const COMPUTE = ['load_seconds', 'prefill_seconds', 'decode_seconds', 'nll_seconds'];
 
@@ -100,7 +109,11 @@ function measureAt(ref: string): SweepFigures {
     execFileSync(join(repoRoot, 'node_modules', '.bin', 'prisma'), ['generate'], {
       cwd: dir,
       stdio: 'ignore',
-      env: { ...process.env, PRISMA_SCHEMA_ENGINE_BINARY: join(dir, 'scripts', 'prisma-engine-stub', 'README'), DATABASE_URL: 'postgresql://unused@127.0.0.1:1/unused' },
+      env: {
+        ...process.env,
+        PRISMA_SCHEMA_ENGINE_BINARY: join(dir, 'scripts', 'prisma-engine-stub', 'README'),
+        DATABASE_URL: 'postgresql://unused@127.0.0.1:1/unused',
+      },
     });
     // this bench and the helper it reads histories with, as they are here
     const self = relative(repoRoot, new URL(import.meta.url).pathname);
@@ -137,9 +150,15 @@ function table(runs: SweepFigures[]): string {
       }),
     ],
     ['model loads (models in the grid: 2)', ...runs.map((r) => String(r.modelLoads))],
-    ...[...new Set(runs.flatMap((r) => Object.keys(r.timeline)))].map((n) => [`history: ${n}`, ...runs.map((r) => (n in r.timeline ? String(+r.timeline[n]!.toFixed(2)) : 'n/a'))]),
+    ...[...new Set(runs.flatMap((r) => Object.keys(r.timeline)))].map((n) => [
+      `history: ${n}`,
+      ...runs.map((r) => (n in r.timeline ? String(+r.timeline[n]!.toFixed(2)) : 'n/a')),
+    ]),
   ];
-  return rows.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/\n/, `\n|${rows[0]!.map(() => ' --- |').join('')}\n`);
+  return rows
+    .map((r) => `| ${r.join(' | ')} |`)
+    .join('\n')
+    .replace(/\n/, `\n|${rows[0]!.map(() => ' --- |').join('')}\n`);
 }
 
 const { values } = parseArgs({

@@ -96,14 +96,22 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
     // no eval and no inline script: the charts below are drawn under this very policy (a refused
     // eval would leave no SVG and a console error)
     assert.equal(headers['content-security-policy'], CONTENT_SECURITY_POLICY);
-    const scriptSrc = CONTENT_SECURITY_POLICY.split(';').map((d) => d.trim()).find((d) => d.startsWith('script-src'));
+    const scriptSrc = CONTENT_SECURITY_POLICY.split(';')
+      .map((d) => d.trim())
+      .find((d) => d.startsWith('script-src'));
     assert.equal(scriptSrc, "script-src 'self'");
     assert.doesNotMatch(CONTENT_SECURITY_POLICY, /unsafe-eval/);
     await page.locator('[data-chart="pareto"] svg').waitFor();
     await page.locator('[data-chart="heatmap"] svg').waitFor();
     const labels = await page.locator('[data-chart="pareto"] svg [aria-label]').evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? ''));
-    const drawn = labels.filter((l) => /: on the frontier/.test(l)).map((l) => l.replace(/^.*?(\S+ · \S+): on the frontier.*$/, '$1')).sort();
-    const expected = report.pareto.filter((p) => p.onFrontier).map((p) => `${p.model} · ${p.strategy}`).sort();
+    const drawn = labels
+      .filter((l) => /: on the frontier/.test(l))
+      .map((l) => l.replace(/^.*?(\S+ · \S+): on the frontier.*$/, '$1'))
+      .sort();
+    const expected = report.pareto
+      .filter((p) => p.onFrontier)
+      .map((p) => `${p.model} · ${p.strategy}`)
+      .sort();
     assert.ok(expected.length > 0);
     assert.deepEqual(drawn, expected);
     assert.equal(labels.filter((l) => /: dominated/.test(l)).length, report.pareto.length - expected.length);

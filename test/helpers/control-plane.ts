@@ -49,7 +49,23 @@ function makePki(dir: string): void {
   const sign = (name: string, subject: string, ext: string) => {
     openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-subj', subject, '-out', `${name}.csr`]);
     writeFileSync(join(dir, `${name}.ext`), ext);
-    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`]);
+    openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    ]);
   };
   sign('apiserver', '/CN=kube-apiserver', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
   sign('admin', '/O=system:masters/CN=twice-test-admin', 'extendedKeyUsage=clientAuth\n');
@@ -106,15 +122,34 @@ export async function startControlPlane(): Promise<ControlPlane> {
     const etcd = `http://127.0.0.1:${etcdPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     start('etcd', [
-      '--name', 'twice-test', '--data-dir', join(dir, 'etcd'), '--listen-metrics-urls=',
-      '--listen-client-urls', etcd, '--advertise-client-urls', etcd,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `twice-test=${peer}`,
+      '--name',
+      'twice-test',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-metrics-urls=',
+      '--listen-client-urls',
+      etcd,
+      '--advertise-client-urls',
+      etcd,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `twice-test=${peer}`,
     ]);
     start('kube-apiserver', [
-      `--etcd-servers=${etcd}`, '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${apiPort}`,
-      `--tls-cert-file=${pki}/apiserver.crt`, `--tls-private-key-file=${pki}/apiserver.key`, `--client-ca-file=${pki}/ca.crt`,
-      '--authorization-mode=Node,RBAC', '--service-account-issuer=https://kubernetes.default.svc',
-      `--service-account-key-file=${pki}/sa.pub`, `--service-account-signing-key-file=${pki}/sa.key`,
+      `--etcd-servers=${etcd}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${pki}/apiserver.crt`,
+      `--tls-private-key-file=${pki}/apiserver.key`,
+      `--client-ca-file=${pki}/ca.crt`,
+      '--authorization-mode=Node,RBAC',
+      '--service-account-issuer=https://kubernetes.default.svc',
+      `--service-account-key-file=${pki}/sa.pub`,
+      `--service-account-signing-key-file=${pki}/sa.key`,
       '--service-cluster-ip-range=10.96.0.0/16',
       // the apiserver would otherwise publish a non-loopback endpoint for the kubernetes Service
       '--endpoint-reconciler-type=none',
@@ -133,16 +168,27 @@ export async function startControlPlane(): Promise<ControlPlane> {
       }
     }
     const common = [
-      `--kubeconfig=${kubeconfigPath}`, `--authentication-kubeconfig=${kubeconfigPath}`, `--authorization-kubeconfig=${kubeconfigPath}`,
-      '--bind-address=127.0.0.1', '--secure-port=0', '--leader-elect=false',
+      `--kubeconfig=${kubeconfigPath}`,
+      `--authentication-kubeconfig=${kubeconfigPath}`,
+      `--authorization-kubeconfig=${kubeconfigPath}`,
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      '--leader-elect=false',
     ];
     start('kube-controller-manager', [
-      ...common, `--service-account-private-key-file=${pki}/sa.key`, `--root-ca-file=${pki}/ca.crt`, '--use-service-account-credentials=true',
+      ...common,
+      `--service-account-private-key-file=${pki}/sa.key`,
+      `--root-ca-file=${pki}/ca.crt`,
+      '--use-service-account-credentials=true',
     ]);
     start('kube-scheduler', common);
     start('kwok', [
-      `--kubeconfig=${kubeconfigPath}`, `--config=${join(binDir, 'kwok-stages.yaml')}`, '--manage-all-nodes=false',
-      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake', '--node-ip=127.0.0.1', '--cidr=10.244.0.1/24',
+      `--kubeconfig=${kubeconfigPath}`,
+      `--config=${join(binDir, 'kwok-stages.yaml')}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--node-ip=127.0.0.1',
+      '--cidr=10.244.0.1/24',
     ]);
     const caData = readFileSync(join(pki, 'ca.crt'), 'utf8');
     let nodes = 0;

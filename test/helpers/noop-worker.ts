@@ -19,7 +19,17 @@ export function noopShard(input: RunShardInput): RunShardOutput {
     })),
     measurements: [],
     slices: [],
-    timing: { queueSeconds: 0, dataSeconds: 0, loadSeconds: 0, prefillSeconds: 0, decodeSeconds: 0, nllSeconds: 0, scoringSeconds: 0, prefillTokens: 0, batches: 0 },
+    timing: {
+      queueSeconds: 0,
+      dataSeconds: 0,
+      loadSeconds: 0,
+      prefillSeconds: 0,
+      decodeSeconds: 0,
+      nllSeconds: 0,
+      scoringSeconds: 0,
+      prefillTokens: 0,
+      batches: 0,
+    },
     worker: { workerVersion: 'noop', python: '-', torch: '-', device: 'cpu', gpuName: null, driver: null, cuda: null, hostname: 'noop', pid: process.pid },
     model: { family: 'noop', parameters: 0, stateBytes: 0, dtype: 'float32' },
   };

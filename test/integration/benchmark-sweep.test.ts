@@ -66,7 +66,10 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     assert.equal(report.benchmarks.length, 6 * 2);
     assert.equal(report.paretoAxis, 'benchmark');
     assert.deepEqual(report.pareto.map((p) => `${p.model}/${p.strategy}`).sort(), [
-      'debug-based-bytes/default', 'debug-based-bytes/jrt_prompt', 'debug-jrt-bytes/default', 'debug-jrt-bytes/jrt_prompt',
+      'debug-based-bytes/default',
+      'debug-based-bytes/jrt_prompt',
+      'debug-jrt-bytes/default',
+      'debug-jrt-bytes/jrt_prompt',
     ]);
     assert.ok(report.cells.every((c) => c.task === 'mqar'));
     const text = renderTerminal(report);

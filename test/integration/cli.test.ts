@@ -131,7 +131,15 @@ describe('the twice command line', { timeout: 900_000 }, () => {
     });
     const db = createDbActivities(stack.db, { workflowRunning: async () => false });
     const failed = 'it-cli-failed';
-    await db.registerSweep({ sweepId: failed, workflowId: workflowIdOf(failed), specFile, specYaml: text, resolved: plan.resolved, gitSha: null, retryFailed: false });
+    await db.registerSweep({
+      sweepId: failed,
+      workflowId: workflowIdOf(failed),
+      specFile,
+      specYaml: text,
+      resolved: plan.resolved,
+      gitSha: null,
+      retryFailed: false,
+    });
     await db.finishSweep({ sweepId: failed, status: 'failed' });
     assert.match((await twice(['status', failed], env)).stdout, new RegExp(`^${failed}: failed`));
 

@@ -25,8 +25,10 @@ const INTERVAL_SECONDS = 3600;
 /** What Grafana's Postgres datasource sends for these macros and a single-value `$sweep`. */
 function expand(sql: string, sweep: string): string {
   const out = sql
-    .replace(/\$__timeGroupAlias\(([^,()]+),\s*\$__interval\)/g, (_m, col: string) =>
-      `floor(extract(epoch from ${col}) / ${INTERVAL_SECONDS}) * ${INTERVAL_SECONDS} AS "time"`)
+    .replace(
+      /\$__timeGroupAlias\(([^,()]+),\s*\$__interval\)/g,
+      (_m, col: string) => `floor(extract(epoch from ${col}) / ${INTERVAL_SECONDS}) * ${INTERVAL_SECONDS} AS "time"`,
+    )
     .replace(/\$__timeFilter\(([^()]+)\)/g, (_m, col: string) => `${col} BETWEEN '${FROM}' AND '${TO}'`)
     .replaceAll('$sweep', sweep.replaceAll("'", "''"));
   assert.doesNotMatch(out, /\$\w/, 'a macro or variable was left unexpanded');
@@ -51,26 +53,49 @@ interface SeedCell {
 
 const at = (hhmm: string, day = '2026-11-20') => `${day}T${hhmm}:00.000Z`;
 const one = (examples: number, prefillSeconds: number, time: string, slices?: SeedShard['slices']): SeedShard => ({
-  examples, prefillSeconds, prefillTokens: examples * 100, at: time, slices,
+  examples,
+  prefillSeconds,
+  prefillTokens: examples * 100,
+  at: time,
+  slices,
 });
 
 // The selected sweep. Prompts/s: based·default 4/0.1 = 40, based·jrt 4/(0.05+0.15) = 20,
 // tfpp·default 4/0.4 = 10, tfpp·jrt 4/0.8 = 5 (as accurate as tfpp·default but slower).
 const SELECTED: SeedCell[] = [
-  { key: 'c-based-default', model: 'based-360m', strategy: 'default', scores: [1, 0, 0, 0],
-    shards: [one(4, 0.1, at('10:05'), { ar_hit: [20, 10], other: [5, 10], 'ar_hit/dist:0-64': [1000, 1] })] },
-  { key: 'c-based-jrt', model: 'based-360m', strategy: 'jrt_prompt', scores: [1, 1, 0, 0],
-    shards: [one(2, 0.05, at('10:20'), { ar_hit: [6, 4], other: [3, 5] }), one(2, 0.15, at('10:40'), { ar_hit: [4, 6], other: [2, 5] })] },
-  { key: 'c-tfpp-default', model: 'tfpp-360m', strategy: 'default', scores: [1, 1, 1, 0],
-    shards: [one(4, 0.4, at('11:10'), { ar_hit: [10, 10], other: [10, 20] })] },
-  { key: 'c-tfpp-jrt', model: 'tfpp-360m', strategy: 'jrt_prompt', scores: [1, 1, 1, 0],
-    shards: [one(4, 0.8, at('11:30'), { ar_hit: [5, 10] })] },
+  {
+    key: 'c-based-default',
+    model: 'based-360m',
+    strategy: 'default',
+    scores: [1, 0, 0, 0],
+    shards: [one(4, 0.1, at('10:05'), { ar_hit: [20, 10], other: [5, 10], 'ar_hit/dist:0-64': [1000, 1] })],
+  },
+  {
+    key: 'c-based-jrt',
+    model: 'based-360m',
+    strategy: 'jrt_prompt',
+    scores: [1, 1, 0, 0],
+    shards: [one(2, 0.05, at('10:20'), { ar_hit: [6, 4], other: [3, 5] }), one(2, 0.15, at('10:40'), { ar_hit: [4, 6], other: [2, 5] })],
+  },
+  {
+    key: 'c-tfpp-default',
+    model: 'tfpp-360m',
+    strategy: 'default',
+    scores: [1, 1, 1, 0],
+    shards: [one(4, 0.4, at('11:10'), { ar_hit: [10, 10], other: [10, 20] })],
+  },
+  { key: 'c-tfpp-jrt', model: 'tfpp-360m', strategy: 'jrt_prompt', scores: [1, 1, 1, 0], shards: [one(4, 0.8, at('11:30'), { ar_hit: [5, 10] })] },
   { key: 'c-mamba-default', model: 'mamba-370m', strategy: 'default', status: 'failed', scores: [], shards: [] },
 ];
 // An older sweep whose only own cell would dominate everything if the sweep filter leaked.
 const OLDER: SeedCell[] = [
-  { key: 'c-old-based', model: 'based-360m', strategy: 'default', scores: [1, 1, 1, 1],
-    shards: [one(4, 0.01, at('09:00', '2026-11-10'), { ar_hit: [0, 10] })] },
+  {
+    key: 'c-old-based',
+    model: 'based-360m',
+    strategy: 'default',
+    scores: [1, 1, 1, 1],
+    shards: [one(4, 0.01, at('09:00', '2026-11-10'), { ar_hit: [0, 10] })],
+  },
 ];
 // Ties on both axes: p1 loses to p2 at equal speed, p3 to p2 at equal accuracy; p4 and p5 are
 // the same point under two names and both stay on the frontier.
@@ -90,35 +115,87 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   ];
   for (const s of sweeps) {
     await db.sweep.create({
-      data: { id: s.id, name: s.name, specFile: 'specs/x.yaml', specYaml: 'x: 1', spec: {}, specDigest: 'd', workflowId: `wf-${s.id}`,
-        status: s.status, createdAt: new Date(s.createdAt), finishedAt: new Date(s.createdAt) },
+      data: {
+        id: s.id,
+        name: s.name,
+        specFile: 'specs/x.yaml',
+        specYaml: 'x: 1',
+        spec: {},
+        specDigest: 'd',
+        workflowId: `wf-${s.id}`,
+        status: s.status,
+        createdAt: new Date(s.createdAt),
+        finishedAt: new Date(s.createdAt),
+      },
     });
   }
   for (const c of [...SELECTED, ...OLDER, ...TIES]) {
     await db.cell.create({
-      data: { key: c.key, modelName: c.model, modelRevision: 'r1', modelFamily: c.model.split('-')[0]!, dtype: 'bfloat16',
-        taskName: 'squad', taskVersion: 1, taskParams: {}, taskDataDigest: 'dd', strategyName: c.strategy, strategyVersion: 1,
-        strategyParams: {}, generation: {}, scorer: {}, numExamples: c.scores.length, numShards: c.shards.length,
-        status: c.status ?? 'done' },
+      data: {
+        key: c.key,
+        modelName: c.model,
+        modelRevision: 'r1',
+        modelFamily: c.model.split('-')[0]!,
+        dtype: 'bfloat16',
+        taskName: 'squad',
+        taskVersion: 1,
+        taskParams: {},
+        taskDataDigest: 'dd',
+        strategyName: c.strategy,
+        strategyVersion: 1,
+        strategyParams: {},
+        generation: {},
+        scorer: {},
+        numExamples: c.scores.length,
+        numShards: c.shards.length,
+        status: c.status ?? 'done',
+      },
     });
     let start = 0;
     for (const [index, s] of c.shards.entries()) {
       await db.exampleResult.createMany({
         data: c.scores.slice(start, start + s.examples).map((score, i) => ({
-          cellKey: c.key, exampleId: start + i, shardIndex: index, promptDigest: 'p', prediction: 'x', gold: ['y'], score,
-          promptTokens: 100, generatedTokens: 1,
+          cellKey: c.key,
+          exampleId: start + i,
+          shardIndex: index,
+          promptDigest: 'p',
+          prediction: 'x',
+          gold: ['y'],
+          score,
+          promptTokens: 100,
+          generatedTokens: 1,
         })),
       });
       await db.shardRecord.create({
-        data: { cellKey: c.key, shardIndex: index, exampleStart: start, exampleEnd: start + s.examples, loadSeconds: 1,
-          prefillSeconds: s.prefillSeconds, decodeSeconds: 0.5, prefillTokens: s.prefillTokens, batches: 1, worker: {} },
+        data: {
+          cellKey: c.key,
+          shardIndex: index,
+          exampleStart: start,
+          exampleEnd: start + s.examples,
+          loadSeconds: 1,
+          prefillSeconds: s.prefillSeconds,
+          decodeSeconds: 0.5,
+          prefillTokens: s.prefillTokens,
+          batches: 1,
+          worker: {},
+        },
       });
       await db.sliceStat.createMany({
         data: Object.entries(s.slices ?? {}).map(([slice, [nllSum, tokenCount]]) => ({ cellKey: c.key, shardIndex: index, slice, nllSum, tokenCount })),
       });
       await db.throughputMeasurement.create({
-        data: { cellKey: c.key, shardIndex: index, source: 'shard-prefill', implementation: c.model, tokens: s.prefillTokens,
-          seconds: s.prefillSeconds, tokensPerSecond: s.prefillTokens / s.prefillSeconds, device: 'cuda', versions: {}, createdAt: new Date(s.at) },
+        data: {
+          cellKey: c.key,
+          shardIndex: index,
+          source: 'shard-prefill',
+          implementation: c.model,
+          tokens: s.prefillTokens,
+          seconds: s.prefillSeconds,
+          tokensPerSecond: s.prefillTokens / s.prefillSeconds,
+          device: 'cuda',
+          versions: {},
+          createdAt: new Date(s.at),
+        },
       });
       start += s.examples;
     }
@@ -127,7 +204,11 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
     db.sweepCell.createMany({ data: cells.map((c) => ({ sweepId, cellKey: c.key, reused })) });
   await link('sw-selected', SELECTED);
   await link('sw-older', OLDER);
-  await link('sw-older', SELECTED.filter((c) => c.key === 'c-tfpp-default'), true);
+  await link(
+    'sw-older',
+    SELECTED.filter((c) => c.key === 'c-tfpp-default'),
+    true,
+  );
   await link('sw-ties', TIES);
   // prefill_throughput cells of the selected sweep, each point beside its baseline (dated after
   // the time range, so the time series leaves them out). Benchmark axis: based·jrt_prompt
@@ -135,15 +216,39 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   // 16 x 2048 in 0.05 s = 655,360 at 0.25 (dominated); tfpp·default 16 x 2048 in 0.1 s =
   // 327,680 at 0.75.
   const benchCells: Array<[key: string, model: string, strategy: string, points: Array<[id: number, n: number, s: number, baseline: number]>]> = [
-    ['c-bench', 'based-360m', 'jrt_prompt', [[1, 4096, 0.02, 0.1], [0, 2048, 0.01, 0.03]]],
+    [
+      'c-bench',
+      'based-360m',
+      'jrt_prompt',
+      [
+        [1, 4096, 0.02, 0.1],
+        [0, 2048, 0.01, 0.03],
+      ],
+    ],
     ['c-bench-based-default', 'based-360m', 'default', [[0, 2048, 0.05, 0.03]]],
     ['c-bench-tfpp', 'tfpp-360m', 'default', [[0, 2048, 0.1, 0.03]]],
   ];
   for (const [key, model, strategy, points] of benchCells) {
     await db.cell.create({
-      data: { key, modelName: model, modelRevision: 'r1', modelFamily: model.split('-')[0]!, dtype: 'bfloat16',
-        taskName: 'prefill_throughput', taskVersion: 1, taskParams: {}, taskDataDigest: 'dd', strategyName: strategy, strategyVersion: 1,
-        strategyParams: {}, generation: {}, scorer: {}, numExamples: points.length, numShards: 1, status: 'done' },
+      data: {
+        key,
+        modelName: model,
+        modelRevision: 'r1',
+        modelFamily: model.split('-')[0]!,
+        dtype: 'bfloat16',
+        taskName: 'prefill_throughput',
+        taskVersion: 1,
+        taskParams: {},
+        taskDataDigest: 'dd',
+        strategyName: strategy,
+        strategyVersion: 1,
+        strategyParams: {},
+        generation: {},
+        scorer: {},
+        numExamples: points.length,
+        numShards: 1,
+        status: 'done',
+      },
     });
     await link('sw-selected', [{ key } as SeedCell]);
     for (const [exampleId, n, measured, baseline] of points) {
@@ -153,17 +258,44 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
         ['benchmark-baseline', 'sdpa-flash', baseline, n],
       ] as const) {
         await db.throughputMeasurement.create({
-          data: { cellKey: key, shardIndex: 0, source, exampleId, implementation, seqLen: n, batchSize: 16, processedLen,
-            tokens: 16 * n, seconds, minSeconds: seconds, runs: 10, tokensPerSecond: (16 * n) / seconds, device: 'cuda', gpuName: 'H200',
-            versions: {}, createdAt: new Date('2026-12-01T00:00:00.000Z') },
+          data: {
+            cellKey: key,
+            shardIndex: 0,
+            source,
+            exampleId,
+            implementation,
+            seqLen: n,
+            batchSize: 16,
+            processedLen,
+            tokens: 16 * n,
+            seconds,
+            minSeconds: seconds,
+            runs: 10,
+            tokensPerSecond: (16 * n) / seconds,
+            device: 'cuda',
+            gpuName: 'H200',
+            versions: {},
+            createdAt: new Date('2026-12-01T00:00:00.000Z'),
+          },
         });
       }
     }
   }
   // a kernel benchmark not tied to any cell, in the same hour as based·jrt's shards
   await db.throughputMeasurement.create({
-    data: { source: 'benchmark', implementation: 'based-fla-chunk', seqLen: 2048, batchSize: 8, tokens: 1_000_000, seconds: 2,
-      tokensPerSecond: 500_000, device: 'cuda', gpuName: 'H100', versions: {}, createdAt: new Date(at('10:30')) },
+    data: {
+      source: 'benchmark',
+      implementation: 'based-fla-chunk',
+      seqLen: 2048,
+      batchSize: 8,
+      tokens: 1_000_000,
+      seconds: 2,
+      tokensPerSecond: 500_000,
+      device: 'cuda',
+      gpuName: 'H100',
+      versions: {},
+      createdAt: new Date(at('10:30')),
+    },
   });
 }
 
@@ -201,13 +333,21 @@ describe('dashboards', () => {
     assert.equal(variable?.query, panels.SWEEP_VARIABLE_SQL);
     assert.deepEqual(variable?.datasource, DATASOURCE);
     const targets = (dash.panels ?? []).flatMap((p) => ('targets' in p ? (p.targets ?? []) : [])) as unknown as Array<{
-      rawSql: string; datasource: unknown; refId: string;
+      rawSql: string;
+      datasource: unknown;
+      refId: string;
     }>;
     for (const t of targets) assert.deepEqual(t.datasource, DATASOURCE);
     const onDashboard = new Set([...targets.map((t) => t.rawSql), String(variable?.query)]);
     assert.deepEqual(new Set(Object.values(panels)), onDashboard);
     const xy = (dash.panels ?? []).find((p) => p.type === 'xychart') as unknown as { targets: Array<{ rawSql: string; refId: string }> };
-    assert.deepEqual(xy.targets.map((t) => [t.refId, t.rawSql]), [['A', panels.QUALITY_THROUGHPUT_SQL], ['B', panels.PARETO_FRONTIER_SQL]]);
+    assert.deepEqual(
+      xy.targets.map((t) => [t.refId, t.rawSql]),
+      [
+        ['A', panels.QUALITY_THROUGHPUT_SQL],
+        ['B', panels.PARETO_FRONTIER_SQL],
+      ],
+    );
   });
 
   it('provisions the datasource uid and type the panels use, and loads dashboards from files', () => {
@@ -221,7 +361,10 @@ describe('dashboards', () => {
 
   it('$sweep offers every sweep, newest first, valued by id', async () => {
     const rows = await query('SWEEP_VARIABLE_SQL');
-    assert.deepEqual(rows.map((r) => r.__value), ['sw-selected', 'sw-older', 'sw-ties']);
+    assert.deepEqual(
+      rows.map((r) => r.__value),
+      ['sw-selected', 'sw-older', 'sw-ties'],
+    );
     assert.equal(rows[0]!.__text, 'recall-grid · 2026-11-20 09:00 · sw-selected');
   });
 
@@ -229,16 +372,25 @@ describe('dashboards', () => {
     const rows = await query('LATEST_SWEEPS_SQL');
     assert.deepEqual(
       rows.map((r) => [r.sweep, r.cells, r.cells_done, r.cells_failed, r.cells_reused]),
-      [['sw-selected', 8, 7, 1, 0], ['sw-older', 2, 2, 0, 1]],
+      [
+        ['sw-selected', 8, 7, 1, 0],
+        ['sw-older', 2, 2, 0, 1],
+      ],
     );
   });
 
   it('accuracy per model × task × strategy of the selected sweep, with its 95% interval', async () => {
     const rows = await query('ACCURACY_SQL');
     const expected: Array<[string, string, number]> = [
-      ['based-360m', 'default', 0.25], ['based-360m', 'jrt_prompt', 0.5], ['tfpp-360m', 'default', 0.75], ['tfpp-360m', 'jrt_prompt', 0.75],
+      ['based-360m', 'default', 0.25],
+      ['based-360m', 'jrt_prompt', 0.5],
+      ['tfpp-360m', 'default', 0.75],
+      ['tfpp-360m', 'jrt_prompt', 0.75],
     ];
-    assert.deepEqual(rows.map((r) => [r.model, r.task, r.strategy, r.examples]), expected.map(([m, s]) => [m, 'squad', s, 4]));
+    assert.deepEqual(
+      rows.map((r) => [r.model, r.task, r.strategy, r.examples]),
+      expected.map(([m, s]) => [m, 'squad', s, 4]),
+    );
     rows.forEach((r, i) => {
       const p = expected[i]![2];
       close(r.accuracy, p, `accuracy ${i}`);
@@ -250,7 +402,13 @@ describe('dashboards', () => {
 
   it('JRT-Prompt gain is accuracy(jrt_prompt) − accuracy(default) per model and task', async () => {
     const rows = await query('JRT_GAIN_SQL');
-    assert.deepEqual(rows.map((r) => [r.model, r.task]), [['based-360m', 'squad'], ['tfpp-360m', 'squad']]);
+    assert.deepEqual(
+      rows.map((r) => [r.model, r.task]),
+      [
+        ['based-360m', 'squad'],
+        ['tfpp-360m', 'squad'],
+      ],
+    );
     close(rows[0]!.jrt_gain, 0.5 - 0.25, 'based gain');
     close(rows[1]!.jrt_gain, 0.75 - 0.75, 'tfpp gain');
     close(rows[0]!.default_accuracy, 0.25, 'based default');
@@ -260,9 +418,15 @@ describe('dashboards', () => {
   it('quality vs throughput: one point per model × strategy, prompts/s from prefill time', async () => {
     const rows = await query('QUALITY_THROUGHPUT_SQL');
     const expected: Array<[string, number, number]> = [
-      ['tfpp-360m · jrt_prompt', 5, 0.75], ['tfpp-360m · default', 10, 0.75], ['based-360m · jrt_prompt', 20, 0.5], ['based-360m · default', 40, 0.25],
+      ['tfpp-360m · jrt_prompt', 5, 0.75],
+      ['tfpp-360m · default', 10, 0.75],
+      ['based-360m · jrt_prompt', 20, 0.5],
+      ['based-360m · default', 40, 0.25],
     ];
-    assert.deepEqual(rows.map((r) => r.point), expected.map((e) => e[0]));
+    assert.deepEqual(
+      rows.map((r) => r.point),
+      expected.map((e) => e[0]),
+    );
     rows.forEach((r, i) => {
       close(r.prompts_per_second, expected[i]![1], `${r.point} prompts/s`);
       close(r.accuracy, expected[i]![2], `${r.point} accuracy`);
@@ -271,27 +435,51 @@ describe('dashboards', () => {
 
   it('the Pareto frontier returns exactly the non-dominated points, ties included', async () => {
     const selected = await query('PARETO_FRONTIER_SQL');
-    assert.deepEqual(selected.map((r) => r.frontier_point), ['tfpp-360m · default', 'based-360m · jrt_prompt', 'based-360m · default']);
+    assert.deepEqual(
+      selected.map((r) => r.frontier_point),
+      ['tfpp-360m · default', 'based-360m · jrt_prompt', 'based-360m · default'],
+    );
     const ties = await query('PARETO_FRONTIER_SQL', 'sw-ties');
-    assert.deepEqual(ties.map((r) => r.frontier_point), ['p2 · default', 'p4 · default', 'p5 · default']);
+    assert.deepEqual(
+      ties.map((r) => r.frontier_point),
+      ['p2 · default', 'p4 · default', 'p5 · default'],
+    );
     const older = await query('PARETO_FRONTIER_SQL', 'sw-older');
-    assert.deepEqual(older.map((r) => r.frontier_point), ['based-360m · default']);
+    assert.deepEqual(
+      older.map((r) => r.frontier_point),
+      ['based-360m · default'],
+    );
     close(older[0]!.frontier_prompts_per_second, 400, 'older sweep point');
 
     // and it agrees with the sweep report's frontier (workflows/pareto.ts) on every sweep
     for (const sweep of ['sw-selected', 'sw-ties', 'sw-older']) {
       const points = await query('QUALITY_THROUGHPUT_SQL', sweep);
       const frontier = await query('PARETO_FRONTIER_SQL', sweep);
-      const reference = paretoFrontier(points.map((p) => ({
-        model: String(p.point), strategy: '', accuracy: Number(p.accuracy), promptsPerSecond: Number(p.prompts_per_second), examples: 1,
-      }) as ParetoCell)).points.filter((p) => p.onFrontier).map((p) => p.model).sort();
+      const reference = paretoFrontier(
+        points.map(
+          (p) =>
+            ({
+              model: String(p.point),
+              strategy: '',
+              accuracy: Number(p.accuracy),
+              promptsPerSecond: Number(p.prompts_per_second),
+              examples: 1,
+            }) as ParetoCell,
+        ),
+      )
+        .points.filter((p) => p.onFrontier)
+        .map((p) => p.model)
+        .sort();
       assert.deepEqual(frontier.map((r) => String(r.frontier_point)).sort(), reference, sweep);
     }
   });
 
   it('slice perplexity: exp(Σnll / Σtokens) on AR hits and other tokens, bins left out', async () => {
     const rows = await query('SLICE_PERPLEXITY_SQL');
-    assert.deepEqual(rows.map((r) => r.model), ['based-360m · default', 'based-360m · jrt_prompt', 'tfpp-360m · default', 'tfpp-360m · jrt_prompt']);
+    assert.deepEqual(
+      rows.map((r) => r.model),
+      ['based-360m · default', 'based-360m · jrt_prompt', 'tfpp-360m · default', 'tfpp-360m · jrt_prompt'],
+    );
     const expected: Array<[number, number | null]> = [
       [Math.exp(20 / 10), Math.exp(5 / 10)],
       [Math.exp((6 + 4) / (4 + 6)), Math.exp((3 + 2) / (5 + 5))],
@@ -326,35 +514,56 @@ describe('dashboards', () => {
 
   it('prefill benchmark: each point beside its baseline, speed-up = baseline / measured; the report reads the same rows', async () => {
     const rows = await query('PREFILL_BENCHMARK_SQL');
-    assert.deepEqual(rows.map((r) => [r.model, r.strategy, r.n, r.tokens_per_sequence, r.baseline]), [
-      ['based-360m', 'default', 2048, 2048, 'sdpa-flash'],
-      ['based-360m', 'jrt_prompt', 2048, 4096, 'sdpa-flash'],
-      ['based-360m', 'jrt_prompt', 4096, 8192, 'sdpa-flash'],
-      ['tfpp-360m', 'default', 2048, 2048, 'sdpa-flash'],
-    ]);
+    assert.deepEqual(
+      rows.map((r) => [r.model, r.strategy, r.n, r.tokens_per_sequence, r.baseline]),
+      [
+        ['based-360m', 'default', 2048, 2048, 'sdpa-flash'],
+        ['based-360m', 'jrt_prompt', 2048, 4096, 'sdpa-flash'],
+        ['based-360m', 'jrt_prompt', 4096, 8192, 'sdpa-flash'],
+        ['tfpp-360m', 'default', 2048, 2048, 'sdpa-flash'],
+      ],
+    );
     close(rows[1]!.speedup, 3, 'speed-up at 2048');
     close(rows[2]!.speedup, 5, 'speed-up at 4096');
     assert.equal((await query('PREFILL_BENCHMARK_SQL', 'sw-older')).length, 0);
     const report = await loadSweepReport(fx.db, 'sw-selected');
-    assert.deepEqual(report.benchmarks.filter((b) => b.strategy === 'jrt_prompt').map((b) => [b.seqLen, b.seconds, b.baselineSeconds]), [[2048, 0.01, 0.03], [4096, 0.02, 0.1]]);
+    assert.deepEqual(
+      report.benchmarks.filter((b) => b.strategy === 'jrt_prompt').map((b) => [b.seqLen, b.seconds, b.baselineSeconds]),
+      [
+        [2048, 0.01, 0.03],
+        [4096, 0.02, 0.1],
+      ],
+    );
     assert.ok(report.cells.every((c) => c.task !== 'prefill_throughput'));
   });
 
   it('quality vs benchmark throughput: only points with both, and their frontier agrees with the report', async () => {
     const points = await query('QUALITY_BENCHMARK_SQL');
-    assert.deepEqual(points.map((r) => r.point), ['tfpp-360m · default', 'based-360m · default', 'based-360m · jrt_prompt']);
+    assert.deepEqual(
+      points.map((r) => r.point),
+      ['tfpp-360m · default', 'based-360m · default', 'based-360m · jrt_prompt'],
+    );
     close(points[0]!.tokens_per_second, 327_680, 'tfpp default');
     close(points[1]!.tokens_per_second, 655_360, 'based default');
     close(points[2]!.tokens_per_second, 3_276_800, 'based jrt');
     const frontier = await query('PARETO_BENCHMARK_FRONTIER_SQL');
-    assert.deepEqual(frontier.map((r) => r.frontier_point), ['tfpp-360m · default', 'based-360m · jrt_prompt']);
+    assert.deepEqual(
+      frontier.map((r) => r.frontier_point),
+      ['tfpp-360m · default', 'based-360m · jrt_prompt'],
+    );
     // the report's frontier on the same axis (its points also need benchmark rows for every point,
     // so only the three benchmarked points are given here)
     const report = await loadSweepReport(fx.db, 'sw-selected');
     const benchmarked = report.cells.filter((c) => c.model !== 'tfpp-360m' || c.strategy === 'default');
     const { axis, points: reportPoints } = paretoFrontier(benchmarked, report.benchmarks);
     assert.equal(axis, 'benchmark');
-    assert.deepEqual(reportPoints.filter((p) => p.onFrontier).map((p) => `${p.model} · ${p.strategy}`).sort(), frontier.map((r) => String(r.frontier_point)).sort());
+    assert.deepEqual(
+      reportPoints
+        .filter((p) => p.onFrontier)
+        .map((p) => `${p.model} · ${p.strategy}`)
+        .sort(),
+      frontier.map((r) => String(r.frontier_point)).sort(),
+    );
   });
 
   it('ran every query in panels.ts', () => {

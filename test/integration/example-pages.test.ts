@@ -13,17 +13,42 @@ describe('cell example pages', () => {
   before(async () => {
     pg = await testPostgres();
     await pg.db.cell.create({
-      data: { key: 'k', modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 'mqar', taskVersion: 1,
-        taskParams: {}, taskDataDigest: 'dd', strategyName: 'default', strategyVersion: 1, strategyParams: {}, generation: {},
-        scorer: { name: 'contains', version: 1 }, numExamples: 300, numShards: 3, status: 'done' },
+      data: {
+        key: 'k',
+        modelName: 'm',
+        modelRevision: 'r',
+        modelFamily: 'based',
+        dtype: 'float32',
+        taskName: 'mqar',
+        taskVersion: 1,
+        taskParams: {},
+        taskDataDigest: 'dd',
+        strategyName: 'default',
+        strategyVersion: 1,
+        strategyParams: {},
+        generation: {},
+        scorer: { name: 'contains', version: 1 },
+        numExamples: 300,
+        numShards: 3,
+        status: 'done',
+      },
     });
     // three shards, the last first, as concurrent shards may land
     for (const shard of [2, 0, 1]) {
       await pg.db.exampleResult.createMany({
-        data: rows.filter((r) => Math.floor(r.id / 100) === shard).map((r) => ({
-          cellKey: 'k', exampleId: r.id, shardIndex: shard, promptDigest: `d${r.id}`, prediction: `p${r.id}`, gold: ['g'],
-          score: r.score, promptTokens: 3, generatedTokens: 1,
-        })),
+        data: rows
+          .filter((r) => Math.floor(r.id / 100) === shard)
+          .map((r) => ({
+            cellKey: 'k',
+            exampleId: r.id,
+            shardIndex: shard,
+            promptDigest: `d${r.id}`,
+            prediction: `p${r.id}`,
+            gold: ['g'],
+            score: r.score,
+            promptTokens: 3,
+            generatedTokens: 1,
+          })),
       });
     }
   });
@@ -32,7 +57,13 @@ describe('cell example pages', () => {
   it('pages all examples and the wrong ones exactly as the rows say', async () => {
     for (const wrongOnly of [false, true]) {
       const expected = rows.filter((r) => !wrongOnly || r.score < 0.5);
-      for (const [offset, limit] of [[0, 50], [37, 13], [expected.length - 5, 50], [expected.length, 10], [1000, 10]] as const) {
+      for (const [offset, limit] of [
+        [0, 50],
+        [37, 13],
+        [expected.length - 5, 50],
+        [expected.length, 10],
+        [1000, 10],
+      ] as const) {
         const page = await cellExamples(pg.db, 'k', { wrongOnly, offset, limit });
         assert.equal(page.total, expected.length);
         assert.deepEqual(

@@ -62,7 +62,10 @@ describe('SIGKILL of the Python worker mid-sweep', { timeout: 600_000 }, () => {
     assert.equal(counts.throughput, 24);
     for (const c of await stack.db.cell.findMany({ include: { examples: { select: { exampleId: true } } } })) {
       assert.equal(c.status, 'done');
-      assert.deepEqual(c.examples.map((e) => e.exampleId).sort((a, b) => a - b), [...Array(24).keys()]);
+      assert.deepEqual(
+        c.examples.map((e) => e.exampleId).sort((a, b) => a - b),
+        [...Array(24).keys()],
+      );
     }
     const stats = await activityStats(stack.client, handle.workflowId);
     // the shard that was running when the worker died was retried on the new worker

@@ -32,7 +32,10 @@ describe('Hugging Face revisions pinned to commits', { timeout: 300_000 }, () =>
   async function serveHub(commit: string) {
     hub?.stdin.end();
     hub = spawn(readToolchain().python, [join(INFERENCE, 'tests', 'fake_hub.py'), '--commit', commit], { cwd: INFERENCE });
-    const [line] = await createInterface({ input: hub.stdout })[Symbol.asyncIterator]().next().then((r) => [r.value as string]);
+    const [line] = await createInterface({ input: hub.stdout })
+      [Symbol.asyncIterator]()
+      .next()
+      .then((r) => [r.value as string]);
     return Number(line);
   }
   function pull(port: number) {

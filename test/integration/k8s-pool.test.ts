@@ -70,7 +70,10 @@ describe('kubernetes GPU pools on a real control plane', { skip }, () => {
     // every pod is owned through its ReplicaSet by a Deployment owned by the sweep's anchor
     const deployments = (await apps.listNamespacedDeployment({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)}` })).items;
     for (const d of deployments) {
-      assert.deepEqual(d.metadata!.ownerReferences!.map((o) => o.kind), ['ConfigMap']);
+      assert.deepEqual(
+        d.metadata!.ownerReferences!.map((o) => o.kind),
+        ['ConfigMap'],
+      );
       validateObject({ apiVersion: 'apps/v1', kind: 'Deployment', ...JSON.parse(JSON.stringify(d)) });
     }
     assert.deepEqual(await pool.list(), [{ sweepId, workflowId: `sweep/${sweepId}` }]);
@@ -113,7 +116,11 @@ describe('kubernetes GPU pools on a real control plane', { skip }, () => {
     const applied = cp.kubectl(['apply', '-n', NS, '-f', join(repoRoot, 'k8s', 'base', 'rbac.yaml')]);
     assert.equal(applied.status, 0, applied.stderr);
     const token = await waitFor('a ServiceAccount token', async () => {
-      const r = await core.createNamespacedServiceAccountToken({ name: 'twice-orchestrator', namespace: NS, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+      const r = await core.createNamespacedServiceAccountToken({
+        name: 'twice-orchestrator',
+        namespace: NS,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      });
       return r.status?.token;
     });
     const asOrchestrator = cp.tokenConfig(token);
@@ -140,9 +147,17 @@ describe('kubernetes GPU pools on a real control plane', { skip }, () => {
     await forbidden('list nodes', () => saCore.listNode());
     await forbidden('list pods in another namespace', () => saCore.listNamespacedPod({ namespace: 'elsewhere' }));
     await forbidden('create a Deployment in another namespace', () =>
-      saApps.createNamespacedDeployment({ namespace: 'elsewhere', body: { metadata: { name: 'x' }, spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } } } }),
+      saApps.createNamespacedDeployment({
+        namespace: 'elsewhere',
+        body: {
+          metadata: { name: 'x' },
+          spec: { selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } },
+        },
+      }),
     );
-    await forbidden('create a Service', () => saCore.createNamespacedService({ namespace: NS, body: { metadata: { name: 'x' }, spec: { ports: [{ port: 80 }] } } }));
+    await forbidden('create a Service', () =>
+      saCore.createNamespacedService({ namespace: NS, body: { metadata: { name: 'x' }, spec: { ports: [{ port: 80 }] } } }),
+    );
     await forbidden('edit its own Role', () =>
       asOrchestrator.makeApiClient(k8s.RbacAuthorizationV1Api).deleteNamespacedRole({ name: 'twice-orchestrator-pool', namespace: NS }),
     );
@@ -151,14 +166,20 @@ describe('kubernetes GPU pools on a real control plane', { skip }, () => {
   it('shrinks the pool to fit a ResourceQuota on nvidia.com/gpu, and fails cleanly when not one pod fits', async () => {
     const namespace = 'twice-quota';
     await core.createNamespacedResourceQuota({ namespace, body: { metadata: { name: 'gpu-budget' }, spec: { hard: { 'requests.nvidia.com/gpu': '3' } } } });
-    await waitFor('the quota controller to fill in status', async () => (await core.readNamespacedResourceQuota({ name: 'gpu-budget', namespace })).status?.hard);
+    await waitFor(
+      'the quota controller to fill in status',
+      async () => (await core.readNamespacedResourceQuota({ name: 'gpu-budget', namespace })).status?.hard,
+    );
     const pool = new KubernetesPool(cp.kubeConfig, { namespace, ...POOL_CONFIG });
     const first = 'quota-20261128-000000-eeee';
     const status = await pool.apply(plan(first, ['zoo-a', 'zoo-b'], [3, 2]), `sweep/${first}`);
     assert.equal(status.shrunkBy, 'gpu-budget');
     assert.deepEqual(status.desired, { g0: 3, g1: 0 }, 'model-major: the later group gives way');
     await waitFor('3 Running pods', async () => (await runningPods(namespace, first)).length === 3);
-    await waitFor('the quota to count them', async () => (await core.readNamespacedResourceQuota({ name: 'gpu-budget', namespace })).status?.used?.['requests.nvidia.com/gpu'] === '3');
+    await waitFor(
+      'the quota to count them',
+      async () => (await core.readNamespacedResourceQuota({ name: 'gpu-budget', namespace })).status?.used?.['requests.nvidia.com/gpu'] === '3',
+    );
 
     const second = 'quota-20261128-000000-ffff';
     await assert.rejects(pool.apply(plan(second, ['zoo-c'], [2]), `sweep/${second}`), (err: Error & { type?: string; nonRetryable?: boolean }) => {
@@ -182,7 +203,10 @@ describe('kubernetes GPU pools on a real control plane', { skip }, () => {
       for (const o of objects) validateObject(o);
       const dry = cp.kubectl(['apply', '-k', dir, '--dry-run=server']);
       assert.equal(dry.status, 0, `${target}: ${dry.stderr}`);
-      const accepted = dry.stdout.trim().split('\n').filter((l) => /\(server dry run\)$/.test(l));
+      const accepted = dry.stdout
+        .trim()
+        .split('\n')
+        .filter((l) => /\(server dry run\)$/.test(l));
       assert.equal(accepted.length, objects.length, dry.stdout);
     }
   });

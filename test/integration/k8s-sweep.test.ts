@@ -120,7 +120,9 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     // evict the pod of the first model group while its worker runs a shard (Temporal says which
     // worker holds a started activity): the shard is retried on the replacement pod
     const g0Pods = new Set(
-      (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items.map((p) => p.metadata!.name!),
+      (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items.map(
+        (p) => p.metadata!.name!,
+      ),
     );
     const victim = await waitFor(
       'a shard running on the pod of the first model group',
@@ -143,7 +145,10 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     assert.equal(counts.shards, 16, 'every shard recorded exactly once');
     assert.equal(counts.examples, 64);
     for (const c of await stack.db.cell.findMany({ include: { examples: { select: { exampleId: true } } } })) {
-      assert.deepEqual(c.examples.map((e) => e.exampleId).sort((a, b) => a - b), [...Array(16).keys()]);
+      assert.deepEqual(
+        c.examples.map((e) => e.exampleId).sort((a, b) => a - b),
+        [...Array(16).keys()],
+      );
     }
     const stats = await activityStats(stack.client, handle.workflowId);
     assert.ok(stats.maxAttempt >= 2, `the evicted pod's shard was retried (max attempt ${stats.maxAttempt})`);
@@ -183,7 +188,12 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
 
   it('the reconcile schedule removes the pool of a sweep that is not running', async () => {
     const ghost = 'ghost-20261128-000000-0000';
-    const pool = new KubernetesPool(cp.kubeConfig, { namespace: NS, image: 'twice-inference:test', temporalAddress: stack.temporalAddress, temporalNamespace: 'default' });
+    const pool = new KubernetesPool(cp.kubeConfig, {
+      namespace: NS,
+      image: 'twice-inference:test',
+      temporalAddress: stack.temporalAddress,
+      temporalNamespace: 'default',
+    });
     const groups = poolGroups(ghost, ['zoo-based-tiny'], POOL_DEFAULTS);
     await pool.apply({ sweepId: ghost, groups, replicas: { g0: 1 }, settings: POOL_DEFAULTS }, `sweep/${ghost}`);
     assert.ok((await leftovers(ghost)).length > 0);

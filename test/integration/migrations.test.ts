@@ -14,9 +14,22 @@ import { MIGRATIONS_DIR, testPostgres } from '../helpers/fixtures';
 async function bareCell(db: Awaited<ReturnType<typeof testPostgres>>['db'], key: string, numExamples: number, numShards: number) {
   await db.cell.create({
     data: {
-      key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
-      taskParams: {}, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
-      generation: {}, scorer: { name: 'exact' }, numExamples, numShards,
+      key,
+      modelName: 'm',
+      modelRevision: 'r',
+      modelFamily: 'based',
+      dtype: 'float32',
+      taskName: 't',
+      taskVersion: 1,
+      taskParams: {},
+      taskDataDigest: 'dd',
+      strategyName: 's',
+      strategyVersion: 1,
+      strategyParams: {},
+      generation: {},
+      scorer: { name: 'exact' },
+      numExamples,
+      numShards,
     },
   });
 }
@@ -64,21 +77,56 @@ describe('migrations', () => {
     });
     await db.cell.create({
       data: {
-        key, modelName: 'm', modelRevision: 'r', modelFamily: 'based', dtype: 'float32', taskName: 't', taskVersion: 1,
-        taskParams: { n: 1 }, taskDataDigest: 'dd', strategyName: 's', strategyVersion: 1, strategyParams: {},
-        generation: { maxNewTokens: 1 }, scorer: { name: 'exact' }, slices: { x: 1 }, numExamples: 2, numShards: 1,
+        key,
+        modelName: 'm',
+        modelRevision: 'r',
+        modelFamily: 'based',
+        dtype: 'float32',
+        taskName: 't',
+        taskVersion: 1,
+        taskParams: { n: 1 },
+        taskDataDigest: 'dd',
+        strategyName: 's',
+        strategyVersion: 1,
+        strategyParams: {},
+        generation: { maxNewTokens: 1 },
+        scorer: { name: 'exact' },
+        slices: { x: 1 },
+        numExamples: 2,
+        numShards: 1,
       },
     });
     await db.sweepCell.create({ data: { sweepId: 's1', cellKey: key, reused: true } });
     await db.shardRecord.create({
-      data: { cellKey: key, shardIndex: 0, exampleStart: 0, exampleEnd: 2, loadSeconds: 0.5, prefillSeconds: 0.25, decodeSeconds: 0.125, prefillTokens: 7, batches: 1, worker: { pid: 1 } },
+      data: {
+        cellKey: key,
+        shardIndex: 0,
+        exampleStart: 0,
+        exampleEnd: 2,
+        loadSeconds: 0.5,
+        prefillSeconds: 0.25,
+        decodeSeconds: 0.125,
+        prefillTokens: 7,
+        batches: 1,
+        worker: { pid: 1 },
+      },
     });
     await db.exampleResult.create({
       data: { cellKey: key, exampleId: 0, shardIndex: 0, promptDigest: 'p', prediction: 'v1', gold: ['v1'], score: 1, promptTokens: 5, generatedTokens: 1 },
     });
     await db.sliceStat.create({ data: { cellKey: key, shardIndex: 0, slice: 'ar_hit', nllSum: 1.5, tokenCount: 3 } });
     const t = await db.throughputMeasurement.create({
-      data: { cellKey: key, shardIndex: 0, source: 'shard-prefill', implementation: 'm', tokens: 7, seconds: 0.25, tokensPerSecond: 28, device: 'cpu', versions: { torch: 'x' } },
+      data: {
+        cellKey: key,
+        shardIndex: 0,
+        source: 'shard-prefill',
+        implementation: 'm',
+        tokens: 7,
+        seconds: 0.25,
+        tokensPerSecond: 28,
+        device: 'cpu',
+        versions: { torch: 'x' },
+      },
     });
     const back = await db.cell.findUniqueOrThrow({
       where: { key },
@@ -106,7 +154,15 @@ describe('migrations', () => {
     const key = 'b'.repeat(64);
     await bareCell(db, key, 4, 1);
     const example = (exampleId: number, score: number) => ({
-      cellKey: key, exampleId, shardIndex: 0, promptDigest: 'p', prediction: 'v', gold: ['v'], score, promptTokens: 1, generatedTokens: 1,
+      cellKey: key,
+      exampleId,
+      shardIndex: 0,
+      promptDigest: 'p',
+      prediction: 'v',
+      gold: ['v'],
+      score,
+      promptTokens: 1,
+      generatedTokens: 1,
     });
     // [examples, correct, score sum, bit i: example i present, bit i: example i correct]
     const totals = async () => {
@@ -138,8 +194,16 @@ describe('migrations', () => {
     const key = 'c'.repeat(64);
     await bareCell(db, key, 30, 3);
     const shard = (shardIndex: number, prefillTokens: number, prefillSeconds: number) => ({
-      cellKey: key, shardIndex, exampleStart: shardIndex * 10, exampleEnd: shardIndex * 10 + 10, loadSeconds: 0,
-      prefillSeconds, decodeSeconds: 0, prefillTokens, batches: 1, worker: {},
+      cellKey: key,
+      shardIndex,
+      exampleStart: shardIndex * 10,
+      exampleEnd: shardIndex * 10 + 10,
+      loadSeconds: 0,
+      prefillSeconds,
+      decodeSeconds: 0,
+      prefillTokens,
+      batches: 1,
+      worker: {},
     });
     const totals = async () => {
       const row = await db.cellShardTotal.findUnique({ where: { cellKey: key } });
@@ -156,13 +220,24 @@ describe('migrations', () => {
 
     // per-slice perplexity sums the same way, one row per (cell, slice)
     const slices = async () =>
-      (await db.cellSliceTotal.findMany({ where: { cellKey: key }, orderBy: { slice: 'asc' } })).map((r) => [r.slice, r.shards, r.nllSum, Number(r.tokenCount)]);
+      (await db.cellSliceTotal.findMany({ where: { cellKey: key }, orderBy: { slice: 'asc' } })).map((r) => [
+        r.slice,
+        r.shards,
+        r.nllSum,
+        Number(r.tokenCount),
+      ]);
     const stat = (shardIndex: number, slice: string, nllSum: number, tokenCount: number) => ({ cellKey: key, shardIndex, slice, nllSum, tokenCount });
     await db.sliceStat.createMany({ data: [stat(0, 'ar_hit', 1.5, 3), stat(0, 'other', 4, 10), stat(2, 'ar_hit', 0.5, 1)] });
-    assert.deepEqual(await slices(), [['ar_hit', 2, 2, 4], ['other', 1, 4, 10]]);
+    assert.deepEqual(await slices(), [
+      ['ar_hit', 2, 2, 4],
+      ['other', 1, 4, 10],
+    ]);
     await db.sliceStat.updateMany({ where: { cellKey: key, slice: 'other' }, data: { nllSum: 6 } });
     await db.sliceStat.deleteMany({ where: { cellKey: key, shardIndex: 2 } });
-    assert.deepEqual(await slices(), [['ar_hit', 1, 1.5, 3], ['other', 1, 6, 10]]);
+    assert.deepEqual(await slices(), [
+      ['ar_hit', 1, 1.5, 3],
+      ['other', 1, 6, 10],
+    ]);
     await db.cell.delete({ where: { key } });
     assert.equal(await totals(), null);
     assert.deepEqual(await slices(), []);

@@ -154,7 +154,10 @@ describe('nightly regression detection', { timeout: 120_000 }, () => {
     assert.ok(r!.pAdjusted < 0.05 && r!.accuracyAfter < r!.accuracyBefore);
     assert.equal(s.cells.ran, 4);
     assert.equal(s.why.length, 4, 'every cell that ran says why');
-    assert.ok(s.why.every((line) => line.includes('ran because') && line.includes('rev-nightly-20261121')), s.why.join('\n'));
+    assert.ok(
+      s.why.every((line) => line.includes('ran because') && line.includes('rev-nightly-20261121')),
+      s.why.join('\n'),
+    );
   });
 
   it('flags nothing between two nights with no change, and the baseline still sees the drop', async () => {

@@ -61,7 +61,9 @@ describe('the protocol over every task', { timeout: 600_000 }, () => {
     }
     // the fixtures' sizes as the worker counted them, after the paper's skip rule: one fda row has a
     // one-character value and one nq row has no answer, so both are left out (nq reads its 1024 variant)
-    const counts = Object.fromEntries(cells.filter((c) => c.strategyName === 'default' && c.modelName === 'debug-attn-bytes').map((c) => [c.taskName, c.numExamples]));
+    const counts = Object.fromEntries(
+      cells.filter((c) => c.strategyName === 'default' && c.modelName === 'debug-attn-bytes').map((c) => [c.taskName, c.numExamples]),
+    );
     assert.deepEqual(
       { fda: counts.fda, swde: counts.swde, squad: counts.squad, triviaqa: counts.triviaqa, drop: counts.drop, nq: counts.nq },
       { fda: 3, swde: 2, squad: 2, triviaqa: 2, drop: 2, nq: 2 },

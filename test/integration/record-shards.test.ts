@@ -47,7 +47,17 @@ function output(shard: Shard): RunShardOutput {
     })),
     measurements: [],
     slices: [{ slice: 'other', nllSum: 1.5, tokenCount: 3 }],
-    timing: { queueSeconds: 0.1, dataSeconds: 0.01, loadSeconds: 0, prefillSeconds: 0.02, decodeSeconds: 0.03, nllSeconds: 0.01, scoringSeconds: 0.001, prefillTokens: 20, batches: 1 },
+    timing: {
+      queueSeconds: 0.1,
+      dataSeconds: 0.01,
+      loadSeconds: 0,
+      prefillSeconds: 0.02,
+      decodeSeconds: 0.03,
+      nllSeconds: 0.01,
+      scoringSeconds: 0.001,
+      prefillTokens: 20,
+      batches: 1,
+    },
     worker: { workerVersion: 't', python: '3', torch: '2', device: 'cpu', gpuName: null, driver: null, cuda: null, hostname: 'h', pid: 1 },
     model: { family: 'based', parameters: 1, stateBytes: 1, dtype: 'float32' },
   };
@@ -85,7 +95,14 @@ describe('recordShards', () => {
     });
     assert.deepEqual(
       first.map((x) => [x.alreadyRecorded, x.cellDone, x.malformed === null]),
-      [[false, false, true], [false, false, true], [false, false, true], [false, true, true], [false, false, true], [false, false, false]],
+      [
+        [false, false, true],
+        [false, false, true],
+        [false, false, true],
+        [false, true, true],
+        [false, false, true],
+        [false, false, false],
+      ],
     );
     assert.match(first[5]!.malformed!, /returned 0 examples and 0 measurements, expected 2 examples only/);
     const counts = await tableCounts(pg.db);
@@ -111,10 +128,18 @@ describe('recordShards', () => {
     const rest = await acts.recordShards({ ...base, shards: [item(overlapping), ...shardsB.slice(1).map((s) => item(s))] });
     assert.deepEqual(
       rest.map((x) => [x.alreadyRecorded, x.cellDone]),
-      [[true, true], [false, false], [false, false], [false, true]],
+      [
+        [true, true],
+        [false, false],
+        [false, false],
+        [false, true],
+      ],
     );
     const stored = await pg.db.cell.findUniqueOrThrow({ where: { key: b!.key }, include: { examples: { select: { exampleId: true } } } });
     assert.equal(stored.status, 'done');
-    assert.deepEqual(stored.examples.map((e) => e.exampleId).sort((x, y) => x - y), [...Array(8).keys()]);
+    assert.deepEqual(
+      stored.examples.map((e) => e.exampleId).sort((x, y) => x - y),
+      [...Array(8).keys()],
+    );
   });
 });

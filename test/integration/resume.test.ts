@@ -65,7 +65,10 @@ describe('resuming a cell with another shard size', { timeout: 600_000 }, () => 
       include: { examples: { select: { exampleId: true } }, shards: true },
     });
     assert.equal(stored.status, 'done');
-    assert.deepEqual(stored.examples.map((e) => e.exampleId).sort((x, y) => x - y), [...Array(48).keys()]);
+    assert.deepEqual(
+      stored.examples.map((e) => e.exampleId).sort((x, y) => x - y),
+      [...Array(48).keys()],
+    );
     // the shards cover 0..47 without overlap: A's of 6, then B's of at most 10
     const ranges = stored.shards.map((s) => [s.exampleStart, s.exampleEnd]).sort((x, y) => x[0]! - y[0]!);
     ranges.forEach(([start], i) => assert.equal(start, i === 0 ? 0 : ranges[i - 1]![1]));

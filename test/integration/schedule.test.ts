@@ -62,8 +62,7 @@ describe('nightly schedules on Temporal', { timeout: 300_000 }, () => {
     });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  const nightsOf = (scheduleId: string) =>
-    stack.db.sweep.findMany({ where: { id: { startsWith: `${scheduleId}-` } }, orderBy: { createdAt: 'asc' } });
+  const nightsOf = (scheduleId: string) => stack.db.sweep.findMany({ where: { id: { startsWith: `${scheduleId}-` } }, orderBy: { createdAt: 'asc' } });
 
   before(async () => {
     writeFileSync(specPath, SPEC(8));
@@ -73,7 +72,10 @@ describe('nightly schedules on Temporal', { timeout: 300_000 }, () => {
     if (stack) {
       // the nights never finish without a Python worker: end them so the stack stops cleanly
       for await (const w of stack.client.workflow.list({ query: 'ExecutionStatus = "Running"' })) {
-        await stack.client.workflow.getHandle(w.workflowId, w.runId).terminate('test over').catch(() => undefined);
+        await stack.client.workflow
+          .getHandle(w.workflowId, w.runId)
+          .terminate('test over')
+          .catch(() => undefined);
       }
       await stack.stop();
     }

@@ -128,12 +128,18 @@ describe('the Slack app', { timeout: 600_000 }, () => {
     const ts = openingCall!.result!.ts;
     assert.ok(thread.length >= 2, 'progress and a summary');
     for (const p of thread) assert.equal(p.thread_ts, ts, 'every follow-up is in the thread');
-    assert.ok(thread.some((p) => /^(resolving|running|finishing): cells \d+\/\d+/.test(String(p.text))), 'a progress line');
+    assert.ok(
+      thread.some((p) => /^(resolving|running|finishing): cells \d+\/\d+/.test(String(p.text))),
+      'a progress line',
+    );
 
     const summary = thread.at(-1)!;
     type Block = { type: string; text?: { text: string }; elements?: Array<{ url?: string }> };
     const blocks = JSON.parse(String(summary.blocks)) as Block[];
-    assert.deepEqual(blocks.map((b) => b.type), ['header', 'section', 'section', 'actions']);
+    assert.deepEqual(
+      blocks.map((b) => b.type),
+      ['header', 'section', 'section', 'actions'],
+    );
     assert.equal(blocks[0]!.text!.text, `Sweep ${sweepId}: completed`);
     assert.match(blocks[2]!.text!.text, /zoo-based-tiny .*mqar .*default/s);
     assert.match(blocks[2]!.text!.text, /zoo-attn-tiny/);
@@ -210,7 +216,7 @@ describe('the Slack app', { timeout: 600_000 }, () => {
 
   it('resumes its threads after a restart: the summary lands once, in the same thread', async () => {
     const finishedThreads = await stack.db.slackThread.count({ where: { finishedAt: { not: null } } });
-    assert.equal(finishedThreads, 1, 'the first sweep\'s thread is closed');
+    assert.equal(finishedThreads, 1, "the first sweep's thread is closed");
     const run = await send('run tiny-next');
     const [started] = await answer(run.name);
     const sweepId = /Started sweep (\S+)\./.exec(String(started!.text))?.[1];
@@ -224,9 +230,16 @@ describe('the Slack app', { timeout: 600_000 }, () => {
     const opening = fake.named('chat.postMessage').find((c) => String(c.body.text).startsWith(`Sweep ${sweepId} started`))!;
     const ts = opening.result!.ts;
     assert.equal(open.threadTs, ts);
-    const inThread = () => fake.named('chat.postMessage').filter((c) => c.body.thread_ts === ts).map((c) => String(c.body.text));
+    const inThread = () =>
+      fake
+        .named('chat.postMessage')
+        .filter((c) => c.body.thread_ts === ts)
+        .map((c) => String(c.body.text));
     const beforeRestart = inThread();
-    assert.ok(beforeRestart.every((t) => !/Sweep \S+ completed:/.test(t)), 'no summary before the restart');
+    assert.ok(
+      beforeRestart.every((t) => !/Sweep \S+ completed:/.test(t)),
+      'no summary before the restart',
+    );
 
     assert.equal(await startApp(), 1, 'one thread resumed');
     await slack.idle();
@@ -234,7 +247,10 @@ describe('the Slack app', { timeout: 600_000 }, () => {
     assert.deepEqual(after.slice(0, beforeRestart.length), beforeRestart);
     const summaries = after.filter((t) => /Sweep \S+ completed: 2 cells, 0 failed/.test(t));
     assert.equal(summaries.length, 1, after.join('\n'));
-    assert.ok(after.every((t, i) => i === 0 || t !== after[i - 1]), 'no progress line repeated');
+    assert.ok(
+      after.every((t, i) => i === 0 || t !== after[i - 1]),
+      'no progress line repeated',
+    );
     const upload = fake.named('files.completeUploadExternal').at(-1)!;
     assert.equal(upload.body.thread_ts, ts, 'the chart goes to the same thread');
     const closed = await stack.db.slackThread.findUniqueOrThrow({ where: { sweepId } });

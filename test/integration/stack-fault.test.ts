@@ -84,7 +84,11 @@ describe('SIGKILL of the stack daemon mid-sweep', { timeout: 1_200_000 }, () => 
     const detached = await twice(['run', specFile, '--detach'], env);
     assert.equal(detached.code, 0, detached.stderr);
     const sweepId = detached.stdout.trim().split('\n').at(-1)!;
-    await waitUntil('two shards recorded', async () => Number((await query<{ n: string }>(first.databaseUrl, 'SELECT count(*) AS n FROM shard_records'))[0]!.n) >= 2, 300_000);
+    await waitUntil(
+      'two shards recorded',
+      async () => Number((await query<{ n: string }>(first.databaseUrl, 'SELECT count(*) AS n FROM shard_records'))[0]!.n) >= 2,
+      300_000,
+    );
 
     const started = groupMembers(first.pid);
     assert.ok(started.length >= 3, `expected PostgreSQL, Temporal and a Python worker in the daemon's group, got ${started.join(',')}`);
@@ -101,13 +105,23 @@ describe('SIGKILL of the stack daemon mid-sweep', { timeout: 1_200_000 }, () => 
       second.databaseUrl,
       'SELECT c.status, (SELECT count(*) FROM example_results e WHERE e.cell_key = c.key) AS examples FROM cells c',
     );
-    assert.deepEqual(cells.map((c) => [c.status, Number(c.examples)]), [['done', 24], ['done', 24]]);
+    assert.deepEqual(
+      cells.map((c) => [c.status, Number(c.examples)]),
+      [
+        ['done', 24],
+        ['done', 24],
+      ],
+    );
     const [shards] = await query<{ n: string }>(second.databaseUrl, 'SELECT count(*) AS n FROM shard_records');
     assert.equal(Number(shards!.n), SHARDS);
-    await waitUntil('the detached sweep ends', async () => {
-      const [s] = await query<{ status: string }>(second.databaseUrl, `SELECT status FROM sweeps WHERE id = '${sweepId}'`);
-      return s?.status !== 'running';
-    }, 300_000);
+    await waitUntil(
+      'the detached sweep ends',
+      async () => {
+        const [s] = await query<{ status: string }>(second.databaseUrl, `SELECT status FROM sweeps WHERE id = '${sweepId}'`);
+        return s?.status !== 'running';
+      },
+      300_000,
+    );
 
     // item 5: a dead PostgreSQL is reported, not papered over with "stack up"
     process.kill(postmasterPid(postgresDataDir(stateDir))!, 'SIGKILL');

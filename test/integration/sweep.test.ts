@@ -50,13 +50,22 @@ describe('a sweep end to end', { timeout: 600_000 }, () => {
     assert.ok(result.runs > 1, `expected continue-as-new, got ${result.runs} run(s)`);
     // 2 models x 1 task x 2 strategies; 12 examples in shards of 5 (5, 5, 2)
     assert.deepEqual(await tableCounts(stack.db), {
-      sweeps: 1, cells: 4, sweepCells: 4, shards: 12, examples: 48, slices: (await stack.db.sliceStat.count()), throughput: 12,
+      sweeps: 1,
+      cells: 4,
+      sweepCells: 4,
+      shards: 12,
+      examples: 48,
+      slices: await stack.db.sliceStat.count(),
+      throughput: 12,
     });
     assert.ok((await stack.db.sliceStat.count()) > 0, 'per-slice perplexity sums were recorded');
     const cells = await stack.db.cell.findMany({ include: { examples: { select: { exampleId: true } } } });
     for (const c of cells) {
       assert.equal(c.status, 'done');
-      assert.deepEqual(c.examples.map((e) => e.exampleId).sort((a, b) => a - b), [...Array(12).keys()]);
+      assert.deepEqual(
+        c.examples.map((e) => e.exampleId).sort((a, b) => a - b),
+        [...Array(12).keys()],
+      );
       assert.ok(c.provenance && typeof c.provenance === 'object' && 'worker' in c.provenance);
     }
     const report = await loadSweepReport(stack.db, sweepId);

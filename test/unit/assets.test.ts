@@ -81,7 +81,11 @@ describe('specAssets', () => {
   it('lists the 4 Figure 3 checkpoints, their tokenizer, the corpus and the bigram table as missing, with where to put them', () => {
     const { env } = emptyEnv();
     const assets = specAssets(paperSpec('figure3'), catalog, env);
-    const missing = (kind: string) => assets.filter((a) => a.kind === kind && a.foundAt === null).map((a) => a.hfId).sort();
+    const missing = (kind: string) =>
+      assets
+        .filter((a) => a.kind === kind && a.foundAt === null)
+        .map((a) => a.hfId)
+        .sort();
     assert.deepEqual(missing('model'), [
       'hazyresearch/JRT-360M-30B',
       'hazyresearch/attn-360M-30B',
@@ -96,7 +100,10 @@ describe('specAssets', () => {
     assert.match(lines[0]!, /4 model checkpoint\(s\), 1 tokenizer\(s\), 0 dataset\(s\), 2 data file\(s\); nothing was started/);
     assert.ok(lines.includes('  file pile/test-2048.jsonl (for perplexity corpus)'), lines.join('\n'));
     assert.ok(lines.some((l) => l.includes(`put it at ${join(env.TWICE_DATA_DIR, 'pile', 'train-bigrams-gpt2.npz')}`)));
-    assert.ok(lines.some((l) => l.includes('bigrams build')), 'says how to make the bigram table');
+    assert.ok(
+      lines.some((l) => l.includes('bigrams build')),
+      'says how to make the bigram table',
+    );
 
     // with the files where the worker reads them, only the checkpoints and tokenizer are left
     mkdirSync(join(env.TWICE_DATA_DIR, 'pile'), { recursive: true });
@@ -109,14 +116,19 @@ describe('specAssets', () => {
   it('`twice plan specs/paper/figure3.yaml` on an empty machine lists what is missing, exits 1 and starts nothing', () => {
     const { root, env } = emptyEnv();
     const state = join(root, 'state');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'workers', 'twice.ts'), 'plan', join(repoRoot, 'specs', 'paper', 'figure3.yaml')], {
-      cwd: repoRoot,
-      encoding: 'utf8',
-      env: { ...process.env, ...env, TWICE_TOKENIZER_DIR: '', TWICE_STATE_DIR: state, DATABASE_URL: '', TEMPORAL_ADDRESS: '' },
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'workers', 'twice.ts'), 'plan', join(repoRoot, 'specs', 'paper', 'figure3.yaml')],
+      {
+        cwd: repoRoot,
+        encoding: 'utf8',
+        env: { ...process.env, ...env, TWICE_TOKENIZER_DIR: '', TWICE_STATE_DIR: state, DATABASE_URL: '', TEMPORAL_ADDRESS: '' },
+      },
+    );
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stdout, /missing on this machine: 4 model checkpoint\(s\), 1 tokenizer\(s\), 0 dataset\(s\), 2 data file\(s\); nothing was started/);
-    for (const id of ['attn-360M-30B', 'mamba-360M-30B', 'based-360M-30B', 'JRT-360M-30B']) assert.match(r.stdout, new RegExp(`model hazyresearch/${id} \\(for `));
+    for (const id of ['attn-360M-30B', 'mamba-360M-30B', 'based-360M-30B', 'JRT-360M-30B'])
+      assert.match(r.stdout, new RegExp(`model hazyresearch/${id} \\(for `));
     assert.match(r.stdout, /file pile\/train-bigrams-gpt2\.npz \(for slices\.bigramCounts\)/);
     assert.ok(!existsSync(state), 'no stack was started (its state folder was never made)');
   });
@@ -139,14 +151,20 @@ describe('paper specs', () => {
 
 describe('pullTargets', () => {
   it('resolves a catalog model, a task or dataset id, and a spec file', () => {
-    const ids = (t: string) => pullTargets(t).map((a) => `${a.kind}:${a.hfId}`).sort();
+    const ids = (t: string) =>
+      pullTargets(t)
+        .map((a) => `${a.kind}:${a.hfId}`)
+        .sort();
     assert.deepEqual(ids('jrt-1b-50b'), ['model:hazyresearch/JRT-1B-50B', 'tokenizer:gpt2']);
     assert.deepEqual(ids('fda'), ['dataset:hazyresearch/based-fda']);
     assert.deepEqual(ids('hazyresearch/based_nq_512'), ['dataset:hazyresearch/based_nq_512']);
     assert.equal(pullTargets(join(repoRoot, 'specs', 'paper', 'table4.yaml')).length, 6);
     // Figure 3's corpus and bigram table are listed, for pull to say they come from no hub
     const fig3 = pullTargets(join(repoRoot, 'specs', 'paper', 'figure3.yaml'));
-    assert.deepEqual(fig3.filter((a) => a.kind === 'file').map((a) => a.hfId), ['pile/test-2048.jsonl', 'pile/train-bigrams-gpt2.npz']);
+    assert.deepEqual(
+      fig3.filter((a) => a.kind === 'file').map((a) => a.hfId),
+      ['pile/test-2048.jsonl', 'pile/train-bigrams-gpt2.npz'],
+    );
     assert.throws(() => pullTargets('zoo-attn-tiny'), /no download: its source is zoo/);
     assert.throws(() => pullTargets('nonsense'), /not a spec file, a catalog model/);
   });

@@ -37,7 +37,7 @@ describe('EtaEstimator', () => {
     }
   });
 
-  it('keeps a rate per model, so a slow model does not inherit a fast one\'s estimate', () => {
+  it("keeps a rate per model, so a slow model does not inherit a fast one's estimate", () => {
     const eta = new EtaEstimator();
     eta.update(0, 0, 400, 'fast');
     eta.update(1000, 100, 400, 'fast'); // 100/s

@@ -43,7 +43,11 @@ describe('cachedFromFiles', () => {
       const a = join(dir, 'a.json');
       writeFileSync(a, '1');
       let loads = 0;
-      const value = cachedFromFiles(() => [a], () => ++loads, 60_000);
+      const value = cachedFromFiles(
+        () => [a],
+        () => ++loads,
+        60_000,
+      );
       assert.equal(value(), 1);
       writeFileSync(a, '22');
       utimesSync(a, new Date(), new Date(Date.now() + 5000));

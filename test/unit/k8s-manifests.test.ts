@@ -165,7 +165,11 @@ for (const [target, r] of Object.entries(rendered)) {
       assert.equal(pod.nodeSelector?.['nvidia.com/gpu.present'], 'true');
       assert.ok(pod.tolerations?.some((t) => t.key === 'nvidia.com/gpu' && t.operator === 'Exists' && t.effect === 'NoSchedule'));
       for (const d of deployments(r).filter((x) => x.metadata!.name !== 'twice-inference')) {
-        assert.deepEqual(gpuLimit(d), d.spec!.template.spec!.containers.map(() => undefined), d.metadata!.name);
+        assert.deepEqual(
+          gpuLimit(d),
+          d.spec!.template.spec!.containers.map(() => undefined),
+          d.metadata!.name,
+        );
         assert.equal(d.spec!.template.spec!.tolerations, undefined);
       }
     });
@@ -173,10 +177,17 @@ for (const [target, r] of Object.entries(rendered)) {
     it('runs the inference worker as the brief says, with a grace period longer than a heartbeat', () => {
       const pod = deployment(r, 'twice-inference').spec!.template.spec!;
       const c = pod.containers[0]!;
-      assert.deepEqual(
-        [...(c.command ?? []), ...(c.args ?? [])].slice(0, 9),
-        ['python', '-m', 'twice_inference.worker', '--address', '$(TEMPORAL_ADDRESS)', '--namespace', '$(TEMPORAL_NAMESPACE)', '--task-queue', 'twice-gpu'],
-      );
+      assert.deepEqual([...(c.command ?? []), ...(c.args ?? [])].slice(0, 9), [
+        'python',
+        '-m',
+        'twice_inference.worker',
+        '--address',
+        '$(TEMPORAL_ADDRESS)',
+        '--namespace',
+        '$(TEMPORAL_NAMESPACE)',
+        '--task-queue',
+        'twice-gpu',
+      ]);
       const args = c.args ?? [];
       assert.equal(args[args.indexOf('--device') + 1], 'cuda');
       const graceful = Number(args[args.indexOf('--graceful-shutdown-seconds') + 1]);
@@ -245,7 +256,10 @@ for (const [target, r] of Object.entries(rendered)) {
     it('gives the orchestrator a ServiceAccount with least privilege over its pool, and no one else a token', () => {
       const role = r.objects.find((o) => o.kind === 'Role') as unknown as IRole;
       const binding = r.objects.find((o) => o.kind === 'RoleBinding') as unknown as IRoleBinding;
-      assert.equal(r.objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'), false);
+      assert.equal(
+        r.objects.some((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding'),
+        false,
+      );
       assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata!.name });
       assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'twice-orchestrator' }]);
       const granted = role.rules!.flatMap((rule) => rule.resources!.map((res) => `${rule.apiGroups![0] || 'core'}/${res}`)).sort();
@@ -271,12 +285,18 @@ for (const [target, r] of Object.entries(rendered)) {
       assert.ok(!egressPorts('twice-inference').includes(5432), 'GPU workers never reach the database');
       for (const d of deployments(r)) {
         const name = d.metadata!.name!;
-        const covered = policies.some((p) => p.spec!.podSelector.matchLabels?.['app.kubernetes.io/name'] === name || p.spec!.podSelector.matchExpressions?.some((e) => e.values?.includes(name)));
+        const covered = policies.some(
+          (p) =>
+            p.spec!.podSelector.matchLabels?.['app.kubernetes.io/name'] === name || p.spec!.podSelector.matchExpressions?.some((e) => e.values?.includes(name)),
+        );
         assert.ok(covered, `${name} has no NetworkPolicy of its own`);
         for (const c of d.spec!.template.spec!.containers) {
           for (const port of c.ports ?? []) {
             const ingress = policies.filter((p) => p.spec!.podSelector.matchLabels?.['app.kubernetes.io/name'] === name).flatMap((p) => p.spec!.ingress ?? []);
-            assert.ok(ingress.some((i) => i.ports?.some((p) => p.port === port.containerPort)), `${name}: port ${port.containerPort} is not let in`);
+            assert.ok(
+              ingress.some((i) => i.ports?.some((p) => p.port === port.containerPort)),
+              `${name}: port ${port.containerPort} is not let in`,
+            );
           }
         }
       }
@@ -299,7 +319,10 @@ describe('k8s overlays', () => {
     assert.equal(c.resources!.requests!.memory, '4Gi');
     assert.equal(c.image, 'twice-inference:dev');
     assert.deepEqual(c.args, deployment(rendered.base, 'twice-inference').spec!.template.spec!.containers[0]!.args);
-    assert.equal(rendered.dev.objects.some((o) => o.kind === 'PodDisruptionBudget'), false);
+    assert.equal(
+      rendered.dev.objects.some((o) => o.kind === 'PodDisruptionBudget'),
+      false,
+    );
   });
 
   it('cluster: eight GPU workers from the registry, with disruption budgets over real selectors', () => {
@@ -318,11 +341,25 @@ describe('k8s overlays', () => {
 
   it('the test renderer merges named lists by name and refuses patches it cannot place', () => {
     const merged = strategicMerge(
-      { containers: [{ name: 'a', image: 'x', args: ['1'] }, { name: 'b', image: 'y' }] },
-      { containers: [{ name: 'b', image: 'z' }, { name: 'c', image: 'w' }] },
+      {
+        containers: [
+          { name: 'a', image: 'x', args: ['1'] },
+          { name: 'b', image: 'y' },
+        ],
+      },
+      {
+        containers: [
+          { name: 'b', image: 'z' },
+          { name: 'c', image: 'w' },
+        ],
+      },
     );
     assert.deepEqual(merged, {
-      containers: [{ name: 'a', image: 'x', args: ['1'] }, { name: 'b', image: 'z' }, { name: 'c', image: 'w' }],
+      containers: [
+        { name: 'a', image: 'x', args: ['1'] },
+        { name: 'b', image: 'z' },
+        { name: 'c', image: 'w' },
+      ],
     });
     assert.deepEqual(strategicMerge({ args: ['1', '2'] }, { args: ['3'] }), { args: ['3'] });
   });

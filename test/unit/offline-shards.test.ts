@@ -51,7 +51,16 @@ describe('offline shards', () => {
     // shards land out of order and split in two: pairing is by example id
     const lines = cells.flatMap((c) => {
       const s = outcome[c.strategy.name]!;
-      return [line(c.key, [[2, s[2]!], [3, s[3]!]]), line(c.key, [[0, s[0]!], [1, s[1]!]])];
+      return [
+        line(c.key, [
+          [2, s[2]!],
+          [3, s[3]!],
+        ]),
+        line(c.key, [
+          [0, s[0]!],
+          [1, s[1]!],
+        ]),
+      ];
     });
     const rows = margins(cells, outcomesByCell(cells, lines));
     const mqar = rows.find((r) => r.task === 'mqar' && r.strategy === 'jrt_prompt')!;
@@ -66,7 +75,12 @@ describe('offline shards', () => {
 
   it('refuses results with a missing example, a doubled one, or a cell from another grid', async () => {
     const cells = (await cellsOf(spec)).filter((c) => c.model.name === 'zoo-attn-tiny').map((c) => ({ ...c, numExamples: 2 }));
-    const full = cells.map((c) => line(c.key, [[0, 1], [1, 0]]));
+    const full = cells.map((c) =>
+      line(c.key, [
+        [0, 1],
+        [1, 0],
+      ]),
+    );
     assert.throws(() => outcomesByCell(cells, full.slice(1)), /example 0 has no result/);
     assert.throws(() => outcomesByCell(cells, [...full, line(cells[0]!.key, [[1, 1]])]), /example 1 recorded twice/);
     assert.throws(() => outcomesByCell(cells, [...full, line('f'.repeat(64), [[0, 1]])]), /is not in the spec/);

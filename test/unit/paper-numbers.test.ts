@@ -52,12 +52,33 @@ describe('the report beside the paper', () => {
     assert.equal(rows.length, 1);
     assert.deepEqual(paperRows(rows)[0], ['mamba2-2.7b', 'fda', 'default', '70.0', '68.7', '+1.3', 'Table 1']);
     const result: CellResult = {
-      ...cell({}), key: 'k', reused: false, examples: 10, correct: 7, ci95: wilsonInterval(7, 10), perplexity: {},
-      prefillTokensPerSecond: null, promptsPerSecond: null, stateBytes: null, error: null, accuracy: 0.7,
+      ...cell({}),
+      key: 'k',
+      reused: false,
+      examples: 10,
+      correct: 7,
+      ci95: wilsonInterval(7, 10),
+      perplexity: {},
+      prefillTokensPerSecond: null,
+      promptsPerSecond: null,
+      stateBytes: null,
+      error: null,
+      accuracy: 0.7,
     } as CellResult;
     const report: SweepReport = {
-      sweepId: 's', name: 'paper-table1', status: 'completed', createdAt: 'now', finishedAt: null, gitSha: null,
-      cells: [result], benchmarks: [], perplexity: [], jrtMargins: [], paretoAxis: 'eval', pareto: [], paper: rows,
+      sweepId: 's',
+      name: 'paper-table1',
+      status: 'completed',
+      createdAt: 'now',
+      finishedAt: null,
+      gitSha: null,
+      cells: [result],
+      benchmarks: [],
+      perplexity: [],
+      jrtMargins: [],
+      paretoAxis: 'eval',
+      pareto: [],
+      paper: rows,
       execution: { shards: 0, workers: 0, modelLoads: 0, workerModelPairs: 0 },
     };
     assert.match(renderTerminal(report), /Beside the paper[\s\S]*68\.7[\s\S]*\+1\.3/);

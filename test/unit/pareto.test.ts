@@ -5,10 +5,18 @@ import { describe, it } from 'node:test';
 import { markFrontier, paretoFrontier, type ParetoBenchmark, type ParetoCell } from '../../workflows/pareto';
 
 const cell = (model: string, strategy: string, accuracy: number, promptsPerSecond: number, examples = 10): ParetoCell => ({
-  model, strategy, examples, accuracy, promptsPerSecond,
+  model,
+  strategy,
+  examples,
+  accuracy,
+  promptsPerSecond,
 });
 const pt = (name: string, accuracy: number, throughput: number, lo = throughput, hi = throughput) => ({
-  name, accuracy, throughput, throughputLo: lo, throughputHi: hi,
+  name,
+  accuracy,
+  throughput,
+  throughputLo: lo,
+  throughputHi: hi,
 });
 const onFrontier = (points: Array<{ name: string; onFrontier: boolean }>) => points.filter((p) => p.onFrontier).map((p) => p.name);
 
@@ -50,7 +58,10 @@ describe('markFrontier', () => {
 
 describe('paretoFrontier', () => {
   it('averages accuracy over tasks and pools throughput over examples', () => {
-    const { axis, points: [p] } = paretoFrontier([cell('a', 'default', 0.2, 10), cell('a', 'default', 0.6, 30)]);
+    const {
+      axis,
+      points: [p],
+    } = paretoFrontier([cell('a', 'default', 0.2, 10), cell('a', 'default', 0.6, 30)]);
     assert.equal(axis, 'eval');
     assert.equal(p!.accuracy, 0.4);
     // 10 examples at 10/s plus 10 at 30/s: 20 examples in 1.333 s
@@ -65,7 +76,10 @@ describe('paretoFrontier', () => {
       cell('slow', 'default', 0.45, 40), // dominated by fast/jrt_prompt
       cell('best', 'default', 0.9, 5),
     ]);
-    assert.deepEqual(points.filter((p) => p.onFrontier).map((p) => `${p.model}/${p.strategy}`), ['fast/default', 'fast/jrt_prompt', 'best/default']);
+    assert.deepEqual(
+      points.filter((p) => p.onFrontier).map((p) => `${p.model}/${p.strategy}`),
+      ['fast/default', 'fast/jrt_prompt', 'best/default'],
+    );
   });
 
   it('skips cells without results', () => {
@@ -73,7 +87,12 @@ describe('paretoFrontier', () => {
   });
 
   const bench = (model: string, strategy: string, seqLen: number, seconds: number, minSeconds: number | null = null): ParetoBenchmark => ({
-    model, strategy, seqLen, batchSize: 4, seconds, minSeconds,
+    model,
+    strategy,
+    seqLen,
+    batchSize: 4,
+    seconds,
+    minSeconds,
   });
 
   it('takes throughput from the prefill benchmark when every point has one, with a range from the fastest runs', () => {
@@ -81,19 +100,27 @@ describe('paretoFrontier', () => {
     // a/default: 4x100 + 4x300 tokens in 0.1 + 0.3 s = 4000 tok/s; fastest runs 0.08 + 0.24 s = 5000 tok/s,
     // and the same 0.08 s spread the other way: 1600 tokens in 0.48 s = 3333 tok/s
     const { axis, points } = paretoFrontier(cells, [
-      bench('a', 'default', 100, 0.1, 0.08), bench('a', 'default', 300, 0.3, 0.24), bench('a', 'jrt_prompt', 100, 0.2),
+      bench('a', 'default', 100, 0.1, 0.08),
+      bench('a', 'default', 300, 0.3, 0.24),
+      bench('a', 'jrt_prompt', 100, 0.2),
     ]);
     assert.equal(axis, 'benchmark');
-    assert.deepEqual(points.map((p) => [p.strategy, Math.round(p.throughput), Math.round(p.throughputLo), Math.round(p.throughputHi), p.onFrontier]), [
-      ['default', 4000, 3333, 5000, true],
-      ['jrt_prompt', 2000, 2000, 2000, true],
-    ]);
+    assert.deepEqual(
+      points.map((p) => [p.strategy, Math.round(p.throughput), Math.round(p.throughputLo), Math.round(p.throughputHi), p.onFrontier]),
+      [
+        ['default', 4000, 3333, 5000, true],
+        ['jrt_prompt', 2000, 2000, 2000, true],
+      ],
+    );
   });
 
   it('falls back to eval throughput rather than mix units when a point lacks a benchmark', () => {
     const cells = [cell('a', 'default', 0.5, 10), cell('b', 'default', 0.8, 5)];
     const { axis, points } = paretoFrontier(cells, [bench('a', 'default', 100, 0.1)]);
     assert.equal(axis, 'eval');
-    assert.deepEqual(points.map((p) => p.throughput), [10, 5]);
+    assert.deepEqual(
+      points.map((p) => p.throughput),
+      [10, 5],
+    );
   });
 });

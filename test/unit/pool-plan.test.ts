@@ -14,7 +14,10 @@ describe('pool planning', () => {
       { id: 'g0', models: ['a', 'b'], queue: 'twice-gpu.s1.g0' },
       { id: 'g1', models: ['c'], queue: 'twice-gpu.s1.g1' },
     ]);
-    assert.deepEqual(poolGroups('s2', ['a', 'b'], POOL_DEFAULTS).map((g) => g.queue), ['twice-gpu.s2.g0', 'twice-gpu.s2.g1']);
+    assert.deepEqual(
+      poolGroups('s2', ['a', 'b'], POOL_DEFAULTS).map((g) => g.queue),
+      ['twice-gpu.s2.g0', 'twice-gpu.s2.g1'],
+    );
   });
 
   it('sizes groups to pending shards, fills earlier groups first, and never exceeds maxPods', () => {
@@ -24,7 +27,10 @@ describe('pool planning', () => {
     // a finishes: its pods go to the models still waiting
     assert.deepEqual(allocatePods(groups, { a: 0, b: 8, c: 30 }, s), { g0: 0, g1: 1, g2: 3 });
     assert.deepEqual(allocatePods(groups, {}, s), { g0: 0, g1: 0, g2: 0 });
-    for (const pending of [{ a: 1000, b: 1000, c: 1000 }, { a: 1, b: 1, c: 1 }]) {
+    for (const pending of [
+      { a: 1000, b: 1000, c: 1000 },
+      { a: 1, b: 1, c: 1 },
+    ]) {
       const total = Object.values(allocatePods(groups, pending, s)).reduce((x, y) => x + y, 0);
       assert.ok(total <= 4);
     }

@@ -38,6 +38,11 @@ describe('/twice command grammar', () => {
       ['status <script>', /sweep id "<script>" is not valid/],
       ['launch x', /unknown command "launch"/],
     ];
-    for (const [text, message] of cases) assert.throws(() => parseCommand(text), (e: unknown) => e instanceof CommandError && message.test(e.message), text);
+    for (const [text, message] of cases)
+      assert.throws(
+        () => parseCommand(text),
+        (e: unknown) => e instanceof CommandError && message.test(e.message),
+        text,
+      );
   });
 });

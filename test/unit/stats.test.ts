@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { differenceInterval, holmAdjust, mcnemarExact, pairedDifferenceInterval, wilsonInterval } from '../../workflows/stats';
 
-const close = (actual: number, expected: number, tol = 1e-4) =>
-  assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);
+const close = (actual: number, expected: number, tol = 1e-4) => assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);
 
 describe('wilsonInterval', () => {
   it('matches the published interval for 81 of 263 (Newcombe 1998)', () => {
@@ -62,7 +61,7 @@ describe('difference intervals', () => {
 
 describe('mcnemarExact', () => {
   it('is the two-sided binomial tail of the discordant pairs', () => {
-    close(mcnemarExact(1, 9), 2 * (1 + 10) / 1024, 1e-12);
+    close(mcnemarExact(1, 9), (2 * (1 + 10)) / 1024, 1e-12);
     close(mcnemarExact(4, 12), 0.076812744140625, 1e-12);
     assert.equal(mcnemarExact(12, 4), mcnemarExact(4, 12));
   });

@@ -66,13 +66,19 @@ describe('expandCells', () => {
 
   it('orders cells model-major so each model loads once', () => {
     const order = cells.map((c) => c.model.name);
-    assert.deepEqual(order, [...order].sort((a, b) => spec.models.indexOf(a) - spec.models.indexOf(b)));
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => spec.models.indexOf(a) - spec.models.indexOf(b)),
+    );
   });
 
   it('gives every cell a distinct, stable 64-hex key', () => {
     assert.equal(new Set(cells.map((c) => c.key)).size, cells.length);
     assert.ok(cells.every((c) => /^[0-9a-f]{64}$/.test(c.key)));
-    assert.deepEqual(expandCells(resolve(spec)).map((c) => c.key), cells.map((c) => c.key));
+    assert.deepEqual(
+      expandCells(resolve(spec)).map((c) => c.key),
+      cells.map((c) => c.key),
+    );
   });
 
   it("uses each task's own scorer unless the spec names one", () => {
@@ -92,7 +98,10 @@ describe('expandCells', () => {
 
   it('leaves keys alone when only the way work is cut changes', () => {
     const recut = parseSweepSpec(`${YAML}\nexecution: { shardSize: 3, window: 2 }\ngeneration: { batchSize: 4 }\n`, 'demo.yaml', catalog);
-    assert.deepEqual(expandCells(resolve(recut)).map((c) => c.key), cells.map((c) => c.key));
+    assert.deepEqual(
+      expandCells(resolve(recut)).map((c) => c.key),
+      cells.map((c) => c.key),
+    );
   });
 });
 
@@ -123,11 +132,20 @@ ${extra}`;
     const resolved = resolve(parseSweepSpec(text(), 'p.yaml', catalog));
     const cells = expandCells(resolved);
     const ppl = cells.filter((c) => c.task.name === 'perplexity');
-    assert.deepEqual(ppl.map((c) => `${c.model.name}/${c.strategy.name}`), ['m-attn/default', 'm-based/default']);
+    assert.deepEqual(
+      ppl.map((c) => `${c.model.name}/${c.strategy.name}`),
+      ['m-attn/default', 'm-based/default'],
+    );
     assert.ok(ppl.every((c) => c.scorer.name === 'none' && c.slices !== null && c.numExamples === 4));
     // the protocol's defaults are written into the cell: the paper's 2048 / 1024 / 1024 / 1000
     assert.deepEqual(ppl[0]!.task.params, {
-      corpus: 'synthetic:repeats-v1', numExamples: 4, seed: 0, sequenceTokens: 2048, scoredTokens: 1024, recallMinDistance: 1024, distanceMaxCount: 1000,
+      corpus: 'synthetic:repeats-v1',
+      numExamples: 4,
+      seed: 0,
+      sequenceTokens: 2048,
+      scoredTokens: 1024,
+      recallMinDistance: 1024,
+      distanceMaxCount: 1000,
     });
     assert.equal(cells.filter((c) => c.task.name === 'mqar').length, 2 * 3);
     assert.ok(skippedPairs(resolved).includes('perplexity x jrt_prompt: a perplexity task reads its corpus as it is, under default only'));
@@ -141,8 +159,7 @@ ${extra}`;
 
   it('refuses a perplexity without slices, and parameters past their bounds, naming the field', () => {
     assert.throws(() => parseSweepSpec(text('slices: false'), 'p.yaml', catalog), /tasks\[0\]: the perplexity task needs slice settings/);
-    const bad = (params: string) => () =>
-      parseSweepSpec(`name: p\nmodels: [m-attn]\ntasks:\n  - { name: perplexity, params: ${params} }\n`, 'p.yaml', catalog);
+    const bad = (params: string) => () => parseSweepSpec(`name: p\nmodels: [m-attn]\ntasks:\n  - { name: perplexity, params: ${params} }\n`, 'p.yaml', catalog);
     assert.throws(bad('{ corpus: "a.jsonl", scoredTokens: 2048 }'), /tasks\[0\]\.params\.scoredTokens/);
     assert.throws(bad('{ corpus: "../a.jsonl" }'), /tasks\[0\]\.params\.corpus/);
     assert.throws(bad('{ corpus: "a.jsonl", sequenceTokens: 40000 }'), /tasks\[0\]\.params\.sequenceTokens/);
@@ -166,7 +183,10 @@ ${extra}`;
   it('times default and JRT-Prompt only, scores nothing and computes no slices', () => {
     const { resolved, cells } = cellsOf();
     const bench = cells.filter((c) => c.task.name === 'prefill_throughput');
-    assert.deepEqual(bench.map((c) => `${c.model.name}/${c.strategy.name}`), ['m-based/default', 'm-based/jrt_prompt', 'm-jrt/default', 'm-jrt/jrt_prompt']);
+    assert.deepEqual(
+      bench.map((c) => `${c.model.name}/${c.strategy.name}`),
+      ['m-based/default', 'm-based/jrt_prompt', 'm-jrt/default', 'm-jrt/jrt_prompt'],
+    );
     assert.ok(bench.every((c) => c.scorer.name === 'none' && c.slices === null && c.numExamples === 2));
     assert.equal(cells.filter((c) => c.task.name === 'mqar').length, 2 * 3);
     assert.ok(skippedPairs(resolved).includes('prefill_throughput x question_first: a prefill benchmark times default and jrt_prompt only'));
@@ -176,12 +196,18 @@ ${extra}`;
     const withOp = { families: { ...catalog.families, 'op-based': 'operator' } };
     const spec = parseSweepSpec('name: o\nmodels: [op-based]\ntasks: [prefill_throughput, mqar]\n', 'o.yaml', withOp);
     const resolved: ResolvedSweep = { ...resolve(spec), models: [{ name: 'op-based', revision: 'operator:based@v1', family: 'operator', dtype: 'bfloat16' }] };
-    assert.deepEqual(expandCells(resolved).map((c) => c.task.name), ['prefill_throughput']);
+    assert.deepEqual(
+      expandCells(resolved).map((c) => c.task.name),
+      ['prefill_throughput'],
+    );
     assert.deepEqual(skippedPairs(resolved), ['op-based x mqar: op-based is a kernel-level operator, timed by prefill_throughput only']);
   });
 
   it('keys timings by device, and not by generation settings or the spec scorer', () => {
-    const keys = (extra: string) => cellsOf(extra).cells.filter((c) => c.task.name === 'prefill_throughput').map((c) => c.key);
+    const keys = (extra: string) =>
+      cellsOf(extra)
+        .cells.filter((c) => c.task.name === 'prefill_throughput')
+        .map((c) => c.key);
     const base = keys('');
     assert.deepEqual(keys('generation: { maxNewTokens: 3, batchSize: 2 }\nscorer: contains'), base);
     assert.ok(keys('execution: { device: cuda }').every((k, i) => k !== base[i]));
@@ -192,7 +218,11 @@ describe('shardsOf', () => {
   it('covers every example exactly once', () => {
     assert.deepEqual(
       shardsOf({ key: 'k', numExamples: 10 }, 4).map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]),
-      [[0, 0, 4], [4, 4, 8], [8, 8, 10]],
+      [
+        [0, 0, 4],
+        [4, 4, 8],
+        [8, 8, 10],
+      ],
     );
   });
 
@@ -200,11 +230,25 @@ describe('shardsOf', () => {
     // issue 11 item 1: 7 shards of 6 recorded (0..41), resumed with shards of 10
     const recorded = Array.from({ length: 7 }, (_, i) => [i * 6, i * 6 + 6] as const);
     const rest = shardsOf({ key: 'k', numExamples: 48 }, 10, recorded);
-    assert.deepEqual(rest.map((s) => [s.exampleStart, s.exampleEnd]), [[42, 48]]);
+    assert.deepEqual(
+      rest.map((s) => [s.exampleStart, s.exampleEnd]),
+      [[42, 48]],
+    );
     assert.equal(coveredExamples(recorded), 42);
     // holes in the middle are found too, and nothing already covered is cut again
-    const holes = shardsOf({ key: 'k', numExamples: 30 }, 4, [[20, 30], [0, 6]]);
-    assert.deepEqual(holes.map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]), [[6, 6, 10], [10, 10, 14], [14, 14, 18], [18, 18, 20]]);
+    const holes = shardsOf({ key: 'k', numExamples: 30 }, 4, [
+      [20, 30],
+      [0, 6],
+    ]);
+    assert.deepEqual(
+      holes.map((s) => [s.shardIndex, s.exampleStart, s.exampleEnd]),
+      [
+        [6, 6, 10],
+        [10, 10, 14],
+        [14, 14, 18],
+        [18, 18, 20],
+      ],
+    );
     assert.deepEqual(shardsOf({ key: 'k', numExamples: 30 }, 4, [[0, 30]]), []);
   });
 });

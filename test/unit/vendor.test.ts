@@ -28,7 +28,10 @@ describe('rewriteInterpreter', () => {
   });
 
   it('refuses a version that imports anything else, or nothing from vega-util', () => {
-    assert.throws(() => rewriteInterpreter("import { a } from 'vega-util';\nimport { d } from 'd3-array';\n"), /an import the browser cannot resolve is left: import \{ d \}/);
+    assert.throws(
+      () => rewriteInterpreter("import { a } from 'vega-util';\nimport { d } from 'd3-array';\n"),
+      /an import the browser cannot resolve is left: import \{ d \}/,
+    );
     assert.throws(() => rewriteInterpreter('export const x = 1;\n'), /expected one `import \{ \.\.\. \} from 'vega-util'`/);
     assert.throws(() => rewriteInterpreter("import { a as b } from 'vega-util';\n"), /cannot rewrite the imported name "a as b"/);
   });

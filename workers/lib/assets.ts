@@ -60,16 +60,13 @@ function snapshots(repoDir: string, revision: string | null): string[] {
   return [...new Set(dirs)];
 }
 
-const hasWeights = (dir: string) =>
-  isDir(dir) && readdirSync(dir).some((f) => f.endsWith('.safetensors') || f === 'pytorch_model.bin');
+const hasWeights = (dir: string) => isDir(dir) && readdirSync(dir).some((f) => f.endsWith('.safetensors') || f === 'pytorch_model.bin');
 
 function hasSplit(dir: string): boolean {
   if (!isDir(dir)) return false;
   if (existsSync(join(dir, 'validation.jsonl'))) return true;
   const walk = (d: string): boolean =>
-    readdirSync(d, { withFileTypes: true }).some((e) =>
-      e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.parquet'),
-    );
+    readdirSync(d, { withFileTypes: true }).some((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.parquet')));
   return walk(dir);
 }
 

@@ -114,9 +114,7 @@ export async function compareSweeps(db: Db, baseSweepId: string, otherSweepId: s
     };
   });
   holmAdjust(cells.map((c) => c.pValue)).forEach((p, i) => (cells[i]!.adjustedP = p));
-  cells.sort(
-    (x, y) => x.adjustedP - y.adjustedP || x.pValue - y.pValue || Math.abs(y.difference.estimate) - Math.abs(x.difference.estimate),
-  );
+  cells.sort((x, y) => x.adjustedP - y.adjustedP || x.pValue - y.pValue || Math.abs(y.difference.estimate) - Math.abs(x.difference.estimate));
   return {
     baseSweepId,
     otherSweepId,

@@ -41,6 +41,9 @@ export function checkDataPaths(spec: SweepSpec, file: string, env: NodeJS.Proces
   if (bigrams && isAbsolute(bigrams)) named.push(['slices.bigramCounts', bigrams]);
   const problems = named
     .filter(([, path]) => !roots.some((root) => isUnder(real(path), root)))
-    .map(([field, path]) => `${field}: "${path}" is outside the allowed data roots (${roots.join(', ')}); move the data under one of them or add its folder to TWICE_DATA_ROOTS`);
+    .map(
+      ([field, path]) =>
+        `${field}: "${path}" is outside the allowed data roots (${roots.join(', ')}); move the data under one of them or add its folder to TWICE_DATA_ROOTS`,
+    );
   if (problems.length) throw new SpecError(file, problems);
 }

@@ -7,7 +7,10 @@ import { repoRoot } from './paths';
 
 const Env = z.object({
   DATABASE_URL: z.string().url().optional(),
-  TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port').optional(),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, 'expected host:port')
+    .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TWICE_STATE_DIR: z.string().min(1).default(join(repoRoot, '.twice')),
   TWICE_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('auto'),

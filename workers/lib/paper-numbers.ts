@@ -31,13 +31,13 @@ export function loadPaperNumbers(file: URL | string = PAPER_FILE): PaperNumbers 
 }
 
 /** The committed numbers, parsed once per change of the file. */
-export const paperNumbers = cachedFromFiles(() => [PAPER_FILE], () => loadPaperNumbers());
+export const paperNumbers = cachedFromFiles(
+  () => [PAPER_FILE],
+  () => loadPaperNumbers(),
+);
 
 /** What of a report cell decides which paper number it is comparable to. */
-export type ComparableCell = Pick<
-  CellResult,
-  'model' | 'family' | 'task' | 'taskLabel' | 'strategy' | 'status' | 'accuracy' | 'taskParams' | 'strategyParams'
->;
+export type ComparableCell = Pick<CellResult, 'model' | 'family' | 'task' | 'taskLabel' | 'strategy' | 'status' | 'accuracy' | 'taskParams' | 'strategyParams'>;
 
 export interface PaperComparison {
   model: string;

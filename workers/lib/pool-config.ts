@@ -18,7 +18,10 @@ const PoolEnv = z.object({
   TWICE_POOL_NAMESPACE: z.string().min(1).optional(),
   TWICE_POOL_IMAGE: z.string().min(1).optional(),
   TWICE_POOL_DEVICE: z.enum(['auto', 'cpu', 'cuda']).default('cuda'),
-  TWICE_POOL_TEMPORAL_ADDRESS: z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port').optional(),
+  TWICE_POOL_TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^:\s]+:\d+$/, 'expected host:port')
+    .optional(),
   TWICE_POOL_RECONCILE_MINUTES: z.coerce.number().int().min(1).max(1440).default(10),
 });
 
@@ -41,7 +44,9 @@ export function poolFromEnv(env: NodeJS.ProcessEnv, temporal: { address: string;
   kubeConfig.loadFromDefault();
   const namespace =
     e.TWICE_POOL_NAMESPACE ??
-    (existsSync(IN_CLUSTER_NAMESPACE) ? readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim() : kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'twice');
+    (existsSync(IN_CLUSTER_NAMESPACE)
+      ? readFileSync(IN_CLUSTER_NAMESPACE, 'utf8').trim()
+      : (kubeConfig.getContextObject(kubeConfig.getCurrentContext())?.namespace ?? 'twice'));
   const provider = new KubernetesPool(kubeConfig, {
     namespace,
     image: e.TWICE_POOL_IMAGE,

@@ -229,12 +229,10 @@ async function onSchedule(client: Client, id: string, fn: (h: ReturnType<Client[
 }
 
 export const pauseSchedule = (client: Client, id: string, note = 'paused from twice') => onSchedule(client, id, (h) => h.pause(note));
-export const unpauseSchedule = (client: Client, id: string, note = 'unpaused from twice') =>
-  onSchedule(client, id, (h) => h.unpause(note));
+export const unpauseSchedule = (client: Client, id: string, note = 'unpaused from twice') => onSchedule(client, id, (h) => h.unpause(note));
 /**
  * Runs the action now under the schedule's own overlap policy: the SDK's trigger() defaults to
  * allow-all, which would start a second night beside a running one.
  */
-export const triggerSchedule = (client: Client, id: string) =>
-  onSchedule(client, id, async (h) => h.trigger((await h.describe()).policies.overlap));
+export const triggerSchedule = (client: Client, id: string) => onSchedule(client, id, async (h) => h.trigger((await h.describe()).policies.overlap));
 export const deleteSchedule = (client: Client, id: string) => onSchedule(client, id, (h) => h.delete());

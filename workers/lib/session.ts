@@ -85,11 +85,11 @@ async function startDaemon(stateDir: string, log: (m: string) => void): Promise<
   if (stopped.length) log(`stopped ${stopped.length} process(es) an earlier stack left running`);
   log('starting the embedded stack (PostgreSQL, Temporal dev server, workers)...');
   const fd = openSync(logFile, 'a');
-  const daemon = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('../stack-daemon.ts', import.meta.url))],
-    { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, TWICE_STATE_DIR: stateDir } },
-  );
+  const daemon = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../stack-daemon.ts', import.meta.url))], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, TWICE_STATE_DIR: stateDir },
+  });
   closeSync(fd);
   daemon.unref();
   writeFileSync(daemonPidPath(stateDir), `${daemon.pid}\n`);

@@ -34,7 +34,10 @@ const SlackEnv = z.object({
     .string()
     .default('')
     .refine((s) => s.split(',').every((u) => !u.trim() || /^[UW][A-Z0-9]+$/.test(u.trim())), 'expected comma-separated Slack user ids (U...)'),
-  TWICE_SLACK_CHANNEL: z.string().regex(/^[CG][A-Z0-9]+$/, 'expected a channel id (C...)').optional(),
+  TWICE_SLACK_CHANNEL: z
+    .string()
+    .regex(/^[CG][A-Z0-9]+$/, 'expected a channel id (C...)')
+    .optional(),
   TWICE_WEB_URL: z.string().url().optional(),
   TWICE_SLACK_PORT: z.coerce.number().int().min(0).max(65535).default(3000),
 });
@@ -60,7 +63,11 @@ export function loadSlackConfig(env: NodeJS.ProcessEnv = process.env): SlackConf
   return {
     signingSecret: e.SLACK_SIGNING_SECRET,
     botToken: e.SLACK_BOT_TOKEN,
-    allowedUsers: new Set(e.TWICE_SLACK_ALLOWED_USERS.split(',').map((u) => u.trim()).filter(Boolean)),
+    allowedUsers: new Set(
+      e.TWICE_SLACK_ALLOWED_USERS.split(',')
+        .map((u) => u.trim())
+        .filter(Boolean),
+    ),
     channel: e.TWICE_SLACK_CHANNEL ?? null,
     webUrl: e.TWICE_WEB_URL ?? null,
     port: e.TWICE_SLACK_PORT,
@@ -94,11 +101,19 @@ export async function uploadParetoChart(web: WebClient, channel: string, report:
 }
 
 function specNames(dir: string): string[] {
-  return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort() : [];
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => f.endsWith('.yaml'))
+        .map((f) => f.slice(0, -5))
+        .sort()
+    : [];
 }
 
 /** The one-cell spec that re-runs a cell of an earlier sweep: its model, task entry and strategy. */
-export function narrowSpec(spec: SweepSpec, cell: { modelName: string; taskName: string; taskParams: unknown; strategyName: string; strategyParams: unknown }): SweepSpec {
+export function narrowSpec(
+  spec: SweepSpec,
+  cell: { modelName: string; taskName: string; taskParams: unknown; strategyName: string; strategyParams: unknown },
+): SweepSpec {
   const sameParams = (a: unknown, b: unknown) => digestOf(a ?? {}) === digestOf(b ?? {});
   const tasks = spec.tasks.filter((t) => t.name === cell.taskName && sameParams(t.params, cell.taskParams));
   const strategies = spec.strategies.filter((s) => s.name === cell.strategyName && sameParams(s.params, cell.strategyParams));
@@ -267,7 +282,10 @@ export function createSlackApp(deps: SlackAppDeps) {
         if (cmd.action === 'pause') await pauseSchedule(deps.client, cmd.id, note);
         else if (cmd.action === 'unpause') await unpauseSchedule(deps.client, cmd.id, note);
         else await triggerSchedule(deps.client, cmd.id);
-        return respond({ response_type: 'in_channel', text: `<@${command.user_id}>: schedule ${cmd.id} ${cmd.action === 'trigger' ? 'triggered' : `${cmd.action}d`}.` });
+        return respond({
+          response_type: 'in_channel',
+          text: `<@${command.user_id}>: schedule ${cmd.id} ${cmd.action === 'trigger' ? 'triggered' : `${cmd.action}d`}.`,
+        });
       }
       case 'help':
         return respond(ephemeral(USAGE));

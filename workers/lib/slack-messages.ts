@@ -26,8 +26,7 @@ function preformatted(lines: string[]): string {
   return `\`\`\`${body}\`\`\`${cut ? `\n_${cut} more lines in the full report_` : ''}`;
 }
 
-export const sweepUrl = (webUrl: string | null, sweepId: string) =>
-  webUrl ? `${webUrl.replace(/\/+$/, '')}/sweeps/${encodeURIComponent(sweepId)}` : null;
+export const sweepUrl = (webUrl: string | null, sweepId: string) => (webUrl ? `${webUrl.replace(/\/+$/, '')}/sweeps/${encodeURIComponent(sweepId)}` : null);
 
 function linkBlock(url: string | null): Array<Record<string, unknown>> {
   if (!url) return [];
@@ -69,9 +68,7 @@ export function sweepSummary(report: SweepReport, webUrl: string | null): SlackM
 
 export function nightlySummaryMessage(scheduleId: string, s: NightlySummary, webUrl: string | null): SlackMessage {
   const flagged = s.regressions.length;
-  const text = flagged
-    ? `Night ${s.sweepId} of ${scheduleId}: ${flagged} regression(s)`
-    : `Night ${s.sweepId} of ${scheduleId}: ${s.status}, no regressions`;
+  const text = flagged ? `Night ${s.sweepId} of ${scheduleId}: ${flagged} regression(s)` : `Night ${s.sweepId} of ${scheduleId}: ${s.status}, no regressions`;
   const regressionLines = s.regressions.map(
     (r) =>
       `${r.against === 'previous' ? 'vs last night' : 'vs baseline'} (${r.referenceSweepId}): ${r.model} / ${r.task} / ${r.strategy} ` +
@@ -99,4 +96,3 @@ export function nightlySummaryMessage(scheduleId: string, s: NightlySummary, web
     ],
   };
 }
-

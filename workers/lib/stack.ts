@@ -138,11 +138,16 @@ async function startTemporal(cfg: StackConfig, logFile: string) {
   }
   const uiPort = cfg.ui ? await freePort() : null;
   const args = [
-    'server', 'start-dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--namespace', NAMESPACE,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    NAMESPACE,
+    '--log-level',
+    'warn',
     ...(cfg.persistent ? ['--db-filename', join(cfg.stateDir, 'temporal.sqlite')] : []),
     ...(uiPort ? ['--ui-port', String(uiPort)] : ['--headless']),
     ...dynamic.flatMap((d) => ['--dynamic-config-value', d]),
@@ -195,8 +200,19 @@ export function spawnPythonWorker(opts: {
   const child = spawn(
     python,
     [
-      '-u', '-m', 'twice_inference.worker', '--address', opts.temporalAddress, '--namespace', opts.namespace,
-      '--task-queue', opts.taskQueue ?? GPU_QUEUE, '--device', opts.device, '--model-cache', String(opts.modelCache ?? 1),
+      '-u',
+      '-m',
+      'twice_inference.worker',
+      '--address',
+      opts.temporalAddress,
+      '--namespace',
+      opts.namespace,
+      '--task-queue',
+      opts.taskQueue ?? GPU_QUEUE,
+      '--device',
+      opts.device,
+      '--model-cache',
+      String(opts.modelCache ?? 1),
     ],
     {
       cwd: join(repoRoot, 'inference'),
@@ -213,9 +229,7 @@ export function spawnPythonWorker(opts: {
       buffer += chunk.toString();
       if (buffer.includes('worker ready')) resolve();
     });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`python worker exited before it was ready (${code ?? signal}); see ${opts.logFile}`)),
-    );
+    child.once('exit', (code, signal) => reject(new Error(`python worker exited before it was ready (${code ?? signal}); see ${opts.logFile}`)));
   });
   ready.catch(() => undefined); // observed by whoever awaits it
   return { process: child, ready };

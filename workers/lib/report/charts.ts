@@ -123,7 +123,15 @@ export function figure3Spec(results: PerplexityResult[], panel: (typeof FIGURE3_
   const values = results.flatMap((r) =>
     r.panels
       .filter((p) => p.panel === panel.panel)
-      .map((p) => ({ model: r.model, task: r.taskLabel, bin: p.bin, lo: p.lo, perplexity: p.perplexity, tokens: p.tokens, label: `${r.model} · ${p.bin}: ${p.perplexity.toFixed(2)}` })),
+      .map((p) => ({
+        model: r.model,
+        task: r.taskLabel,
+        bin: p.bin,
+        lo: p.lo,
+        perplexity: p.perplexity,
+        tokens: p.tokens,
+        label: `${r.model} · ${p.bin}: ${p.perplexity.toFixed(2)}`,
+      })),
   );
   const order = [...new Map(values.map((v) => [v.bin, v.lo])).entries()].sort((a, b) => a[1] - b[1]).map(([bin]) => bin);
   const x = { field: 'bin', type: 'ordinal' as const, sort: order, title: panel.x };
@@ -161,8 +169,12 @@ export function sweepCharts(report: SweepReport): Array<{ name: string; title: s
     const tasks = [...new Set(report.cells.map((c) => c.taskLabel))];
     if (tasks.length > 1) {
       tasks.forEach((task, i) => {
-        const { axis, points } = paretoFrontier(report.cells.filter((c) => c.taskLabel === task), report.benchmarks);
-        if (points.length) charts.push({ name: `pareto-task-${i + 1}`, title: `Pareto frontier: ${task}`, spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`) });
+        const { axis, points } = paretoFrontier(
+          report.cells.filter((c) => c.taskLabel === task),
+          report.benchmarks,
+        );
+        if (points.length)
+          charts.push({ name: `pareto-task-${i + 1}`, title: `Pareto frontier: ${task}`, spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`) });
       });
     }
   }

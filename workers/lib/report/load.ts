@@ -85,11 +85,7 @@ export function loadSweepReport(
   opts?: { margins?: boolean; execution?: true },
 ): Promise<SweepReport & { execution: ExecutionSummary }>;
 export function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean; execution: false }): Promise<SweepReport>;
-export async function loadSweepReport(
-  db: Db,
-  sweepId: string,
-  opts: { margins?: boolean; execution?: boolean } = {},
-): Promise<SweepReport> {
+export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?: boolean; execution?: boolean } = {}): Promise<SweepReport> {
   // independent reads, each of a few hundred rows at most: in flight together
   const [sweep, rows, slices, benchmarkRows, jrtMargins] = await Promise.all([
     db.sweep.findUnique({ where: { id: sweepId } }),
@@ -153,7 +149,12 @@ export async function loadSweepReport(
     gpuName: r.gpu_name,
   }));
   const recall = cells.filter((c) => TASKS[c.task as TaskName]?.kind === 'recall');
-  const perplexity = await loadPerplexity(db, sweepId, rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'perplexity'), rows.map((r, i) => [r.key, labels[i]!]));
+  const perplexity = await loadPerplexity(
+    db,
+    sweepId,
+    rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'perplexity'),
+    rows.map((r, i) => [r.key, labels[i]!]),
+  );
   const { axis, points } = paretoFrontier(recall, benchmarks);
   const execution = opts.execution === false ? null : await loadExecution(db, sweepId);
   return {
@@ -248,7 +249,10 @@ export async function loadJrtMargins(db: Db, sweepId: string): Promise<JrtMargin
  * to predict answers only, never context tokens, so their AR-hit/Other perplexities on recall
  * prompts run to 1e6-1e11. The report shows the reason instead of the numbers.
  */
-const modelCatalog = cachedFromFiles(() => Object.values(catalogPaths(repoRoot)), () => loadModelCatalog(repoRoot));
+const modelCatalog = cachedFromFiles(
+  () => Object.values(catalogPaths(repoRoot)),
+  () => loadModelCatalog(repoRoot),
+);
 
 function perplexityHiddenReason(): (model: string) => string | undefined {
   let catalog: ReturnType<typeof loadModelCatalog> | null = null;
@@ -310,7 +314,7 @@ export function protocolText(params: Record<string, unknown>, slices: Record<str
   return (
     `perplexity v${TASKS.perplexity.version} on ${p.corpus}: sequences of ${p.sequenceTokens} tokens, the last ${p.scoredTokens} scored; ` +
     `AR hit = the bigram occurred earlier in the sequence and was seen < ${s.frequencyThreshold} times in training ` +
-    `(${s.bigramCounts ? `table ${s.bigramCounts}` : 'the language\'s own training table'}); distance from the most recent earlier occurrence; ` +
+    `(${s.bigramCounts ? `table ${s.bigramCounts}` : "the language's own training table"}); distance from the most recent earlier occurrence; ` +
     `recall-frequency panel: repeats >= ${p.recallMinDistance} tokens apart; recall-distance panel: bigrams seen < ${p.distanceMaxCount} times; ` +
     `other-frequency panel: bigrams not seen earlier in the sequence; frequency bins [${(s.frequencyBinEdges ?? []).join(', ')}, inf), distance bins [${(s.distanceBinEdges ?? []).join(', ')}, inf)`
   );

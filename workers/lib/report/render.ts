@@ -7,21 +7,14 @@ import type { ExecutionSummary, SweepReport } from './types';
 
 export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
 /** an accuracy with its interval: "62.5 [55.1, 69.4]" */
-export const pctInterval = (x: number | null, ci: Interval | null) =>
-  x === null ? '-' : ci === null ? pct(x) : `${pct(x)} [${pct(ci.lo)}, ${pct(ci.hi)}]`;
+export const pctInterval = (x: number | null, ci: Interval | null) => (x === null ? '-' : ci === null ? pct(x) : `${pct(x)} [${pct(ci.lo)}, ${pct(ci.hi)}]`);
 /** a signed difference in points with its interval: "+12.0 [+4.1, +19.6]" */
 export const signedInterval = (ci: Interval) => {
   const f = (v: number) => `${v >= 0 ? '+' : ''}${(100 * v).toFixed(1)}`;
   return `${f(ci.estimate)} [${f(ci.lo)}, ${f(ci.hi)}]`;
 };
 export const num = (x: number | null | undefined, digits = 1) =>
-  x === null || x === undefined
-    ? '-'
-    : x >= 1e6
-      ? x.toExponential(1)
-      : x >= 1000
-        ? Math.round(x).toLocaleString('en-US')
-        : x.toFixed(digits);
+  x === null || x === undefined ? '-' : x >= 1e6 ? x.toExponential(1) : x >= 1000 ? Math.round(x).toLocaleString('en-US') : x.toFixed(digits);
 
 function resultRows(report: SweepReport): string[][] {
   return report.cells.map((c) => [
@@ -125,14 +118,16 @@ export function renderTerminal(report: SweepReport): string {
     `Results of sweep ${report.sweepId} (${sweepStatusText(report.status, report.completedBy)})`,
     ...(report.cells.length ? [results.toString(), ...(note ? [note] : [])] : []),
     ...(report.perplexity.length
-      ? ['', 'Perplexity task (the paper\'s Figure 3 protocol): AR hits vs Other on the scored tokens', perplexity.toString(), figure3Summary(report)]
+      ? ['', "Perplexity task (the paper's Figure 3 protocol): AR hits vs Other on the scored tokens", perplexity.toString(), figure3Summary(report)]
       : []),
-    ...(report.benchmarks.length
-      ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()]
-      : []),
+    ...(report.benchmarks.length ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()] : []),
     ...(report.jrtMargins.length ? ['', 'JRT margins per model and layout (paired over the same examples)', jrt.toString()] : []),
     ...(report.pareto.length
-      ? ['', `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the timing intervals leave it open; accuracy averaged over tasks)`, pareto.toString()]
+      ? [
+          '',
+          `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the timing intervals leave it open; accuracy averaged over tasks)`,
+          pareto.toString(),
+        ]
       : []),
     ...paperSection(
       report,
@@ -168,20 +163,21 @@ export function renderMarkdown(report: SweepReport): string {
     '',
     `Spec \`${report.name}\`, status **${sweepStatusText(report.status, report.completedBy)}**, started ${report.createdAt}` +
       (report.finishedAt ? `, finished ${report.finishedAt}` : '') +
-      (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') + '.',
+      (report.gitSha ? `, git ${report.gitSha.slice(0, 12)}` : '') +
+      '.',
     '',
     '## Results',
     '',
     'Accuracy is the mean `contains` score (or `exact`, as the spec says) with its 95% Wilson interval over examples. ' +
       'Perplexities are over the prompt tokens, split into AR hits (the bigram re-occurs in context) and Other. ' +
-      'Prefill throughput is measured on the cell\'s own prompts by the worker that ran it.',
+      "Prefill throughput is measured on the cell's own prompts by the worker that ran it.",
     '',
     ...(report.cells.length ? ['![Accuracy heatmap](heatmap.svg)', '', markdownTable(RESULT_HEAD, resultRows(report))] : []),
     ...(hiddenNote(report) ? ['', hiddenNote(report)] : []),
     ...(report.perplexity.length
       ? [
           '',
-          '## Perplexity (the paper\'s Figure 3 protocol)',
+          "## Perplexity (the paper's Figure 3 protocol)",
           '',
           'Teacher-forced perplexity on the scored tokens of each sequence, split into AR hits and Other. The protocol, with every choice the paper leaves open (docs/protocol.md, Perplexity protocol):',
           '',
@@ -191,7 +187,12 @@ export function renderMarkdown(report: SweepReport): string {
           '',
           figure3Summary(report),
           ...(report.perplexity.some((p) => p.panels.length)
-            ? ['', '![AR hits by training frequency](fig3-recall-frequency.svg)', '![AR hits by distance](fig3-recall-distance.svg)', '![Other by training frequency](fig3-other-frequency.svg)']
+            ? [
+                '',
+                '![AR hits by training frequency](fig3-recall-frequency.svg)',
+                '![AR hits by distance](fig3-recall-distance.svg)',
+                '![Other by training frequency](fig3-other-frequency.svg)',
+              ]
             : []),
         ]
       : []),
@@ -200,7 +201,7 @@ export function renderMarkdown(report: SweepReport): string {
           '',
           '## Prefill benchmark',
           '',
-          'Random inputs; warm-up, then the median of the timed runs (CUDA events on a GPU). tok/s counts the prompt\'s tokens once (batch x N), ' +
+          "Random inputs; warm-up, then the median of the timed runs (CUDA events on a GPU). tok/s counts the prompt's tokens once (batch x N), " +
             'so a strategy that reads the context twice pays for it. The baseline is SDPA attention at the same batch and N, timed in the same process.',
           '',
           markdownTable(BENCHMARK_HEAD, benchmarkRows(report)),
@@ -211,7 +212,7 @@ export function renderMarkdown(report: SweepReport): string {
       ? [
           '## JRT-Prompt margin',
           '',
-          'Per model, each JRT layout\'s accuracy (jrt_prompt: the context read twice; jrt_question_first: the question first, then the context twice) minus default\'s on the same examples, pooled over tasks, with a 95% Newcombe interval for paired proportions.',
+          "Per model, each JRT layout's accuracy (jrt_prompt: the context read twice; jrt_question_first: the question first, then the context twice) minus default's on the same examples, pooled over tasks, with a 95% Newcombe interval for paired proportions.",
           '',
           markdownTable(JRT_HEAD, jrtRows(report)),
           '',
@@ -220,7 +221,7 @@ export function renderMarkdown(report: SweepReport): string {
     '## Pareto frontier',
     '',
     report.paretoAxis === 'benchmark'
-      ? 'One point per (model, strategy); throughput is the prefill benchmark\'s prompt tokens per second, so reading the context twice costs what it costs.'
+      ? "One point per (model, strategy); throughput is the prefill benchmark's prompt tokens per second, so reading the context twice costs what it costs."
       : 'One point per (model, strategy); throughput counts prompts prefilled per second while the recall cells ran, so reading the context twice costs what it costs.',
     '',
     `Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. "?" marks a point whose place on the frontier the timing range does not settle.`,
@@ -231,11 +232,9 @@ export function renderMarkdown(report: SweepReport): string {
     ...paperSection(
       report,
       (head, rows) => `\n${markdownTable(head, rows)}`,
-      '## Beside the paper\n\nThe paper\'s number for each cell of its grids (Arora et al. 2024, Tables 1-4; specs/paper/paper-numbers.json); difference = ours - paper, in points.',
+      "## Beside the paper\n\nThe paper's number for each cell of its grids (Arora et al. 2024, Tables 1-4; specs/paper/paper-numbers.json); difference = ours - paper, in points.",
     ),
-    ...(failed.length
-      ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)]
-      : []),
+    ...(failed.length ? ['', '## Failed cells', '', ...failed.map((c) => `- ${c.model} / ${c.task} / ${c.strategy}: ${c.error ?? 'unknown error'}`)] : []),
     ...(report.execution ? ['', '## Execution', '', executionLine(report.execution)] : []),
     '',
   ].join('\n');

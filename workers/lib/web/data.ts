@@ -21,8 +21,18 @@ export interface SweepSummary {
 export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
   const rows = await db.$queryRaw<
     Array<{
-      id: string; name: string; status: string; completed_by: string | null; created_at: Date; finished_at: Date | null;
-      cells: number; done: number; failed: number; reused: number; examples_total: number; examples_done: number;
+      id: string;
+      name: string;
+      status: string;
+      completed_by: string | null;
+      created_at: Date;
+      finished_at: Date | null;
+      cells: number;
+      done: number;
+      failed: number;
+      reused: number;
+      examples_total: number;
+      examples_done: number;
     }>
   >`
     SELECT s.id, s.name, s.status, s.completed_by, s.created_at, s.finished_at,
@@ -57,9 +67,7 @@ export async function listSweeps(db: Db, limit = 50): Promise<SweepSummary[]> {
       cells: { total: r.cells, done: r.done, failed: r.failed, reused: r.reused },
       examples: { total: r.examples_total, done: r.examples_done },
       etaSeconds: r.status === 'running' && r.examples_done > 0 && left > 0 ? Math.round((left * elapsed) / r.examples_done) : null,
-      failures: failures
-        .filter((f) => f.sweep_id === r.id)
-        .map((f) => ({ cellKey: f.key, what: f.what, error: f.error ?? 'unknown error' })),
+      failures: failures.filter((f) => f.sweep_id === r.id).map((f) => ({ cellKey: f.key, what: f.what, error: f.error ?? 'unknown error' })),
     };
   });
 }

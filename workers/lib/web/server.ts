@@ -44,7 +44,10 @@ const ASSETS: Record<string, VendorAsset> = {
 };
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -154,7 +157,11 @@ export async function startWebServer(opts: WebOptions): Promise<WebServer> {
     }
     if (method === 'GET' && api[0] === 'cells' && api.length === 3 && api[2] === 'examples') {
       const wrongOnly = url.searchParams.get('wrong') === '1';
-      return sendJson(res, 200, await cellExamples(db, api[1]!, { wrongOnly, offset: intParam(url, 'offset', 0, 1e9), limit: intParam(url, 'limit', 50, 500) || 50 }));
+      return sendJson(
+        res,
+        200,
+        await cellExamples(db, api[1]!, { wrongOnly, offset: intParam(url, 'offset', 0, 1e9), limit: intParam(url, 'limit', 50, 500) || 50 }),
+      );
     }
     if (method === 'GET' && api[0] === 'compare' && api.length === 1) {
       const base = url.searchParams.get('base');

@@ -23,14 +23,17 @@ const VEGA_UTIL_IMPORT = /^import\s*\{([^}]*)\}\s*from\s*['"]vega-util['"];?\s*$
 export function rewriteInterpreter(source: string): string {
   const match = VEGA_UTIL_IMPORT.exec(source);
   if (!match) throw new Error("vega-interpreter: expected one `import { ... } from 'vega-util'` to rewrite, found none");
-  const names = match[1]!.split(',').map((n) => n.trim()).filter(Boolean);
+  const names = match[1]!
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
   for (const n of names) {
     if (!/^[A-Za-z_$][\w$]*$/.test(n)) throw new Error(`vega-interpreter: cannot rewrite the imported name "${n}" (renamed imports are not expected)`);
   }
   const binding =
     `const { ${names.join(', ')} } = globalThis.vega;\n` +
     `for (const [name, value] of Object.entries({ ${names.join(', ')} })) {\n` +
-    "  if (value === undefined) throw new Error(`vega.min.js does not export ${name}, which vega-interpreter needs`);\n" +
+    '  if (value === undefined) throw new Error(`vega.min.js does not export ${name}, which vega-interpreter needs`);\n' +
     '}';
   const rewritten = source.replace(VEGA_UTIL_IMPORT, binding);
   const left = /^\s*import[\s{*'"]/m.exec(rewritten);
