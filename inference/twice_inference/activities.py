@@ -643,7 +643,7 @@ class InferenceActivities:
     def _resident(self, ref: contract.ModelRef, device: torch.device) -> LoadedModel | None:
         """The model if it is loaded already; never loads (that needs the device)."""
         with self._models_lock:
-            return self._models.get((ref.name, ref.revision, str(device)))
+            return self._models.get((ref.name, ref.revision, ref.folder or "", str(device)))
 
     def _model(self, ref: contract.ModelRef, device: torch.device) -> tuple[LoadedModel, float]:
         """(model, seconds spent loading it: 0 when it was already resident)."""
