@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from ..ops.selective_scan import selective_scan, selective_scan_naive, selective_scan_step
-from .layers import RMSNorm, ShortConv, resolve_mask
+from .layers import RMSNorm, ShortConv, modules_of, resolve_mask
 
 FAMILY = "mamba"
 
@@ -75,7 +75,7 @@ class BackboneConfig(BaseModel):
 class MambaConfig(BackboneConfig):
     """mamba_ssm ``MambaConfig`` of a Mamba-1 checkpoint."""
 
-    ssm_cfg: MambaSSMConfig = Field(default_factory=MambaSSMConfig)
+    ssm_cfg: MambaSSMConfig = Field(default_factory=lambda: MambaSSMConfig.model_validate({}))
 
     @property
     def dt_rank(self) -> int:
@@ -106,7 +106,22 @@ PAPER_CONFIGS: dict[str, dict] = {
 # ---------------------------------------------------------------------------------------------
 
 
-class MambaMixer(nn.Module):
+class SSMMixer(nn.Module):
+    """What the residual stack needs of a Mamba-1 or Mamba-2 mixer: a whole-sequence pass and a
+    one-token step, both returning (output, conv state, ssm state)."""
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def step(
+        self, x: torch.Tensor, conv_state: torch.Tensor, ssm_state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class MambaMixer(SSMMixer):
     """mamba_ssm ``Mamba`` block: in_proj -> causal conv -> selective scan -> gate -> out_proj.
     Padding: the conv input is zeroed and dt forced to 0 at pad positions, so exp(dt A) = 1 and
     dt x B = 0 leave the state exactly as it was."""
@@ -181,7 +196,7 @@ class SSMState:
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, mixer: nn.Module, rms_norm: bool, eps: float) -> None:
+    def __init__(self, d_model: int, mixer: SSMMixer, rms_norm: bool, eps: float) -> None:
         super().__init__()
         self.norm = RMSNorm(d_model, eps=eps) if rms_norm else nn.LayerNorm(d_model, eps=eps)
         self.mixer = mixer
@@ -193,7 +208,7 @@ class Backbone(nn.Module):
         d_model: int,
         n_layer: int,
         vocab: int,
-        make_mixer: Callable[[], nn.Module],
+        make_mixer: Callable[[], SSMMixer],
         rms_norm: bool,
         eps: float,
     ) -> None:
@@ -215,7 +230,7 @@ class SSMLanguageModel(nn.Module):
         d_model: int,
         n_layer: int,
         vocab: int,
-        make_mixer: Callable[[], nn.Module],
+        make_mixer: Callable[[], SSMMixer],
         rms_norm: bool,
         eps: float,
         residual_in_fp32: bool,
@@ -252,7 +267,7 @@ class SSMLanguageModel(nn.Module):
         mask = resolve_mask(input_ids, mask)
         residual = self._residual(self.backbone.embedding(input_ids))
         convs, ssms = [], []
-        for layer in self.backbone.layers:
+        for layer in modules_of(self.backbone.layers, Block):
             out, conv, ssm = layer.mixer(self._normed(layer.norm, residual), mask)
             residual = residual + out
             convs.append(conv)
@@ -272,7 +287,7 @@ class SSMLanguageModel(nn.Module):
             raise ValueError(f"token_ids must be [B], got shape {tuple(token_ids.shape)}")
         residual = self._residual(self.backbone.embedding(token_ids))
         convs, ssms = [], []
-        for i, layer in enumerate(self.backbone.layers):
+        for i, layer in enumerate(modules_of(self.backbone.layers, Block)):
             out, conv, ssm = layer.mixer.step(
                 self._normed(layer.norm, residual), state.conv[i], state.ssm[i]
             )

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..ops.ssd import ssd, ssd_naive, ssd_step
 from .layers import ShortConv
-from .mamba import BackboneConfig, SSMLanguageModel
+from .mamba import BackboneConfig, SSMLanguageModel, SSMMixer
 
 FAMILY = "mamba2"
 
@@ -95,7 +95,7 @@ class GatedGroupRMSNorm(nn.Module):
         return (g.flatten(-2) * self.weight.float()).to(y.dtype)
 
 
-class Mamba2Mixer(nn.Module):
+class Mamba2Mixer(SSMMixer):
     """in_proj -> [z | xBC | dt]; causal conv on xBC; SSD; gated group RMSNorm; out_proj.
     Padding: the conv input is zeroed and dt forced to 0 at pad positions, so the state keeps
     its value (exp(0 A) = 1, 0 x B = 0)."""
