@@ -62,12 +62,7 @@ describe('html', () => {
     const prediction = '<script>alert("x")</script> & \'y\'';
     assert.equal(html`<td>${prediction}</td>`.value, '<td>&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;</td>');
     assert.equal(escapeHtml('<img src=x onerror=1>'), '&lt;img src=x onerror=1&gt;');
-    assert.equal(
-      html`<ul>
-        ${['<a>', html`<li>${'<b>'}</li>`]}
-      </ul>`.value,
-      '<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>',
-    );
+    assert.equal(html`<ul>${['<a>', html`<li>${'<b>'}</li>`]}</ul>`.value, '<ul>&lt;a&gt;<li>&lt;b&gt;</li></ul>');
   });
 
   it('keeps JSON inside a script element from closing it', () => {

@@ -15,45 +15,16 @@ export async function writeReport(report: SweepReport, dir: string): Promise<{ m
   writeFileSync(files.markdown, renderMarkdown(report));
   writeFileSync(files.json, `${JSON.stringify(report, null, 2)}\n`);
   const page = html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <title>Sweep ${report.sweepId}</title>
-        <style>
-          body {
-            font:
-              14px system-ui,
-              sans-serif;
-            margin: 2em;
-            max-width: 1200px;
-          }
-          pre {
-            background: #f6f8fa;
-            padding: 1em;
-            overflow: auto;
-          }
-          figure {
-            margin: 1.5em 0;
-          }
-        </style>
-      </head>
-      <body>
-        <h1>Sweep ${report.sweepId}</h1>
-        <p>
-          Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started
-          ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
-        </p>
-        ${charts.map(
-          (c) =>
-            html`<figure>
-              <figcaption>${c.title}</figcaption>
-              ${trusted(c.svg)}
-            </figure>`,
-        )}
-        <h2>Tables</h2>
-        <pre>${renderTerminal(report)}</pre>
-      </body>
-    </html> `;
+<html lang="en"><head><meta charset="utf-8"><title>Sweep ${report.sweepId}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}pre{background:#f6f8fa;padding:1em;overflow:auto}figure{margin:1.5em 0}</style>
+</head><body>
+<h1>Sweep ${report.sweepId}</h1>
+<p>Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.</p>
+${charts.map((c) => html`<figure><figcaption>${c.title}</figcaption>${trusted(c.svg)}</figure>`)}
+<h2>Tables</h2>
+<pre>${renderTerminal(report)}</pre>
+</body></html>
+`;
   writeFileSync(files.html, page.value);
   return files;
 }
