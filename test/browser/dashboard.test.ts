@@ -122,6 +122,41 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
     await page.close();
   });
 
+  it('redraws the Pareto chart on the axis chosen, with that axis named and the same points', async () => {
+    const report = await loadSweepReport(stack.db, sweepId);
+    const { page, problems } = await open(`/sweeps/${encodeURIComponent(sweepId)}`);
+    const chart = page.locator('[data-chart="pareto"]');
+    const points = () =>
+      chart
+        .locator('svg [aria-label]')
+        .evaluateAll((els) => els.map((e) => e.getAttribute('aria-label') ?? '').filter((l) => / · \S+: (on the frontier|dominated)/.test(l)));
+    // the axes' titles, as the SVG draws them (not the specs riding beside it)
+    const axisTitles = () => chart.locator('svg').evaluate((svg) => Array.from(svg.querySelectorAll('.role-axis-title text')).map((t) => t.textContent ?? ''));
+    await chart.locator('svg').waitFor();
+    assert.ok((await axisTitles()).includes('prompts/s (eval prefill)'));
+    const measured = await points();
+    assert.equal(measured.length, report.pareto.length);
+    for (const [axis, label] of [
+      ['flops', /^prefill FLOPs per prompt token at 1,024 tokens \(analytic\)$/],
+      ['state', /^decoding state bytes per sequence at 1,024 tokens \(analytic\)$/],
+      ['measured', /^prompts\/s \(eval prefill\)$/],
+    ] as const) {
+      await chart.locator('select.axis').selectOption(axis);
+      await page.waitForFunction(
+        (re) => Array.from(document.querySelectorAll('[data-chart="pareto"] svg .role-axis-title text')).some((t) => new RegExp(re).test(t.textContent ?? '')),
+        label.source,
+      );
+      assert.ok(
+        (await axisTitles()).some((t) => label.test(t)),
+        `${axis}: axis titled ${label}`,
+      );
+      assert.equal((await points()).length, measured.length, `${axis}: every point drawn`);
+      if (axis !== 'measured') await page.screenshot({ path: join(ARTIFACTS, `pareto-${axis}.png`), fullPage: false });
+    }
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
   it('draws the three Figure 3 panels and the perplexity table for a perplexity sweep', async () => {
     const text = `name: web-ppl
 models: [zoo-lm-attn-tiny, zoo-lm-mamba-small]
@@ -240,8 +275,18 @@ execution: { shardSize: 2, window: 2, device: cpu }
     const page = readFileSync(files.html, 'utf8');
     assert.match(readFileSync(join(out, 'pareto.svg'), 'utf8'), /^<svg/);
     assert.match(readFileSync(join(out, 'heatmap.svg'), 'utf8'), /^<svg/);
-    assert.equal((page.match(/<svg/g) ?? []).length, 2);
+    // the heatmap and the averaged frontier on each axis: measured, FLOPs, state bytes
+    assert.equal((page.match(/<svg/g) ?? []).length, 4);
     assert.ok(!page.includes('<script'), 'report.html carries no script');
-    assert.match(readFileSync(files.markdown, 'utf8'), /!\[Pareto frontier\]\(pareto\.svg\)/);
+    const markdown = readFileSync(files.markdown, 'utf8');
+    assert.match(markdown, /!\[Pareto frontier\]\(pareto\.svg\)/);
+    for (const [axis, label] of [
+      ['flops', 'prefill FLOPs per prompt token at 1,024 tokens (analytic)'],
+      ['state', 'decoding state bytes per sequence at 1,024 tokens (analytic)'],
+    ] as const) {
+      assert.ok(readFileSync(join(out, `pareto-${axis}.svg`), 'utf8').includes(label), `pareto-${axis}.svg names its axis`);
+      assert.ok(markdown.includes(`Axis: ${label}.`), `report.md states the ${axis} axis`);
+      assert.ok(page.includes(label), `report.html states the ${axis} axis`);
+    }
   });
 });

@@ -61,6 +61,7 @@ describe('the report beside the paper', () => {
       perplexity: {},
       prefillTokensPerSecond: null,
       promptsPerSecond: null,
+      parameters: null,
       stateBytes: null,
       error: null,
       accuracy: 0.7,
@@ -78,6 +79,7 @@ describe('the report beside the paper', () => {
       jrtMargins: [],
       paretoAxis: 'eval',
       pareto: [],
+      analytic: { seqLen: 1024, points: [] },
       paper: rows,
       execution: { shards: 0, workers: 0, modelLoads: 0, workerModelPairs: 0 },
     };

@@ -5,7 +5,13 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { PARETO_AXIS_LABEL, paretoFrontier, type ParetoAxis, type ParetoPoint } from '../../../workflows/pareto';
+import { ANALYTIC_AXIS_LABEL, analyticFrontier, analyticSources, type AnalyticAxis } from './analytic';
 import type { PanelBin, PerplexityResult, SweepReport } from './types';
+
+/** Every axis a Pareto chart may use: measured (benchmark or eval prefill) or analytic. */
+export type ChartAxis = ParetoAxis | AnalyticAxis;
+export const CHART_AXIS_LABEL: Record<ChartAxis, string> = { ...PARETO_AXIS_LABEL, ...ANALYTIC_AXIS_LABEL };
+const isCost = (axis: ChartAxis): axis is AnalyticAxis => axis === 'flops' || axis === 'state';
 
 const frontierRows = (points: ParetoPoint[]) =>
   points.map((p) => {
@@ -15,13 +21,23 @@ const frontierRows = (points: ParetoPoint[]) =>
     return { ...p, point, verdict, label: `${point}: ${verdict}` };
   });
 
-/** Frontier points joined by a line, dominated points dimmed, the throughput range as a bar. */
-export function paretoSpec(points: ParetoPoint[], axis: ParetoAxis, title: string): TopLevelSpec {
-  const x = { field: 'throughput', type: 'quantitative' as const, title: PARETO_AXIS_LABEL[axis], scale: { type: 'log' as const } };
+/**
+ * Frontier points joined by a line, dominated points dimmed, the throughput range as a bar. On a
+ * cost axis (lower is better) the scale runs backwards, so the frontier is up and to the right
+ * on every axis.
+ */
+export function paretoSpec(points: ParetoPoint[], axis: ChartAxis, title: string, note?: string): TopLevelSpec {
+  const label = CHART_AXIS_LABEL[axis];
+  const x = { field: 'throughput', type: 'quantitative' as const, title: label, scale: { type: 'log' as const, reverse: isCost(axis) } };
   const y = { field: 'accuracy', type: 'quantitative' as const, title: 'accuracy', axis: { format: '.0%' }, scale: { domain: [0, 1] } };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: title, subtitle: `x axis: ${PARETO_AXIS_LABEL[axis]}; hollow = the timing range leaves its place open` },
+    title: {
+      text: title,
+      subtitle: isCost(axis)
+        ? [`x axis: ${label}, lower to the right`, ...(note ? [note] : [])]
+        : `x axis: ${label}; hollow = the timing range leaves its place open`,
+    },
     width: 420,
     height: 260,
     data: { values: frontierRows(points) },
@@ -48,7 +64,7 @@ export function paretoSpec(points: ParetoPoint[], axis: ParetoAxis, title: strin
           tooltip: [
             { field: 'point', title: 'cell' },
             { field: 'accuracy', format: '.1%' },
-            { field: 'throughput', format: ',.1f', title: PARETO_AXIS_LABEL[axis] },
+            { field: 'throughput', format: isCost(axis) ? ',.4~s' : ',.1f', title: label },
             { field: 'verdict' },
           ],
         },
@@ -158,14 +174,29 @@ export function figure3Spec(results: PerplexityResult[], panel: (typeof FIGURE3_
   } as TopLevelSpec;
 }
 
-/** Every chart of a sweep, by file stem: the averaged frontier, one per task, the heatmap. */
-export function sweepCharts(report: SweepReport): Array<{ name: string; title: string; spec: TopLevelSpec }> {
-  const charts = report.cells.length ? [{ name: 'heatmap', title: 'Accuracy heatmap', spec: heatmapSpec(report) }] : [];
+export interface SweepChart {
+  name: string;
+  title: string;
+  spec: TopLevelSpec;
+}
+
+/** Every chart of a sweep, by file stem: the heatmap, the averaged frontier on each axis, one per task. */
+export function sweepCharts(report: SweepReport): SweepChart[] {
+  const charts: SweepChart[] = report.cells.length ? [{ name: 'heatmap', title: 'Accuracy heatmap', spec: heatmapSpec(report) }] : [];
   if (report.perplexity.some((r) => r.panels.length)) {
     for (const panel of FIGURE3_PANELS) charts.push({ name: panel.name, title: `Figure 3: ${panel.title}`, spec: figure3Spec(report.perplexity, panel) });
   }
   if (report.pareto.length) {
     charts.push({ name: 'pareto', title: 'Pareto frontier', spec: paretoSpec(report.pareto, report.paretoAxis, 'Quality vs throughput, averaged over tasks') });
+    for (const axis of ['flops', 'state'] as const) {
+      const points = analyticFrontier(report, axis);
+      if (points.length)
+        charts.push({
+          name: `pareto-${axis}`,
+          title: `Pareto frontier: ${ANALYTIC_AXIS_LABEL[axis]}`,
+          spec: paretoSpec(points, axis, `Quality vs ${ANALYTIC_AXIS_LABEL[axis]}, averaged over tasks`, analyticSources(report.analytic.points, axis)),
+        });
+    }
     const tasks = [...new Set(report.cells.map((c) => c.taskLabel))];
     if (tasks.length > 1) {
       tasks.forEach((task, i) => {

@@ -9,7 +9,9 @@ import { Prisma } from '../../../generated/prisma/client';
 import { type Db } from '../db-client';
 import { comparePaper, paperNumbers } from '../paper-numbers';
 import { querySweep } from './sql';
+import { ANALYTIC_SEQ_LEN, analyticPoints } from './analytic';
 import { catalogPaths, loadModelCatalog } from '../../../activities/catalog';
+import { CostEntry } from '../analytic-cost';
 import { cachedFromFiles } from '../file-cache';
 import { repoRoot } from '../paths';
 import type { BenchmarkResult, CellResult, ExecutionSummary, JrtMargin, PanelBin, PerplexityResult, SweepReport } from './types';
@@ -26,6 +28,7 @@ interface CellRow {
   error: string | null;
   reused: boolean;
   state_bytes: number | null;
+  parameters: number | null;
   n: number;
   correct: number;
   mean_score: number | null;
@@ -57,7 +60,8 @@ interface BenchmarkRow {
  */
 export const cellRowsQuery = (sweepId: string) => Prisma.sql`
     SELECT c.key, c.model_name, c.model_family, c.task_name, c.task_params, c.strategy_name, c.strategy_params, c.status, c.error, c.num_examples, c.slices,
-           sc.reused, (c.provenance->'model'->>'stateBytes')::float8 AS state_bytes, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
+           sc.reused, (c.provenance->'model'->>'stateBytes')::float8 AS state_bytes,
+           (c.provenance->'model'->>'parameters')::float8 AS parameters, coalesce(x.examples, 0) AS n, coalesce(x.correct, 0) AS correct,
            x.score_sum / nullif(x.examples, 0) AS mean_score, t.prefill_tokens, t.prefill_seconds
       FROM sweep_cells sc
       JOIN cells c ON c.key = sc.cell_key
@@ -128,6 +132,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
       perplexityHidden: hiddenReason(r.model_name),
       prefillTokensPerSecond: secs && secs > 0 ? Number(r.prefill_tokens) / secs : null,
       promptsPerSecond: secs && secs > 0 ? n / secs : null,
+      parameters: r.parameters,
       stateBytes: r.state_bytes,
       error: r.error,
       taskParams: r.task_params,
@@ -171,6 +176,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     jrtMargins,
     paretoAxis: axis,
     pareto: points,
+    analytic: { seqLen: ANALYTIC_SEQ_LEN, points: analyticPoints(recall, catalogEntryOf()) },
     paper: comparePaper(recall, paperNumbers()),
     execution,
   };
@@ -253,6 +259,20 @@ const modelCatalog = cachedFromFiles(
   () => Object.values(catalogPaths(repoRoot)),
   () => loadModelCatalog(repoRoot),
 );
+
+/** The catalog's entries for the analytic costs; none when the catalog cannot be read (a report
+ * still renders, its analytic charts leave the models out and say so). */
+function catalogEntryOf(): (model: string) => CostEntry | undefined {
+  try {
+    const { entries } = modelCatalog();
+    return (model) => {
+      const entry = entries.get(model);
+      return entry && CostEntry.parse(entry);
+    };
+  } catch {
+    return () => undefined;
+  }
+}
 
 function perplexityHiddenReason(): (model: string) => string | undefined {
   let catalog: ReturnType<typeof loadModelCatalog> | null = null;

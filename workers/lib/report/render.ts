@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import { PAPER_HEAD, paperRows } from '../paper-numbers';
+import { ANALYTIC_AXIS_LABEL, analyticFrontier, analyticSources } from './analytic';
 import type { ExecutionSummary, SweepReport } from './types';
 
 export const pct = (x: number | null) => (x === null ? '-' : (100 * x).toFixed(1));
@@ -229,6 +230,7 @@ export function renderMarkdown(report: SweepReport): string {
     '![Pareto frontier](pareto.svg)',
     '',
     markdownTable(paretoHead(report), paretoRows(report, 'yes')),
+    ...analyticSection(report),
     ...paperSection(
       report,
       (head, rows) => `\n${markdownTable(head, rows)}`,
@@ -238,6 +240,29 @@ export function renderMarkdown(report: SweepReport): string {
     ...(report.execution ? ['', '## Execution', '', executionLine(report.execution)] : []),
     '',
   ].join('\n');
+}
+
+/** The frontier on each analytic axis, each chart and table naming its axis and its figures' sources. */
+function analyticSection(report: SweepReport): string[] {
+  const axes = (['flops', 'state'] as const).map((axis) => ({ axis, points: analyticFrontier(report, axis) })).filter((a) => a.points.length);
+  if (!axes.length) return [];
+  return [
+    '',
+    '## Pareto frontier on analytic axes',
+    '',
+    `The same points on costs counted from each model's config instead of timed, identical on every machine: prefill FLOPs per prompt token and decoding-state bytes per sequence, both at ${report.analytic.seqLen.toLocaleString('en-US')} prompt tokens. A strategy that reads the prompt r times pays r passes at r times the length. Lower is better.`,
+    ...axes.flatMap(({ axis, points }) => [
+      '',
+      `Axis: ${ANALYTIC_AXIS_LABEL[axis]}. Figures: ${analyticSources(report.analytic.points, axis)}.`,
+      '',
+      `![Pareto frontier: ${ANALYTIC_AXIS_LABEL[axis]}](pareto-${axis}.svg)`,
+      '',
+      markdownTable(
+        ['model', 'strategy', 'mean accuracy %', ANALYTIC_AXIS_LABEL[axis], 'frontier'],
+        points.map((p) => [p.model, p.strategy, pct(p.accuracy), num(p.throughput), p.onFrontier ? 'yes' : '']),
+      ),
+    ]),
+  ];
 }
 
 /** A sweep's status as people read it: one that ended failed and was completed by another says so. */

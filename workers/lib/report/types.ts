@@ -1,7 +1,14 @@
 // The shape of a sweep's results as the report and the web dashboard read them.
 import type { ParetoAxis, ParetoPoint } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
+import type { AnalyticCost } from '../analytic-cost';
 import { type PaperComparison } from '../paper-numbers';
+
+/** One (model, strategy)'s costs at the analytic axes' stated length (workers/lib/report/analytic.ts). */
+export interface AnalyticPoint extends AnalyticCost {
+  model: string;
+  strategy: string;
+}
 
 export interface CellResult {
   key: string;
@@ -25,6 +32,8 @@ export interface CellResult {
   prefillTokensPerSecond: number | null;
   /** prompts prefilled per second: JRT-Prompt's doubled input shows up here */
   promptsPerSecond: number | null;
+  /** recorded by the worker from the loaded model (provenance), with its state after the cell's longest prompt */
+  parameters: number | null;
   stateBytes: number | null;
   error: string | null;
   taskParams?: Record<string, unknown>;
@@ -106,6 +115,8 @@ export interface SweepReport {
   jrtMargins: JrtMargin[];
   paretoAxis: ParetoAxis;
   pareto: ParetoPoint[];
+  /** costs counted from each model's config, for the Pareto frontier's analytic axes */
+  analytic: { seqLen: number; points: AnalyticPoint[] };
   /** cells of the paper's grids beside the paper's numbers (workers/lib/paper-numbers.ts) */
   paper?: PaperComparison[];
   /** null when the caller asked to leave it out (the web dashboard does not show it) */

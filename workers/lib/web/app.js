@@ -4,13 +4,27 @@
 /* global vegaEmbed, document, EventSource, fetch, localStorage, prompt */
 import { expressionInterpreter } from '/assets/vega-interpreter.js';
 
-for (const el of document.querySelectorAll('[data-chart]')) {
-  const spec = JSON.parse(el.querySelector('script').textContent);
-  // ast + expr: vega interprets chart expressions instead of compiling them with Function,
-  // which the Content-Security-Policy (no 'unsafe-eval') would refuse
-  vegaEmbed(el, spec, { renderer: 'svg', actions: false, ast: true, expr: expressionInterpreter }).catch((err) => {
-    el.textContent = `chart failed: ${err.message}`;
+// ast + expr: vega interprets chart expressions instead of compiling them with Function,
+// which the Content-Security-Policy (no 'unsafe-eval') would refuse
+const draw = (target, spec) =>
+  vegaEmbed(target, spec, { renderer: 'svg', actions: false, ast: true, expr: expressionInterpreter }).catch((err) => {
+    target.textContent = `chart failed: ${err.message}`;
   });
+
+for (const el of document.querySelectorAll('[data-chart]:not([data-axes])')) {
+  draw(el, JSON.parse(el.querySelector('script').textContent));
+}
+
+// a chart with an axis selector carries one spec per axis and redraws from the chosen one
+for (const el of document.querySelectorAll('[data-chart][data-axes]')) {
+  const select = el.querySelector('select.axis');
+  const view = el.querySelector('.view');
+  const redraw = () => {
+    view.replaceChildren();
+    draw(view, JSON.parse(el.querySelector(`script[data-axis="${select.value}"]`).textContent));
+  };
+  select.addEventListener('change', redraw);
+  redraw();
 }
 
 const table = document.querySelector('#sweeps tbody');

@@ -5,7 +5,7 @@ import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
-import { sweepCharts } from '../report/charts';
+import { sweepCharts, type SweepChart } from '../report/charts';
 import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
@@ -51,6 +51,26 @@ export function sweepsPage(sweeps: SweepSummary[]): string {
   );
 }
 
+/** The averaged frontier's other axes: drawn in the 'pareto' chart's place when chosen. */
+const PARETO_ALTERNATIVES = ['pareto-flops', 'pareto-state'];
+
+/**
+ * The averaged Pareto chart with an axis selector: each axis's spec rides along, and the browser
+ * script redraws the chart from the chosen one (no round trip).
+ */
+function paretoChart(measured: SweepChart, charts: SweepChart[]): Markup {
+  const axes = [
+    { name: 'measured', label: 'measured throughput', chart: measured },
+    { name: 'flops', label: 'analytic FLOPs', chart: charts.find((c) => c.name === 'pareto-flops') },
+    { name: 'state', label: 'state bytes', chart: charts.find((c) => c.name === 'pareto-state') },
+  ].filter((a): a is { name: string; label: string; chart: SweepChart } => a.chart !== undefined);
+  return html`<div class="chart" data-chart="pareto" data-axes>
+<label>x axis: <select class="axis">${axes.map((a) => html`<option value="${a.name}">${a.label}</option>`)}</select></label>
+${axes.map((a) => html`<script type="application/json" data-axis="${a.name}">${scriptJson(a.chart.spec)}</script>`)}
+<div class="view"></div>
+</div>`;
+}
+
 export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice: string; perplexity: number; tokens: number }>>): string {
   const charts = sweepCharts(report);
   const hidden = [...new Set(report.cells.filter((c) => c.perplexityHidden).map((c) => c.model))];
@@ -63,7 +83,13 @@ export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice
     html`<h1>Sweep ${report.sweepId}</h1>
 <p>Spec <code>${report.name}</code>, status <b>${sweepStatusText(report.status, report.completedBy)}</b>, started ${report.createdAt}${report.finishedAt ? `, finished ${report.finishedAt}` : ''}.
  <a href="/compare?base=${encodeURIComponent(report.sweepId)}">compare with another sweep</a></p>
-${charts.map((c) => html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`)}
+${charts
+  .filter((c) => !PARETO_ALTERNATIVES.includes(c.name))
+  .map((c) =>
+    c.name === 'pareto'
+      ? paretoChart(c, charts)
+      : html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`,
+  )}
 <h2>Cells</h2>
 <p>Accuracy with its 95% Wilson interval over examples.</p>
 <table id="cells"><thead><tr><th>model</th><th>task</th><th>strategy</th><th>accuracy % [95% CI]</th><th class="num">n</th><th>cell</th></tr></thead><tbody>
