@@ -161,6 +161,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
               exampleId: e.exampleId,
               shardIndex: shard.shardIndex,
               promptDigest: e.promptDigest,
+              prompt: e.prompt ?? null,
               prediction: e.prediction,
               gold: e.gold,
               score: e.score,

@@ -30,6 +30,10 @@ export const LIMITS = {
   bigramCount: 2 ** 31 - 1,
   repeats: 8,
   shots: 16,
+  // characters of an example's prompt text a shard result carries; a longer prompt keeps its tail
+  // (what the model read last, as the engine's left truncation does): 2,000 tokens of a document
+  // task are ~10k characters, so only prompts far past the paper's lengths are cut
+  promptChars: 262_144,
 } as const;
 
 const count = z.number().int().min(1);

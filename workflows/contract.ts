@@ -5,6 +5,7 @@
 // instead of restating them; Python tests check the pydantic twins against the schemas. Change
 // anything here first, then regenerate.
 import { z } from 'zod';
+import { LIMITS } from './catalog';
 
 export const ORCHESTRATOR_QUEUE = 'twice-orchestrator';
 export const GPU_QUEUE = 'twice-gpu';
@@ -153,6 +154,9 @@ export const ExampleRecord = z
   .object({
     exampleId: z.number().int().nonnegative(),
     promptDigest: digest,
+    // the decoded token ids the digest is over (the prompt as the model read it, after left
+    // truncation); absent in results from workers older than the column that stores it
+    prompt: z.string().max(LIMITS.promptChars).optional(),
     prediction: z.string(),
     gold: z.array(z.string()),
     score: z.number().min(0).max(1),

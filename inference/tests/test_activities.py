@@ -26,7 +26,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from twice_inference import contract
-from twice_inference.activities import InferenceActivities
+from twice_inference.activities import InferenceActivities, prompt_text
 from twice_inference.engine.naive import naive_greedy_generate
 from twice_inference.protocols import StrategySpec
 from twice_inference.tasks.scoring import contains, exact
@@ -186,6 +186,8 @@ def test_run_shard_end_to_end() -> None:
             record.prompt_digest
             == hashlib.sha256(json.dumps(prompt, separators=(",", ":")).encode()).hexdigest()
         )
+        # the text of exactly the ids the digest is over (after truncation)
+        assert record.prompt == loaded.tokenizer.decode(prompt)
         assert record.prediction == loaded.tokenizer.decode(tokens)
         assert record.generated_tokens == len(tokens)
         assert record.gold == example.gold
@@ -649,3 +651,13 @@ def test_describe_throughput_task_counts_its_points() -> None:
     )
     task = PrefillThroughputTask(THROUGHPUT_SHARD["task"]["params"])
     assert described == {"numExamples": 4, "dataDigest": task.data_digest()}
+
+
+def test_prompt_text_keeps_a_long_prompts_tail_within_the_contract() -> None:
+    assert prompt_text("short") == "short"
+    decoded = "a" * contract.PROMPT_CHARS + "tail"
+    kept = prompt_text(decoded)
+    assert len(kept) <= contract.PROMPT_CHARS and kept.endswith("atail")
+    cut = int(kept[1 : kept.index(" ")])
+    assert kept.startswith(f"[{cut} characters cut] ")
+    assert len(decoded) - cut == len(kept) - len(f"[{cut} characters cut] ")

@@ -327,7 +327,15 @@ def _normalise(
         rest = [k for k in kind if k != "null"]
         kind = rest[0] if len(rest) == 1 else tuple(rest)
     out: dict[str, Any] = {"type": kind, "nullable": nullable}
-    for key in ("pattern", "minimum", "exclusiveMinimum", "maximum", "minLength", "minItems"):
+    for key in (
+        "pattern",
+        "minimum",
+        "exclusiveMinimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "minItems",
+    ):
         if key in schema and not (
             key in ("minimum", "maximum") and abs(schema[key]) == MAX_SAFE_INTEGER
         ):

@@ -169,6 +169,16 @@ def prompt_digest(prompt_ids: list[int]) -> str:
     return hashlib.sha256(json.dumps(prompt_ids, separators=(",", ":")).encode()).hexdigest()
 
 
+def prompt_text(decoded: str) -> str:
+    """The prompt as the dashboard shows it: its tail when longer than the contract allows,
+    marked as cut (the model, too, reads a long prompt's tail)."""
+    if len(decoded) <= contract.PROMPT_CHARS:
+        return decoded
+    # room for the marker, whose count has at most 20 digits
+    keep = contract.PROMPT_CHARS - 40
+    return f"[{len(decoded) - keep} characters cut] " + decoded[-keep:]
+
+
 def task_data_digest(task: Task, ref: contract.TaskRef) -> str:
     """The task's own data digest where it provides one; otherwise the canonical JSON of its
     reference, which pins a synthetic generator completely."""
@@ -418,6 +428,7 @@ class InferenceActivities:
                 contract.ExampleRecord(
                     example_id=example.example_id,
                     prompt_digest=prompt_digest(prompt),
+                    prompt=prompt_text(tokenizer.decode(prompt)),
                     prediction=prediction,
                     gold=list(example.gold),
                     score=_score(scorer, prediction, example),

@@ -140,9 +140,17 @@ class RunShardInput(ContractModel):
         return example_end
 
 
+# LIMITS.promptChars in workflows/catalog.ts; tests/test_contract.py checks it against the schema
+PROMPT_CHARS = 262_144
+
+
 class ExampleRecord(ContractModel):
     example_id: NonNegativeInt
     prompt_digest: Digest
+    # the decoded prompt_ids the digest is over; optional on the wire only for older workers
+    prompt: Annotated[str, StringConstraints(max_length=PROMPT_CHARS)] | SkipJsonSchema[None] = (
+        Field(default=None, exclude_if=lambda value: value is None)
+    )
     prediction: str
     gold: list[str]
     score: Annotated[float, Field(ge=0, le=1)]

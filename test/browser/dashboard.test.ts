@@ -66,8 +66,14 @@ describe('the web dashboard in Chromium', { timeout: 900_000 }, () => {
     const planted = await stack.db.exampleResult.findFirstOrThrow({ where: { cell: { sweeps: { some: { sweepId } } } }, orderBy: { exampleId: 'asc' } });
     await stack.db.exampleResult.update({
       where: { cellKey_exampleId: { cellKey: planted.cellKey, exampleId: planted.exampleId } },
-      data: { prediction: PLANTED, score: 0 },
+      data: { prediction: PLANTED, prompt: PLANTED, score: 0 },
     });
+    // the real worker sent every prompt, and it reached PostgreSQL as the text of the ids its digest is over
+    const recorded = await stack.db.exampleResult.findMany({ where: { cell: { sweeps: { some: { sweepId } } } } });
+    assert.ok(recorded.length > 0 && recorded.every((e) => typeof e.prompt === 'string' && e.prompt.length > 0));
+    // a row recorded before the prompt column existed
+    const older = recorded.find((e) => e.cellKey === planted.cellKey && e.exampleId !== planted.exampleId)!;
+    await stack.db.exampleResult.update({ where: { cellKey_exampleId: { cellKey: older.cellKey, exampleId: older.exampleId } }, data: { prompt: null } });
     web = await startWebServer({ db: stack.db, client: stack.client, pollMs: 300 });
     const { chromium: executablePath } = readToolchain();
     assert.ok(executablePath, 'bootstrap --browser records Chromium in .twice/toolchain.json');
@@ -206,7 +212,22 @@ execution: { shardSize: 2, window: 2, device: cpu }
     const planted = await stack.db.exampleResult.findFirstOrThrow({ where: { prediction: PLANTED } });
     await page.goto(`${web.url}/cells/${planted.cellKey}?wrong=1`);
     assert.equal(await page.locator(`tr[data-example="${planted.exampleId}"] .prediction`).textContent(), PLANTED);
+    // the prompt is collapsed until asked for, then shown as text
+    const prompt = page.locator(`tr[data-example="${planted.exampleId}"] .prompt details`);
+    assert.equal(await prompt.getAttribute('open'), null);
+    assert.equal(await prompt.locator('pre').isVisible(), false);
+    await prompt.locator('summary').click();
+    assert.equal(await prompt.locator('pre').textContent(), PLANTED);
     assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+    await page.goto(`${web.url}/cells/${planted.cellKey}`);
+    const notStored = await stack.db.exampleResult.findFirstOrThrow({ where: { cellKey: planted.cellKey, prompt: null } });
+    assert.match(
+      (await page.locator(`tr[data-example="${notStored.exampleId}"] .prompt`).textContent()) ?? '',
+      /prompt not stored \(recorded\s+before migration 20261129030000_example_prompts\)/,
+    );
+    const shown = await stack.db.exampleResult.findFirstOrThrow({ where: { cellKey: planted.cellKey, NOT: [{ prompt: null }, { prompt: PLANTED }] } });
+    await page.locator(`tr[data-example="${shown.exampleId}"] .prompt summary`).click();
+    assert.equal(await page.locator(`tr[data-example="${shown.exampleId}"] .prompt pre`).textContent(), shown.prompt);
     await page.screenshot({ path: join(ARTIFACTS, 'cell.png'), fullPage: true });
     assert.deepEqual(problems, []);
     await page.close();

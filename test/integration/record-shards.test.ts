@@ -39,6 +39,7 @@ function output(shard: Shard): RunShardOutput {
     examples: Array.from({ length: n }, (_, i) => ({
       exampleId: shard.exampleStart + i,
       promptDigest: 'a'.repeat(64),
+      prompt: `k${shard.exampleStart + i} v1 <b>\nk${shard.exampleStart + i}`,
       prediction: 'v1',
       gold: ['v1'],
       score: 1,
@@ -117,6 +118,9 @@ describe('recordShards', () => {
     assert.equal(row.queueSeconds, 0.1);
     assert.equal(row.nllSeconds, 0.01);
     assert.ok(row.recordSeconds > 0, 'the recording time is kept');
+    // the prompt text is stored as sent; a result from a worker older than the prompt field stores NULL
+    const withPrompt = await pg.db.exampleResult.findUniqueOrThrow({ where: { cellKey_exampleId: { cellKey: a!.key, exampleId: 1 } } });
+    assert.equal(withPrompt.prompt, 'k1 v1 <b>\nk1');
 
     // the same batch again (a retried activity): nothing is written twice
     const again = await acts.recordShards({ ...base, shards: shardsA.map((s) => item(s)) });
@@ -125,7 +129,12 @@ describe('recordShards', () => {
 
     // the rest of B, plus a shard cut with another size that overlaps what is recorded
     const overlapping: Shard = { cellKey: b!.key, shardIndex: 1, exampleStart: 1, exampleEnd: 4 };
-    const rest = await acts.recordShards({ ...base, shards: [item(overlapping), ...shardsB.slice(1).map((s) => item(s))] });
+    // the last one from a worker older than the prompt field: recorded, its prompts NULL
+    const older = (shard: Shard) => ({ ...output(shard), examples: output(shard).examples.map(({ prompt: _, ...e }) => e) });
+    const rest = await acts.recordShards({
+      ...base,
+      shards: [item(overlapping), ...shardsB.slice(1, -1).map((s) => item(s)), item(shardsB.at(-1)!, older(shardsB.at(-1)!))],
+    });
     assert.deepEqual(
       rest.map((x) => [x.alreadyRecorded, x.cellDone]),
       [
@@ -141,5 +150,8 @@ describe('recordShards', () => {
       stored.examples.map((e) => e.exampleId).sort((x, y) => x - y),
       [...Array(8).keys()],
     );
+    const last = shardsB.at(-1)!;
+    const oldRow = await pg.db.exampleResult.findUniqueOrThrow({ where: { cellKey_exampleId: { cellKey: b!.key, exampleId: last.exampleStart } } });
+    assert.equal(oldRow.prompt, null);
   });
 });

@@ -102,6 +102,8 @@ export interface ExamplePage {
     exampleId: number;
     shardIndex: number;
     promptDigest: string;
+    /** null when recorded before the prompt column existed */
+    prompt: string | null;
     promptTokens: number;
     prediction: string;
     gold: unknown;
@@ -118,6 +120,7 @@ interface ExampleRow {
   example_id: number | null;
   shard_index: number;
   prompt_digest: string;
+  prompt: string | null;
   prompt_tokens: number;
   prediction: string;
   gold: unknown;
@@ -136,7 +139,7 @@ export const examplesQuery = (key: string, opts: PageOptions) => Prisma.sql`
       SELECT ${opts.wrongOnly ? Prisma.sql`bits_minus(seen, hits)` : Prisma.sql`seen`} AS bits FROM cell_scores WHERE cell_key = ${key})
     SELECT bit_count(m.bits)::int AS total, r.*
       FROM m LEFT JOIN LATERAL (
-        SELECT e.example_id, e.shard_index, e.prompt_digest, e.prompt_tokens, e.prediction, e.gold, e.score,
+        SELECT e.example_id, e.shard_index, e.prompt_digest, e.prompt, e.prompt_tokens, e.prediction, e.gold, e.score,
                score_is_correct(e.score) AS correct
           FROM bit_positions(m.bits, ${opts.offset}, ${opts.limit}) id
           JOIN example_results e ON e.cell_key = ${key} AND e.example_id = id) r ON true
@@ -154,6 +157,7 @@ export async function cellExamples(db: Db, key: string, opts: PageOptions): Prom
         exampleId: r.example_id,
         shardIndex: r.shard_index,
         promptDigest: r.prompt_digest,
+        prompt: r.prompt,
         promptTokens: r.prompt_tokens,
         prediction: r.prediction,
         gold: r.gold,

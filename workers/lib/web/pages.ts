@@ -10,6 +10,9 @@ import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText 
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
+// the migration that added example_results.prompt: rows recorded before it have only the digest
+const PROMPT_MIGRATION = 'migration 20261129030000_example_prompts';
+
 const STYLE = `body{font:14px system-ui,sans-serif;margin:0;color:#1f2328}header{background:#24292f;color:#fff;padding:.6em 1.5em}
 header a{color:#fff;margin-right:1.5em;text-decoration:none}main{padding:1em 1.5em;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border-bottom:1px solid #d0d7de;padding:.3em .7em;text-align:left;vertical-align:top}
@@ -177,11 +180,14 @@ export function cellPage(cell: CellRow, page: ExamplePage, wrongOnly: boolean): 
  · ${page.total ? `${page.offset + 1}–${Math.min(page.total, page.offset + page.limit)} of ${page.total}` : 'none'}
  · <a href="${link(0, wrongOnly)}">first</a> <a rel="prev" href="${link(Math.max(0, page.offset - page.limit), wrongOnly)}">previous</a>
  <a rel="next" href="${link(Math.min(last, page.offset + page.limit), wrongOnly)}">next</a> <a href="${link(last, wrongOnly)}">last</a></p>
-<p>Prompts are stored as a digest and a token count, not as text.</p>
 <table id="examples"><thead><tr><th class="num">id</th><th>prompt</th><th>prediction</th><th>gold</th><th>correct</th></tr></thead><tbody>
 ${page.examples.map(
   (e) => html`<tr class="${e.correct ? '' : 'wrong'}" data-example="${e.exampleId}"><td class="num">${e.exampleId}</td>
-<td><code title="${e.promptDigest}">${e.promptDigest.slice(0, 12)}</code> (${e.promptTokens} tokens)</td>
+<td class="prompt">${
+    e.prompt === null
+      ? html`<code title="${e.promptDigest}">${e.promptDigest.slice(0, 12)}</code> (${e.promptTokens} tokens): prompt not stored (recorded before ${PROMPT_MIGRATION})`
+      : html`<details><summary>${e.promptTokens} tokens · <code title="${e.promptDigest}">${e.promptDigest.slice(0, 12)}</code></summary><pre>${e.prompt}</pre></details>`
+  }</td>
 <td><pre class="prediction">${e.prediction}</pre></td><td><pre>${typeof e.gold === 'string' ? e.gold : JSON.stringify(e.gold)}</pre></td><td>${e.correct ? 'yes' : 'no'}</td></tr>`,
 )}
 </tbody></table>`,
