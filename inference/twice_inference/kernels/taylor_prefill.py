@@ -16,18 +16,26 @@ def use_cuda(v: torch.Tensor) -> bool:
     return taylor_cuda.cuda_applies(v) and taylor_cuda.prefer_cuda(b * h, dv)
 
 
-def based_prefill(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def based_prefill(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Causal Based prefill, bf16 in and out (contract of ``based_causal_attention``)."""
     if use_cuda(v):
-        return taylor_cuda.taylor_prefill(q, k, v)
-    return based_triton.based_causal_attention(q, k, v)
+        return taylor_cuda.taylor_prefill(q, k, v, out=out)
+    return based_triton.based_causal_attention(q, k, v, out=out)
 
 
 def prefix_prefill(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_enc: torch.Tensor, v_enc: torch.Tensor
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_enc: torch.Tensor,
+    v_enc: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Prefix linear attention prefill (JRT-RNN), bf16 (contract of
     ``prefix_triton.prefix_linear_attention``)."""
     if use_cuda(v):
-        return taylor_cuda.taylor_prefill(q, k, v, k_enc, v_enc)
-    return prefix_triton.prefix_linear_attention(q, k, v, k_enc, v_enc)
+        return taylor_cuda.taylor_prefill(q, k, v, k_enc, v_enc, out=out)
+    return prefix_triton.prefix_linear_attention(q, k, v, k_enc, v_enc, out=out)
