@@ -1,6 +1,6 @@
-"""The CUDA Taylor prefill's host side (twice_inference.kernels.taylor_cuda): input validation,
-the build command, the cache location and the per-shape choice between it and the Triton
-kernels. The kernel itself needs a Hopper GPU: its checks against the float64 reference (ragged
+"""The CUDA Taylor prefill's host side (twice_inference.kernels.taylor_cuda): input validation
+(the Triton kernels' checks plus its own), the build command, the cache location and the
+per-shape choice between it and the Triton kernels. The kernel itself needs a Hopper GPU: its checks against the float64 reference (ragged
 lengths, encoder, two value slices, the recurrent form, padded inputs) run in
 ``bench.kernels`` (``--suite check``)."""
 
@@ -30,7 +30,7 @@ def _good() -> dict[str, torch.Tensor]:
 
 
 def _check(t: dict[str, torch.Tensor | None], ctas_per_sm: int = 0) -> None:
-    taylor_cuda.check_inputs(
+    taylor_cuda.checked(
         t["q"],
         t["k"],
         t["v"],
@@ -52,13 +52,14 @@ def test_accepts_the_kernels_shapes() -> None:
         ({"q": torch.zeros(2, 3, 10, 16)}, "q must be bfloat16, got torch.float32"),
         ({"k": _bf16(2, 3, 10)}, r"k must be \[B, H, N, D\], got shape \(2, 3, 10\)"),
         ({"q": _bf16(2, 3, 10, 8)}, "q last dim must be 16, got 8"),
-        ({"v": _bf16(2, 3, 10, 32), "v_enc": _bf16(2, 3, 5, 32)}, "multiple of 64, got 32"),
+        ({"v": _bf16(2, 3, 10, 32), "v_enc": _bf16(2, 3, 5, 32)}, "value dim 32 not divisible"),
         ({"v_enc": _bf16(2, 3, 5, 128)}, "v_enc last dim must be 64, got 128"),
         ({"k": _bf16(2, 4, 10, 16)}, r"k batch/heads \(2, 4\) != q's \(2, 3\)"),
-        ({"k": _bf16(2, 3, 9, 16)}, "q/k/v lengths must be equal and > 0: 10, 9, 10"),
+        ({"k": _bf16(2, 3, 9, 16)}, "q/k/v lengths differ: 10, 9, 10"),
         ({"v_enc": None}, "k_enc and v_enc must be given together"),
-        ({"k_enc": _bf16(2, 3, 0, 16), "v_enc": _bf16(2, 3, 0, 64)}, "must be equal and > 0"),
-        ({"q": _bf16(2, 3, 0, 16), "k": _bf16(2, 3, 0, 16), "v": _bf16(2, 3, 0, 64)}, "> 0"),
+        ({"k_enc": _bf16(2, 3, 4, 16)}, "k_enc length 4 != v_enc length 5"),
+        ({"k_enc": _bf16(2, 3, 0, 16), "v_enc": _bf16(2, 3, 0, 64)}, "10 tokens, encoder 0"),
+        ({"q": _bf16(2, 3, 0, 16), "k": _bf16(2, 3, 0, 16), "v": _bf16(2, 3, 0, 64)}, "0 tokens"),
     ],
 )
 def test_refuses_what_the_kernel_cannot_take(change: dict, message: str) -> None:
@@ -77,7 +78,7 @@ def test_refuses_lengths_past_32_bit_offsets() -> None:
     long = torch.empty(1, 1, 2**25, 64, dtype=torch.bfloat16, device="meta")
     qk = torch.empty(1, 1, 2**25, 16, dtype=torch.bfloat16, device="meta")
     with pytest.raises(ValueError, match="sequence too long for the kernel: 33554432 tokens x 64"):
-        taylor_cuda.check_inputs(qk, qk, long, None, None, 0)
+        taylor_cuda.checked(qk, qk, long, None, None, 0)
 
 
 def test_cpu_tensors_never_reach_the_library() -> None:

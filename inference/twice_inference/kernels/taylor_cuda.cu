@@ -90,6 +90,16 @@ __device__ __forceinline__ float2 unpack(uint32_t x) {
   return __bfloat1622float2(h);
 }
 
+// The 8 values of an mma operand fragment as floats, in fragment order.
+__device__ __forceinline__ void unpack_fragment(const uint32_t (&x)[4], float (&f)[8]) {
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const float2 p = unpack(x[r]);
+    f[2 * r] = p.x;
+    f[2 * r + 1] = p.y;
+  }
+}
+
 __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
@@ -193,6 +203,19 @@ taylor_prefill_kernel(const __nv_bfloat16* __restrict__ Q, const __nv_bfloat16* 
       ldsm_x4(smem_addr(sq + (r0 + (lmat & 1) * 8 + lrow) * QK_STRIDE + (lmat >> 1) * 8), qa);
       float num[4][4] = {};
       float den_lo = 0.f, den_hi = 0.f;
+      // num += a (16 x 16) times rows row0..row0+15 of a [., V_STRIDE] bf16 tile (v or the
+      // state copy), this warp's 32 columns.
+      auto mma_rows = [&](const __nv_bfloat16* tile, int row0, const uint32_t (&a)[4]) {
+#pragma unroll
+        for (int np = 0; np < 2; ++np) {
+          uint32_t b[4];
+          ldsm_x4_t(smem_addr(tile + (row0 + (lmat & 1) * 8 + lrow) * V_STRIDE + ch * 32 + np * 16 +
+                              (lmat >> 1) * 8),
+                    b);
+          mma(num[2 * np], a, b[0], b[1]);
+          mma(num[2 * np + 1], a, b[2], b[3]);
+        }
+      };
       // Intra-chunk: a = 1 + s + s^2/2 on s = q.k/4 (the scaled q.k), causal; key tiles past
       // this warp's rows are all masked and skipped.
 #pragma unroll 1
@@ -217,36 +240,12 @@ taylor_prefill_kernel(const __nv_bfloat16* __restrict__ Q, const __nv_bfloat16* 
           a[2 * h] = pack(sc[h][0], sc[h][1]);
           a[2 * h + 1] = pack(sc[h][2], sc[h][3]);
         }
-#pragma unroll
-        for (int np = 0; np < 2; ++np) {
-          uint32_t vb[4];
-          ldsm_x4_t(smem_addr(sv + (jp * 16 + (lmat & 1) * 8 + lrow) * V_STRIDE + ch * 32 + np * 16 +
-                              (lmat >> 1) * 8),
-                    vb);
-          mma(num[2 * np], a, vb[0], vb[1]);
-          mma(num[2 * np + 1], a, vb[2], vb[3]);
-        }
+        mma_rows(sv, jp * 16, a);
       }
       // Inter-chunk: phi(q) times the state before this chunk (bf16 copy in buffer `buf`).
       const __nv_bfloat16* st = s.state[buf];
       float qf[8];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const float2 f = unpack(qa[r]);
-        qf[2 * r] = f.x;
-        qf[2 * r + 1] = f.y;
-      }
-      auto state_step = [&](int i, const uint32_t (&a)[4]) {
-#pragma unroll
-        for (int np = 0; np < 2; ++np) {
-          uint32_t sb4[4];
-          ldsm_x4_t(smem_addr(st + (i * 16 + (lmat & 1) * 8 + lrow) * V_STRIDE + ch * 32 + np * 16 +
-                              (lmat >> 1) * 8),
-                    sb4);
-          mma(num[2 * np], a, sb4[0], sb4[1]);
-          mma(num[2 * np + 1], a, sb4[2], sb4[3]);
-        }
-      };
+      unpack_fragment(qa, qf);
       const __nv_bfloat16* q_lo = sq + (r0 + g) * QK_STRIDE;
       const __nv_bfloat16* q_hi = sq + (r0 + g + 8) * QK_STRIDE;
 #pragma unroll 2
@@ -255,9 +254,9 @@ taylor_prefill_kernel(const __nv_bfloat16* __restrict__ Q, const __nv_bfloat16* 
         const float sa = __bfloat162float(q_lo[i]), sb = __bfloat162float(q_hi[i]);
         const uint32_t a[4] = {pack(sa * qf[0], sa * qf[1]), pack(sb * qf[2], sb * qf[3]),
                                pack(sa * qf[4], sa * qf[5]), pack(sb * qf[6], sb * qf[7])};
-        state_step(i, a);
+        mma_rows(st, i * 16, a);
       }
-      state_step(DK, qa);  // first order: q itself
+      mma_rows(st, DK * 16, qa);  // first order: q itself
       // Denominator: count + q.(z1 + Z q) per row, scales folded into z1 and Z. Z q as two mma
       // (hi and lo halves of Z, which is symmetric, so its rows serve as the B operand).
       {
@@ -305,12 +304,7 @@ taylor_prefill_kernel(const __nv_bfloat16* __restrict__ Q, const __nv_bfloat16* 
       uint32_t kt[4];  // A fragment of k^T (rows: feature j, columns: tokens 16 kk..)
       ldsm_x4_t(smem_addr(sk + (kk * 16 + (lmat >> 1) * 8 + lrow) * QK_STRIDE + (lmat & 1) * 8), kt);
       float kf[8];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const float2 f = unpack(kt[r]);
-        kf[2 * r] = f.x;
-        kf[2 * r + 1] = f.y;
-      }
+      unpack_fragment(kt, kf);
       const int tok = kk * 16 + 2 * t;
       // k_i of the 4 tokens this lane's fragment covers, times 1/32 (the second-order state's
       // scale, exact in bf16, so the accumulators hold what the readout copy needs).

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import torch
 
+from twice_inference.kernels.based_triton import validated
+
 SOURCE = Path(__file__).with_name("taylor_cuda.cu")
 ARCH = "sm_90a"  # wgmma-era Hopper; the kernel itself uses mma.sync, ldmatrix and cp.async
 FLAGS = ("-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "--expt-relaxed-constexpr")
 CACHE_ENV = "TWICE_CUDA_CACHE"
-FEATURE_DIM = 16
 VALUE_SLICE = 64  # value columns per CTA: Dv must be a multiple
 CTAS_PER_SM = (1, 2)  # the two register budgets built (taylor_cuda.cu)
 # Fewer CTAs than this and the Triton path, which cuts sequences into segments run in parallel
@@ -121,55 +122,35 @@ def load() -> ctypes.CDLL | None:
         return None
 
 
-def check_inputs(
+def checked(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     k_enc: torch.Tensor | None,
     v_enc: torch.Tensor | None,
     ctas_per_sm: int,
-) -> None:
-    """Raises ValueError naming the argument when the inputs are not what the kernel takes:
-    bf16 [B, H, N, 16] q/k, [B, H, N, Dv] v with Dv a multiple of 64, one device, and k_enc/v_enc
-    ([B, H, M >= 1, 16 / Dv]) both or neither."""
+) -> tuple[torch.Tensor, ...]:
+    """The Triton kernels' checks (``based_triton.validated``: bf16, [B, H, N, 16] q/k, shapes
+    that agree, k_enc/v_enc together) with a value slice of 64, plus what this kernel adds: one
+    device, non-empty sequences, 32-bit offsets inside a head and the grid's height. Raises
+    ValueError naming the argument; returns contiguous (q, k, v, k_enc, v_enc)."""
     if ctas_per_sm not in (0, *CTAS_PER_SM):
         raise ValueError(f"ctas_per_sm must be 0 (auto) or one of {CTAS_PER_SM}, got {ctas_per_sm}")
-    named = {"q": q, "k": k, "v": v}
-    if (k_enc is None) != (v_enc is None):
-        raise ValueError("k_enc and v_enc must be given together")
-    if k_enc is not None and v_enc is not None:
-        named |= {"k_enc": k_enc, "v_enc": v_enc}
-    dv = v.shape[-1] if v.ndim == 4 else -1
+    q, k, v, k_enc, v_enc = validated(q, k, v, k_enc, v_enc, VALUE_SLICE)
+    named = {"k": k, "v": v, "k_enc": k_enc, "v_enc": v_enc}
     for name, x in named.items():
-        if x.dtype != torch.bfloat16:
-            raise ValueError(f"{name} must be bfloat16, got {x.dtype}")
-        if x.ndim != 4:
-            raise ValueError(f"{name} must be [B, H, N, D], got shape {tuple(x.shape)}")
-        want = dv if name.startswith("v") else FEATURE_DIM
-        if x.shape[-1] != want:
-            raise ValueError(f"{name} last dim must be {want}, got {x.shape[-1]}")
-        if x.shape[:2] != q.shape[:2]:
-            raise ValueError(f"{name} batch/heads {tuple(x.shape[:2])} != q's {tuple(q.shape[:2])}")
-        if x.device != q.device:
+        if x is not None and x.device != q.device:
             raise ValueError(f"{name} is on {x.device}, q on {q.device}")
-    if dv % VALUE_SLICE:
-        raise ValueError(f"v last dim must be a multiple of {VALUE_SLICE}, got {dv}")
-    if k.shape[2] != q.shape[2] or v.shape[2] != q.shape[2] or q.shape[2] == 0:
-        raise ValueError(
-            f"q/k/v lengths must be equal and > 0: {q.shape[2]}, {k.shape[2]}, {v.shape[2]}"
-        )
-    if k_enc is not None and v_enc is not None:
-        if k_enc.shape[2] != v_enc.shape[2] or k_enc.shape[2] == 0:
-            raise ValueError(
-                f"k_enc/v_enc lengths must be equal and > 0: {k_enc.shape[2]}, {v_enc.shape[2]}"
-            )
-    # Offsets inside one head are 32-bit in the kernel (the head's base is 64-bit); heads map to
-    # the grid's y dimension (at most 65535).
     n, m = q.shape[2], 0 if k_enc is None else k_enc.shape[2]
-    if max(n, m) * max(dv, FEATURE_DIM) >= 2**31:
-        raise ValueError(f"sequence too long for the kernel: {max(n, m)} tokens x {dv} values")
+    if n == 0 or (k_enc is not None and m == 0):
+        raise ValueError(f"empty sequence: {n} tokens, encoder {m}")
+    # Offsets inside one head are 32-bit in the kernel (the head's base is 64-bit); heads map to
+    # the grid's y dimension.
+    if max(n, m) * v.shape[-1] >= 2**31:
+        raise ValueError(f"sequence too long for the kernel: {max(n, m)} tokens x {v.shape[-1]}")
     if q.shape[0] * q.shape[1] > MAX_GRID_Y:
         raise ValueError(f"batch x heads {q.shape[0] * q.shape[1]} exceeds {MAX_GRID_Y}")
+    return q, k, v, k_enc, v_enc
 
 
 def taylor_prefill(
@@ -187,15 +168,12 @@ def taylor_prefill(
     ``based_triton.based_causal_attention`` / ``prefix_triton.prefix_linear_attention``; needs
     ``load()`` to have succeeded (a CUDA Hopper GPU). ``ctas_per_sm``: the register budget (1 or
     2 CTAs per SM; 0 picks by ``ctas_per_sm_for``)."""
-    check_inputs(q, k, v, k_enc, v_enc, ctas_per_sm)
+    q, k, v, ke, ve = checked(q, k, v, k_enc, v_enc, ctas_per_sm)
     if q.device.type != "cuda":
         raise ValueError(f"the CUDA kernel needs CUDA tensors, got {q.device}")
     lib = load()
     if lib is None:
         raise RuntimeError("the CUDA Taylor kernel is not available on this machine")
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-    ke = k_enc.contiguous() if k_enc is not None else None
-    ve = v_enc.contiguous() if v_enc is not None else None
     if out is not None and (
         out.shape != v.shape or out.dtype != v.dtype or not out.is_contiguous()
     ):
