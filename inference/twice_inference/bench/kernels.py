@@ -10,10 +10,10 @@ kernel (sequence-parallel where its cost model picks it), and flash-linear-atten
 kernels (``fused_chunk_based``, ``parallel_based``) on the same inputs, with ratios to SDPA, the
 versions, the card's measured ceilings and, at every benchmarked shape, our outputs against a
 float64 reference (batch rows 0 and B - 1); plus the CUDA kernel on ragged lengths, two value
-slices, the recurrent (decode) form and padded inputs (``small_checks``), and its two register
-budgets (``variants``). ``--suite check`` runs only the correctness part, ``--suite quick`` the
-CUDA kernel's checks and budgets; ``--suite profile``
-launches each of our kernels once at the headline and a small-batch shape (for Nsight
+slices, the recurrent (decode) form and padded inputs (``small_checks``), the ops' own dispatch
+(``op_checks``), and the CUDA kernel's two register budgets (``variants``). ``--suite check``
+runs only the correctness part, ``--suite quick`` the CUDA checks and budgets; ``--suite
+profile`` launches each of our kernels once at the headline and a small-batch shape (for Nsight
 Compute). Needs a CUDA GPU; writes $OUT/kernel_bench.json.
 """
 
@@ -403,6 +403,37 @@ def small_checks() -> list[str]:
     return failures
 
 
+def op_checks() -> list[str]:
+    """The ops' own dispatch on the GPU (Triton at B = 2, CUDA from B = 4; H = 16, N = 4096,
+    Dv = 64): ``based_linear_attention`` and ``prefix_linear_attention`` (encoder = the first
+    M = 2048 columns) against the float64 reference. Returns failures."""
+    from ..kernels.taylor_prefill import use_cuda
+    from ..ops.linear_attention import based_linear_attention
+    from ..ops.prefix_linear_attention import prefix_linear_attention
+
+    failures = []
+    n, m = 4096, 2048
+    for b in (2, 4, 16):
+        t = inputs(b, n, m)
+        rows = [0, b - 1]
+        based = {x: t[x] for x in ("q", "k", "v")}
+        y = based_linear_attention(t["q"], t["k"], t["v"], None, 1e-12)
+        err_based = rel_err(y[rows], reference(based, rows))
+        enc = torch.zeros(b, n, dtype=torch.bool, device="cuda")
+        enc[:, :m] = True
+        k_enc, v_enc = (torch.nn.functional.pad(t[x], (0, 0, 0, n - m)) for x in ("k_enc", "v_enc"))
+        y = prefix_linear_attention(t["q"], t["k"], t["v"], k_enc, v_enc, None, enc, 1e-12)
+        err_prefix = rel_err(y[rows], reference(t, rows))
+        print(
+            f"  ops B={b} (CUDA: {use_cuda(t['v'])}): based {err_based:.2e}, "
+            f"prefix {err_prefix:.2e}",
+            flush=True,
+        )
+        if not max(err_based, err_prefix) < MAX_REL_ERR:
+            failures.append(f"ops B={b}: based {err_based:.2e}, prefix {err_prefix:.2e}")
+    return failures
+
+
 def variants() -> dict[str, dict[str, float | str]]:
     """The CUDA kernel's two register budgets (2 CTAs/SM at 128 registers, 1 CTA/SM free) and
     the Triton kernel at the headline and the small batches, for Based at 2N and the prefix."""
@@ -446,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"env": environment()}
     print(json.dumps(results["env"]), flush=True)
     timed = args.suite == "all"
-    small = small_checks()
+    small = small_checks() + op_checks()
     print(f"small-shape checks: {len(small)} failures" + "".join(f"\n  {f}" for f in small))
     if args.suite == "quick":  # the CUDA kernel's own checks and its two register budgets
         results["cuda_variants"] = variants()
