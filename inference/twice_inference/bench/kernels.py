@@ -4,14 +4,17 @@ our card (docs/protocol.md says what of it is reproduced), in one process and on
     python -m twice_inference.bench.kernels --suite all
 
 prints, at the paper's two sweeps (length at B = 16, batch at N = 16384; H = 16, d = 16,
-Dv = 64, bf16), SDPA flash attention, our kernels (Based at N, JRT-Prompt = Based at 2N, JRT-RNN =
-prefix at N + N/2), each as dispatched (sequence-parallel where the cost model picks it) and as
-the plain per-head chain, and flash-linear-attention's Based kernels (``fused_chunk_based``,
-``parallel_based``) on the same inputs, with ratios to SDPA, the versions, the card's measured
-ceilings and, at every benchmarked shape, our outputs against a float64 reference (batch rows 0
-and B - 1). ``--suite check`` runs only the correctness part; ``--suite profile`` launches each of
-our kernels once at the headline and a small-batch shape (for Nsight Compute). Needs a CUDA
-GPU; writes $OUT/kernel_bench.json.
+Dv = 64, bf16), SDPA flash attention, our kernels (Based at N, JRT-Prompt = Based at 2N,
+JRT-RNN = prefix at N + N/2), each as the ops dispatch it, as the CUDA kernel and as the Triton
+kernel (sequence-parallel where its cost model picks it), and flash-linear-attention's Based
+kernels (``fused_chunk_based``, ``parallel_based``) on the same inputs, with ratios to SDPA, the
+versions, the card's measured ceilings and, at every benchmarked shape, our outputs against a
+float64 reference (batch rows 0 and B - 1); plus the CUDA kernel on ragged lengths, two value
+slices, the recurrent (decode) form and padded inputs (``small_checks``), the ops' own dispatch
+(``op_checks``), and the CUDA kernel's two register budgets (``variants``). ``--suite check``
+runs only the correctness part, ``--suite quick`` the CUDA checks and budgets; ``--suite
+profile`` launches each of our kernels once at the headline and a small-batch shape (for Nsight
+Compute). Needs a CUDA GPU; writes $OUT/kernel_bench.json.
 """
 
 from __future__ import annotations
@@ -158,33 +161,38 @@ def reference(t: dict[str, torch.Tensor], rows: list[int]) -> torch.Tensor:
 
 
 def kernels() -> dict[str, Callable[..., torch.Tensor]]:
-    """Kernel name -> fn(inputs dict, out) for our kernels, as dispatched ("auto") and as the
-    plain chain (segments=1, the kernel before sequence parallelism)."""
+    """Kernel name -> fn(inputs dict, out) for our kernels: as the ops dispatch them
+    (``taylor_prefill``: CUDA or Triton per shape), the CUDA kernel alone (its two register
+    budgets) and the Triton kernel alone (sequence-parallel where its cost model picks it)."""
     from ..kernels.based_triton import based_causal_attention
     from ..kernels.prefix_triton import prefix_linear_attention
+    from ..kernels.taylor_cuda import taylor_prefill
+    from ..kernels.taylor_prefill import based_prefill, prefix_prefill
 
-    def based(segments: int) -> Callable[..., torch.Tensor]:
-        return lambda t, out: based_causal_attention(
-            t["q"], t["k"], t["v"], features="full", segments=segments, out=out
-        )
+    def encoder(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        return t.get("k_enc"), t.get("v_enc")
 
-    def prefix(segments: int) -> Callable[..., torch.Tensor]:
-        return lambda t, out: prefix_linear_attention(
-            t["q"],
-            t["k"],
-            t["v"],
-            t["k_enc"],
-            t["v_enc"],
-            features="full",
-            segments=segments,
-            out=out,
+    def dispatched(t: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        if "k_enc" not in t:
+            return based_prefill(t["q"], t["k"], t["v"], out=out)
+        return prefix_prefill(t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], out=out)
+
+    def triton(t: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+        if "k_enc" not in t:
+            return based_causal_attention(t["q"], t["k"], t["v"], out=out)
+        return prefix_linear_attention(t["q"], t["k"], t["v"], t["k_enc"], t["v_enc"], out=out)
+
+    def cuda(ctas: int) -> Callable[..., torch.Tensor]:
+        return lambda t, out: taylor_prefill(
+            t["q"], t["k"], t["v"], *encoder(t), ctas_per_sm=ctas, out=out
         )
 
     return {
-        "based": based(0),
-        "based chain": based(1),
-        "prefix": prefix(0),
-        "prefix chain": prefix(1),
+        "dispatched": dispatched,
+        "cuda": cuda(0),
+        "cuda 1cta": cuda(1),
+        "cuda 2cta": cuda(2),
+        "triton": triton,
     }
 
 
@@ -209,14 +217,14 @@ def fla_kernels() -> dict[str, Callable[..., torch.Tensor]]:
 
 def row_plan(b: int, n: int) -> list[tuple[str, str, int, int]]:
     """(row label, kernel name, decoder length, encoder length) per benchmark row at (B, N)."""
-    ours = [
-        ("Based ours (N)", "based", n, 0),
-        ("Based ours chain (N)", "based chain", n, 0),
-        ("JRT-Prompt ours (2N)", "based", 2 * n, 0),
-        ("JRT-Prompt ours chain (2N)", "based chain", 2 * n, 0),
-        ("JRT-RNN ours (N + N/2)", "prefix", n, n // 2),
-        ("JRT-RNN ours chain (N + N/2)", "prefix chain", n, n // 2),
-    ]
+    ours = []
+    for what, length, m in (("Based", n, 0), ("JRT-Prompt", 2 * n, 0), ("JRT-RNN", n, n // 2)):
+        span = {"Based": "N", "JRT-Prompt": "2N", "JRT-RNN": "N + N/2"}[what]
+        ours += [
+            (f"{what} ours ({span})", "dispatched", length, m),
+            (f"{what} ours CUDA ({span})", "cuda", length, m),
+            (f"{what} ours Triton ({span})", "triton", length, m),
+        ]
     fla = []
     for name in ("fla fused_chunk_based", "fla parallel_based"):
         fla += [(f"Based {name} (N)", name, n, 0), (f"JRT-Prompt {name} (2N)", name, 2 * n, 0)]
@@ -292,8 +300,9 @@ def state_cost(b: int = 16, n: int = 16384) -> dict[str, float]:
 
     t = inputs(b, n)
     out = torch.empty_like(t["v"])
-    chain = kernels()["based chain"]
-    chain_ms = time_ms(lambda: chain(t, out))
+    from ..kernels.based_triton import based_causal_attention
+
+    chain_ms = time_ms(lambda: based_causal_attention(t["q"], t["k"], t["v"], segments=1, out=out))
     state_ms = time_ms(
         lambda: segment_states(t["k"], t["v"], n, 1, block_c=64, block_dv=32, num_warps=4)
     )
@@ -316,19 +325,148 @@ def goals(length: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def draw(g: torch.Generator, shape: tuple[int, ...], scale: float) -> torch.Tensor:
+    return (torch.randn(*shape, device="cuda", generator=g) * scale).to(torch.bfloat16)
+
+
+def small_checks() -> list[str]:
+    """The CUDA kernel where the benchmark shapes do not reach: ragged chunk tails (decoder and
+    encoder), two value slices (Dv = 128), one token; the recurrent form (the decode state a
+    prompt leaves, advanced one step by ``linear_attention_step``, gives the kernel's output at
+    that token); padded inputs (the ops fall back to PyTorch, the kernel has no mask). Returns
+    failures, printing every figure."""
+    from ..kernels.taylor_cuda import load, taylor_prefill
+    from ..ops import linear_attention as la
+    from ..ops.kernel_mode import use_taylor_kernel_mode
+
+    if load() is None:
+        return ["CUDA Taylor kernel did not build or load"]
+    failures = []
+    for b, n, m, dv in (
+        (2, 1000, 0, 64),
+        (1, 17, 0, 128),
+        (3, 150, 70, 64),
+        (2, 1, 0, 64),
+        (2, 64, 1500, 128),
+        (1, 4096, 2048, 64),
+        (2, 3000, 0, 64),
+    ):
+        g = torch.Generator(device="cuda").manual_seed(n + m)
+        t = {
+            "q": draw(g, (b, 4, n, D_FEATURE), 0.5),
+            "k": draw(g, (b, 4, n, D_FEATURE), 0.5),
+            "v": draw(g, (b, 4, n, dv), 1.0),
+        }
+        if m:
+            t["k_enc"] = draw(g, (b, 4, m, D_FEATURE), 0.5)
+            t["v_enc"] = draw(g, (b, 4, m, dv), 1.0)
+        for ctas in (1, 2):
+            out = torch.full_like(t["v"], float("nan"))
+            y = taylor_prefill(
+                t["q"], t["k"], t["v"], t.get("k_enc"), t.get("v_enc"), ctas_per_sm=ctas, out=out
+            )
+            rows = list(range(b))
+            unwritten = int((~torch.isfinite(y)).sum())
+            err = rel_err(y, reference(t, rows)) if not unwritten else float("nan")
+            print(
+                f"  CUDA {ctas} CTA/SM B={b} N={n} M={m} Dv={dv}: rel err {err:.2e}, "
+                f"{unwritten} unwritten",
+                flush=True,
+            )
+            if unwritten or not err < MAX_REL_ERR:
+                failures.append(f"CUDA B={b} N={n} M={m} Dv={dv} ctas={ctas}: {err:.2e}")
+    # Recurrent form at the last token of a ragged prompt.
+    n, dv = 777, 64
+    g = torch.Generator(device="cuda").manual_seed(1)
+    q, k = (
+        torch.randn(2, 4, n, D_FEATURE, device="cuda", generator=g).mul(0.5).bfloat16()
+        for _ in range(2)
+    )
+    v = torch.randn(2, 4, n, dv, device="cuda", generator=g).bfloat16()
+    y = taylor_prefill(q, k, v)
+    state = la.linear_attention_state(k[:, :, :-1], v[:, :, :-1], None)
+    step, _ = la.linear_attention_step(q[:, :, -1], k[:, :, -1], v[:, :, -1], state, 0.0)
+    err = rel_err(y[:, :, -1], step.double())
+    print(f"  CUDA vs recurrent step at token {n}: rel err {err:.2e}", flush=True)
+    if not err < MAX_REL_ERR:
+        failures.append(f"CUDA vs recurrent step: {err:.2e}")
+    # Padded inputs through the op: the kernel must not take them.
+    mask = torch.ones(2, n, dtype=torch.bool, device="cuda")
+    mask[1, :100] = False
+    with use_taylor_kernel_mode("auto"):
+        got = la.based_linear_attention(q, k, v, mask, 1e-12)
+    want = la.based_linear_attention_torch(q, k, v, mask, 1e-12)
+    err = rel_err(got[1, :, 100:], want[1, :, 100:].double())
+    print(f"  padded input through the op: rel err {err:.2e} (PyTorch path)", flush=True)
+    if not err < 1e-6:
+        failures.append(f"padded op: {err:.2e}")
+    return failures
+
+
+def op_checks() -> list[str]:
+    """The ops' own dispatch on the GPU (Triton at B = 2, CUDA from B = 4; H = 16, N = 4096,
+    Dv = 64): ``based_linear_attention`` and ``prefix_linear_attention`` (encoder = the first
+    M = 2048 columns) against the float64 reference. Returns failures."""
+    from ..kernels.taylor_prefill import use_cuda
+    from ..ops.linear_attention import based_linear_attention
+    from ..ops.prefix_linear_attention import prefix_linear_attention
+
+    failures = []
+    n, m = 4096, 2048
+    for b in (2, 4, 16):
+        t = inputs(b, n, m)
+        rows = [0, b - 1]
+        based = {x: t[x] for x in ("q", "k", "v")}
+        y = based_linear_attention(t["q"], t["k"], t["v"], None, 1e-12)
+        err_based = rel_err(y[rows], reference(based, rows))
+        enc = torch.zeros(b, n, dtype=torch.bool, device="cuda")
+        enc[:, :m] = True
+        k_enc, v_enc = (torch.nn.functional.pad(t[x], (0, 0, 0, n - m)) for x in ("k_enc", "v_enc"))
+        y = prefix_linear_attention(t["q"], t["k"], t["v"], k_enc, v_enc, None, enc, 1e-12)
+        err_prefix = rel_err(y[rows], reference(t, rows))
+        print(
+            f"  ops B={b} (CUDA: {use_cuda(t['v'])}): based {err_based:.2e}, "
+            f"prefix {err_prefix:.2e}",
+            flush=True,
+        )
+        if not max(err_based, err_prefix) < MAX_REL_ERR:
+            failures.append(f"ops B={b}: based {err_based:.2e}, prefix {err_prefix:.2e}")
+    return failures
+
+
+def variants() -> dict[str, dict[str, float | str]]:
+    """The CUDA kernel's two register budgets (2 CTAs/SM at 128 registers, 1 CTA/SM free) and
+    the Triton kernel at the headline and the small batches, for Based at 2N and the prefix."""
+    fns = kernels()
+    table: dict[str, dict[str, float | str]] = {}
+    for b, n in ((HEADLINE_B, HEADLINE_N), (8, 16384), (4, 16384), (2, 16384)):
+        for what, length, m in (("JRT-Prompt (2N)", 2 * n, 0), ("JRT-RNN (N + N/2)", n, n // 2)):
+            t = inputs(b, length, m)
+            out = torch.empty_like(t["v"])
+            for name in ("cuda 2cta", "cuda 1cta", "triton"):
+                fn = fns[name]
+                ms = guarded(lambda fn=fn, t=t, out=out: time_ms(lambda: fn(t, out)))
+                table.setdefault(f"{what} {name}", {})[f"b{b}_n{n}"] = ms
+                print(f"  variant {what} {name:10s} B={b} N={n}: {ms} ms", flush=True)
+            del t, out
+            torch.cuda.empty_cache()
+    return table
+
+
 def profile() -> None:
     """One launch of each of our kernels at the headline and at B = 2, N = 16384, for ncu."""
     fns = kernels()
     for b, n in ((HEADLINE_B, HEADLINE_N), (2, 16384)):
-        for name, m in (("based", 0), ("prefix", n // 2)):
+        for m in (0, n // 2):
             t = inputs(b, n, m)
-            fns[name](t, torch.empty_like(t["v"]))
+            for name in ("cuda", "triton"):
+                fns[name](t, torch.empty_like(t["v"]))
     torch.cuda.synchronize()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--suite", choices=["all", "check", "profile"], default="all")
+    parser.add_argument("--suite", choices=["all", "check", "quick", "profile"], default="all")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench needs a CUDA GPU", file=sys.stderr)
@@ -339,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"env": environment()}
     print(json.dumps(results["env"]), flush=True)
     timed = args.suite == "all"
+    small = small_checks() + op_checks()
+    print(f"small-shape checks: {len(small)} failures" + "".join(f"\n  {f}" for f in small))
+    if args.suite == "quick":  # the CUDA kernel's own checks and its two register budgets
+        results["cuda_variants"] = variants()
+        write_to_out("kernel_bench_quick.json", results)
+        return 1 if small else 0
     if timed:
         results["ceilings"] = ceil = measure_ceilings()
         print(
@@ -348,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["state_cost"] = state_cost()
         print(f"state-sum kernel vs chain kernel: {results['state_cost']}", flush=True)
+        results["cuda_variants"] = variants()
     length = sweep([(16, n) for n in LENGTHS], check=True, timed=timed)
     batch = sweep([(b, 16384) for b in BATCHES if b != 16], check=True, timed=timed)
     results["length_sweep_b16"], results["batch_sweep_n16384"] = length, batch
@@ -362,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(both, [f"b{b}_n16384" for b in BATCHES], [str(b) for b in BATCHES]))
         results["goals"] = goals(length["ms"])
         print("\n" + "\n".join(results["goals"]))
-    failures = length["failures"] + batch["failures"]
+    failures = small + length["failures"] + batch["failures"]
     print(f"\ncorrectness: {len(failures)} failures" + "".join(f"\n  {f}" for f in failures))
     write_to_out("kernel_bench.json", results)
     return 1 if failures else 0

@@ -1,8 +1,9 @@
 """Causal Taylor linear attention (Based). ``based_linear_attention`` is the dispatch point: the
-Triton kernel (``kernels.based_triton``) where ``kernel_mode.taylor_kernel_applies``, else the
-chunked PyTorch form (``chunk``). ``naive`` is the float64 reference both are tested against
-(``tests/test_models_linear.py``, ``tests/test_kernels.py``; dispatch under the Triton
-interpreter in ``tests/test_kernel_dispatch.py``).
+kernels (``kernels.taylor_prefill``: CUDA where built and faster, else Triton) where
+``kernel_mode.taylor_kernel_applies``, else the chunked PyTorch form (``chunk``). ``naive`` is
+the float64 reference both are tested against (``tests/test_models_linear.py``,
+``tests/test_kernels.py``; dispatch under the Triton interpreter in
+``tests/test_kernel_dispatch.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ def based_linear_attention(
     """Parallel causal Taylor linear attention. q, k [B, H, T, d] (before the feature map), v
     [B, H, T, Dv], key_mask [B, T] bool or None -> float32 [B, H, T, Dv]."""
     if taylor_kernel_applies((q, k, v), key_mask, eps):
-        from ...kernels.based_triton import based_causal_attention  # imports triton: lazily
+        from ...kernels.taylor_prefill import based_prefill  # imports triton: lazily
 
-        return based_causal_attention(q, k, v).float()
+        return based_prefill(q, k, v).float()
     return based_linear_attention_torch(q, k, v, key_mask, eps)
 
 

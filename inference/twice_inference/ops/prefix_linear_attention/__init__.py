@@ -1,7 +1,8 @@
 """Prefix linear attention (JRT-RNN). ``prefix_linear_attention`` is the dispatch point: the
-Triton prefix kernel (``kernels.prefix_triton``) where ``kernel_mode.taylor_kernel_applies`` and
-the encoder region is the same leading M columns of every row, else the chunked PyTorch form
-(``chunk``). ``naive`` is the float64 reference both are tested against.
+prefix kernels (``kernels.taylor_prefill``: CUDA where built and faster, else Triton) where
+``kernel_mode.taylor_kernel_applies`` and the encoder region is the same leading M columns of
+every row, else the chunked PyTorch form (``chunk``). ``naive`` is the float64 reference both
+are tested against.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def prefix_linear_attention(
     if taylor_kernel_applies((q, k, v, k_enc, v_enc), key_mask, eps):
         m = encoder_prefix_length(enc_mask)
         if m is not None:
-            from ...kernels.prefix_triton import prefix_linear_attention as prefix_kernel
+            from ...kernels.taylor_prefill import prefix_prefill as prefix_kernel
 
             # The decoder runs over every position (encoder region included), as here; the kernel
             # folds sum_{j<M} phi(k_e)^T v_e (and its normaliser) in before the first one.
