@@ -311,6 +311,11 @@ class Mixer(nn.Module, Generic[StateT]):
         """x [B, D], positions [B] -> (y [B, D], state)."""
         raise NotImplementedError
 
+    def reserve(self, state: StateT, extra: int) -> StateT:
+        """``state`` ready for ``extra`` more steps without reallocating (a KV cache's room);
+        fixed-size states already are."""
+        return state
+
     def state_bytes(self, prompt_len: int, element_size: int) -> int:
         """Decoding-state bytes for one sequence after ``prompt_len`` tokens."""
         raise NotImplementedError
@@ -443,6 +448,18 @@ class DecoderLM(nn.Module):
             new_states.append(layer_state)
         logits = self.lm_head(self.final_norm(h)).float()
         return logits, DecodeState(new_states, state.positions + 1)
+
+    def reserve_decoding(self, state: object, extra: int) -> object:
+        """The state after ``prefill``, ready for ``extra`` decode steps without reallocating
+        (see ``engine/generate.py``). Another kind of state (JRT-RNN's "iterate" mode) is
+        returned as it is."""
+        if not isinstance(state, DecodeState):
+            return state
+        layers = [
+            block.mixer.reserve(layer_state, extra)
+            for block, layer_state in zip(self.blocks(), state.layers, strict=True)
+        ]
+        return DecodeState(layers, state.positions)
 
     def state_size_bytes(self, batch_size: int = 1, prompt_len: int = 0) -> int:
         size = self._dtype().itemsize
