@@ -6,13 +6,13 @@
 Per family (random weights, bf16, the smallest paper model of ``bench.model_common``):
 - prefill time at each length (median of 5 after 2 warm-ups, CUDA events) and tokens/s, all in
   one process so the ratios share the card and its clocks;
-- at ``--profile-length``, the GPU time of each part of the model: CUDA events recorded by
-  forward hooks around every module of a kind (norms, MLPs, the linear-attention mixers, the
-  BaseConv blocks and the short convolution inside them, full and sliding-window attention,
-  embedding and head), summed over layers. The stream runs kernels in order, so an interval is
-  the GPU time of the kernels launched in it (plus any gap where the GPU waited on the host,
-  which a prefill of this size has little of); nested parts (the short conv inside BaseConv)
-  are listed with their parent;
+- at ``--profile-length``, the GPU time of each part of the model: CUDA events around every
+  module of a kind (norms, MLPs, the linear-attention mixers, the BaseConv blocks and the short
+  convolution where it runs as its own module, full and sliding-window attention, embedding),
+  summed over layers; the rest (the head, residual adds) is the total less the parts. The
+  stream runs kernels in order, so an interval is the GPU time of the kernels launched in it
+  (plus any gap where the GPU waited on the host, which a prefill of this size has little of);
+  a nested part (the short conv inside Mamba's mixer) is listed under its parent;
 - one prefill under torch.profiler: the kernels with the most GPU time, to split a part into
   the kernels it runs (Taylor kernel vs feature map vs elementwise work).
 
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ..models.based import BaseConv
-from ..models.layers import RMSNorm, ShortConv, SwiGLU
+from ..models.layers import Mixer, RMSNorm, ShortConv, SwiGLU
 from ..models.transformer import Attention
 from .model_common import (
     build_random,
@@ -50,7 +50,7 @@ def part_of(module: nn.Module) -> str | None:
     if isinstance(module, Attention):
         return "attention" if module.window is None else "sliding-window attention"
     if isinstance(module, BaseConv):
-        return "BaseConv block (projections + conv + gate)"
+        return "BaseConv block (projections + short conv + silu gate)"
     if isinstance(module, ShortConv):
         return "  of which short conv"
     if isinstance(module, SwiGLU):
@@ -69,17 +69,34 @@ def part_of(module: nn.Module) -> str | None:
 
 
 class PartTimer:
-    """Forward hooks that bracket every module of a part with CUDA events."""
+    """CUDA events around every module of a part: forward hooks for modules called as such, and
+    a wrapper around the mixers' ``prefill`` (the model calls that method, which hooks miss)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.events: dict[str, list[tuple[torch.cuda.Event, torch.cuda.Event]]] = defaultdict(list)
         self._open: dict[int, torch.cuda.Event] = {}
         self._handles = []
+        self._wrapped: list[nn.Module] = []
         for module in model.modules():
             part = part_of(module)
-            if part is not None:
-                self._handles.append(module.register_forward_pre_hook(self._pre))
-                self._handles.append(module.register_forward_hook(self._post(part)))
+            if part is None:
+                continue
+            self._handles.append(module.register_forward_pre_hook(self._pre))
+            self._handles.append(module.register_forward_hook(self._post(part)))
+            if callable(getattr(module, "prefill", None)) and isinstance(module, Mixer):
+                module.prefill = self._timed(part, module.prefill)  # type: ignore[method-assign]
+                self._wrapped.append(module)
+
+    def _timed(self, part: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn(*args, **kwargs)
+            end.record()
+            self.events[part].append((start, end))
+            return out
+
+        return run
 
     def _pre(self, module: nn.Module, _args: Any) -> None:
         start = torch.cuda.Event(enable_timing=True)
@@ -97,6 +114,8 @@ class PartTimer:
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+        for module in self._wrapped:
+            del module.prefill  # the instance attribute: the class's method shows again
 
     def milliseconds(self) -> dict[str, float]:
         torch.cuda.synchronize()

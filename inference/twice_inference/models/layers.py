@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.short_conv import causal_depthwise_conv
 from .rotary import inverse_frequencies, rotated_width
 
 # ---------------------------------------------------------------------------------------------
@@ -148,9 +149,7 @@ class ShortConv(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, T, C], mask [B, T] bool -> [B, T, C]."""
-        x = x * mask[..., None].to(x.dtype)
-        xt = F.pad(x.transpose(1, 2), (self.kernel_size - 1, 0))
-        return F.conv1d(xt, self.weight, self.bias, groups=x.shape[-1]).transpose(1, 2)
+        return causal_depthwise_conv(x, mask, self.weight, self.bias)
 
     def tail_state(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The last K-1 (masked) inputs as [B, C, K-1], zero-filled for short prompts."""
