@@ -44,15 +44,27 @@ def reference_float64(q, k, v, dt, decay_const, eps):
     return out
 
 
-@pytest.mark.parametrize("t", [5, 70, 130])  # within one chunk, and across chunk borders
-def test_decayed_attention_matches_float64_loop(t: int) -> None:
+@pytest.mark.parametrize(
+    ("t", "chunk"),
+    # within one chunk, across a border (left-padded to whole chunks), and many chunks, whole
+    # and padded, where the carry between chunks decays over several of them
+    [(5, 128), (70, 128), (130, 128), (70, 16), (64, 16)],
+)
+def test_decayed_attention_matches_float64_loop(t: int, chunk: int) -> None:
     gen = torch.Generator().manual_seed(t)
     q, k = (torch.randn(2, 3, t, 4, generator=gen) * 0.5 for _ in range(2))
     v = torch.randn(2, 3, t, 5, generator=gen)
     dt = torch.randn(2, 3, t, generator=gen)
     phi_q, phi_k = taylor_feature_map(q), taylor_feature_map(k)
-    y, _, _ = decayed_linear_attention(phi_q, phi_k, v, log_decay(3, -3), dt, 1e-12)
+    y, s, z = decayed_linear_attention(phi_q, phi_k, v, log_decay(3, -3), dt, 1e-12, chunk)
     assert rel_error(y.double(), reference_float64(q, k, v, dt, -3, 1e-12)) < 1e-5
+    # the state decoding continues from: s = sum_j gamma^(T-1-j) phi(k_j)^T v_j, z = sum_j phi(k_j)
+    gamma = log_decay(3, -3).double().exp()[None, :, None]
+    weights = gamma ** torch.arange(t - 1, -1, -1, dtype=torch.float64)  # [1, H, T]
+    phi_k64 = taylor_feature_map(k.double())
+    want_s = torch.einsum("bht,bhtf,bhtd->bhfd", weights.expand(2, 3, t), phi_k64, v.double())
+    assert rel_error(s.double(), want_s) < 1e-5
+    assert rel_error(z.double(), phi_k64.sum(dim=2)) < 1e-5
 
 
 def test_decay_constants() -> None:

@@ -177,8 +177,13 @@ def test_tiny_model_kernel_path_matches_pytorch_path(
             assert kernel_calls[{"based": "based", "jrt_rnn": "prefix"}[family]] == 1
             padded = model(ids, _pad_mask(40, 6).long())
         exact, _ = _tiny_bf16(family).float().prefill(ids, ones)
+        exact_padded = _tiny_bf16(family).float()(ids, _pad_mask(40, 6).long())
     tolerance = max(2e-2, 2 * rel_error(want_logits.float(), exact))
     assert sum(kernel_calls.values()) == 1  # the padded forward stayed on PyTorch
-    assert torch.equal(padded, want_padded)
+    # The padded forward's linear attention stayed on PyTorch, but in "interpreter" mode its
+    # BaseConv layers take the fused short-conv kernel (ops.short_conv), which rounds to bf16 once
+    # where the PyTorch form rounds after each op: the same bf16 rule, on the padded input's gap.
+    padded_tolerance = max(2e-2, 2 * rel_error(want_padded.float(), exact_padded))
+    assert rel_error(padded.float(), want_padded.float()) < padded_tolerance
     assert rel_error(logits.float(), want_logits.float()) < tolerance
     assert rel_error(step.float(), want_step.float()) < tolerance

@@ -175,10 +175,10 @@ def model_cost(name: str, device: str) -> dict[str, Any]:
     return row
 
 
-def grid_cost(device: str, budget_s: float) -> dict[str, Any]:
+def grid_cost(device: str, budget_s: float, models: list[str]) -> dict[str, Any]:
     examples = sum(PAPER_SIZES[t] for t in MEAN_DOC_TOKENS) * len(STRATEGY_REPEATS)
     started, rows = time.perf_counter(), []
-    for name in TABLE1_MODELS:
+    for name in models:
         if time.perf_counter() - started > budget_s:
             rows.append({"model": name, "notes": ["not measured: benchmark budget spent"]})
             continue
@@ -328,10 +328,22 @@ def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> d
     prompts = [torch.randint(3, 1000, (n,), generator=gen).tolist() for n in lengths]
     batches = list(longest_first_batches(lengths, BATCH))
 
-    def run_ours() -> list[list[int]]:
+    graph_use: dict[str, Any] = {}
+
+    def run_ours(graphs: bool = True) -> list[list[int]]:
         result = greedy_generate(
-            ours, prompts, max_new_tokens=NEW_TOKENS, stop_id=None, batch_size=BATCH, pad_id=0
+            ours,
+            prompts,
+            max_new_tokens=NEW_TOKENS,
+            stop_id=None,
+            batch_size=BATCH,
+            pad_id=0,
+            cuda_graphs=graphs,
         )
+        if graphs:
+            graph_use["graphed_batches"] = result.timing.graphed_batches
+            graph_use["batches"] = result.timing.batches
+            graph_use["fallback"] = result.timing.graph_fallback
         return [g.tokens for g in result.generations]
 
     def run_hf() -> list[list[int]]:
@@ -359,7 +371,12 @@ def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> d
         hf_logits = hf(input_ids=ids).logits[:, -1]
         result["first_logits_rel_err"] = max_rel_error(ours_logits.float(), hf_logits.float())
         tokens = {}
-        for label, fn in (("ours", run_ours), ("hf_generate", run_hf)):
+        sides = (
+            ("ours", run_ours),
+            ("ours_eager", lambda: run_ours(False)),
+            ("hf_generate", run_hf),
+        )
+        for label, fn in sides:
             fn()  # warm-up: compiles and autotunes
             seconds = []
             for _ in range(2):
@@ -375,7 +392,13 @@ def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> d
                 result[f"{label}_profile"] = profiled(fn, device)
     same = sum(a == b for a, b in zip(tokens["ours"], tokens["hf_generate"], strict=True))
     result["identical_generations"] = same
+    # CUDA graphs must not change a token: replay runs the eager step's kernels
+    result["graph_vs_eager_identical"] = sum(
+        a == b for a, b in zip(tokens["ours"], tokens["ours_eager"], strict=True)
+    )
+    result["cuda_graphs"] = graph_use
     result["speedup"] = result["hf_generate_s"] / result["ours_s"]
+    result["speedup_eager"] = result["hf_generate_s"] / result["ours_eager_s"]
     return result
 
 
@@ -385,6 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-prompts", type=int, default=64)
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument(
+        "--compare-models", default="attn-360m-30b,mamba-130m", help="comma list to compare"
+    )
+    parser.add_argument(
+        "--grid-models", default="", help="comma list of Table 1 models to price (default: all)"
+    )
     parser.add_argument(
         "--profile",
         default="",
@@ -402,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     if not args.skip_compare:
         report["compare"] = []
-        for name in ("attn-360m-30b", "mamba-130m"):
+        for name in [m for m in args.compare_models.split(",") if m]:
             try:
                 profile = name in args.profile.split(",")
                 row = compare_generate(name, device, args.compare_prompts, profile)
@@ -423,10 +452,15 @@ def main(argv: list[str] | None = None) -> int:
             brief = {k: v for k, v in row.items() if k != "lengths" and not k.endswith("_profile")}
             log(f"compare {name}: " + json.dumps(brief))
     if not args.skip_grid:
-        report["grid"] = grid_cost(device, args.grid_budget_s)
+        chosen = [m for m in args.grid_models.split(",") if m] or list(TABLE1_MODELS)
+        unknown = sorted(set(chosen) - set(TABLE1_MODELS))
+        if unknown:
+            print(f"--grid-models: {unknown} are not Table 1 models", file=sys.stderr)
+            return 2
+        report["grid"] = grid_cost(device, args.grid_budget_s, chosen)
         g = report["grid"]
         log(
-            f"Table 1 grid: {g['measured_models']} of {len(TABLE1_MODELS)} models measured, "
+            f"Table 1 grid: {g['measured_models']} of {len(chosen)} models measured, "
             f"{g['total_gpu_hours_measured']:.2f} H200-hours for them "
             f"({g['examples_per_model']} examples per model)"
         )

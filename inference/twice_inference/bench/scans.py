@@ -155,7 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=2000)
+    parser.add_argument(
+        "--ops", default="selective_scan,ssd,gla", help="comma list of the ops to check and time"
+    )
     args = parser.parse_args(argv)
+    benches = {"selective_scan": bench_selective_scan, "ssd": bench_ssd, "gla": bench_gla}
+    chosen = [op for op in args.ops.split(",") if op]
+    unknown = sorted(set(chosen) - set(benches))
+    if unknown:
+        print(f"--ops: unknown {unknown}; known: {sorted(benches)}", file=sys.stderr)
+        return 2
     if not torch.cuda.is_available():
         print("bench.scans needs a CUDA GPU", file=sys.stderr)
         return 2
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"env": environment("cuda"), "rows": []}
     log(json.dumps(report["env"]))
     failed = False
-    for bench in (bench_selective_scan, bench_ssd, bench_gla):
+    for bench in (benches[op] for op in chosen):
         try:
             out = bench(args.batch, args.length)
             rows = out if isinstance(out, list) else [out]

@@ -1,7 +1,10 @@
 """Batched greedy decoding and prompt log-likelihood over any ``LanguageModel``.
 
 Prompts are sorted longest first, left-padded with a mask, prefilled once and stepped token by
-token through the model's recurrent state. ``engine/naive.py`` is the slow reference;
+token through the model's recurrent state. Before the first step the state is given room for
+every step to come (``reserve_decoding``: a KV cache written in place); on a GPU the steps then
+replay one captured CUDA graph (``decode_graph.py``), falling back to eager steps where a model's
+step cannot be captured. ``engine/naive.py`` is the slow reference;
 ``tests/test_generate.py`` checks both give identical tokens (and matching NLL).
 """
 
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from twice_inference.protocols import LanguageModel
+
+from .decode_graph import GraphedDecoder
 
 BatchDone = Callable[[int], None]
 """Called after each batch with the number of prompts finished so far (for heartbeats); it may
@@ -33,6 +38,8 @@ class GenerationTiming:
     decode_seconds: float = 0.0
     prefill_tokens: int = 0  # real prompt tokens, padding excluded
     batches: int = 0
+    graphed_batches: int = 0  # batches whose decode steps replayed a CUDA graph
+    graph_fallback: str | None = None  # why a batch could not, the first time it happened
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,12 @@ def greedy_generate(
     pad_id: int,
     on_batch_done: BatchDone | None = None,
     eos_id: int | None = None,
+    cuda_graphs: bool = True,
 ) -> GenerationResult:
     """Greedy continuation of every prompt, at most ``max_new_tokens`` each, stopping a sequence
     at ``stop_id`` or at ``eos_id`` (end of text, where Hugging Face ``generate`` stops too);
-    neither is included in its tokens. Results come back in input order."""
+    neither is included in its tokens. Results come back in input order. ``cuda_graphs`` off
+    steps eagerly on a GPU too (the benchmark's A/B)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     _check_prompts(prompts)
@@ -116,6 +125,11 @@ def greedy_generate(
             started = time.perf_counter()
             logits, state = model.prefill(ids, mask)
             next_ids = logits.argmax(dim=-1)
+            reserve = getattr(model, "reserve_decoding", None)
+            if reserve is not None:
+                state = reserve(state, max_new_tokens - 1)
+            decoder = GraphedDecoder(model.step, state, device, cuda_graphs)
+            del state  # the decoder owns it now (and a graph replays its buffers)
             _synchronize(device)
             prefilled = time.perf_counter()
 
@@ -132,10 +146,13 @@ def greedy_generate(
                         generated[row].append(token)
                 if all(finished) or position == max_new_tokens - 1:
                     break
-                logits, state = model.step(next_ids, state)
-                next_ids = logits.argmax(dim=-1)
+                next_ids = decoder(next_ids).argmax(dim=-1)
             _synchronize(device)
             decoded = time.perf_counter()
+            if decoder.graphed:
+                timing.graphed_batches += 1
+            elif timing.graph_fallback is None:
+                timing.graph_fallback = decoder.fallback_reason
 
             for row, index in enumerate(batch):
                 results[index] = Generation(generated[row], len(prompts[index]), finished[row])

@@ -18,6 +18,7 @@ from ..ops.linear_attention import (
     linear_attention_state,
     linear_attention_step,
 )
+from ..ops.short_conv import gated_short_conv
 from .layers import Block, DecoderLM, Mixer, ShortConv
 from .transformer import Attention
 
@@ -160,13 +161,17 @@ class BaseConv(Mixer[torch.Tensor]):
         self.conv = ShortConv(self.inner, config.conv_kernel, bias=config.conv_bias)
         self.out_proj = nn.Linear(self.inner, d, bias=True)
 
+    def _gated(self, u1: torch.Tensor, u2: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # one fused kernel on a GPU (ops.short_conv): the unfused form was a sixth of a prefill
+        return gated_short_conv(u1, mask, self.conv.weight, self.conv.bias, u2)
+
     def forward(self, x, mask, positions):
         u1, u2 = self.in_proj(x).split(self.inner, dim=-1)
-        return self.out_proj(F.silu(self.conv(u1, mask)) * u2)
+        return self.out_proj(self._gated(u1, u2, mask))
 
     def prefill(self, x, mask, positions):
         u1, u2 = self.in_proj(x).split(self.inner, dim=-1)
-        y = self.out_proj(F.silu(self.conv(u1, mask)) * u2)
+        y = self.out_proj(self._gated(u1, u2, mask))
         return y, self.conv.tail_state(u1, mask)
 
     def step(self, x, positions, state: torch.Tensor):

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..ops.feature_map import taylor_feature_map
 from ..ops.linear_attention.chunk import LinearAttentionState, masked_features
 
-DECAY_CHUNK = 64
+# 128: at 8-16k tokens the in-chunk quadratic part and the [N, N] carry are then about even
+DECAY_CHUNK = 128
 
 
 def log_decay(heads: int, decay_const: float) -> torch.Tensor:
@@ -66,31 +68,51 @@ def decayed_linear_attention(
     chunk: int = DECAY_CHUNK,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Float32 features [B, H, T, F], v [B, H, T, Dv], log_gamma [H], scale [B, H, T] or None ->
-    (y [B, H, T, Dv], decayed state s [B, H, F, Dv], plain z [B, H, F]). Chunked: quadratic inside
-    a chunk, a carried state across chunks, so memory stays linear in T."""
+    (y [B, H, T, Dv], decayed state s [B, H, F, Dv], plain z [B, H, F]).
+
+    Chunked, with every chunk computed at once: quadratic inside a chunk; across chunks, the
+    decayed state entering chunk c, sum_{c' < c} gamma^(C (c - 1 - c')) (chunk c's own sum), is
+    one [N, N] x [N, F Dv] product per head. A loop over chunks (the first form) launched ~15
+    kernels per 64 tokens, which bounded the 360M model's prefill by launches. The sequence is
+    left-padded to whole chunks with zero features and values: they add nothing to any sum, and
+    padding in front keeps the decay between the last token and the final state exact."""
     b, h, t, f = phi_q.shape
-    s = phi_q.new_zeros(b, h, f, v.shape[-1])
-    z = phi_q.new_zeros(b, h, f)
-    lg = log_gamma.to(phi_q)[None, :, None, None]
-    outputs = []
-    for lo in range(0, t, chunk):
-        hi = min(lo + chunk, t)
-        n = hi - lo
-        qc, kc, vc = phi_q[:, :, lo:hi], phi_k[:, :, lo:hi], v[:, :, lo:hi]
-        idx = torch.arange(n, device=phi_q.device, dtype=phi_q.dtype)
-        gap = idx[:, None] - idx[None, :]
-        weights = torch.where(gap >= 0, torch.exp(lg * gap.clamp(min=0)), torch.zeros_like(lg))
-        num = ((qc @ kc.transpose(-1, -2)) * weights) @ vc
-        num = num + torch.exp(lg * (idx + 1)[:, None]) * (qc @ s)  # gamma^(i+1) from the carry
-        zc = z[:, :, None, :] + kc.cumsum(dim=2)
-        den = (qc * zc).sum(dim=-1)
+    dv = v.shape[-1]
+    pad = (-t) % chunk
+    if pad:
+        phi_q, phi_k, v = (F.pad(x, (0, 0, pad, 0)) for x in (phi_q, phi_k, v))
         if scale is not None:
-            num = num * scale[:, :, lo:hi, None]
-        outputs.append(num / (den[..., None] + eps))
-        tail = torch.exp(lg * (n - 1 - idx)[:, None])  # [1, H, n, 1]: gamma^(n-1-j)
-        s = torch.exp(lg * n) * s + (kc * tail).transpose(-1, -2) @ vc
-        z = zc[:, :, -1]
-    return torch.cat(outputs, dim=2), s, z
+            scale = F.pad(scale, (pad, 0))
+    n = (t + pad) // chunk
+    qc = phi_q.reshape(b, h, n, chunk, f)
+    kc = phi_k.reshape(b, h, n, chunk, f)
+    vc = v.reshape(b, h, n, chunk, dv)
+    lg = log_gamma.to(phi_q)[:, None, None]  # [H, 1, 1]
+    idx = torch.arange(chunk, device=phi_q.device, dtype=phi_q.dtype)
+    gap = idx[:, None] - idx[None, :]
+    causal = gap >= 0
+    within = torch.where(causal, torch.exp(lg * gap.clamp(min=0)), 0.0)  # [H, C, C]: gamma^(i-j)
+    scores = qc @ kc.transpose(-1, -2)  # [B, H, N, C, C]
+    num = (scores * within[None, :, None]) @ vc
+    # the normaliser is not decayed: plain causal sums
+    chunk_z = kc.sum(dim=3)  # [B, H, N, F]
+    z_before = chunk_z.cumsum(dim=2) - chunk_z
+    den = (scores * causal).sum(dim=-1) + (qc @ z_before[..., None])[..., 0]
+    # each chunk's own decayed sum, as seen from its last position: gamma^(C-1-j) phi_k_j^T v_j
+    to_end = torch.exp(lg * (chunk - 1 - idx)[None, :, None])[None, :, None]  # [1, H, 1, C, 1]
+    chunk_s = ((kc * to_end).transpose(-1, -2) @ vc).reshape(b, h, n, f * dv)
+    c = torch.arange(n, device=phi_q.device, dtype=phi_q.dtype)
+    lag = c[:, None] - 1 - c[None, :]  # c - 1 - c'
+    carry = torch.where(lag >= 0, torch.exp(lg * chunk * lag.clamp(min=0)), 0.0)  # [H, N, N]
+    s_before = (carry[None] @ chunk_s).reshape(b, h, n, f, dv)
+    from_carry = torch.exp(lg * (idx + 1)[None, :, None])[None, :, None]  # gamma^(i+1)
+    num = num + from_carry * (qc @ s_before)
+    if scale is not None:
+        num = num * scale.reshape(b, h, n, chunk, 1)
+    y = (num / (den[..., None] + eps)).reshape(b, h, n * chunk, dv)[:, :, pad:]
+    to_final = torch.exp(lg[:, 0] * chunk * (n - 1 - c))  # [H, N]: gamma^(C (N-1-c))
+    s = (to_final[None, :, None] @ chunk_s)[:, :, 0].reshape(b, h, f, dv)
+    return y, s, chunk_z.sum(dim=2)
 
 
 def make_decayed(base: type) -> type:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.short_conv import causal_depthwise_conv
 from .rotary import inverse_frequencies, rotated_width
 
 # ---------------------------------------------------------------------------------------------
@@ -148,9 +149,7 @@ class ShortConv(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, T, C], mask [B, T] bool -> [B, T, C]."""
-        x = x * mask[..., None].to(x.dtype)
-        xt = F.pad(x.transpose(1, 2), (self.kernel_size - 1, 0))
-        return F.conv1d(xt, self.weight, self.bias, groups=x.shape[-1]).transpose(1, 2)
+        return causal_depthwise_conv(x, mask, self.weight, self.bias)
 
     def tail_state(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The last K-1 (masked) inputs as [B, C, K-1], zero-filled for short prompts."""
@@ -311,6 +310,11 @@ class Mixer(nn.Module, Generic[StateT]):
         """x [B, D], positions [B] -> (y [B, D], state)."""
         raise NotImplementedError
 
+    def reserve(self, state: StateT, extra: int) -> StateT:
+        """``state`` ready for ``extra`` more steps without reallocating (a KV cache's room);
+        fixed-size states already are."""
+        return state
+
     def state_bytes(self, prompt_len: int, element_size: int) -> int:
         """Decoding-state bytes for one sequence after ``prompt_len`` tokens."""
         raise NotImplementedError
@@ -443,6 +447,18 @@ class DecoderLM(nn.Module):
             new_states.append(layer_state)
         logits = self.lm_head(self.final_norm(h)).float()
         return logits, DecodeState(new_states, state.positions + 1)
+
+    def reserve_decoding(self, state: object, extra: int) -> object:
+        """The state after ``prefill``, ready for ``extra`` decode steps without reallocating
+        (see ``engine/generate.py``). Another kind of state (JRT-RNN's "iterate" mode) is
+        returned as it is."""
+        if not isinstance(state, DecodeState):
+            return state
+        layers = [
+            block.mixer.reserve(layer_state, extra)
+            for block, layer_state in zip(self.blocks(), state.layers, strict=True)
+        ]
+        return DecodeState(layers, state.positions)
 
     def state_size_bytes(self, batch_size: int = 1, prompt_len: int = 0) -> int:
         size = self._dtype().itemsize

@@ -1,6 +1,7 @@
 """Transformer++ adapter (the paper's attention baseline): rotary, SwiGLU, RMSNorm, SDPA attention,
-and a growing KV cache for ``step``. Pad keys are masked in the parallel form and never enter the
-cache's attended set. Tested in ``tests/test_models_linear.py``.
+and a KV cache that ``step`` writes in place (``KVCache``). Pad keys are masked in the parallel
+form and never enter the cache's attended set. Tested in ``tests/test_models_linear.py`` and
+``tests/test_kv_cache.py``.
 """
 
 from __future__ import annotations
@@ -55,11 +56,65 @@ class TransformerConfig(BaseModel):
         return self.mlp_hidden or swiglu_hidden_default(self.d_model)
 
 
-@dataclass
+@dataclass(frozen=True)
 class KVCache:
-    k: torch.Tensor  # [B, H, S, Dh], rotary applied
+    """Keys and values, written in place while decoding.
+
+    ``k``, ``v`` [B, H, S, Dh] (rotary applied) and ``valid`` [B, S] (pads and unwritten slots
+    False, never attended). Prefill returns the prompt's keys alone (``slot`` None); the first
+    ``step`` (or ``reserve``) turns that into the decoding form: a buffer with free slots past the
+    prompt and ``slot``, a one-element device tensor naming the slot the next token goes to. From
+    then on the storage stays put from step to step. Growing the cache by ``torch.cat`` at every
+    token copied it whole each step (half the GPU time of a decode), and fixed storage is what lets
+    a decode step be captured as a CUDA graph. ``used`` counts written slots on the host, so
+    deciding to grow needs no device sync; only the object a step returns has it advanced, so a
+    step that is recorded but never run (a failed graph capture) leaves the state true.
+
+    A sliding-window cache decodes in a ring of ``window + 1`` slots: the ``window`` past keys
+    plus the current one, each new token overwriting the oldest (attention does not care about
+    slot order once rotary is applied)."""
+
+    k: torch.Tensor
     v: torch.Tensor
-    valid: torch.Tensor  # [B, S] bool; pads stay False and are never attended
+    valid: torch.Tensor
+    slot: torch.Tensor | None = None  # [1] long while decoding
+    used: int = 0  # slots written, prompt included (the ring's size for a ring)
+    ring: bool = False
+
+
+# Slots a cache without a reservation grows by when full: a few steps' worth, amortising the copy.
+GROWTH_SLOTS = 64
+
+
+def _widened(cache: KVCache, before: int, after: int) -> tuple[torch.Tensor, ...]:
+    """k, v, valid with ``before`` invalid zero slots in front and ``after`` behind."""
+    b, h, _, d = cache.k.shape
+    k_parts = [cache.k.new_zeros(b, h, before, d), cache.k, cache.k.new_zeros(b, h, after, d)]
+    v_parts = [cache.v.new_zeros(b, h, before, d), cache.v, cache.v.new_zeros(b, h, after, d)]
+    valid_parts = [cache.valid.new_zeros(b, before), cache.valid, cache.valid.new_zeros(b, after)]
+    return torch.cat(k_parts, dim=2), torch.cat(v_parts, dim=2), torch.cat(valid_parts, dim=1)
+
+
+def decoding_cache(cache: KVCache, window: int | None, extra: int) -> KVCache:
+    """The decoding form of ``cache`` with room for at least ``extra`` more tokens (a ring has
+    room for any number). The prefill form (``slot`` None) has exactly the prompt's slots."""
+    if extra < 0:
+        raise ValueError(f"extra slots must be >= 0, got {extra}")
+    if cache.slot is None:
+        used = cache.k.shape[2]
+        if window is not None:
+            # one free slot in front for the first decoded token, then the oldest, and so on
+            k, v, valid = _widened(cache, 1, 0)
+            slot = torch.zeros(1, dtype=torch.long, device=k.device)
+            return KVCache(k, v, valid, slot, used + 1, ring=True)
+        k, v, valid = _widened(cache, 0, extra)
+        slot = torch.full((1,), used, dtype=torch.long, device=k.device)
+        return KVCache(k, v, valid, slot, used)
+    free = cache.k.shape[2] - cache.used
+    if cache.ring or free >= extra:
+        return cache
+    k, v, valid = _widened(cache, 0, extra - free)
+    return KVCache(k, v, valid, cache.slot, cache.used)
 
 
 class Attention(Mixer[KVCache]):
@@ -105,17 +160,23 @@ class Attention(Mixer[KVCache]):
             cache = to_ring(cache, self.window)
         return y, cache
 
+    def reserve(self, state: KVCache, extra: int) -> KVCache:
+        return decoding_cache(state, self.window, extra)
+
     def step(self, x, positions, state: KVCache):
         q, k, v = self._qkv(x[:, None, :], positions[:, None])
-        keys = torch.cat([state.k, k], dim=2)
-        values = torch.cat([state.v, v], dim=2)
-        ones = torch.ones_like(state.valid[:, :1])
-        valid = torch.cat([state.valid, ones], dim=1)
-        y = self._merge(attend_one(q, keys, values, valid))[:, 0]
-        if self.window is None:
-            return y, KVCache(keys, values, valid)
-        # Ring buffer: drop the oldest slot so exactly `window` past keys stay cached.
-        return y, KVCache(keys[:, :, 1:], values[:, :, 1:], valid[:, 1:])
+        if state.slot is None or (not state.ring and state.used == state.k.shape[2]):
+            state = decoding_cache(state, self.window, GROWTH_SLOTS)
+        assert state.slot is not None  # decoding_cache made it
+        state.k.index_copy_(2, state.slot, k)
+        state.v.index_copy_(2, state.slot, v)
+        state.valid.index_fill_(1, state.slot, True)
+        y = self._merge(attend_one(q, state.k, state.v, state.valid))[:, 0]
+        state.slot.add_(1)
+        if state.ring:
+            state.slot.remainder_(state.k.shape[2])
+            return y, state
+        return y, KVCache(state.k, state.v, state.valid, state.slot, state.used + 1)
 
     def state_bytes(self, prompt_len: int, element_size: int) -> int:
         cached = prompt_len if self.window is None else self.window
@@ -123,9 +184,7 @@ class Attention(Mixer[KVCache]):
 
 
 def to_ring(cache: KVCache, window: int) -> KVCache:
-    """Keep the last ``window`` positions (left-filled with invalid slots for short prompts).
-    The buffer is kept in time order; attention is order-free once rotary is applied, so a
-    rolling slice is equivalent to a modular write pointer and easier to check."""
+    """Keep the last ``window`` positions (left-filled with invalid slots for short prompts)."""
     s = cache.k.shape[2]
     if s >= window:
         return KVCache(
@@ -133,15 +192,8 @@ def to_ring(cache: KVCache, window: int) -> KVCache:
             cache.v[:, :, s - window :].contiguous(),
             cache.valid[:, s - window :].contiguous(),
         )
-    pad = window - s
-    b, h, _, d = cache.k.shape
-    zeros = cache.k.new_zeros(b, h, pad, d)
-    invalid = cache.valid.new_zeros(b, pad)
-    return KVCache(
-        torch.cat([zeros, cache.k], dim=2),
-        torch.cat([zeros, cache.v], dim=2),
-        torch.cat([invalid, cache.valid], dim=1),
-    )
+    k, v, valid = _widened(cache, window - s, 0)
+    return KVCache(k, v, valid)
 
 
 class TransformerLM(DecoderLM):
