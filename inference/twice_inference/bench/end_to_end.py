@@ -392,7 +392,8 @@ def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> d
                 result[f"{label}_profile"] = profiled(fn, device)
     same = sum(a == b for a, b in zip(tokens["ours"], tokens["hf_generate"], strict=True))
     result["identical_generations"] = same
-    # CUDA graphs must not change a token: replay runs the eager step's kernels
+    # bf16 decoding is not bitwise reproducible run to run (bench.graph_parity), so read this
+    # against two eager runs' agreement, not against every prompt
     result["graph_vs_eager_identical"] = sum(
         a == b for a, b in zip(tokens["ours"], tokens["ours_eager"], strict=True)
     )
