@@ -34,9 +34,9 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.decode_graph import GraphedDecoder
-from ..engine.generate import greedy_generate, left_pad, longest_first_batches
+from ..engine.generate import left_pad, longest_first_batches
 from ..models.layers import attend_one
-from .end_to_end import BATCH, NEW_TOKENS, paired_models, prompt_lengths
+from .end_to_end import BATCH, NEW_TOKENS, compare_prompts, engine_greedy, paired_models
 from .model_common import environment, log, write_to_out
 
 
@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     bf16, hf = paired_models(args.model, device)
     del hf
     fp32 = copy.deepcopy(bf16).float()
-    gen = torch.Generator().manual_seed(0)  # bench.end_to_end's prompts
-    lengths = prompt_lengths("swde", "default")[: args.prompts]
-    prompts = [torch.randint(3, 1000, (n,), generator=gen).tolist() for n in lengths]
+    lengths, prompts = compare_prompts(args.prompts)
     report: dict[str, Any] = {"env": environment(device), "model": args.model, "batches": []}
     log(json.dumps(report["env"]))
     batches = list(longest_first_batches(lengths, BATCH))
@@ -250,18 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             row["rows"], row["width"] = len(batch), ids.shape[1]
             report["batches"].append(row)
             log(json.dumps({"batch": index, **row}))
-        generations = []
-        for graphs in (True, False, False):
-            result = greedy_generate(
-                bf16,
-                prompts,
-                max_new_tokens=NEW_TOKENS,
-                stop_id=None,
-                batch_size=BATCH,
-                pad_id=0,
-                cuda_graphs=graphs,
-            )
-            generations.append([g.tokens for g in result.generations])
+        generations = [
+            [g.tokens for g in engine_greedy(bf16, prompts, graphs).generations]
+            for graphs in (True, False, False)
+        ]
         for key, other in (("graphed_vs_eager", 0), ("eager_vs_eager_again", 2)):
             divergence = [
                 first_divergence(x, y)
