@@ -90,3 +90,13 @@ def test_profile_reports_wall_time_and_the_operators_that_ran() -> None:
     assert result["wall_s"] > 0 and result["cpu_ops"] > 0
     assert result["gpu_busy_s"] == 0.0  # no kernels on the CPU
     assert "aten::mm" in result["top_cpu"] and "aten::mm" in result["top_gpu"]
+
+
+def test_compare_prompts_are_fixed_and_follow_the_swde_lengths() -> None:
+    from twice_inference.bench.end_to_end import compare_prompts
+
+    lengths, prompts = compare_prompts(5)
+    assert lengths == prompt_lengths("swde", "default")[:5]
+    assert [len(p) for p in prompts] == lengths
+    assert all(3 <= t < 1000 for p in prompts for t in p)
+    assert compare_prompts(5) == (lengths, prompts)  # the same prompts in every benchmark

@@ -1,7 +1,8 @@
 """Tests for ``twice_inference.models.layers``' softmax attention: the unpadded fast paths (causal
 with no mask tensor, blocked sliding window) against the dense-mask reference, which stays the
 path for padded batches. Float32 on CPU; the models' end-to-end agreement is in
-``test_models_linear.py``.
+``test_models_linear.py``. Also RMSNorm: half inputs normalised without a float32 copy give the
+bits of the float32 computation rounded once.
 """
 
 from __future__ import annotations
@@ -93,3 +94,25 @@ def test_window_must_be_positive() -> None:
     q, k, v = _qkv(5)
     with pytest.raises(ValueError, match="window"):
         masked_causal_attention(q, k, v, torch.ones(2, 5, dtype=torch.bool), 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_rmsnorm_half_input_matches_float32_rounded_once(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(3)
+    norm = layers.RMSNorm(256, eps=1e-5)
+    with torch.no_grad():
+        # values the half dtype holds exactly, so both weights are the same numbers
+        norm.weight.copy_((1 + 0.1 * torch.randn(256, generator=gen)).to(dtype).float())
+    x = (3 * torch.randn(4, 7, 256, generator=gen)).to(dtype)
+    expected = (
+        x.double()
+        * (x.double().pow(2).mean(-1, keepdim=True) + 1e-5).rsqrt()
+        * norm.weight.double()
+    )
+    mixed = norm(x)  # float32 weight: the float32 copy of x
+    norm = norm.to(dtype)
+    direct = norm(x)  # weight in x's dtype: no copy
+    assert direct.dtype == mixed.dtype == dtype
+    assert torch.equal(direct, mixed)
+    # one rounding of the exact value: within half a unit in the last place
+    assert ((direct.double() - expected).abs() <= expected.abs() * torch.finfo(dtype).eps).all()

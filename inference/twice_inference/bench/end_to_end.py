@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine.generate import greedy_generate, longest_first_batches
+from ..engine.generate import GenerationResult, greedy_generate, longest_first_batches
 from ..models.checkpoint import convert_mamba
 from ..models.registry import DTYPES, build_model, load_catalog
 from ..tasks.datasets import PAPER_SIZES
@@ -321,25 +321,36 @@ def profiled(fn: Callable[[], Any], device: str) -> dict[str, Any]:
     }
 
 
+def compare_prompts(n: int) -> tuple[list[int], list[list[int]]]:
+    """The first ``n`` SWDE-length prompts of random ids (fixed seed) the engine comparisons
+    share: (lengths, prompts)."""
+    gen = torch.Generator().manual_seed(0)
+    lengths = prompt_lengths("swde", "default")[:n]
+    return lengths, [torch.randint(3, 1000, (k,), generator=gen).tolist() for k in lengths]
+
+
+def engine_greedy(model: Any, prompts: list[list[int]], graphs: bool) -> GenerationResult:
+    """Our engine on the comparison's settings: greedy, exactly NEW_TOKENS, batches of BATCH."""
+    return greedy_generate(
+        model,
+        prompts,
+        max_new_tokens=NEW_TOKENS,
+        stop_id=None,
+        batch_size=BATCH,
+        pad_id=0,
+        cuda_graphs=graphs,
+    )
+
+
 def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> dict[str, Any]:
     ours, hf = paired_models(name, device)
-    gen = torch.Generator().manual_seed(0)
-    lengths = prompt_lengths("swde", "default")[:prompts_n]
-    prompts = [torch.randint(3, 1000, (n,), generator=gen).tolist() for n in lengths]
+    lengths, prompts = compare_prompts(prompts_n)
     batches = list(longest_first_batches(lengths, BATCH))
 
     graph_use: dict[str, Any] = {}
 
     def run_ours(graphs: bool = True) -> list[list[int]]:
-        result = greedy_generate(
-            ours,
-            prompts,
-            max_new_tokens=NEW_TOKENS,
-            stop_id=None,
-            batch_size=BATCH,
-            pad_id=0,
-            cuda_graphs=graphs,
-        )
+        result = engine_greedy(ours, prompts, graphs)
         if graphs:
             graph_use["graphed_batches"] = result.timing.graphed_batches
             graph_use["batches"] = result.timing.batches
@@ -392,7 +403,8 @@ def compare_generate(name: str, device: str, prompts_n: int, profile: bool) -> d
                 result[f"{label}_profile"] = profiled(fn, device)
     same = sum(a == b for a, b in zip(tokens["ours"], tokens["hf_generate"], strict=True))
     result["identical_generations"] = same
-    # CUDA graphs must not change a token: replay runs the eager step's kernels
+    # bf16 decoding is not bitwise reproducible run to run (bench.graph_parity), so read this
+    # against two eager runs' agreement, not against every prompt
     result["graph_vs_eager_identical"] = sum(
         a == b for a, b in zip(tokens["ours"], tokens["ours_eager"], strict=True)
     )

@@ -23,6 +23,7 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -138,9 +139,23 @@ def bench_gla(b: int, t: int) -> dict[str, Any]:
     g = F.logsigmoid(torch.randn(b, t, h, k, device="cuda")) / 16  # the model's normaliser
     S0 = torch.randn(b, h, k, v, device="cuda") * 0.1
     row: dict[str, Any] = {"op": "gla", "shape": "gla-1.3b", "B": b, "T": t}
+    started = time.perf_counter()
+
+    def progress(what: str) -> None:
+        # fla's first chunk_gla call compiles and autotunes for minutes: say where the time goes
+        log(f"gla: {what} at {time.perf_counter() - started:.1f} s")
+
     with kernel_mode.use_taylor_kernel_mode("auto"):
+        # a 64-token call first: its time is compilation and autotuning, not the kernel's
+        progress("first fla call, B = 1, T = 64 (Triton compile and autotune)")
+        tiny = tuple(u[:1] for u in _first((q, kk, vv, g), t, 64))
+        row["first_call_s"] = time_once(lambda: gla_op.gla(*tiny, S0[:1]), "cuda")
+        progress("full-size fla call")
         fast = lambda: gla_op.gla(q, kk, vv, g, S0)  # noqa: E731
-        row.update(check("gla", fast(), gla_op.gla_naive(q, kk, vv, g, S0)))
+        got = fast()
+        progress("float64 reference")
+        row.update(check("gla", got, gla_op.gla_naive(q, kk, vv, g, S0)))
+        progress(f"checked, y {row['y_rel_err']:.1e}, state {row['state_rel_err']:.1e}; timing")
         row["fla_ms"] = 1e3 * timed(fast)
     gla_op.gla_chunked(*_first((q, kk, vv, g), t, 64), S0)
     short = _first((q, kk, vv, g), t, 512)
