@@ -433,6 +433,7 @@ function throughputRows(input: RecordShardInput, out: RunShardOutput) {
       seconds: timed.medianSeconds,
       minSeconds: timed.minSeconds,
       runs: timed.runs,
+      runSeconds: timed.runSeconds,
       tokensPerSecond: timed.tokensPerSecond,
       ...device,
       versions: m.versions,

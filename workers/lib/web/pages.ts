@@ -6,7 +6,7 @@ import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
 import { sweepCharts, type SweepChart } from '../report/charts';
-import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
+import { figure3Summary, intervalSentence, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
@@ -110,8 +110,8 @@ ${report.jrtMargins.map((m) => html`<tr><td>${m.model}</td><td>${m.strategy}</td
     : ''
 }
 <h2>Pareto frontier</h2>
-<p>Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. Accuracy averaged over tasks.</p>
-<table id="pareto"><thead><tr><th>model</th><th>strategy</th><th class="num">accuracy %</th><th class="num">${PARETO_AXIS_LABEL[report.paretoAxis]}</th><th>range</th><th>frontier</th></tr></thead><tbody>
+<p>Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. Accuracy averaged over tasks. ${intervalSentence(report.paretoInterval)}</p>
+<table id="pareto"><thead><tr><th>model</th><th>strategy</th><th class="num">accuracy %</th><th class="num">${PARETO_AXIS_LABEL[report.paretoAxis]}</th><th>interval</th><th>frontier</th></tr></thead><tbody>
 ${report.pareto.map(
   (
     p,
