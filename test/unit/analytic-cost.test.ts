@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { analyticCost, meanContext, readsOfPrompt, strategyCost, type CostEntry } from '../../workers/lib/analytic-cost';
 import { analyticFrontier, analyticPoints } from '../../workers/lib/report/analytic';
-import type { CellResult } from '../../workers/lib/report/types';
+import { taskAnalyticChart } from '../../workers/lib/report/charts';
+import type { CellResult, SweepReport } from '../../workers/lib/report/types';
 
 const attnTiny: CostEntry = {
   family: 'transformer',
@@ -104,12 +105,12 @@ describe('analytic costs, counted by hand', () => {
 });
 
 describe('the analytic frontier', () => {
-  const cell = (model: string, strategy: string, accuracy: number): CellResult => ({
-    key: `${model}-${strategy}`,
+  const cell = (model: string, strategy: string, accuracy: number, task = 'mqar'): CellResult => ({
+    key: `${model}-${strategy}-${task}`,
     model,
     family: '',
-    task: 'mqar',
-    taskLabel: 'mqar',
+    task,
+    taskLabel: task,
     strategy,
     status: 'done',
     reused: false,
@@ -148,5 +149,24 @@ describe('the analytic frontier', () => {
       analyticFrontier(unknown, 'state').map((p) => p.model),
       ['attn', 'attn'],
     );
+  });
+
+  it("draws one task's frontier on an analytic axis from that task's cells alone, naming the axis", () => {
+    const cells = [cell('attn', 'default', 0.9), cell('based', 'default', 0.5), cell('attn', 'default', 0.2, 'doc'), cell('based', 'default', 0.6, 'doc')];
+    const entries: Record<string, CostEntry> = { attn: attnTiny, based: basedTiny };
+    const report = { cells, analytic: { seqLen: 1024, points: analyticPoints(cells, (m) => entries[m]) } } as unknown as SweepReport;
+    const chart = taskAnalyticChart(report, 'doc', 'flops')!;
+    assert.equal(chart.task, 'doc');
+    const values = (chart.spec as unknown as { data: { values: Array<{ model: string; accuracy: number; onFrontier: boolean }> } }).data.values;
+    // on doc, based is both cheaper and more accurate: attn is dominated there (on mqar it is not)
+    assert.deepEqual(
+      values.map((v) => [v.model, v.accuracy, v.onFrontier]),
+      [
+        ['based', 0.6, true],
+        ['attn', 0.2, false],
+      ],
+    );
+    assert.match(JSON.stringify(chart.spec), /prefill FLOPs per prompt token at 1,024 tokens \(analytic\)/);
+    assert.equal(taskAnalyticChart(report, 'no such task', 'state'), undefined);
   });
 });

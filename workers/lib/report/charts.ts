@@ -187,6 +187,28 @@ export interface SweepChart {
   name: string;
   title: string;
   spec: TopLevelSpec;
+  /** the task label of a per-task Pareto chart */
+  task?: string;
+}
+
+/**
+ * A per-task frontier on an analytic axis. The report files leave these out (one per task and
+ * axis would swamp report.md); the dashboard offers them in the per-task charts' axis selectors.
+ */
+export function taskAnalyticChart(report: SweepReport, task: string, axis: AnalyticAxis): SweepChart | undefined {
+  const points = analyticFrontier(
+    report,
+    axis,
+    report.cells.filter((c) => c.taskLabel === task),
+  );
+  if (!points.length) return undefined;
+  const label = ANALYTIC_AXIS_LABEL[axis];
+  return {
+    name: `pareto-${axis}: ${task}`,
+    title: `Pareto frontier: ${label}: ${task}`,
+    task,
+    spec: paretoSpec(points, axis, `Quality vs ${label}: ${task}`, analyticSources(report.analytic.points, axis)),
+  };
 }
 
 /** Every chart of a sweep, by file stem: the heatmap, the averaged frontier on each axis, one per task. */
@@ -214,7 +236,12 @@ export function sweepCharts(report: SweepReport): SweepChart[] {
           report.benchmarks,
         );
         if (points.length)
-          charts.push({ name: `pareto-task-${i + 1}`, title: `Pareto frontier: ${task}`, spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`) });
+          charts.push({
+            name: `pareto-task-${i + 1}`,
+            title: `Pareto frontier: ${task}`,
+            task,
+            spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`),
+          });
       });
     }
   }

@@ -5,7 +5,7 @@ import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
-import { sweepCharts, type SweepChart } from '../report/charts';
+import { sweepCharts, taskAnalyticChart, type SweepChart } from '../report/charts';
 import { figure3Summary, intervalSentence, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
@@ -58,16 +58,18 @@ export function sweepsPage(sweeps: SweepSummary[]): string {
 const PARETO_ALTERNATIVES = ['pareto-flops', 'pareto-state'];
 
 /**
- * The averaged Pareto chart with an axis selector: each axis's spec rides along, and the browser
- * script redraws the chart from the chosen one (no round trip).
+ * A Pareto chart (averaged, or one task's) with an axis selector: each axis's spec rides along,
+ * and the browser script redraws the chart from the chosen one (no round trip).
  */
-function paretoChart(measured: SweepChart, charts: SweepChart[]): Markup {
+function paretoChart(report: SweepReport, measured: SweepChart, charts: SweepChart[]): Markup {
+  const analytic = (axis: 'flops' | 'state') =>
+    measured.task === undefined ? charts.find((c) => c.name === `pareto-${axis}`) : taskAnalyticChart(report, measured.task, axis);
   const axes = [
     { name: 'measured', label: 'measured throughput', chart: measured },
-    { name: 'flops', label: 'analytic FLOPs', chart: charts.find((c) => c.name === 'pareto-flops') },
-    { name: 'state', label: 'state bytes', chart: charts.find((c) => c.name === 'pareto-state') },
+    { name: 'flops', label: 'analytic FLOPs', chart: analytic('flops') },
+    { name: 'state', label: 'state bytes', chart: analytic('state') },
   ].filter((a): a is { name: string; label: string; chart: SweepChart } => a.chart !== undefined);
-  return html`<div class="chart" data-chart="pareto" data-axes>
+  return html`<div class="chart" data-chart="${measured.name}" data-axes>
 <label>x axis: <select class="axis">${axes.map((a) => html`<option value="${a.name}">${a.label}</option>`)}</select></label>
 ${axes.map((a) => html`<script type="application/json" data-axis="${a.name}">${scriptJson(a.chart.spec)}</script>`)}
 <div class="view"></div>
@@ -89,8 +91,8 @@ export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice
 ${charts
   .filter((c) => !PARETO_ALTERNATIVES.includes(c.name))
   .map((c) =>
-    c.name === 'pareto'
-      ? paretoChart(c, charts)
+    c.name === 'pareto' || c.task !== undefined
+      ? paretoChart(report, c, charts)
       : html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`,
   )}
 <h2>Cells</h2>
