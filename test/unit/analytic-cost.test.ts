@@ -229,5 +229,7 @@ describe('the analytic frontier', () => {
       assert.ok(Math.abs(attn.throughputLo! - 1024 / 0.108) < 1e-6 && Math.abs(attn.throughputHi! - 1024 / 0.101) < 1e-6, JSON.stringify(attn));
     }
     assert.match(page, /Interval: 95% interval of the median run/);
+    // the benchmark table: attn's x(2) and x(9) of its runs, in ms
+    assert.match(page, /<td class="num">104\.50<\/td>\n<td class="num">101\.00-108\.00<\/td>/);
   });
 });

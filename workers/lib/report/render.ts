@@ -76,7 +76,7 @@ const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy
 /** what the frontier table's interval column holds, as a sentence ('' on the eval axis) */
 export const intervalSentence = (kind: ParetoInterval) => (kind === 'none' ? '' : `Interval: ${PARETO_INTERVAL_LABEL[kind]}.`);
 /** a benchmark row's interval of its median in ms, "-" for rows without per-run seconds */
-const msInterval = (runSeconds: number[] | null) => {
+export const msInterval = (runSeconds: number[] | null) => {
   if (!runSeconds?.length) return '-';
   const { lo, hi } = medianInterval(runSeconds);
   return `${(1000 * lo).toFixed(2)}-${(1000 * hi).toFixed(2)}`;

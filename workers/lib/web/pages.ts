@@ -6,7 +6,7 @@ import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
 import { sweepCharts, taskAnalyticChart, type SweepChart } from '../report/charts';
-import { figure3Summary, intervalSentence, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
+import { figure3Summary, intervalSentence, msInterval, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
@@ -145,13 +145,13 @@ ${report.cells.map((c) => {
 </tbody></table>
 ${
   report.benchmarks.length
-    ? html`<h2>Prefill benchmark</h2><p>Median of the timed runs beside the attention baseline timed in the same process.</p>
-<table id="benchmark"><thead><tr><th>model</th><th>strategy</th><th class="num">batch</th><th class="num">N</th><th class="num">ms</th><th class="num">tok/s</th><th>baseline</th><th class="num">baseline ms</th><th class="num">speed-up</th></tr></thead><tbody>
+    ? html`<h2>Prefill benchmark</h2><p>Median of the timed runs beside the attention baseline timed in the same process; ms 95% CI is the order-statistic interval of the median ("-" where per-run timings were not kept).</p>
+<table id="benchmark"><thead><tr><th>model</th><th>strategy</th><th class="num">batch</th><th class="num">N</th><th class="num">ms</th><th class="num">ms 95% CI</th><th class="num">tok/s</th><th>baseline</th><th class="num">baseline ms</th><th class="num">speed-up</th></tr></thead><tbody>
 ${report.benchmarks.map(
   (
     b,
   ) => html`<tr><td>${b.model}</td><td>${b.strategy}</td><td class="num">${b.batchSize}</td><td class="num">${b.seqLen}</td><td class="num">${(1000 * b.seconds).toFixed(2)}</td>
-<td class="num">${num(b.tokensPerSecond, 0)}</td><td>${b.baselineImplementation}</td><td class="num">${(1000 * b.baselineSeconds).toFixed(2)}</td><td class="num">${(b.baselineSeconds / b.seconds).toFixed(2)}x</td></tr>`,
+<td class="num">${msInterval(b.runSeconds)}</td><td class="num">${num(b.tokensPerSecond, 0)}</td><td>${b.baselineImplementation}</td><td class="num">${(1000 * b.baselineSeconds).toFixed(2)}</td><td class="num">${(b.baselineSeconds / b.seconds).toFixed(2)}x</td></tr>`,
 )}
 </tbody></table>`
     : ''
