@@ -234,14 +234,15 @@ export const TimedPrefill = z
     minSeconds: z.number().positive(),
     runs: z.number().int().min(1),
     // every timed run's seconds in the order they ran, so an interval of the median can be
-    // computed from them later (workflows/stats.ts, medianInterval)
-    runSeconds: z.array(z.number().positive()).min(1).max(LIMITS.prefillRuns),
+    // computed from them later (workflows/stats.ts, medianInterval); absent in results from
+    // workers older than the column that stores it, which then get the old range
+    runSeconds: z.array(z.number().positive()).min(1).max(LIMITS.prefillRuns).optional(),
     // prompt tokens per second: batchSize x seqLen / medianSeconds, so a strategy that reads the
     // context twice pays for it here
     tokensPerSecond: z.number().positive(),
   })
   .strict()
-  .refine((t) => t.runSeconds.length === t.runs, {
+  .refine((t) => t.runSeconds === undefined || t.runSeconds.length === t.runs, {
     message: 'runSeconds must hold one entry per timed run (runs)',
     path: ['runSeconds'],
   });

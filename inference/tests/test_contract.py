@@ -136,6 +136,16 @@ VALID_PAYLOADS: dict[str, list[dict[str, Any]]] = {
         RUN_SHARD_OUTPUT,
         {**RUN_SHARD_OUTPUT, "examples": [], "slices": []},
         THROUGHPUT_OUTPUT,
+        # a worker older than per-run seconds sends only the median and the fastest run
+        {
+            **THROUGHPUT_OUTPUT,
+            "measurements": [
+                {
+                    **THROUGHPUT_OUTPUT["measurements"][0],
+                    "measured": {k: v for k, v in TIMED_PREFILL.items() if k != "runSeconds"},
+                }
+            ],
+        },
     ],
     "ShardHeartbeat": [{"examplesDone": 0}, {"examplesDone": 17}],
     "WorkerInfo": [
@@ -230,7 +240,8 @@ INVALID_PAYLOADS = [
     (
         "RunShardOutput",
         _with(THROUGHPUT_OUTPUT, ("measurements", 0, "baseline", "runSeconds", 3), 0.0),
-        ("measurements", 0, "baseline", "runSeconds", 3),
+        # pydantic names the branch of the optional field it tried
+        ("measurements", 0, "baseline", "runSeconds", "list[constrained-float]", 3),
         True,
     ),
     (

@@ -211,17 +211,22 @@ class TimedPrefill(ContractModel):
     min_seconds: PositiveFloat
     runs: Annotated[int, Field(ge=1)]
     # every timed run's seconds in the order they ran: the orchestrator computes an interval of
-    # the median from them
-    run_seconds: Annotated[list[PositiveFloat], Field(min_length=1, max_length=PREFILL_RUNS)]
+    # the median from them; optional on the wire only for older workers
+    run_seconds: (
+        Annotated[list[PositiveFloat], Field(min_length=1, max_length=PREFILL_RUNS)]
+        | SkipJsonSchema[None]
+    ) = Field(default=None, exclude_if=lambda value: value is None)
     # batchSize x seqLen / medianSeconds: a strategy that reads the context twice pays for it here
     tokens_per_second: PositiveFloat
 
     # A field validator so the error is located at runSeconds, as zod's refine reports it.
     @field_validator("run_seconds")
     @classmethod
-    def _one_per_run(cls, run_seconds: list[float], info: ValidationInfo) -> list[float]:
+    def _one_per_run(
+        cls, run_seconds: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
         runs = info.data.get("runs")
-        if runs is not None and len(run_seconds) != runs:
+        if run_seconds is not None and runs is not None and len(run_seconds) != runs:
             raise ValueError(
                 f"runSeconds must hold one entry per timed run: {len(run_seconds)} entries, "
                 f"runs={runs}"
