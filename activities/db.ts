@@ -433,6 +433,8 @@ function throughputRows(input: RecordShardInput, out: RunShardOutput) {
       seconds: timed.medianSeconds,
       minSeconds: timed.minSeconds,
       runs: timed.runs,
+      // left out (NULL) by a worker older than the column: the report falls back to the old range
+      runSeconds: timed.runSeconds,
       tokensPerSecond: timed.tokensPerSecond,
       ...device,
       versions: m.versions,

@@ -226,18 +226,26 @@ export const ModelInfo = z
 export type ModelInfo = z.infer<typeof ModelInfo>;
 
 // One timed prefill of a throughput task's point (one "example" = one (length, batch) pair):
-// warm-up first, then the median of `runs` timings (CUDA events on a GPU).
+// warm-up first, then `runs` timings (CUDA events on a GPU), their median and every run.
 export const TimedPrefill = z
   .object({
     implementation: z.string().min(1),
     medianSeconds: z.number().positive(),
     minSeconds: z.number().positive(),
     runs: z.number().int().min(1),
+    // every timed run's seconds in the order they ran, so an interval of the median can be
+    // computed from them later (workflows/stats.ts, medianInterval); absent in results from
+    // workers older than the column that stores it, which then get the old range
+    runSeconds: z.array(z.number().positive()).min(1).max(LIMITS.prefillRuns).optional(),
     // prompt tokens per second: batchSize x seqLen / medianSeconds, so a strategy that reads the
     // context twice pays for it here
     tokensPerSecond: z.number().positive(),
   })
-  .strict();
+  .strict()
+  .refine((t) => t.runSeconds === undefined || t.runSeconds.length === t.runs, {
+    message: 'runSeconds must hold one entry per timed run (runs)',
+    path: ['runSeconds'],
+  });
 export type TimedPrefill = z.infer<typeof TimedPrefill>;
 
 export const ThroughputPoint = z

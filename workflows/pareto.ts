@@ -1,5 +1,6 @@
 // The quality-throughput Pareto frontier over (model, strategy) points. Pure, so the report, the
 // web dashboard and the unit tests compute the very same frontier.
+import { medianInterval } from './stats';
 
 /**
  * benchmark: prompt tokens/s from the sweep's prefill_throughput cells (random inputs at fixed
@@ -9,6 +10,21 @@ export type ParetoAxis = 'benchmark' | 'eval';
 export const PARETO_AXIS_LABEL: Record<ParetoAxis, string> = {
   benchmark: 'prefill tok/s (benchmark)',
   eval: 'prompts/s (eval prefill)',
+};
+
+/**
+ * What the bars on the benchmark axis are. median-ci: from every timed run's seconds, each
+ * benchmark row's distribution-free 95% interval of its median (`medianInterval`), summed over the
+ * point's rows; fastest-run: sweeps recorded before per-run seconds were kept (migration
+ * 20261129040000_throughput_run_seconds), which have only the median and the fastest run; mixed:
+ * some points of each; none: the eval axis, which carries no interval.
+ */
+export type ParetoInterval = 'median-ci' | 'fastest-run' | 'mixed' | 'none';
+export const PARETO_INTERVAL_LABEL: Record<ParetoInterval, string> = {
+  'median-ci': '95% interval of the median run (order statistics of the timed runs)',
+  'fastest-run': 'median to fastest run, mirrored (recorded before per-run timings were kept: not an interval)',
+  mixed: '95% interval of the median run where per-run timings were kept, else median to fastest run',
+  none: 'no interval on this axis',
 };
 
 /** What a point needs from a recall cell. */
@@ -30,6 +46,8 @@ export interface ParetoBenchmark {
   seconds: number;
   /** fastest timed run, when recorded */
   minSeconds?: number | null;
+  /** every timed run's seconds, when recorded; absent or null for older rows */
+  runSeconds?: readonly number[] | null;
 }
 
 export interface ParetoPoint {
@@ -41,6 +59,8 @@ export interface ParetoPoint {
   /** range of the throughput the timings allow; equal to `throughput` when nothing says more */
   throughputLo: number;
   throughputHi: number;
+  /** what [throughputLo, throughputHi] is: never 'mixed' for one point */
+  interval: Exclude<ParetoInterval, 'mixed'>;
   onFrontier: boolean;
   /**
    * false when the throughput intervals could put this point on the other side of the frontier:
@@ -81,10 +101,13 @@ export function markFrontier<T extends Scored>(points: T[]): Array<T & { onFront
  * One point per (model, strategy): accuracy averaged over tasks. Throughput is the benchmark's
  * prompt tokens per second (all its points' tokens over all their median times) when every point
  * has benchmark rows, else prompts prefilled per second over the recall cells, so one frontier
- * never mixes units. On the benchmark axis the interval runs from the fastest runs' rate down to
- * the median's rate less the same spread (only the median and the fastest run are recorded).
+ * never mixes units. On the benchmark axis a point's seconds are the sum of its rows' medians and
+ * its interval the sum of their intervals' ends: when every row's interval covers its median, the
+ * sum covers the sum, so the point's coverage is at least 1 minus the rows' summed misses (two
+ * rows of ten runs: 95.7%). Rows without per-run seconds fall back to the range from the fastest
+ * runs' rate down to the median's rate less the same spread, and `interval` says so.
  */
-export function paretoFrontier(cells: ParetoCell[], benchmarks: ParetoBenchmark[] = []): { axis: ParetoAxis; points: ParetoPoint[] } {
+export function paretoFrontier(cells: ParetoCell[], benchmarks: ParetoBenchmark[] = []): { axis: ParetoAxis; interval: ParetoInterval; points: ParetoPoint[] } {
   const id = (model: string, strategy: string) => `${model}\u0000${strategy}`;
   const groups = new Map<string, ParetoCell[]>();
   for (const c of cells) {
@@ -102,14 +125,23 @@ export function paretoFrontier(cells: ParetoCell[], benchmarks: ParetoBenchmark[
     let throughput: number;
     let throughputLo: number;
     let throughputHi: number;
+    let interval: ParetoPoint['interval'] = 'none';
     if (axis === 'benchmark') {
       const bs = benchByPoint.get(k)!;
       const tokens = bs.reduce((s, b) => s + b.batchSize * b.seqLen, 0);
       const median = bs.reduce((s, b) => s + b.seconds, 0);
-      const fastest = bs.reduce((s, b) => s + Math.min(b.seconds, b.minSeconds ?? b.seconds), 0);
       throughput = tokens / median;
-      throughputHi = tokens / fastest;
-      throughputLo = tokens / (median + (median - fastest));
+      if (bs.every((b) => b.runSeconds && b.runSeconds.length > 0)) {
+        const ends = bs.map((b) => medianInterval(b.runSeconds!));
+        throughputHi = tokens / ends.reduce((s, e) => s + e.lo, 0);
+        throughputLo = tokens / ends.reduce((s, e) => s + e.hi, 0);
+        interval = 'median-ci';
+      } else {
+        const fastest = bs.reduce((s, b) => s + Math.min(b.seconds, b.minSeconds ?? b.seconds), 0);
+        throughputHi = tokens / fastest;
+        throughputLo = tokens / (median + (median - fastest));
+        interval = 'fastest-run';
+      }
     } else {
       const seconds = cs.reduce((s, c) => s + c.examples / c.promptsPerSecond!, 0);
       throughput = cs.reduce((s, c) => s + c.examples, 0) / seconds;
@@ -122,7 +154,16 @@ export function paretoFrontier(cells: ParetoCell[], benchmarks: ParetoBenchmark[
       throughput,
       throughputLo,
       throughputHi,
+      interval,
     };
   });
-  return { axis, points: markFrontier(points).sort((a, b) => b.throughput - a.throughput) };
+  return { axis, interval: intervalOf(points), points: markFrontier(points).sort((a, b) => b.throughput - a.throughput) };
+}
+
+/** What a chart's bars are, from its points' intervals. */
+export function intervalOf(points: ReadonlyArray<Pick<ParetoPoint, 'interval'>>): ParetoInterval {
+  const kinds = new Set(points.map((p) => p.interval));
+  if (kinds.size === 0 || (kinds.size === 1 && kinds.has('none'))) return 'none';
+  if (kinds.size === 1) return [...kinds][0]!;
+  return kinds.has('median-ci') && kinds.has('fastest-run') ? 'mixed' : [...kinds].find((x) => x !== 'none')!;
 }

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import re
+import statistics
 import sys
 import threading
 import types
@@ -536,6 +537,8 @@ def _check_points(output: contract.RunShardOutput, processed: list[int]) -> None
     for point in points:
         for timed in (point.measured, point.baseline):
             assert timed.runs == 10 and 0 < timed.min_seconds <= timed.median_seconds
+            assert len(timed.run_seconds) == 10 and min(timed.run_seconds) == timed.min_seconds
+            assert statistics.median(timed.run_seconds) == pytest.approx(timed.median_seconds)
             # the prompt's tokens, not what was processed: reading twice costs throughput
             expected = point.batch_size * point.seq_len / timed.median_seconds
             assert timed.tokens_per_second == pytest.approx(expected)

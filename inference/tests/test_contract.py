@@ -91,6 +91,7 @@ TIMED_PREFILL: dict[str, Any] = {
     "medianSeconds": 0.0045,
     "minSeconds": 0.0044,
     "runs": 10,
+    "runSeconds": [0.0045, 0.0044, 0.0046, 0.0045, 0.0047, 0.0045, 0.0044, 0.0046, 0.0045, 0.0048],
     "tokensPerSecond": 16 * 2048 / 0.0045,
 }
 
@@ -135,6 +136,16 @@ VALID_PAYLOADS: dict[str, list[dict[str, Any]]] = {
         RUN_SHARD_OUTPUT,
         {**RUN_SHARD_OUTPUT, "examples": [], "slices": []},
         THROUGHPUT_OUTPUT,
+        # a worker older than per-run seconds sends only the median and the fastest run
+        {
+            **THROUGHPUT_OUTPUT,
+            "measurements": [
+                {
+                    **THROUGHPUT_OUTPUT["measurements"][0],
+                    "measured": {k: v for k, v in TIMED_PREFILL.items() if k != "runSeconds"},
+                }
+            ],
+        },
     ],
     "ShardHeartbeat": [{"examplesDone": 0}, {"examplesDone": 17}],
     "WorkerInfo": [
@@ -218,6 +229,19 @@ INVALID_PAYLOADS = [
         "RunShardOutput",
         _with(THROUGHPUT_OUTPUT, ("measurements", 0, "baseline", "runs"), 0),
         ("measurements", 0, "baseline", "runs"),
+        True,
+    ),
+    (
+        "RunShardOutput",
+        _with(THROUGHPUT_OUTPUT, ("measurements", 0, "measured", "runSeconds"), [0.0045] * 9),
+        ("measurements", 0, "measured", "runSeconds"),
+        False,  # one entry per run: zod's refine, which JSON Schema does not carry
+    ),
+    (
+        "RunShardOutput",
+        _with(THROUGHPUT_OUTPUT, ("measurements", 0, "baseline", "runSeconds", 3), 0.0),
+        # pydantic names the branch of the optional field it tried
+        ("measurements", 0, "baseline", "runSeconds", "list[constrained-float]", 3),
         True,
     ),
     (

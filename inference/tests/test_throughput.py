@@ -99,6 +99,8 @@ def test_timing_warms_up_then_times_every_run() -> None:
     assert timing.total == pytest.approx(sum(timing.seconds))
     prefill = throughput.timed_prefill("x", timing, batch=4, seq_len=100)
     assert prefill.runs == 10 and prefill.tokens_per_second == pytest.approx(400 / timing.median)
+    # every run travels, in the order it ran, for the orchestrator's interval of the median
+    assert prefill.run_seconds == timing.seconds
     with pytest.raises(ValueError, match="runs must be >= 1"):
         throughput.time_callable(work, runs=0, device=CPU)
 

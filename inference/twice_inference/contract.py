@@ -199,15 +199,39 @@ class ModelInfo(ContractModel):
     dtype: str
 
 
+# LIMITS.prefillRuns in workflows/catalog.ts: the most timed runs a point may have
+PREFILL_RUNS = 1000
+
+
 class TimedPrefill(ContractModel):
-    """One timed prefill: warm-up first, then the median (and min) of ``runs`` timings."""
+    """One timed prefill: warm-up first, then ``runs`` timings, their median, min and each one."""
 
     implementation: NonEmptyStr
     median_seconds: PositiveFloat
     min_seconds: PositiveFloat
     runs: Annotated[int, Field(ge=1)]
+    # every timed run's seconds in the order they ran: the orchestrator computes an interval of
+    # the median from them; optional on the wire only for older workers
+    run_seconds: (
+        Annotated[list[PositiveFloat], Field(min_length=1, max_length=PREFILL_RUNS)]
+        | SkipJsonSchema[None]
+    ) = Field(default=None, exclude_if=lambda value: value is None)
     # batchSize x seqLen / medianSeconds: a strategy that reads the context twice pays for it here
     tokens_per_second: PositiveFloat
+
+    # A field validator so the error is located at runSeconds, as zod's refine reports it.
+    @field_validator("run_seconds")
+    @classmethod
+    def _one_per_run(
+        cls, run_seconds: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        runs = info.data.get("runs")
+        if run_seconds is not None and runs is not None and len(run_seconds) != runs:
+            raise ValueError(
+                f"runSeconds must hold one entry per timed run: {len(run_seconds)} entries, "
+                f"runs={runs}"
+            )
+        return run_seconds
 
 
 class ThroughputPoint(ContractModel):

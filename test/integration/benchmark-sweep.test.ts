@@ -6,6 +6,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { markFrontier } from '../../workflows/pareto';
+import { medianInterval } from '../../workflows/stats';
 import { loadSweepReport, renderTerminal } from '../../workers/lib/report/index';
 import { startSweep } from '../../workers/lib/sweeps';
 import { testStack } from '../helpers/fixtures';
@@ -49,6 +51,11 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     for (const r of rows) {
       assert.ok(r.seconds > 0 && r.minSeconds! > 0 && r.minSeconds! <= r.seconds, JSON.stringify(r));
       assert.ok(r.runs! >= 10);
+      // every timed run arrives, and the stored median and fastest run are theirs (to the last
+      // digit or so: the client reads a float8 array back through its text form)
+      assert.equal(r.runSeconds.length, r.runs, JSON.stringify(r));
+      assert.ok(Math.abs(Math.min(...r.runSeconds) - r.minSeconds!) <= 1e-12 * r.minSeconds!, JSON.stringify(r));
+      assert.ok(Math.abs(medianInterval(r.runSeconds).estimate - r.seconds) <= 1e-12 * r.seconds, JSON.stringify(r));
       assert.equal(r.tokens, r.batchSize! * r.seqLen!);
       assert.ok(Math.abs(r.tokensPerSecond - r.tokens / r.seconds) < 1e-6 * r.tokensPerSecond);
       assert.equal(r.device, 'cpu');
@@ -75,5 +82,39 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     const text = renderTerminal(report);
     assert.match(text, /Prefill benchmark/);
     assert.match(text, /prefill tok\/s \(benchmark\)/);
+
+    // The intervals come from the stored runs: recomputed here from the rows alone (prompt tokens
+    // over the summed ends of each row's interval of its median), the frontier's settled marks
+    // are the report's.
+    assert.equal(report.paretoInterval, 'median-ci');
+    assert.match(text, /Interval: 95% interval of the median run/);
+    const fromRows = report.pareto.map((p) => {
+      const own = rows.filter((r) => r.source === 'benchmark' && r.cell!.modelName === p.model && r.cell!.strategyName === p.strategy);
+      assert.equal(own.length, 2, `${p.model}/${p.strategy}`);
+      const tokens = own.reduce((s, r) => s + r.tokens, 0);
+      const ends = own.map((r) => medianInterval(r.runSeconds));
+      const lo = tokens / ends.reduce((s, e) => s + e.hi, 0);
+      const hi = tokens / ends.reduce((s, e) => s + e.lo, 0);
+      assert.ok(p.interval === 'median-ci' && Math.abs(p.throughputLo - lo) <= 1e-9 * lo && Math.abs(p.throughputHi - hi) <= 1e-9 * hi, JSON.stringify(p));
+      assert.ok(p.throughputLo <= p.throughput && p.throughput <= p.throughputHi, JSON.stringify(p));
+      return { model: p.model, strategy: p.strategy, accuracy: p.accuracy, throughput: p.throughput, throughputLo: lo, throughputHi: hi };
+    });
+    assert.deepEqual(
+      markFrontier(fromRows).map((p) => [p.model, p.strategy, p.onFrontier, p.settled]),
+      report.pareto.map((p) => [p.model, p.strategy, p.onFrontier, p.settled]),
+    );
+
+    // A sweep recorded before per-run seconds were kept falls back to the median-to-fastest range
+    // and says so.
+    const benchKeys = benchCells.map((c) => c.key);
+    assert.equal(await stack.db.$executeRaw`UPDATE throughput_measurements SET run_seconds = NULL WHERE cell_key = ANY(${benchKeys})`, rows.length);
+    const older = await loadSweepReport(stack.db, sweepId);
+    assert.equal(older.paretoInterval, 'fastest-run');
+    assert.ok(older.pareto.every((p) => p.interval === 'fastest-run'));
+    assert.deepEqual(
+      older.pareto.map((p) => p.throughput),
+      report.pareto.map((p) => p.throughput),
+    );
+    assert.match(renderTerminal(older), /median to fastest run, mirrored \(recorded before per-run timings were kept/);
   });
 });

@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { analyticCost, meanContext, readsOfPrompt, strategyCost, type CostEntry } from '../../workers/lib/analytic-cost';
 import { analyticFrontier, analyticPoints } from '../../workers/lib/report/analytic';
-import type { CellResult } from '../../workers/lib/report/types';
+import { paretoFrontier } from '../../workflows/pareto';
+import { taskAnalyticChart } from '../../workers/lib/report/charts';
+import { sweepPage } from '../../workers/lib/web/pages';
+import type { CellResult, SweepReport } from '../../workers/lib/report/types';
 
 const attnTiny: CostEntry = {
   family: 'transformer',
@@ -104,12 +107,12 @@ describe('analytic costs, counted by hand', () => {
 });
 
 describe('the analytic frontier', () => {
-  const cell = (model: string, strategy: string, accuracy: number): CellResult => ({
-    key: `${model}-${strategy}`,
+  const cell = (model: string, strategy: string, accuracy: number, task = 'mqar'): CellResult => ({
+    key: `${model}-${strategy}-${task}`,
     model,
     family: '',
-    task: 'mqar',
-    taskLabel: 'mqar',
+    task,
+    taskLabel: task,
     strategy,
     status: 'done',
     reused: false,
@@ -148,5 +151,85 @@ describe('the analytic frontier', () => {
       analyticFrontier(unknown, 'state').map((p) => p.model),
       ['attn', 'attn'],
     );
+  });
+
+  it("draws one task's frontier on an analytic axis from that task's cells alone, naming the axis", () => {
+    const cells = [cell('attn', 'default', 0.9), cell('based', 'default', 0.5), cell('attn', 'default', 0.2, 'doc'), cell('based', 'default', 0.6, 'doc')];
+    const entries: Record<string, CostEntry> = { attn: attnTiny, based: basedTiny };
+    const report = { cells, analytic: { seqLen: 1024, points: analyticPoints(cells, (m) => entries[m]) } } as unknown as SweepReport;
+    const chart = taskAnalyticChart(report, 'doc', 'flops')!;
+    assert.equal(chart.task, 'doc');
+    const values = (chart.spec as unknown as { data: { values: Array<{ model: string; accuracy: number; onFrontier: boolean }> } }).data.values;
+    // on doc, based is both cheaper and more accurate: attn is dominated there (on mqar it is not)
+    assert.deepEqual(
+      values.map((v) => [v.model, v.accuracy, v.onFrontier]),
+      [
+        ['based', 0.6, true],
+        ['attn', 0.2, false],
+      ],
+    );
+    assert.match(JSON.stringify(chart.spec), /prefill FLOPs per prompt token at 1,024 tokens \(analytic\)/);
+    assert.equal(taskAnalyticChart(report, 'no such task', 'state'), undefined);
+  });
+
+  it('the sweep page offers every Pareto chart on each axis, and the measured ones carry the benchmark interval', () => {
+    const cells = [cell('attn', 'default', 0.9), cell('based', 'default', 0.5), cell('attn', 'default', 0.2, 'doc'), cell('based', 'default', 0.6, 'doc')];
+    const entries: Record<string, CostEntry> = { attn: attnTiny, based: basedTiny };
+    const runs = (base: number) => [3, 7, 0, 9, 4, 1, 8, 2, 6, 5].map((i) => base + i * 0.001);
+    const bench = (model: string, base: number) => ({
+      model,
+      strategy: 'default',
+      seqLen: 256,
+      batchSize: 4,
+      processedLen: 256,
+      implementation: model,
+      seconds: base + 0.0045,
+      minSeconds: base,
+      runSeconds: runs(base),
+      tokensPerSecond: 1024 / (base + 0.0045),
+      baselineImplementation: 'sdpa',
+      baselineSeconds: 0.01,
+      gpuName: null,
+    });
+    const benchmarks = [bench('attn', 0.1), bench('based', 0.05)];
+    const { axis, interval, points } = paretoFrontier(cells, benchmarks);
+    const report: SweepReport = {
+      sweepId: 's',
+      name: 'two-tasks',
+      status: 'completed',
+      createdAt: 'now',
+      finishedAt: null,
+      gitSha: null,
+      cells,
+      benchmarks,
+      perplexity: [],
+      jrtMargins: [],
+      paretoAxis: axis,
+      paretoInterval: interval,
+      pareto: points,
+      analytic: { seqLen: 1024, points: analyticPoints(cells, (m) => entries[m]) },
+      execution: null,
+    };
+    const page = sweepPage(report, new Map());
+    const specsOf = (chart: string) =>
+      Object.fromEntries(
+        [...page.matchAll(new RegExp(`<div class="chart" data-chart="${chart}" data-axes>([\\s\\S]*?)<div class="view">`, 'g'))].flatMap(([, body]) =>
+          [...body!.matchAll(/data-axis="(\w+)">([^<]*)<\/script>/g)].map(([, name, json]) => [
+            name!,
+            JSON.parse(json!) as { title: { subtitle: string | string[] }; data: { values: Array<Record<string, number>> } },
+          ]),
+        ),
+      );
+    for (const chart of ['pareto', 'pareto-task-1', 'pareto-task-2']) {
+      const specs = specsOf(chart);
+      assert.deepEqual(Object.keys(specs), ['measured', 'flops', 'state'], chart);
+      assert.match(String(specs.measured!.title.subtitle), /bars: 95% interval of the median run \(order statistics of the timed runs\)/, chart);
+      // tokens over x(9) and x(2) of the ten runs: 1024 / 0.108 to 1024 / 0.101 for attn
+      const attn = specs.measured!.data.values.find((v) => (v as unknown as { model: string }).model === 'attn')!;
+      assert.ok(Math.abs(attn.throughputLo! - 1024 / 0.108) < 1e-6 && Math.abs(attn.throughputHi! - 1024 / 0.101) < 1e-6, JSON.stringify(attn));
+    }
+    assert.match(page, /Interval: 95% interval of the median run/);
+    // the benchmark table: attn's x(2) and x(9) of its runs, in ms
+    assert.match(page, /<td class="num">104\.50<\/td>\n<td class="num">101\.00-108\.00<\/td>/);
   });
 });

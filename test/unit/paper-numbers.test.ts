@@ -78,6 +78,7 @@ describe('the report beside the paper', () => {
       perplexity: [],
       jrtMargins: [],
       paretoAxis: 'eval',
+      paretoInterval: 'none',
       pareto: [],
       analytic: { seqLen: 1024, points: [] },
       paper: rows,

@@ -18,6 +18,7 @@ const pt = (name: string, accuracy: number, throughput: number, lo = throughput,
   throughputLo: lo,
   throughputHi: hi,
 });
+const close = (actual: number, expected: number) => assert.ok(Math.abs(actual - expected) <= 1e-9 * expected, `${actual} is not ${expected}`);
 const onFrontier = (points: Array<{ name: string; onFrontier: boolean }>) => points.filter((p) => p.onFrontier).map((p) => p.name);
 
 describe('markFrontier', () => {
@@ -95,16 +96,17 @@ describe('paretoFrontier', () => {
     minSeconds,
   });
 
-  it('takes throughput from the prefill benchmark when every point has one, with a range from the fastest runs', () => {
+  it('takes throughput from the prefill benchmark when every point has one; rows without per-run seconds get a range from the fastest runs', () => {
     const cells = [cell('a', 'default', 0.5, 10), cell('a', 'jrt_prompt', 0.8, 5)];
     // a/default: 4x100 + 4x300 tokens in 0.1 + 0.3 s = 4000 tok/s; fastest runs 0.08 + 0.24 s = 5000 tok/s,
     // and the same 0.08 s spread the other way: 1600 tokens in 0.48 s = 3333 tok/s
-    const { axis, points } = paretoFrontier(cells, [
+    const { axis, interval, points } = paretoFrontier(cells, [
       bench('a', 'default', 100, 0.1, 0.08),
       bench('a', 'default', 300, 0.3, 0.24),
       bench('a', 'jrt_prompt', 100, 0.2),
     ]);
     assert.equal(axis, 'benchmark');
+    assert.equal(interval, 'fastest-run');
     assert.deepEqual(
       points.map((p) => [p.strategy, Math.round(p.throughput), Math.round(p.throughputLo), Math.round(p.throughputHi), p.onFrontier]),
       [
@@ -114,10 +116,56 @@ describe('paretoFrontier', () => {
     );
   });
 
+  // ten runs of 0.10, 0.11, ... 0.19 s in a scrambled order (median 0.145, x(2) 0.11, x(9) 0.18)
+  const tenRuns = (base: number, step = 0.01) => [3, 7, 0, 9, 4, 1, 8, 2, 6, 5].map((i) => base + i * step);
+  const timed = (model: string, strategy: string, seqLen: number, base: number, step = 0.01): ParetoBenchmark => ({
+    ...bench(model, strategy, seqLen, base + 4.5 * step),
+    minSeconds: base,
+    runSeconds: tenRuns(base, step),
+  });
+
+  it("sums each row's order-statistic interval of its median when every run was recorded", () => {
+    // 1600 tokens in 0.145 + 0.345 s = 3265 tok/s; interval 1600 / (0.18 + 0.38) to 1600 / (0.11 + 0.31)
+    const { axis, interval, points } = paretoFrontier([cell('a', 'default', 0.5, 10)], [timed('a', 'default', 100, 0.1), timed('a', 'default', 300, 0.3)]);
+    assert.equal(axis, 'benchmark');
+    assert.equal(interval, 'median-ci');
+    const [p] = points;
+    assert.equal(p!.interval, 'median-ci');
+    close(p!.throughput, 1600 / 0.49);
+    close(p!.throughputLo, 1600 / 0.56);
+    close(p!.throughputHi, 1600 / 0.42);
+  });
+
+  it('settles a verdict once the intervals stop overlapping, and says which points fell back', () => {
+    const cells = [cell('a', 'default', 0.6, 10), cell('b', 'default', 0.5, 10)];
+    // b is less accurate, so it is on the frontier only if it is faster than a
+    const wide = paretoFrontier(cells, [timed('a', 'default', 100, 0.1, 0.01), timed('b', 'default', 100, 0.095, 0.01)]);
+    const narrow = paretoFrontier(cells, [timed('a', 'default', 100, 0.1, 0.001), timed('b', 'default', 100, 0.08, 0.001)]);
+    const verdict = (r: typeof wide) => r.points.map((p) => [p.model, p.onFrontier, p.settled]);
+    assert.deepEqual(verdict(wide), [
+      ['b', true, false],
+      ['a', true, true],
+    ]);
+    assert.deepEqual(verdict(narrow), [
+      ['b', true, true],
+      ['a', true, true],
+    ]);
+    const mixed = paretoFrontier(cells, [timed('a', 'default', 100, 0.1), bench('b', 'default', 100, 0.1, 0.09)]);
+    assert.equal(mixed.interval, 'mixed');
+    assert.deepEqual(
+      mixed.points.map((p) => [p.model, p.interval]),
+      [
+        ['b', 'fastest-run'],
+        ['a', 'median-ci'],
+      ],
+    );
+  });
+
   it('falls back to eval throughput rather than mix units when a point lacks a benchmark', () => {
     const cells = [cell('a', 'default', 0.5, 10), cell('b', 'default', 0.8, 5)];
-    const { axis, points } = paretoFrontier(cells, [bench('a', 'default', 100, 0.1)]);
+    const { axis, interval, points } = paretoFrontier(cells, [bench('a', 'default', 100, 0.1)]);
     assert.equal(axis, 'eval');
+    assert.equal(interval, 'none');
     assert.deepEqual(
       points.map((p) => p.throughput),
       [10, 5],

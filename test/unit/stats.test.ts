@@ -1,7 +1,7 @@
 // Hand-checked cases for the interval and test maths every surface shows.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { differenceInterval, holmAdjust, mcnemarExact, pairedDifferenceInterval, wilsonInterval } from '../../workflows/stats';
+import { differenceInterval, holmAdjust, mcnemarExact, medianInterval, pairedDifferenceInterval, wilsonInterval } from '../../workflows/stats';
 
 const close = (actual: number, expected: number, tol = 1e-4) => assert.ok(Math.abs(actual - expected) <= tol, `${actual} is not within ${tol} of ${expected}`);
 
@@ -84,5 +84,52 @@ describe('holmAdjust', () => {
     assert.deepEqual(holmAdjust([0.5, 0.9]), [1, 1]);
     assert.deepEqual(holmAdjust([]), []);
     assert.throws(() => holmAdjust([0.1, 1.2]), /p-value 1.2 at position 1/);
+  });
+});
+
+describe('medianInterval', () => {
+  // the timed runs arrive in the order they ran, not sorted
+  const shuffled = (n: number) => Array.from({ length: n }, (_, i) => ((i * 7) % n) + 1);
+
+  it('takes x(2) and x(9) of ten runs, covering 1 - 2 x 11/1024', () => {
+    const i = medianInterval(shuffled(10));
+    assert.deepEqual([i.estimate, i.lo, i.hi], [5.5, 2, 9]);
+    close(i.coverage, 1 - 22 / 1024, 1e-12);
+  });
+
+  it('takes x(6) and x(15) of twenty runs: P(B <= 5) = 21700 / 2^20', () => {
+    const i = medianInterval(shuffled(20));
+    assert.deepEqual([i.estimate, i.lo, i.hi], [10.5, 6, 15]);
+    close(i.coverage, 1 - (2 * 21700) / 2 ** 20, 1e-12);
+  });
+
+  it('uses the full range once it is the only pair that reaches the confidence', () => {
+    const six = medianInterval([3, 1, 2, 6, 5, 4]);
+    assert.deepEqual([six.estimate, six.lo, six.hi], [3.5, 1, 6]);
+    close(six.coverage, 1 - 2 / 64, 1e-12);
+    const tenAt99 = medianInterval(shuffled(10), 0.99);
+    assert.deepEqual([tenAt99.lo, tenAt99.hi], [1, 10]);
+    close(tenAt99.coverage, 1 - 2 / 1024, 1e-12);
+  });
+
+  it('says so when too few runs reach the confidence at all', () => {
+    const five = medianInterval([5, 4, 3, 2, 1]);
+    assert.deepEqual([five.estimate, five.lo, five.hi], [3, 1, 5]);
+    close(five.coverage, 1 - 2 / 32, 1e-12);
+    assert.ok(five.coverage < 0.95);
+    assert.deepEqual(medianInterval([0.25]), { estimate: 0.25, lo: 0.25, hi: 0.25, coverage: 0 });
+  });
+
+  it('stays finite and just above 95% at the contract bound of 1,000 runs', () => {
+    const i = medianInterval(shuffled(1000));
+    // the normal approximation puts the ranks near 500 -/+ 1.96 x sqrt(1000) / 2 = 469 and 532
+    assert.ok(i.lo >= 465 && i.lo <= 472 && i.hi === 1001 - i.lo, JSON.stringify(i));
+    assert.ok(i.coverage >= 0.95 && i.coverage < 0.96, String(i.coverage));
+  });
+
+  it('refuses what is not a sample', () => {
+    assert.throws(() => medianInterval([]), /at least one sample/);
+    assert.throws(() => medianInterval([1, Number.NaN]), /sample 1 is not a finite number/);
+    assert.throws(() => medianInterval([1], 1), /confidence must lie in \(0, 1\)/);
   });
 });

@@ -1,7 +1,8 @@
 """Prefill timing the paper's way (docs/protocol.md, Prefill throughput): warm-up, then ``runs``
 timings of the same call (CUDA events between synchronizes on a GPU, perf_counter on the CPU),
-reported as median and min, beside SDPA causal attention at the same (batch, N) in the same process,
-with the versions that make a number comparable. Tested in ``tests/test_throughput.py``.
+reported as median, min and every run, beside SDPA causal attention at the same (batch, N) in the
+same process, with the versions that make a number comparable. Tested in
+``tests/test_throughput.py``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def timed_prefill(implementation: str, timing: Timing, batch: int, seq_len: int)
         median_seconds=timing.median,
         min_seconds=timing.minimum,
         runs=len(timing.seconds),
+        run_seconds=list(timing.seconds),
         tokens_per_second=batch * seq_len / timing.median,
     )
 

@@ -57,6 +57,7 @@ export function analyticFrontier(report: Pick<SweepReport, 'cells' | 'analytic'>
       throughput: 1 / value,
       throughputLo: 1 / value,
       throughputHi: 1 / value,
+      interval: 'none' as const,
     };
   });
   return markFrontier(points)

@@ -4,7 +4,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
-import { PARETO_AXIS_LABEL, paretoFrontier, type ParetoAxis, type ParetoPoint } from '../../../workflows/pareto';
+import { PARETO_AXIS_LABEL, PARETO_INTERVAL_LABEL, intervalOf, paretoFrontier, type ParetoAxis, type ParetoPoint } from '../../../workflows/pareto';
 import { ANALYTIC_AXIS_LABEL, analyticFrontier, analyticSources, type AnalyticAxis } from './analytic';
 import type { PanelBin, PerplexityResult, SweepReport } from './types';
 
@@ -22,12 +22,13 @@ const frontierRows = (points: ParetoPoint[]) =>
   });
 
 /**
- * Frontier points joined by a line, dominated points dimmed, the throughput range as a bar. On a
- * cost axis (lower is better) the scale runs backwards, so the frontier is up and to the right
- * on every axis.
+ * Frontier points joined by a line, dominated points dimmed, the throughput interval as a bar
+ * whose kind the subtitle names. On a cost axis (lower is better) the scale runs backwards, so the
+ * frontier is up and to the right on every axis.
  */
 export function paretoSpec(points: ParetoPoint[], axis: ChartAxis, title: string, note?: string): TopLevelSpec {
   const label = CHART_AXIS_LABEL[axis];
+  const interval = intervalOf(points);
   const x = { field: 'throughput', type: 'quantitative' as const, title: label, scale: { type: 'log' as const, reverse: isCost(axis) } };
   const y = { field: 'accuracy', type: 'quantitative' as const, title: 'accuracy', axis: { format: '.0%' }, scale: { domain: [0, 1] } };
   return {
@@ -36,7 +37,9 @@ export function paretoSpec(points: ParetoPoint[], axis: ChartAxis, title: string
       text: title,
       subtitle: isCost(axis)
         ? [`x axis: ${label}, lower to the right`, ...(note ? [note] : [])]
-        : `x axis: ${label}; hollow = the timing range leaves its place open`,
+        : interval === 'none'
+          ? `x axis: ${label}`
+          : [`x axis: ${label}; hollow = its interval leaves its place on the frontier open`, `bars: ${PARETO_INTERVAL_LABEL[interval]}`],
     },
     width: 420,
     height: 260,
@@ -65,6 +68,12 @@ export function paretoSpec(points: ParetoPoint[], axis: ChartAxis, title: string
             { field: 'point', title: 'cell' },
             { field: 'accuracy', format: '.1%' },
             { field: 'throughput', format: isCost(axis) ? ',.4~s' : ',.1f', title: label },
+            ...(interval === 'none'
+              ? []
+              : [
+                  { field: 'throughputLo', format: ',.1f', title: 'interval from' },
+                  { field: 'throughputHi', format: ',.1f', title: 'interval to' },
+                ]),
             { field: 'verdict' },
           ],
         },
@@ -178,6 +187,28 @@ export interface SweepChart {
   name: string;
   title: string;
   spec: TopLevelSpec;
+  /** the task label of a per-task Pareto chart */
+  task?: string;
+}
+
+/**
+ * A per-task frontier on an analytic axis. The report files leave these out (one per task and
+ * axis would swamp report.md); the dashboard offers them in the per-task charts' axis selectors.
+ */
+export function taskAnalyticChart(report: SweepReport, task: string, axis: AnalyticAxis): SweepChart | undefined {
+  const points = analyticFrontier(
+    report,
+    axis,
+    report.cells.filter((c) => c.taskLabel === task),
+  );
+  if (!points.length) return undefined;
+  const label = ANALYTIC_AXIS_LABEL[axis];
+  return {
+    name: `pareto-${axis}: ${task}`,
+    title: `Pareto frontier: ${label}: ${task}`,
+    task,
+    spec: paretoSpec(points, axis, `Quality vs ${label}: ${task}`, analyticSources(report.analytic.points, axis)),
+  };
 }
 
 /** Every chart of a sweep, by file stem: the heatmap, the averaged frontier on each axis, one per task. */
@@ -205,7 +236,12 @@ export function sweepCharts(report: SweepReport): SweepChart[] {
           report.benchmarks,
         );
         if (points.length)
-          charts.push({ name: `pareto-task-${i + 1}`, title: `Pareto frontier: ${task}`, spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`) });
+          charts.push({
+            name: `pareto-task-${i + 1}`,
+            title: `Pareto frontier: ${task}`,
+            task,
+            spec: paretoSpec(points, axis, `Quality vs throughput: ${task}`),
+          });
       });
     }
   }

@@ -47,6 +47,7 @@ interface BenchmarkRow {
   implementation: string;
   seconds: number;
   min_seconds: number | null;
+  run_seconds: number[] | null;
   tokens_per_second: number;
   baseline: string;
   baseline_seconds: number;
@@ -148,6 +149,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     implementation: r.implementation,
     seconds: r.seconds,
     minSeconds: r.min_seconds,
+    runSeconds: r.run_seconds,
     tokensPerSecond: r.tokens_per_second,
     baselineImplementation: r.baseline,
     baselineSeconds: r.baseline_seconds,
@@ -160,7 +162,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     rows.filter((r) => TASKS[r.task_name as TaskName]?.kind === 'perplexity'),
     rows.map((r, i) => [r.key, labels[i]!]),
   );
-  const { axis, points } = paretoFrontier(recall, benchmarks);
+  const { axis, interval, points } = paretoFrontier(recall, benchmarks);
   const execution = opts.execution === false ? null : await loadExecution(db, sweepId);
   return {
     sweepId,
@@ -175,6 +177,7 @@ export async function loadSweepReport(db: Db, sweepId: string, opts: { margins?:
     perplexity,
     jrtMargins,
     paretoAxis: axis,
+    paretoInterval: interval,
     pareto: points,
     analytic: { seqLen: ANALYTIC_SEQ_LEN, points: analyticPoints(recall, catalogEntryOf()) },
     paper: comparePaper(recall, paperNumbers()),

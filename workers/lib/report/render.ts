@@ -1,7 +1,7 @@
 // The report's tables, for the terminal and for report.md.
 import Table from 'cli-table3';
-import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
-import type { Interval } from '../../../workflows/stats';
+import { PARETO_AXIS_LABEL, PARETO_INTERVAL_LABEL, type ParetoInterval } from '../../../workflows/pareto';
+import { medianInterval, type Interval } from '../../../workflows/stats';
 import { PAPER_HEAD, paperRows } from '../paper-numbers';
 import { ANALYTIC_AXIS_LABEL, analyticFrontier, analyticSources } from './analytic';
 import type { ExecutionSummary, SweepReport } from './types';
@@ -71,8 +71,16 @@ export function textTable(head: string[]): Table.Table {
 }
 
 const RESULT_HEAD = ['model', 'task', 'strategy', 'accuracy % [95% CI]', 'n', 'ppl AR-hit', 'ppl other', 'prefill tok/s', 'cell'];
-const BENCHMARK_HEAD = ['model', 'strategy', 'batch', 'N', 'tokens/seq', 'ms', 'tok/s', 'baseline', 'baseline ms', 'speed-up'];
-const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy %', PARETO_AXIS_LABEL[report.paretoAxis], 'range', 'frontier'];
+const BENCHMARK_HEAD = ['model', 'strategy', 'batch', 'N', 'tokens/seq', 'ms', 'ms 95% CI', 'tok/s', 'baseline', 'baseline ms', 'speed-up'];
+const paretoHead = (report: SweepReport) => ['model', 'strategy', 'mean accuracy %', PARETO_AXIS_LABEL[report.paretoAxis], 'interval', 'frontier'];
+/** what the frontier table's interval column holds, as a sentence ('' on the eval axis) */
+export const intervalSentence = (kind: ParetoInterval) => (kind === 'none' ? '' : `Interval: ${PARETO_INTERVAL_LABEL[kind]}.`);
+/** a benchmark row's interval of its median in ms, "-" for rows without per-run seconds */
+export const msInterval = (runSeconds: number[] | null) => {
+  if (!runSeconds?.length) return '-';
+  const { lo, hi } = medianInterval(runSeconds);
+  return `${(1000 * lo).toFixed(2)}-${(1000 * hi).toFixed(2)}`;
+};
 const JRT_HEAD = ['model', 'strategy', 'paired examples', 'strategy - default, points [95% CI]'];
 
 /** "*" on the frontier, "?" where the throughput intervals leave the verdict open */
@@ -96,6 +104,7 @@ function benchmarkRows(report: SweepReport): string[][] {
     String(b.seqLen),
     String(b.processedLen),
     (1000 * b.seconds).toFixed(2),
+    msInterval(b.runSeconds),
     num(b.tokensPerSecond, 0),
     b.baselineImplementation,
     (1000 * b.baselineSeconds).toFixed(2),
@@ -121,13 +130,16 @@ export function renderTerminal(report: SweepReport): string {
     ...(report.perplexity.length
       ? ['', "Perplexity task (the paper's Figure 3 protocol): AR hits vs Other on the scored tokens", perplexity.toString(), figure3Summary(report)]
       : []),
-    ...(report.benchmarks.length ? ['', 'Prefill benchmark (median of timed runs; speed-up = baseline ms / ms)', benchmark.toString()] : []),
+    ...(report.benchmarks.length
+      ? ['', 'Prefill benchmark (median of timed runs with its 95% interval; speed-up = baseline ms / ms)', benchmark.toString()]
+      : []),
     ...(report.jrtMargins.length ? ['', 'JRT margins per model and layout (paired over the same examples)', jrt.toString()] : []),
     ...(report.pareto.length
       ? [
           '',
-          `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the timing intervals leave it open; accuracy averaged over tasks)`,
+          `Quality-throughput Pareto frontier on ${PARETO_AXIS_LABEL[report.paretoAxis]} (* = on the frontier, ? = the throughput intervals leave it open; accuracy averaged over tasks)`,
           pareto.toString(),
+          ...(report.paretoInterval === 'none' ? [] : [intervalSentence(report.paretoInterval)]),
         ]
       : []),
     ...paperSection(
@@ -203,7 +215,8 @@ export function renderMarkdown(report: SweepReport): string {
           '## Prefill benchmark',
           '',
           "Random inputs; warm-up, then the median of the timed runs (CUDA events on a GPU). tok/s counts the prompt's tokens once (batch x N), " +
-            'so a strategy that reads the context twice pays for it. The baseline is SDPA attention at the same batch and N, timed in the same process.',
+            'so a strategy that reads the context twice pays for it. The baseline is SDPA attention at the same batch and N, timed in the same process. ' +
+            'ms 95% CI is a distribution-free interval of the median from the order statistics of the timed runs ("-" for rows recorded before per-run timings were kept).',
           '',
           markdownTable(BENCHMARK_HEAD, benchmarkRows(report)),
         ]
@@ -225,7 +238,7 @@ export function renderMarkdown(report: SweepReport): string {
       ? "One point per (model, strategy); throughput is the prefill benchmark's prompt tokens per second, so reading the context twice costs what it costs."
       : 'One point per (model, strategy); throughput counts prompts prefilled per second while the recall cells ran, so reading the context twice costs what it costs.',
     '',
-    `Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. "?" marks a point whose place on the frontier the timing range does not settle.`,
+    `Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. "?" marks a point whose place on the frontier its throughput interval does not settle. ${intervalSentence(report.paretoInterval)}`,
     '',
     '![Pareto frontier](pareto.svg)',
     '',

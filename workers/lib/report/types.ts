@@ -1,5 +1,5 @@
 // The shape of a sweep's results as the report and the web dashboard read them.
-import type { ParetoAxis, ParetoPoint } from '../../../workflows/pareto';
+import type { ParetoAxis, ParetoInterval, ParetoPoint } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import type { AnalyticCost } from '../analytic-cost';
 import { type PaperComparison } from '../paper-numbers';
@@ -52,6 +52,8 @@ export interface BenchmarkResult {
   /** median of the timed runs */
   seconds: number;
   minSeconds: number | null;
+  /** every timed run's seconds; null for rows recorded before they were kept */
+  runSeconds: number[] | null;
   /** prompt tokens (batch x seqLen) per second */
   tokensPerSecond: number;
   baselineImplementation: string;
@@ -114,6 +116,8 @@ export interface SweepReport {
   perplexity: PerplexityResult[];
   jrtMargins: JrtMargin[];
   paretoAxis: ParetoAxis;
+  /** what the frontier's throughput bars are (PARETO_INTERVAL_LABEL says it in words) */
+  paretoInterval: ParetoInterval;
   pareto: ParetoPoint[];
   /** costs counted from each model's config, for the Pareto frontier's analytic axes */
   analytic: { seqLen: number; points: AnalyticPoint[] };

@@ -5,8 +5,8 @@ import { PARETO_AXIS_LABEL } from '../../../workflows/pareto';
 import { CELL_KEY_FIELDS } from '../../../workflows/sweep-spec';
 import type { FlippedExample, SweepComparison } from '../compare';
 import { html, scriptJson, trusted, type Markup } from '../html';
-import { sweepCharts, type SweepChart } from '../report/charts';
-import { figure3Summary, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
+import { sweepCharts, taskAnalyticChart, type SweepChart } from '../report/charts';
+import { figure3Summary, intervalSentence, msInterval, num, pct, pctInterval, signedInterval, sweepStatusText } from '../report/render';
 import type { SweepReport } from '../report/types';
 import type { ExamplePage, SweepSummary, loadCell } from './data';
 
@@ -58,16 +58,18 @@ export function sweepsPage(sweeps: SweepSummary[]): string {
 const PARETO_ALTERNATIVES = ['pareto-flops', 'pareto-state'];
 
 /**
- * The averaged Pareto chart with an axis selector: each axis's spec rides along, and the browser
- * script redraws the chart from the chosen one (no round trip).
+ * A Pareto chart (averaged, or one task's) with an axis selector: each axis's spec rides along,
+ * and the browser script redraws the chart from the chosen one (no round trip).
  */
-function paretoChart(measured: SweepChart, charts: SweepChart[]): Markup {
+function paretoChart(report: SweepReport, measured: SweepChart, charts: SweepChart[]): Markup {
+  const analytic = (axis: 'flops' | 'state') =>
+    measured.task === undefined ? charts.find((c) => c.name === `pareto-${axis}`) : taskAnalyticChart(report, measured.task, axis);
   const axes = [
     { name: 'measured', label: 'measured throughput', chart: measured },
-    { name: 'flops', label: 'analytic FLOPs', chart: charts.find((c) => c.name === 'pareto-flops') },
-    { name: 'state', label: 'state bytes', chart: charts.find((c) => c.name === 'pareto-state') },
+    { name: 'flops', label: 'analytic FLOPs', chart: analytic('flops') },
+    { name: 'state', label: 'state bytes', chart: analytic('state') },
   ].filter((a): a is { name: string; label: string; chart: SweepChart } => a.chart !== undefined);
-  return html`<div class="chart" data-chart="pareto" data-axes>
+  return html`<div class="chart" data-chart="${measured.name}" data-axes>
 <label>x axis: <select class="axis">${axes.map((a) => html`<option value="${a.name}">${a.label}</option>`)}</select></label>
 ${axes.map((a) => html`<script type="application/json" data-axis="${a.name}">${scriptJson(a.chart.spec)}</script>`)}
 <div class="view"></div>
@@ -89,8 +91,8 @@ export function sweepPage(report: SweepReport, slices: Map<string, Array<{ slice
 ${charts
   .filter((c) => !PARETO_ALTERNATIVES.includes(c.name))
   .map((c) =>
-    c.name === 'pareto'
-      ? paretoChart(c, charts)
+    c.name === 'pareto' || c.task !== undefined
+      ? paretoChart(report, c, charts)
       : html`<div class="chart" data-chart="${c.name}"><script type="application/json">${scriptJson(c.spec)}</script></div>`,
   )}
 <h2>Cells</h2>
@@ -110,8 +112,8 @@ ${report.jrtMargins.map((m) => html`<tr><td>${m.model}</td><td>${m.strategy}</td
     : ''
 }
 <h2>Pareto frontier</h2>
-<p>Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. Accuracy averaged over tasks.</p>
-<table id="pareto"><thead><tr><th>model</th><th>strategy</th><th class="num">accuracy %</th><th class="num">${PARETO_AXIS_LABEL[report.paretoAxis]}</th><th>range</th><th>frontier</th></tr></thead><tbody>
+<p>Axis: ${PARETO_AXIS_LABEL[report.paretoAxis]}. Accuracy averaged over tasks. ${intervalSentence(report.paretoInterval)}</p>
+<table id="pareto"><thead><tr><th>model</th><th>strategy</th><th class="num">accuracy %</th><th class="num">${PARETO_AXIS_LABEL[report.paretoAxis]}</th><th>interval</th><th>frontier</th></tr></thead><tbody>
 ${report.pareto.map(
   (
     p,
@@ -143,13 +145,13 @@ ${report.cells.map((c) => {
 </tbody></table>
 ${
   report.benchmarks.length
-    ? html`<h2>Prefill benchmark</h2><p>Median of the timed runs beside the attention baseline timed in the same process.</p>
-<table id="benchmark"><thead><tr><th>model</th><th>strategy</th><th class="num">batch</th><th class="num">N</th><th class="num">ms</th><th class="num">tok/s</th><th>baseline</th><th class="num">baseline ms</th><th class="num">speed-up</th></tr></thead><tbody>
+    ? html`<h2>Prefill benchmark</h2><p>Median of the timed runs beside the attention baseline timed in the same process; ms 95% CI is the order-statistic interval of the median ("-" where per-run timings were not kept).</p>
+<table id="benchmark"><thead><tr><th>model</th><th>strategy</th><th class="num">batch</th><th class="num">N</th><th class="num">ms</th><th class="num">ms 95% CI</th><th class="num">tok/s</th><th>baseline</th><th class="num">baseline ms</th><th class="num">speed-up</th></tr></thead><tbody>
 ${report.benchmarks.map(
   (
     b,
   ) => html`<tr><td>${b.model}</td><td>${b.strategy}</td><td class="num">${b.batchSize}</td><td class="num">${b.seqLen}</td><td class="num">${(1000 * b.seconds).toFixed(2)}</td>
-<td class="num">${num(b.tokensPerSecond, 0)}</td><td>${b.baselineImplementation}</td><td class="num">${(1000 * b.baselineSeconds).toFixed(2)}</td><td class="num">${(b.baselineSeconds / b.seconds).toFixed(2)}x</td></tr>`,
+<td class="num">${msInterval(b.runSeconds)}</td><td class="num">${num(b.tokensPerSecond, 0)}</td><td>${b.baselineImplementation}</td><td class="num">${(1000 * b.baselineSeconds).toFixed(2)}</td><td class="num">${(b.baselineSeconds / b.seconds).toFixed(2)}x</td></tr>`,
 )}
 </tbody></table>`
     : ''
