@@ -43,59 +43,52 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
       const cells = expandCells(input.resolved);
       const shardSize = input.resolved.spec.execution.shardSize;
       const keys = cells.map((c) => c.key);
+      // Plain SQL, a statement per table, the cells as one JSON parameter: the same rows the
+      // ORM wrote, without its per-row parameters and its first-use query planning (most of a
+      // fresh orchestrator's first registration; docs/measurements/2026-11-29-busy.md).
+      const rows = cells.map((c) => ({
+        key: c.key,
+        model_name: c.model.name,
+        model_revision: c.model.revision,
+        model_family: c.model.family,
+        dtype: c.model.dtype,
+        task_name: c.task.name,
+        task_version: c.task.version,
+        task_params: c.task.params,
+        task_data_digest: c.taskDataDigest,
+        strategy_name: c.strategy.name,
+        strategy_version: c.strategy.version,
+        strategy_params: c.strategy.params,
+        generation: c.generation,
+        scorer: c.scorer,
+        slices: c.slices ?? null,
+        num_examples: c.numExamples,
+        num_shards: shardsOf(c, shardSize).length,
+      }));
       await db.$transaction(async (tx) => {
-        await tx.sweep.upsert({
-          where: { id: input.sweepId },
-          create: {
-            id: input.sweepId,
-            name: input.resolved.spec.name,
-            specFile: input.specFile,
-            specYaml: input.specYaml,
-            spec: input.resolved as object,
-            specDigest: input.resolved.specDigest,
-            workflowId: input.workflowId,
-            gitSha: input.gitSha,
-          },
-          update: {},
-        });
-        await tx.cell.createMany({
-          skipDuplicates: true,
-          data: cells.map((c) => ({
-            key: c.key,
-            modelName: c.model.name,
-            modelRevision: c.model.revision,
-            modelFamily: c.model.family,
-            dtype: c.model.dtype,
-            taskName: c.task.name,
-            taskVersion: c.task.version,
-            taskParams: c.task.params as object,
-            taskDataDigest: c.taskDataDigest,
-            strategyName: c.strategy.name,
-            strategyVersion: c.strategy.version,
-            strategyParams: c.strategy.params as object,
-            generation: c.generation as object,
-            scorer: c.scorer as object,
-            slices: (c.slices ?? undefined) as object | undefined,
-            numExamples: c.numExamples,
-            numShards: shardsOf(c, shardSize).length,
-          })),
-        });
+        await tx.$executeRaw`
+          INSERT INTO sweeps (id, name, spec_file, spec_yaml, spec, spec_digest, workflow_id, git_sha)
+          VALUES (${input.sweepId}, ${input.resolved.spec.name}, ${input.specFile}, ${input.specYaml},
+                  ${JSON.stringify(input.resolved)}::jsonb, ${input.resolved.specDigest}, ${input.workflowId}, ${input.gitSha})
+          ON CONFLICT (id) DO NOTHING`;
+        await tx.$executeRaw`
+          INSERT INTO cells (key, model_name, model_revision, model_family, dtype, task_name, task_version, task_params,
+                             task_data_digest, strategy_name, strategy_version, strategy_params, generation, scorer, slices,
+                             num_examples, num_shards)
+          SELECT r.* FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS r(
+                   key text, model_name text, model_revision text, model_family text, dtype text, task_name text,
+                   task_version int, task_params jsonb, task_data_digest text, strategy_name text, strategy_version int,
+                   strategy_params jsonb, generation jsonb, scorer jsonb, slices jsonb, num_examples int, num_shards int)
+          ON CONFLICT (key) DO NOTHING`;
         if (input.retryFailed) {
           // a new sweep gives failed cells another chance; a continued one does not loop on them
-          await tx.cell.updateMany({
-            where: { key: { in: keys }, status: 'failed' },
-            data: { status: 'pending', error: null },
-          });
+          await tx.$executeRaw`UPDATE cells SET status = 'pending', error = NULL WHERE key = ANY(${keys}) AND status = 'failed'`;
         }
-        const doneBefore = await tx.cell.findMany({
-          where: { key: { in: keys }, status: 'done' },
-          select: { key: true },
-        });
-        const reused = new Set(doneBefore.map((c) => c.key));
-        await tx.sweepCell.createMany({
-          skipDuplicates: true,
-          data: keys.map((cellKey) => ({ sweepId: input.sweepId, cellKey, reused: reused.has(cellKey) })),
-        });
+        // reused: the cell was already done when this sweep registered
+        await tx.$executeRaw`
+          INSERT INTO sweep_cells (sweep_id, cell_key, reused)
+          SELECT ${input.sweepId}, c.key, c.status = 'done' FROM cells c WHERE c.key = ANY(${keys})
+          ON CONFLICT DO NOTHING`;
       }, TRANSACTION);
       return loadSweepState(db, input.sweepId, keys);
     },
@@ -475,20 +468,18 @@ async function promoteFailedSweeps(tx: Tx, which: { cellKey: string; by: string 
 }
 
 export async function loadSweepState(db: Db, sweepId: string, keys: string[]): Promise<SweepState> {
-  const cells = await db.cell.findMany({
-    where: { key: { in: keys } },
-    select: { key: true, status: true, sweeps: { where: { sweepId }, select: { reused: true } } },
-  });
+  const cells = await db.$queryRaw<Array<{ key: string; status: string; reused: boolean | null }>>`
+    SELECT c.key, c.status, sc.reused FROM cells c
+      LEFT JOIN sweep_cells sc ON sc.cell_key = c.key AND sc.sweep_id = ${sweepId}
+     WHERE c.key = ANY(${keys})`;
   const partial = cells.filter((c) => c.status !== 'done').map((c) => c.key);
-  const shards = await db.shardRecord.findMany({
-    where: { cellKey: { in: partial } },
-    select: { cellKey: true, exampleStart: true, exampleEnd: true },
-  });
+  const shards = await db.$queryRaw<Array<{ cell_key: string; example_start: number; example_end: number }>>`
+    SELECT cell_key, example_start, example_end FROM shard_records WHERE cell_key = ANY(${partial})`;
   const doneRanges: Record<string, Array<[number, number]>> = {};
-  for (const s of shards) (doneRanges[s.cellKey] ??= []).push([s.exampleStart, s.exampleEnd]);
+  for (const s of shards) (doneRanges[s.cell_key] ??= []).push([s.example_start, s.example_end]);
   return {
     doneCells: cells.filter((c) => c.status === 'done').map((c) => c.key),
-    reusedCells: cells.filter((c) => c.sweeps[0]?.reused).map((c) => c.key),
+    reusedCells: cells.filter((c) => c.reused).map((c) => c.key),
     failedCells: cells.filter((c) => c.status === 'failed').map((c) => c.key),
     doneRanges,
   };

@@ -17,6 +17,10 @@ export interface SweepWorkflowInput {
     failures: Array<{ cellKey: string; error: string }>;
     startedAt: number;
     runs: number;
+    /** the cells other sweeps held at the last claim, which a continued run does not repeat */
+    waitingOn?: Record<string, string>;
+    /** set by continue-as-new: the sweep's cells are registered and claimed, not to be again */
+    registered?: boolean;
   };
 }
 

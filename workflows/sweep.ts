@@ -116,6 +116,16 @@ async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
 
 // how many times a sweep re-cuts and runs examples that are still missing once its shards are done
 const MISSING_ROUNDS = 3;
+// cell keys per claimCells / sweepState call: a grid's keys in one payload (64 characters each)
+// would pass Temporal's 2 MB payload limit near 30,000 cells
+const KEYS_PAGE = 2000;
+
+function pagesOf<T>(items: T[]): T[][] {
+  const pages: T[][] = [];
+  for (let i = 0; i < items.length; i += KEYS_PAGE) pages.push(items.slice(i, i + KEYS_PAGE));
+  return pages;
+}
+
 // longest pause between two looks at cells another sweep is computing
 const WAIT_MAX_SECONDS = 15;
 
@@ -148,25 +158,54 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     });
 
   try {
+    // Cell keys go to the database in pages, and a continued run neither registers nor claims
+    // again: its first run did both, and claims last until the sweep ends. A sweep started
+    // before that replays its history as it ran (one claim and one state read for all cells,
+    // registration on every run); called first, so the marker precedes every other command.
+    const paged = patched('sweep-keys-paged');
+    // only a run continued by this code knows its first run registered (a caller may hand a
+    // resolution in through `continued` for a sweep nothing registered yet)
+    const resumed = paged && input.continued?.registered === true;
     const resolved = input.continued?.resolved ?? (await resolveSweep(spec));
     const cells = expandCells(resolved);
-    const state = await local.registerSweep({
-      sweepId,
-      workflowId: workflowInfo().workflowId,
-      specFile: input.specFile,
-      specYaml: input.specYaml,
-      resolved,
-      gitSha: input.gitSha,
-      retryFailed: !input.continued,
-    });
+    const stateOf = async (keys: string[]): Promise<SweepState> => {
+      if (!paged) return local.sweepState({ sweepId, keys });
+      const parts = await Promise.all(pagesOf(keys).map((page) => local.sweepState({ sweepId, keys: page })));
+      return {
+        doneCells: parts.flatMap((p) => p.doneCells),
+        reusedCells: parts.flatMap((p) => p.reusedCells),
+        failedCells: parts.flatMap((p) => p.failedCells),
+        doneRanges: Object.assign({}, ...parts.map((p) => p.doneRanges)) as SweepState['doneRanges'],
+      };
+    };
+    const state = resumed
+      ? await stateOf(cells.map((c) => c.key))
+      : await local.registerSweep({
+          sweepId,
+          workflowId: workflowInfo().workflowId,
+          specFile: input.specFile,
+          specYaml: input.specYaml,
+          resolved,
+          gitSha: input.gitSha,
+          retryFailed: !input.continued,
+        });
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
     // another live sweep computing a cell this one needs: wait for it rather than compute it twice
     const claim = async (keys: string[]) => {
-      progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
+      if (!paged) {
+        progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
+        return;
+      }
+      const parts = await Promise.all(pagesOf(keys).map((page) => local.claimCells({ sweepId, keys: page })));
+      progress.waitingOn = Object.assign({}, ...parts.map((p) => p.waitingOn)) as SweepProgress['waitingOn'];
     };
-    await claim(cells.filter((c) => !state.doneCells.includes(c.key)).map((c) => c.key));
+    if (resumed) progress.waitingOn = input.continued?.waitingOn ?? {};
+    else {
+      const done = new Set(state.doneCells);
+      await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
+    }
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -264,6 +303,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           failures: [...failures].map(([cellKey, error]) => ({ cellKey, error })),
           startedAt: progress.startedAt,
           runs: progress.runs,
+          waitingOn: progress.waitingOn,
+          registered: true,
         },
       });
     };
@@ -311,7 +352,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     let pause = 1;
     for (;;) {
       await runAll(jobs);
-      const now = await local.sweepState({ sweepId, keys: cells.map((c) => c.key) });
+      const now = await stateOf(cells.map((c) => c.key));
       const doneNow = new Set(now.doneCells);
       const missing = cells.filter((c) => !doneNow.has(c.key) && !failedCells.has(c.key));
       progress.cells.done = now.doneCells.length;

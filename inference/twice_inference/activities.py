@@ -209,6 +209,57 @@ def _sum_slices(per_example: list[list[Any]]) -> list[contract.SliceSum]:
     ]
 
 
+class DeviceSlots:
+    """The device's compute slots, handed to waiting shards in arrival order, except that a shard
+    whose model is loaded goes before shards of other models. Shards arrive model-major, but a
+    worker that holds more than one waiting shard (``--prefetch`` above 1) may hold shards of two
+    models at a model boundary; taking the loaded model's first keeps one load per model."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._cond = threading.Condition()
+        self._tickets = 0
+        # ticket -> whether its shard's model is loaded now (asked when a slot is handed out)
+        self._waiting: dict[int, Callable[[], bool]] = {}
+
+    @contextmanager
+    def waiting(self, resident: Callable[[], bool]) -> Iterator[Callable[[float], bool]]:
+        """Queues a shard; yields ``acquire(timeout) -> bool``, which may be called again after
+        a timeout (to heartbeat) without losing the shard's place."""
+        with self._cond:
+            ticket = self._tickets
+            self._tickets += 1
+            self._waiting[ticket] = resident
+
+        def acquire(timeout: float) -> bool:
+            with self._cond:
+                taken = self._cond.wait_for(
+                    lambda: self._free > 0 and self._next() == ticket, timeout=timeout
+                )
+                if taken:
+                    self._free -= 1
+                    del self._waiting[ticket]
+                    # the next in line may be another shard, now that this one left the queue
+                    self._cond.notify_all()
+                return taken
+
+        try:
+            yield acquire
+        finally:
+            with self._cond:
+                if self._waiting.pop(ticket, None) is not None:
+                    self._cond.notify_all()
+
+    def release(self) -> None:
+        with self._cond:
+            self._free += 1
+            self._cond.notify_all()
+
+    def _next(self) -> int:
+        tickets = sorted(self._waiting)
+        return next((t for t in tickets if self._waiting[t]()), tickets[0])
+
+
 class InferenceActivities:
     """Activities bound to one worker process: its default device and a small LRU of loaded
     models (shards arrive model-major, so one resident model is usually enough).
@@ -232,7 +283,7 @@ class InferenceActivities:
             raise ValueError(f"model_cache_size must be >= 1, got {model_cache_size}")
         if compute_slots < 1:
             raise ValueError(f"compute_slots must be >= 1, got {compute_slots}")
-        self._compute = threading.Semaphore(compute_slots)
+        self._compute = DeviceSlots(compute_slots)
         self._tasks: OrderedDict[str, Task] = OrderedDict()
         self._tasks_lock = threading.Lock()
         self.default_device = device
@@ -284,14 +335,21 @@ class InferenceActivities:
         return handler(shard, task, device, phases)
 
     @contextmanager
-    def _compute_slot(self, phases: Phases) -> Iterator[None]:
+    def _compute_slot(
+        self, phases: Phases, model: contract.ModelRef, device: torch.device
+    ) -> Iterator[None]:
         """Holds one of the device's compute slots; a prefetched shard waits here, ready, and
-        heartbeats while it waits (its wait counts as queue time)."""
+        heartbeats while it waits (its wait counts as queue time). A shard of the loaded model
+        gets the slot before shards of another model (DeviceSlots)."""
         started = time.perf_counter()
-        while not self._compute.acquire(timeout=1.0):
-            activity.heartbeat(contract.ShardHeartbeat(examples_done=0).to_json())
-            if activity.is_cancelled():
-                raise CancelledError("run_shard cancelled while waiting for the device")
+        key = (model.name, model.revision, model.folder or "", str(device))
+        # read without _models_lock, which a load holds for its whole length: a waiting shard
+        # must keep heartbeating meanwhile, and a stale answer only changes who goes first
+        with self._compute.waiting(lambda: key in self._models) as acquire:
+            while not acquire(1.0):
+                activity.heartbeat(contract.ShardHeartbeat(examples_done=0).to_json())
+                if activity.is_cancelled():
+                    raise CancelledError("run_shard cancelled while waiting for the device")
         phases.queue += time.perf_counter() - started
         try:
             yield
@@ -332,7 +390,7 @@ class InferenceActivities:
             with phases.timing("data"):
                 prepared = (resident, *_recall_inputs(shard, task, resident, strategy))
 
-        with self._compute_slot(phases):
+        with self._compute_slot(phases, shard.model, device):
             loaded, load_seconds = self._model(shard.model, device)
             if prepared is None or prepared[0] is not loaded:
                 # the model was not resident, or was evicted and reloaded while this shard waited
@@ -487,7 +545,7 @@ class InferenceActivities:
             )
         from twice_inference.tasks.perplexity import protocol_slice_sums
 
-        with self._compute_slot(phases):
+        with self._compute_slot(phases, shard.model, device):
             loaded, load_seconds = self._model(shard.model, device)
             tokenizer, model = loaded.tokenizer, loaded.model
             if tokenizer is None or isinstance(model, Operator):
@@ -567,7 +625,7 @@ class InferenceActivities:
         except ValueError as error:
             raise ApplicationError(str(error), type=INVALID_SHARD, non_retryable=True) from error
         # a timing owns the device: nothing else computes while it runs
-        with self._compute_slot(phases):
+        with self._compute_slot(phases, shard.model, device):
             loaded, load_seconds = self._model(shard.model, device)
             return self._time_points(
                 shard, task, points, repeats, loaded, load_seconds, device, phases

@@ -47,7 +47,10 @@ try {
     writeFileSync(join(dir, 'dispatch.yaml'), SPEC);
     const started = Date.now();
     const { handle } = await startSweep(stack.client, join(dir, 'dispatch.yaml'));
-    const finished = await Promise.race([handle.result(), sleep(Number(values.seconds) * 1000).then(() => null)]);
+    // the bound's timer is cleared when the sweep ends first, or it keeps the process alive
+    const bound = new AbortController();
+    const finished = await Promise.race([handle.result(), sleep(Number(values.seconds) * 1000, null, { signal: bound.signal }).catch(() => null)]);
+    bound.abort();
     const wall = (Date.now() - started) / 1000;
     rmSync(dir, { recursive: true, force: true });
     if (finished === null) await handle.terminate(`dispatch bench: ${values.seconds} s bound reached`);
@@ -80,7 +83,7 @@ try {
       `| run_shard activities | ${stats.scheduled.run_shard ?? 0} |`,
       `| recordShards activities (shards per batch) | ${stats.scheduled.recordShards ?? 0} (${(shards / (stats.scheduled.recordShards || 1)).toFixed(1)}) |`,
       `| recording transactions, summed (s) | ${(row?.record ?? 0).toFixed(1)} |`,
-      `| claimCells / sweepState activities | ${stats.scheduled.claimCells ?? 0} / ${stats.scheduled.sweepState ?? 0} |`,
+      `| registerSweep / claimCells / sweepState activities | ${stats.scheduled.registerSweep ?? 0} / ${stats.scheduled.claimCells ?? 0} / ${stats.scheduled.sweepState ?? 0} |`,
       `| workflow runs (continue-as-new) | ${stats.runs} |`,
     );
   } finally {

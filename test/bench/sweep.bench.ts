@@ -131,6 +131,10 @@ function measureAt(ref: string): SweepFigures {
   }
 }
 
+/** From the first shard's start to the last one's end: the worker never waits on an empty window here. */
+const shardSpan = (r: SweepFigures) => (r.timeline['run_shard last ended at (s)'] ?? NaN) - (r.timeline['run_shard first started at (s)'] ?? NaN);
+const fixed = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(2));
+
 function table(runs: SweepFigures[]): string {
   const names = [...new Set(runs.flatMap((r) => Object.keys(r.phases)))];
   const rows = [
@@ -139,16 +143,26 @@ function table(runs: SweepFigures[]): string {
     ['cells / shards', ...runs.map((r) => `${r.cells} / ${r.shards}`)],
     ['sweep wall (s)', ...runs.map((r) => r.wallSeconds.toFixed(1))],
     ...names.map((n) => [`${n} (s, summed)`, ...runs.map((r) => (n in r.phases ? r.phases[n]!.toFixed(2) : 'n/a'))]),
+    // the denominators, said once: "wall" runs from the client's start request to its result;
+    // the workflow's own span from its first history event to its last
+    ['workflow span, first to last history event (s)', ...runs.map((r) => fixed(r.timeline.historySeconds))],
+    ['before the first shard started (s, from the first history event)', ...runs.map((r) => fixed(r.timeline['run_shard first started at (s)']))],
+    [
+      'after the last shard ended (s, to the last history event)',
+      ...runs.map((r) => fixed(r.timeline.historySeconds! - r.timeline['run_shard last ended at (s)']!)),
+    ],
     ['worker busy (load+prefill+decode / wall)', ...runs.map((r) => `${r.busyPercent.toFixed(1)}%`)],
     // the sweep's fixed costs (resolving, registering, closing) left out: the share of the time
     // from the first shard's start to the last one's end that the worker computed
     [
-      'worker busy while shards ran (/ run_shard running)',
+      'worker busy while shards ran (/ first shard start to last shard end)',
       ...runs.map((r) => {
-        const span = r.timeline['run_shard running (s)'];
+        const span = shardSpan(r);
         return span ? `${((r.busyPercent * r.wallSeconds) / span).toFixed(1)}%` : 'n/a';
       }),
     ],
+    // the same from the first shard's start to the last one's end, as seconds: what is left
+    ['worker idle while shards ran (s)', ...runs.map((r) => fixed(shardSpan(r) - (r.busyPercent * r.wallSeconds) / 100))],
     ['model loads (models in the grid: 2)', ...runs.map((r) => String(r.modelLoads))],
     ...[...new Set(runs.flatMap((r) => Object.keys(r.timeline)))].map((n) => [
       `history: ${n}`,

@@ -1,7 +1,9 @@
 // Reading a sweep's Temporal history: which activities ran across continue-as-new runs and how
 // often they were retried, and (for the benchmarks) when one run's activities were running.
 import { type Client } from '@temporalio/client';
+import { createRequire } from 'node:module';
 import proto from '@temporalio/proto';
+import { patchProtobufRoot } from '@temporalio/proto/lib/patch-protobuf-root';
 
 const EventType = proto.temporal.api.enums.v1.EventType;
 
@@ -69,8 +71,28 @@ export async function activityTimeline(handle: { fetchHistory(): Promise<proto.t
       end = Math.max(end, e);
     }
     out[`${name} activities`] = spans.length;
+    // from the history's first event: what the sweep did before its first one and after its last
+    out[`${name} first started at (s)`] = spans[0]![0] - first;
+    out[`${name} last ended at (s)`] = Math.max(...spans.map(([, e]) => e)) - first;
     out[`${name} running (s)`] = covered;
     out[`${name} summed (s)`] = spans.reduce((sum, [s, e]) => sum + e - s, 0);
   }
   return out;
+}
+
+/**
+ * A history in the JSON form the Temporal CLI writes (`temporal workflow show --output json`), as
+ * the History message replay takes. The SDK's own historyFromJSON cannot read it here: npm gives
+ * @temporalio/common and @temporalio/proto separate copies of protobufjs, and protobufjs's JSON
+ * codec refuses message types built by the other copy. The codec of the copy that built the
+ * types reads it.
+ */
+export function historyFromCliJson(json: unknown): proto.temporal.api.history.v1.IHistory {
+  const codec = createRequire(createRequire(import.meta.url).resolve('@temporalio/proto'))('protobufjs/ext/protojson') as {
+    fromJson: (type: unknown, json: unknown, options: { ignoreUnknownFields: boolean }) => proto.temporal.api.history.v1.IHistory | null;
+  };
+  const root = patchProtobufRoot(proto) as unknown as { lookupType(name: string): unknown };
+  const history = codec.fromJson(root.lookupType('temporal.api.history.v1.History'), json, { ignoreUnknownFields: true });
+  if (history === null) throw new TypeError('not a Temporal history');
+  return history;
 }
