@@ -566,6 +566,108 @@ describe('dashboards', () => {
     );
   });
 
+  it('prefill benchmark over rounds: a point timed in several shards is one row, its median over every run', async () => {
+    // one cell, two points (2048 and 4096 tokens), timed over three rounds: round r is the shard
+    // holding examples [2r, 2r + 2), one timed run per point and one of its baseline
+    const sweepId = 'sw-rounds';
+    const key = 'c-rounds';
+    const measured: Record<number, number[]> = { 2048: [0.04, 0.01, 0.02], 4096: [0.2, 0.1, 0.3] };
+    const baseline: Record<number, number[]> = { 2048: [0.03, 0.05, 0.04], 4096: [0.09, 0.07, 0.08] };
+    await fx.db.sweep.create({
+      data: {
+        id: sweepId,
+        name: 'rounds',
+        specFile: 'specs/x.yaml',
+        specYaml: 'x: 1',
+        spec: {},
+        specDigest: 'd',
+        workflowId: `wf-${sweepId}`,
+        status: 'completed',
+      },
+    });
+    await fx.db.cell.create({
+      data: {
+        key,
+        modelName: 'based-360m',
+        modelRevision: 'r1',
+        modelFamily: 'based',
+        dtype: 'bfloat16',
+        taskName: 'prefill_throughput',
+        taskVersion: 1,
+        taskParams: {},
+        taskDataDigest: 'dd',
+        strategyName: 'default',
+        strategyVersion: 1,
+        strategyParams: {},
+        generation: {},
+        scorer: {},
+        numExamples: 6,
+        numShards: 3,
+        status: 'done',
+      },
+    });
+    await fx.db.sweepCell.create({ data: { sweepId, cellKey: key, reused: false } });
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (const [point, n] of [2048, 4096].entries()) {
+          for (const [source, implementation, seconds] of [
+            ['benchmark', 'based-360m', measured[n]![round]!],
+            ['benchmark-baseline', 'sdpa-flash', baseline[n]![round]!],
+          ] as const) {
+            await fx.db.throughputMeasurement.create({
+              data: {
+                cellKey: key,
+                shardIndex: 2 * round,
+                source,
+                exampleId: 2 * round + point,
+                implementation,
+                seqLen: n,
+                batchSize: 16,
+                processedLen: n,
+                tokens: 16 * n,
+                seconds,
+                minSeconds: seconds,
+                runs: 1,
+                runSeconds: [seconds],
+                tokensPerSecond: (16 * n) / seconds,
+                device: 'cpu',
+                versions: {},
+              },
+            });
+          }
+        }
+      }
+      const rows = await query('PREFILL_BENCHMARK_SQL', sweepId);
+      assert.deepEqual(
+        rows.map((r) => [r.n, r.run_seconds, r.min_seconds]),
+        [
+          [2048, [0.04, 0.01, 0.02], 0.01],
+          [4096, [0.2, 0.1, 0.3], 0.1],
+        ],
+      );
+      close(rows[0]!.seconds, 0.02, 'median at 2048');
+      close(rows[0]!.baseline_seconds, 0.04, 'baseline median at 2048');
+      close(rows[0]!.tokens_per_second, (16 * 2048) / 0.02, 'tok/s at 2048');
+      close(rows[1]!.speedup, 0.08 / 0.2, 'speed-up at 4096');
+      // the report and the benchmark axis read the same medians
+      const report = await loadSweepReport(fx.db, sweepId);
+      assert.deepEqual(
+        report.benchmarks.map((b) => [b.seqLen, b.seconds, b.runSeconds, b.baselineSeconds]),
+        [
+          [2048, 0.02, [0.04, 0.01, 0.02], 0.04],
+          [4096, 0.2, [0.2, 0.1, 0.3], 0.08],
+        ],
+      );
+      // the selected sweep's based·default recall cell gives the point its accuracy
+      await fx.db.sweepCell.create({ data: { sweepId, cellKey: 'c-based-default', reused: true } });
+      const [point] = await query('QUALITY_BENCHMARK_SQL', sweepId);
+      close(point!.tokens_per_second, (16 * (2048 + 4096)) / (0.02 + 0.2), 'benchmark axis');
+    } finally {
+      await fx.db.sweep.delete({ where: { id: sweepId } });
+      await fx.db.cell.delete({ where: { key } });
+    }
+  });
+
   it('ran every query in panels.ts', () => {
     assert.deepEqual([...ran].sort(), Object.keys(panels).sort());
   });
