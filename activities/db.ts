@@ -13,7 +13,7 @@ import {
   type RegisterSweepInput,
   type SweepState,
 } from '../workflows/messages';
-import { coveredExamples, digestOf, expandCells, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
+import { coveredExamples, digestOf, expandCells, shardWidth, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
 import { Prisma, type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
@@ -77,7 +77,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
             scorer: c.scorer as object,
             slices: (c.slices ?? undefined) as object | undefined,
             numExamples: c.numExamples,
-            numShards: shardsOf(c, shardSize).length,
+            numShards: shardsOf(c, shardWidth(c, shardSize)).length,
           })),
         });
         if (input.retryFailed) {
