@@ -107,6 +107,27 @@ const TIES: SeedCell[] = [
   { key: 't-p5', model: 'p5', strategy: 'default', scores: [1, 0, 0, 0], shards: [one(4, 0.2, at('08:00', '2026-10-01'))] },
 ];
 
+/** A finished prefill_throughput cell of `numExamples` points x rounds, cut into `numShards`. */
+const benchCell = (key: string, model: string, strategy: string, numExamples: number, numShards: number) => ({
+  key,
+  modelName: model,
+  modelRevision: 'r1',
+  modelFamily: model.split('-')[0]!,
+  dtype: 'bfloat16',
+  taskName: 'prefill_throughput',
+  taskVersion: 1,
+  taskParams: {},
+  taskDataDigest: 'dd',
+  strategyName: strategy,
+  strategyVersion: 1,
+  strategyParams: {},
+  generation: {},
+  scorer: {},
+  numExamples,
+  numShards,
+  status: 'done' as const,
+});
+
 async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   const sweeps = [
     { id: 'sw-selected', name: 'recall-grid', createdAt: '2026-11-20T09:00:00.000Z', status: 'completed' },
@@ -229,27 +250,7 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
     ['c-bench-tfpp', 'tfpp-360m', 'default', [[0, 2048, 0.1, 0.03]]],
   ];
   for (const [key, model, strategy, points] of benchCells) {
-    await db.cell.create({
-      data: {
-        key,
-        modelName: model,
-        modelRevision: 'r1',
-        modelFamily: model.split('-')[0]!,
-        dtype: 'bfloat16',
-        taskName: 'prefill_throughput',
-        taskVersion: 1,
-        taskParams: {},
-        taskDataDigest: 'dd',
-        strategyName: strategy,
-        strategyVersion: 1,
-        strategyParams: {},
-        generation: {},
-        scorer: {},
-        numExamples: points.length,
-        numShards: 1,
-        status: 'done',
-      },
-    });
+    await db.cell.create({ data: benchCell(key, model, strategy, points.length, 1) });
     await link('sw-selected', [{ key } as SeedCell]);
     for (const [exampleId, n, measured, baseline] of points) {
       const repeats = strategy === 'jrt_prompt' ? 2 : 1;
@@ -585,27 +586,7 @@ describe('dashboards', () => {
         status: 'completed',
       },
     });
-    await fx.db.cell.create({
-      data: {
-        key,
-        modelName: 'based-360m',
-        modelRevision: 'r1',
-        modelFamily: 'based',
-        dtype: 'bfloat16',
-        taskName: 'prefill_throughput',
-        taskVersion: 1,
-        taskParams: {},
-        taskDataDigest: 'dd',
-        strategyName: 'default',
-        strategyVersion: 1,
-        strategyParams: {},
-        generation: {},
-        scorer: {},
-        numExamples: 6,
-        numShards: 3,
-        status: 'done',
-      },
-    });
+    await fx.db.cell.create({ data: benchCell(key, 'based-360m', 'default', 6, 3) });
     await fx.db.sweepCell.create({ data: { sweepId, cellKey: key, reused: false } });
     try {
       for (let round = 0; round < 3; round++) {
