@@ -13,7 +13,7 @@ import {
   type RegisterSweepInput,
   type SweepState,
 } from '../workflows/messages';
-import { coveredExamples, digestOf, expandCells, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
+import { coveredExamples, digestOf, expandCells, shardWidth, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
 import { Prisma, type PrismaClient } from '../generated/prisma/client';
 
 /** The results database: the Prisma client this resource's activities write through. */
@@ -63,7 +63,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
         scorer: c.scorer,
         slices: c.slices ?? null,
         num_examples: c.numExamples,
-        num_shards: shardsOf(c, shardSize).length,
+        num_shards: shardsOf(c, shardWidth(c, shardSize)).length,
       }));
       await db.$transaction(async (tx) => {
         await tx.$executeRaw`

@@ -110,15 +110,57 @@ points AS (
 // The selected sweep's points on the prefill benchmark's axis: prompt tokens per second over all
 // benchmark points of the (model, strategy), for the points that also have recall results. The
 // sweep report uses this axis whenever every point has benchmark rows (workflows/pareto.ts).
+// One row per benchmark point of the selected sweep's cells and per source (the model, or the
+// attention baseline beside it): a point may be timed over several rows (one per round, each in
+// its own shard), so its median is over every run of every row, and its runs are listed in the
+// order they ran. A point held in one row (how every point was recorded before rounds) keeps its
+// stored median as it is; rows recorded before per-run seconds were kept count their median once,
+// and the point then has no run list.
+const BENCHMARK_POINT_CTE = `
+point_rows AS (
+  SELECT m.*
+    FROM sweep_cells sc
+    JOIN throughput_measurements m ON m.cell_key = sc.cell_key
+   WHERE sc.sweep_id = '$sweep'
+     AND m.source IN ('benchmark', 'benchmark-baseline')
+),
+bench_points AS (
+  SELECT r.cell_key, r.source, r.batch_size, r.seq_len, r.processed_len, r.implementation,
+         min(r.gpu_name) AS gpu_name,
+         count(*) AS row_count,
+         min(r.seconds) AS row_seconds,
+         min(r.tokens_per_second) AS row_tokens_per_second,
+         min(r.min_seconds) AS min_seconds,
+         bool_and(r.run_seconds IS NOT NULL) AS every_run_kept,
+         array_agg(r.id ORDER BY r.shard_index, r.example_id) AS ids
+    FROM point_rows r
+   GROUP BY r.cell_key, r.source, r.batch_size, r.seq_len, r.processed_len, r.implementation
+),
+bench_medians AS (
+  SELECT p.*,
+         CASE WHEN p.row_count = 1 THEN p.row_seconds
+              ELSE (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s)
+                      FROM point_rows t, unnest(coalesce(t.run_seconds, ARRAY[t.seconds])) AS x(s)
+                     WHERE t.id = ANY (p.ids)) END AS seconds,
+         CASE WHEN p.every_run_kept
+              THEN (SELECT array_agg(x.s ORDER BY array_position(p.ids, t.id), x.i)
+                      FROM point_rows t, unnest(t.run_seconds) WITH ORDINALITY AS x(s, i)
+                     WHERE t.id = ANY (p.ids)) END AS run_seconds
+    FROM bench_points p
+)`.trim();
+
+// The selected sweep's points on the prefill benchmark's axis: prompt tokens per second over all
+// benchmark points of the (model, strategy), for the points that also have recall results. The
+// sweep report uses this axis whenever every point has benchmark rows (workflows/pareto.ts).
 const BENCHMARK_POINTS_CTE = `
 ${CELL_ACCURACY_CTE},
+${BENCHMARK_POINT_CTE},
 bench AS (
   SELECT c.model_name, c.strategy_name,
          sum(m.batch_size * m.seq_len)::float / sum(m.seconds) AS tokens_per_second
-    FROM sweep_cells sc
-    JOIN cells c ON c.key = sc.cell_key
-    JOIN throughput_measurements m ON m.cell_key = c.key AND m.source = 'benchmark'
-   WHERE sc.sweep_id = '$sweep'
+    FROM bench_medians m
+    JOIN cells c ON c.key = m.cell_key
+   WHERE m.source = 'benchmark'
    GROUP BY c.model_name, c.strategy_name
 ),
 points AS (
@@ -196,6 +238,7 @@ SELECT $__timeGroupAlias(t.created_at, $__interval),
 // attention baseline timed in the same process. The sweep report and the web dashboard read the
 // same rows through this query (workers/lib/report/sql.ts binds `$sweep`), so they cannot drift apart.
 export const PREFILL_BENCHMARK_SQL = `
+WITH ${BENCHMARK_POINT_CTE}
 SELECT c.model_name AS model,
        c.strategy_name AS strategy,
        m.batch_size AS batch,
@@ -205,15 +248,15 @@ SELECT c.model_name AS model,
        m.seconds,
        m.min_seconds,
        m.run_seconds,
-       m.tokens_per_second,
+       CASE WHEN m.row_count = 1 THEN m.row_tokens_per_second
+            ELSE (m.batch_size * m.seq_len)::float / m.seconds END AS tokens_per_second,
        b.implementation AS baseline,
        b.seconds AS baseline_seconds,
        b.seconds / m.seconds AS speedup,
        m.gpu_name
-  FROM sweep_cells sc
-  JOIN cells c ON c.key = sc.cell_key
-  JOIN throughput_measurements m ON m.cell_key = c.key AND m.source = 'benchmark'
-  JOIN throughput_measurements b ON b.cell_key = m.cell_key AND b.shard_index = m.shard_index
-                                AND b.example_id = m.example_id AND b.source = 'benchmark-baseline'
- WHERE sc.sweep_id = '$sweep'
+  FROM bench_medians m
+  JOIN cells c ON c.key = m.cell_key
+  JOIN bench_medians b ON b.cell_key = m.cell_key AND b.batch_size = m.batch_size
+                      AND b.seq_len = m.seq_len AND b.source = 'benchmark-baseline'
+ WHERE m.source = 'benchmark'
  ORDER BY model, strategy, batch, n`.trim();

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { RunShardInput, RunShardOutput } from '../workflows/contract';
 import { paretoFrontier, type ParetoBenchmark, type ParetoCell, type ParetoPoint } from '../workflows/pareto';
+import { medianInterval } from '../workflows/stats';
 
 interface Shard {
   request: RunShardInput;
@@ -42,19 +43,39 @@ function recallCells(shards: Shard[]): ParetoCell[] {
   return [...byKey.values()].map((c) => ({ model: c.model, strategy: c.strategy, examples: c.n, accuracy: c.score / c.n, promptsPerSecond: 1 }));
 }
 
-/** The benchmark rows of one timing; `withRuns: false` drops the per-run seconds (the old range). */
+/**
+ * The benchmark rows of one timing, one per point: a point timed in rounds has a measurement in
+ * each round's shard, and its median and fastest run are over all of them, as the benchmark query
+ * aggregates them (dashboards/panels.ts). `withRuns: false` drops the per-run seconds (the old
+ * range).
+ */
 function benchmarkRows(shards: Shard[], withRuns: boolean): ParetoBenchmark[] {
-  return shards.flatMap(({ request, output }) =>
-    output.measurements.map((m) => ({
-      model: request.model.name,
-      strategy: request.strategy.name,
-      seqLen: m.seqLen,
-      batchSize: m.batchSize,
-      seconds: m.measured.medianSeconds,
-      minSeconds: m.measured.minSeconds,
-      runSeconds: withRuns ? m.measured.runSeconds : null,
-    })),
-  );
+  const points = new Map<string, { model: string; strategy: string; seqLen: number; batchSize: number; medians: number[]; runs: number[] }>();
+  for (const { request, output } of shards) {
+    for (const m of output.measurements) {
+      const key = JSON.stringify([request.cellKey, m.seqLen, m.batchSize]);
+      const p = points.get(key) ?? {
+        model: request.model.name,
+        strategy: request.strategy.name,
+        seqLen: m.seqLen,
+        batchSize: m.batchSize,
+        medians: [],
+        runs: [],
+      };
+      p.medians.push(m.measured.medianSeconds);
+      p.runs.push(...(m.measured.runSeconds ?? [m.measured.medianSeconds]));
+      points.set(key, p);
+    }
+  }
+  return [...points.values()].map((p) => ({
+    model: p.model,
+    strategy: p.strategy,
+    seqLen: p.seqLen,
+    batchSize: p.batchSize,
+    seconds: p.medians.length === 1 ? p.medians[0]! : medianInterval(p.runs).estimate,
+    minSeconds: Math.min(...p.runs),
+    runSeconds: withRuns ? p.runs : null,
+  }));
 }
 
 const id = (p: Pick<ParetoPoint, 'model' | 'strategy'>) => `${p.model} · ${p.strategy}`;

@@ -13,7 +13,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createCatalogActivities } from '../activities/catalog';
 import { RunShardOutput, type RunShardInput } from '../workflows/contract';
 import { pairedDifferenceInterval, type Interval, type PairedCounts } from '../workflows/stats';
-import { digestOf, expandCells, resolveGeneratedTask, shardRequest, shardsOf, type Cell, type ResolvedSweep } from '../workflows/sweep-spec';
+import {
+  digestOf,
+  expandCells,
+  resolveGeneratedTask,
+  roundMajor,
+  shardRequest,
+  shardWidth,
+  shardsOf,
+  type Cell,
+  type ResolvedSweep,
+} from '../workflows/sweep-spec';
 import { readSpec } from '../workers/lib/sweeps';
 import { repoRoot } from '../workers/lib/paths';
 
@@ -25,12 +35,14 @@ export async function cellsOf(specFile: string): Promise<Cell[]> {
     dtype: spec.execution.dtype ?? null,
     checkpoints: spec.checkpoints,
   });
-  const resolved: ResolvedSweep = { spec, specDigest: digestOf(spec), models, tasks: spec.tasks.map(resolveGeneratedTask) };
+  const resolved: ResolvedSweep = { spec, specDigest: digestOf(spec), models, tasks: spec.tasks.map((t) => resolveGeneratedTask(t)) };
   return expandCells(resolved);
 }
 
+/** The run_shard inputs of the cells, cut and ordered as the sweep workflow dispatches them. */
 export function shardInputs(cells: Cell[], shardSize: number, device: RunShardInput['device']): RunShardInput[] {
-  return cells.flatMap((cell) => shardsOf(cell, shardSize).map((shard) => shardRequest(cell, shard, device)));
+  const jobs = cells.flatMap((cell) => shardsOf(cell, shardWidth(cell, shardSize)).map((shard) => ({ cell, shard })));
+  return roundMajor(jobs).map(({ cell, shard }) => shardRequest(cell, shard, device));
 }
 
 /** Every example's outcome per cell key; a cell with a missing or doubled example is an error. */

@@ -202,11 +202,20 @@ export const SCORERS = {
 } as const;
 export type ScorerName = keyof typeof SCORERS;
 
-/** How many examples a generated task holds: its numExamples (sequences for a perplexity task),
- * or one per benchmark point. */
-export function generatedExampleCount(name: TaskName, params: Record<string, unknown>): number {
+/** The (length, batch) points of a prefill benchmark's params: lengths x batchSizes. */
+export function benchmarkPoints(params: Record<string, unknown>): number {
+  return (params.lengths as number[]).length * (params.batchSizes as number[]).length;
+}
+
+/**
+ * How many examples a generated task holds: its numExamples (sequences for a perplexity task),
+ * or for a prefill benchmark one per (point, round), `runs` rounds of every point, round r being
+ * examples [r x points, (r + 1) x points). `rounds: false` is the count before rounds, one
+ * example per point, which sweeps started before them still replay.
+ */
+export function generatedExampleCount(name: TaskName, params: Record<string, unknown>, opts: { rounds?: boolean } = {}): number {
   if (TASKS[name].kind === 'throughput') {
-    return (params.lengths as number[]).length * (params.batchSizes as number[]).length;
+    return benchmarkPoints(params) * (opts.rounds === false ? 1 : (params.runs as number));
   }
   return params.numExamples as number;
 }

@@ -6,7 +6,7 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { PoolSettings } from './pool';
-import { SCORERS, STRATEGIES, TASKS, generatedExampleCount, type StrategyName, type TaskName } from './catalog';
+import { SCORERS, STRATEGIES, TASKS, benchmarkPoints, generatedExampleCount, type StrategyName, type TaskName } from './catalog';
 import {
   THROUGHPUT_STRATEGIES,
   type GenerationSettings,
@@ -361,7 +361,7 @@ export function parseSweepSpec(text: string, file: string, catalog: ModelCatalog
       problems.push(`no cell to run: every (model, task, strategy) is left out: ${skippedPairs(resolved).join('; ')}`);
     }
     // expansion is bounded before anything starts: the plan and the sweep hold every shard
-    const shards = cells.reduce((n, c) => n + Math.ceil(c.numExamples / spec.execution.shardSize), 0);
+    const shards = cells.reduce((n, c) => n + Math.ceil(c.numExamples / shardWidth(c, spec.execution.shardSize)), 0);
     if (shards > MAX_SHARDS) {
       problems.push(
         `execution.shardSize: the grid cuts into ${shards} shards, more than ${MAX_SHARDS}; use fewer examples or larger shards (got ${spec.execution.shardSize})`,
@@ -433,11 +433,11 @@ function resolveForCheck(spec: SweepSpec, catalog: ModelCatalogView): ResolvedSw
 }
 
 /** A generated task pinned: its size follows from its params, and the params are its data. */
-export function resolveGeneratedTask(t: { name: string; params: Record<string, unknown> }): ResolvedSweep['tasks'][number] {
+export function resolveGeneratedTask(t: { name: string; params: Record<string, unknown> }, opts: { rounds?: boolean } = {}): ResolvedSweep['tasks'][number] {
   const def = TASKS[t.name as TaskName];
   if (!def.synthetic) throw new Error(`task ${t.name} reads a dataset; only a worker can describe it`);
   const ref = { name: t.name, version: def.version, params: t.params };
-  return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params), dataDigest: digestOf(ref) };
+  return { ...ref, numExamples: generatedExampleCount(t.name as TaskName, t.params, opts), dataDigest: digestOf(ref) };
 }
 
 /** Which cells the grid holds, model-major (load a model once, stream its cells). */
@@ -592,6 +592,34 @@ export function shardsOf(cell: Pick<Cell, 'key' | 'numExamples'>, shardSize: num
   }
   cut(next, cell.numExamples);
   return out;
+}
+
+/**
+ * How wide a cell's shards are: a prefill benchmark is cut into its rounds (one shard times every
+ * point once), whatever the spec's shardSize; other cells by shardSize. A benchmark resolved
+ * before rounds (one example per point) is cut by shardSize, as it was then.
+ */
+export function shardWidth(cell: Pick<Cell, 'task' | 'numExamples'>, shardSize: number): number {
+  if (TASKS[cell.task.name as TaskName]?.kind !== 'throughput') return shardSize;
+  const points = benchmarkPoints(cell.task.params);
+  return cell.numExamples > points ? points : shardSize;
+}
+
+/**
+ * The order shards are dispatched in when benchmarks are timed in rounds: every other shard first,
+ * in the grid's model-major order, then the benchmark shards round-major (round 1 of every
+ * benchmark cell, then round 2, ...), so each model's timings spread over the same stretch of
+ * machine load instead of one model's all at once. Sorting is stable: within a round, grid order.
+ */
+export function roundMajor<J extends { cell: Cell; shard: Shard }>(jobs: J[]): J[] {
+  const roundOf = (job: J) => {
+    if (TASKS[job.cell.task.name as TaskName]?.kind !== 'throughput') return -1;
+    return Math.floor(job.shard.exampleStart / benchmarkPoints(job.cell.task.params));
+  };
+  return jobs
+    .map((job, i) => ({ job, i, round: roundOf(job) }))
+    .sort((a, b) => a.round - b.round || a.i - b.i)
+    .map((x) => x.job);
 }
 
 /** What a worker is sent to run one shard of a cell. */

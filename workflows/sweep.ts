@@ -47,7 +47,9 @@ import {
   digestOf,
   expandCells,
   resolveGeneratedTask,
+  roundMajor,
   shardRequest,
+  shardWidth,
   shardsOf,
   skippedPairs,
   type Cell,
@@ -99,13 +101,18 @@ const describe = proxyActivities<PythonActivities>({
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [ERROR_TYPES.invalidShard, ERROR_TYPES.taskFailed] },
 });
 
-async function resolveSweep(spec: SweepSpec): Promise<ResolvedSweep> {
+// Prefill benchmarks timed in rounds (one shard per round, rounds of all models in turn; see
+// roundMajor in sweep-spec.ts). A sweep started before replays as it ran: one example per
+// benchmark point, shards cut by shardSize, in model-major order.
+const BENCHMARK_ROUNDS_PATCH = 'benchmark-rounds';
+
+async function resolveSweep(spec: SweepSpec, rounds: boolean): Promise<ResolvedSweep> {
   const models = await local.resolveModels({ names: spec.models, dtype: spec.execution.dtype ?? null, checkpoints: spec.checkpoints });
   const tasks = await Promise.all(
     spec.tasks.map(async (t) => {
       const def = TASKS[t.name as TaskName];
       const ref = { name: t.name, version: def.version, params: t.params };
-      if (def.synthetic) return resolveGeneratedTask(t);
+      if (def.synthetic) return resolveGeneratedTask(t, { rounds });
       // real datasets live where the workers run; ask one of them
       const facts = await describe[PYTHON_ACTIVITIES.describeTask]({ task: ref });
       return { ...ref, numExamples: facts.numExamples, dataDigest: facts.dataDigest };
@@ -166,7 +173,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // only a run continued by this code knows its first run registered (a caller may hand a
     // resolution in through `continued` for a sweep nothing registered yet)
     const resumed = paged && input.continued?.registered === true;
-    const resolved = input.continued?.resolved ?? (await resolveSweep(spec));
+    const rounds = patched(BENCHMARK_ROUNDS_PATCH);
+    const resolved = input.continued?.resolved ?? (await resolveSweep(spec, rounds));
     const cells = expandCells(resolved);
     const stateOf = async (keys: string[]): Promise<SweepState> => {
       if (!paged) return local.sweepState({ sweepId, keys });
@@ -215,18 +223,19 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       let examplesDone = 0;
       let shardsDone = 0;
       for (const cell of cells) {
+        const width = rounds ? shardWidth(cell, spec.execution.shardSize) : spec.execution.shardSize;
         if (doneNow.has(cell.key)) {
           examplesDone += cell.numExamples;
-          shardsDone += shardsOf(cell, spec.execution.shardSize).length;
+          shardsDone += shardsOf(cell, width).length;
           continue;
         }
         const ranges = st.doneRanges[cell.key] ?? [];
         examplesDone += coveredExamples(ranges);
         shardsDone += ranges.length;
         if (failedCells.has(cell.key) || cell.key in progress.waitingOn) continue;
-        for (const shard of shardsOf(cell, spec.execution.shardSize, ranges)) jobs.push({ cell, shard });
+        for (const shard of shardsOf(cell, width, ranges)) jobs.push({ cell, shard });
       }
-      return { jobs, examplesDone, shardsDone };
+      return { jobs: rounds ? roundMajor(jobs) : jobs, examplesDone, shardsDone };
     };
     const first = pendingOf(state);
     progress.examples = { total: cells.reduce((n, c) => n + c.numExamples, 0), done: first.examplesDone };
@@ -425,7 +434,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
 
 /** Resolves and expands a spec without running anything; `twice plan` prints the result. */
 export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult> {
-  const resolved = await resolveSweep(input.spec);
+  const rounds = patched(BENCHMARK_ROUNDS_PATCH);
+  const resolved = await resolveSweep(input.spec, rounds);
   const cells = expandCells(resolved);
   const status = await local.cellStatuses({ keys: cells.map((c) => c.key) });
   return {
@@ -435,7 +445,8 @@ export async function planWorkflow(input: PlanWorkflowInput): Promise<PlanResult
       const s = status[c.key];
       const ranges = s?.ranges ?? [];
       const done = s?.status === 'done';
-      const toRun = done ? 0 : shardsOf(c, input.spec.execution.shardSize, ranges).length;
+      const width = rounds ? shardWidth(c, input.spec.execution.shardSize) : input.spec.execution.shardSize;
+      const toRun = done ? 0 : shardsOf(c, width, ranges).length;
       return {
         key: c.key,
         model: c.model.name,

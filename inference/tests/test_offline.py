@@ -46,6 +46,13 @@ def test_a_file_that_is_not_a_list_of_payloads_is_refused(tmp_path: Path, capsys
     assert "expected a JSON list" in capsys.readouterr().err
 
 
+def test_model_cache_below_one_is_refused(tmp_path: Path, capsys) -> None:
+    (tmp_path / "in.json").write_text(json.dumps([]))
+    with pytest.raises(SystemExit):
+        shards.main([str(tmp_path / "in.json"), "--out", str(tmp_path / "o"), "--model-cache", "0"])
+    assert "--model-cache must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_a_bad_payload_fails_naming_the_field(tmp_path: Path) -> None:
     bad = _payload(0, 3, "default")
     bad["exampleEnd"] = "three"

@@ -32,17 +32,28 @@ def test_defaults_mirror_the_zod_schema() -> None:
         "runs": 10,
         "seed": 0,
     }
-    assert task.num_examples() == 2
+    assert task.num_points() == 2 and task.num_examples() == 2 * 10
 
 
-def test_points_are_lengths_times_batch_sizes_in_order() -> None:
+def test_points_are_lengths_times_batch_sizes_in_order_once_per_round() -> None:
     task = PrefillThroughputTask({"lengths": [64, 128, 256], "batchSizes": [2, 4], "runs": 12})
-    assert task.num_examples() == 6
-    pairs = [(p.example_id, p.seq_len, p.batch_size) for p in task.points(0, 6)]
-    assert pairs == [(0, 64, 2), (1, 64, 4), (2, 128, 2), (3, 128, 4), (4, 256, 2), (5, 256, 4)]
+    assert task.num_points() == 6 and task.num_examples() == 6 * 12
+    pairs = [(p.example_id, p.seq_len, p.batch_size, p.point) for p in task.points(0, 6)]
+    assert pairs == [
+        (0, 64, 2, 0),
+        (1, 64, 4, 1),
+        (2, 128, 2, 2),
+        (3, 128, 4, 3),
+        (4, 256, 2, 4),
+        (5, 256, 4, 5),
+    ]
+    # round 3 is examples [18, 24): the same points again
+    later = task.points(18, 24)
+    assert [(p.example_id, p.point) for p in later] == [(18 + i, i) for i in range(6)]
+    assert [(p.seq_len, p.batch_size) for p in later] == [(s, b) for _, s, b, _ in pairs]
     assert [p.example_id for p in task.points(3, 5)] == [3, 4]
-    with pytest.raises(ValueError, match=r"point range \[4, 7\) is outside \[0, 6\)"):
-        task.points(4, 7)
+    with pytest.raises(ValueError, match=r"point range \[70, 73\) is outside \[0, 72\)"):
+        task.points(70, 73)
 
 
 @pytest.mark.parametrize(

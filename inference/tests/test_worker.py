@@ -13,6 +13,7 @@ def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TEMPORAL_NAMESPACE", "evals")
     monkeypatch.setenv("TWICE_GPU_QUEUE", "twice-gpu-a100")
     monkeypatch.setenv("TWICE_DEVICE", "cpu")
+    monkeypatch.delenv("TWICE_WORKER_MODEL_CACHE", raising=False)
     args = parse_args([])
     assert (args.address, args.namespace, args.task_queue, args.device) == (
         "temporal:7233",
@@ -21,6 +22,15 @@ def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "cpu",
     )
     assert args.max_concurrent == 1 and args.model_cache == 1
+
+
+def test_model_cache_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWICE_WORKER_MODEL_CACHE", "8")
+    assert parse_args([]).model_cache == 8
+    assert parse_args(["--model-cache", "2"]).model_cache == 2
+    monkeypatch.setenv("TWICE_WORKER_MODEL_CACHE", "0")
+    with pytest.raises(SystemExit):
+        parse_args([])
 
 
 def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,8 @@
 
 Payloads are plain JSON dicts validated against ``contract.py`` at entry and exit. A recall task's
 shard generates and scores; a throughput task's shard (prefill_throughput) times one prefill per
-point beside the attention baseline and returns measurements instead of examples. The model and
+point once beside the attention baseline (one round of the benchmark) and returns measurements
+instead of examples. The model and
 task registries are imported lazily (and can be injected), so the worker starts without loading any
 adapter. ``tests/test_activities.py`` runs them in ``temporalio.testing.ActivityEnvironment``.
 """
@@ -294,6 +295,9 @@ class InferenceActivities:
         self._load_model = load_model
         self._build_task = build_task
         self._slice_sums = slice_sums
+        # the (workload, shape) pairs this process has warmed up: a benchmark round times each of
+        # its points once, and only the first round of a point in a process pays the warm-up
+        self._warmed: set[tuple[Any, ...]] = set()
         # task kind -> the method that runs a shard of it (a task's ``kind``, "recall" if absent)
         self._shard_handlers: dict[str, ShardHandler] = {
             "recall": self._run_recall_shard,
@@ -608,9 +612,11 @@ class InferenceActivities:
         device: torch.device,
         phases: Phases,
     ) -> dict[str, Any]:
-        """One ThroughputPoint per example id: the model (or operator) timed at (batch, N) under
-        the strategy, then SDPA attention at the same (batch, N), in this process. Inputs are
-        random and drawn before the timed region; generation settings and slices do not apply."""
+        """One ThroughputPoint per example id, each a (point, round) pair: the model (or operator)
+        timed once at (batch, N) under the strategy, then SDPA attention once at the same
+        (batch, N), in this process, after a warm-up of each the first time this process times it.
+        Inputs are random, drawn per point (the same in every round) before the timed region;
+        generation settings and slices do not apply."""
         repeats = _prefill_repeats(shard.strategy, shard.task.name)
         if shard.scorer.name != "none":
             raise ApplicationError(
@@ -642,20 +648,23 @@ class InferenceActivities:
         device: torch.device,
         phases: Phases,
     ) -> dict[str, Any]:
-        runs, seed = task.params.runs, task.params.seed
+        seed = task.params.seed
+        warm = _WarmUps(self._warmed, _model_key(shard.model, device))
         versions = environment_versions(device) | _measured_versions(loaded)
         measurements: list[contract.ThroughputPoint] = []
         prefill_seconds, prefill_tokens, timed_runs = 0.0, 0, 0
         with _typed_gpu_errors(), torch.inference_mode():
             for done, point in enumerate(points, start=1):
-                inputs_seed = point_seed(seed, point.example_id)
+                inputs_seed = point_seed(seed, point.point)
                 measurement, measured = _measure_point(
-                    loaded, point, repeats, runs, inputs_seed, device, versions
+                    loaded, point, repeats, inputs_seed, device, versions, warm
                 )
                 measurements.append(measurement)
                 prefill_seconds += measured.total
-                prefill_tokens += runs * point.batch_size * measurement.processed_len
-                timed_runs += runs
+                prefill_tokens += (
+                    len(measured.seconds) * point.batch_size * measurement.processed_len
+                )
+                timed_runs += len(measured.seconds)
                 activity.heartbeat(contract.ShardHeartbeat(examples_done=done).to_json())
                 if activity.is_cancelled():
                     raise CancelledError("run_shard cancelled")
@@ -716,11 +725,14 @@ class InferenceActivities:
 
     def _model(self, ref: contract.ModelRef, device: torch.device) -> tuple[LoadedModel, float]:
         """(model, seconds spent loading it: 0 when it was already resident)."""
-        key = (ref.name, ref.revision, ref.folder or "", str(device))
+        key = _model_key(ref, device)
         with self._models_lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key], 0.0
+            # a model loaded afresh is warmed up afresh
+            for warmed in [w for w in self._warmed if w[: len(key)] == key]:
+                self._warmed.discard(warmed)
             while len(self._models) >= self._cache_size:
                 self._models.popitem(last=False)
                 if device.type == "cuda":
@@ -869,20 +881,23 @@ def _measure_point(
     loaded: LoadedModel,
     point: ThroughputPointSpec,
     repeats: int,
-    runs: int,
     seed: int,
     device: torch.device,
     versions: dict[str, str],
+    warm: _WarmUps,
 ) -> tuple[contract.ThroughputPoint, Timing]:
-    """The measured thing at (point.batch_size, repeats x point.seq_len), then the attention
-    baseline at (batch, N); each workload's inputs are freed before the next one is drawn."""
+    """One timed run of the measured thing at (point.batch_size, repeats x point.seq_len), then
+    one of the attention baseline at (batch, N); each is warmed up first only if ``warmed`` does
+    not hold it yet. Each workload's inputs are freed before the next one is drawn."""
     batch, seq_len = point.batch_size, point.seq_len
     workload = _workload(loaded, batch, seq_len, repeats, seed)
-    measured = time_callable(workload.run, runs, device)
     processed_len, implementation = workload.processed_len, workload.implementation
+    measured = warm.time_once(workload.run, (implementation, batch, processed_len), device)
     del workload
     baseline = attention_baseline(batch, seq_len, device, seed)
-    baseline_timing = time_callable(baseline.run, runs, device)
+    baseline_timing = warm.time_once(
+        baseline.run, (baseline.implementation, batch, seq_len), device, shared=True
+    )
     return contract.ThroughputPoint(
         example_id=point.example_id,
         seq_len=seq_len,
@@ -892,6 +907,34 @@ def _measure_point(
         baseline=timed_prefill(baseline.implementation, baseline_timing, batch, seq_len),
         versions=versions,
     ), measured
+
+
+def _model_key(ref: contract.ModelRef, device: torch.device) -> tuple[str, str, str, str]:
+    """What names a loaded model in this process: the model cache's key."""
+    return (ref.name, ref.revision, ref.folder or "", str(device))
+
+
+@dataclass(frozen=True)
+class _WarmUps:
+    """Which workloads this process has warmed up (``seen``, kept on the activities object), for
+    one model: a benchmark round times each point once, and only the first round of a (model,
+    shape) in a process pays the warm-up; later rounds find kernels compiled and caches filled."""
+
+    seen: set[tuple[Any, ...]]
+    model: tuple[Any, ...]
+
+    def time_once(
+        self,
+        fn: Callable[[], Any],
+        shape: tuple[Any, ...],
+        device: torch.device,
+        shared: bool = False,
+    ) -> Timing:
+        # the attention baseline is the same code whichever model it stands beside
+        key = (str(device), *shape) if shared else (*self.model, *shape)
+        timing = time_callable(fn, 1, device, **({"warmup": 0} if key in self.seen else {}))
+        self.seen.add(key)
+        return timing
 
 
 def _workload(loaded: LoadedModel, batch: int, seq_len: int, repeats: int, seed: int) -> Workload:

@@ -21,8 +21,8 @@ from temporalio.testing import ActivityEnvironment
 from .activities import InferenceActivities
 
 
-def run(payloads: list[dict], out: Path, device: str, log=print) -> int:
-    activities = InferenceActivities(device=device)
+def run(payloads: list[dict], out: Path, device: str, log=print, model_cache: int = 8) -> int:
+    activities = InferenceActivities(device=device, model_cache_size=model_cache)
     env = ActivityEnvironment()
     started = time.time()
     done = 0
@@ -46,12 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("payloads", type=Path, help="a JSON list of run_shard inputs")
     parser.add_argument("--out", type=Path, required=True, help="results, one JSON line per shard")
     parser.add_argument("--device", default="auto", help="the worker's default device")
+    parser.add_argument(
+        "--model-cache",
+        type=int,
+        default=8,
+        help="models kept loaded, as the embedded stack's worker keeps them: a benchmark's rounds "
+        "visit every benchmarked model in turn",
+    )
     args = parser.parse_args(argv)
+    if args.model_cache < 1:
+        parser.error(f"--model-cache must be >= 1, got {args.model_cache}")
     payloads = json.loads(args.payloads.read_text())
     if not isinstance(payloads, list) or not all(isinstance(p, dict) for p in payloads):
         print(f"{args.payloads}: expected a JSON list of run_shard inputs", file=sys.stderr)
         return 2
-    run(payloads, args.out, args.device)
+    run(payloads, args.out, args.device, model_cache=args.model_cache)
     return 0
 
 

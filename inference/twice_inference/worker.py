@@ -3,7 +3,7 @@ inference activities in a thread pool.
 
     python -m twice_inference.worker --address 127.0.0.1:7233 --namespace default \\
         --task-queue twice-gpu [--max-concurrent 1] [--prefetch 1] [--device auto] \\
-        [--model-cache 1]
+        [--model-cache 1]   (default: $TWICE_WORKER_MODEL_CACHE, else 1)
 
 SIGTERM/SIGINT stop polling and give running shards ``--graceful-shutdown-seconds`` to finish.
 """
@@ -51,7 +51,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "the device computes, and each waits ready for the device (0: one round trip per shard)",
     )
     parser.add_argument(
-        "--model-cache", type=_positive_int, default=1, help="loaded models kept resident (LRU)"
+        "--model-cache",
+        type=_positive_int,
+        # a string default goes through `type`, so a bad environment value is refused by name
+        default=env.get("TWICE_WORKER_MODEL_CACHE", "1"),
+        help="loaded models kept resident (LRU); a benchmark timed in rounds cycles through "
+        "every benchmarked model, so keep them all",
     )
     parser.add_argument("--graceful-shutdown-seconds", type=float, default=30.0)
     return parser.parse_args(argv)

@@ -1,6 +1,7 @@
 // The prefill benchmark as grid cells on the embedded stack: model-level points (debug LMs) and a
 // kernel-level operator, each timed beside the attention baseline, stored in Postgres, and used
-// as the Pareto frontier's throughput axis. CPU timings here prove the path, not the speed.
+// as the Pareto frontier's throughput axis. Every point is timed once per round, a shard per round,
+// the rounds of all benchmark cells in turn. CPU timings here prove the path, not the speed.
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,17 +46,19 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     const rows = await stack.db.throughputMeasurement.findMany({
       where: { source: { in: ['benchmark', 'benchmark-baseline'] } },
       include: { cell: { select: { modelName: true, strategyName: true } } },
+      orderBy: [{ cellKey: 'asc' }, { exampleId: 'asc' }],
     });
-    // 6 benchmark cells x 2 points x (measured + baseline)
-    assert.equal(rows.length, 6 * 2 * 2);
+    // 6 benchmark cells x 2 points x 10 rounds x (measured + baseline)
+    assert.equal(rows.length, 6 * 2 * 10 * 2);
     for (const r of rows) {
-      assert.ok(r.seconds > 0 && r.minSeconds! > 0 && r.minSeconds! <= r.seconds, JSON.stringify(r));
-      assert.ok(r.runs! >= 10);
-      // every timed run arrives, and the stored median and fastest run are theirs (to the last
-      // digit or so: the client reads a float8 array back through its text form)
-      assert.equal(r.runSeconds.length, r.runs, JSON.stringify(r));
-      assert.ok(Math.abs(Math.min(...r.runSeconds) - r.minSeconds!) <= 1e-12 * r.minSeconds!, JSON.stringify(r));
-      assert.ok(Math.abs(medianInterval(r.runSeconds).estimate - r.seconds) <= 1e-12 * r.seconds, JSON.stringify(r));
+      assert.ok(r.seconds > 0 && r.minSeconds === r.seconds, JSON.stringify(r));
+      // one timed run per point and round, and it arrives (to the last digit or so: the client
+      // reads a float8 array back through its text form)
+      assert.equal(r.runs, 1);
+      assert.equal(r.runSeconds.length, 1, JSON.stringify(r));
+      assert.ok(Math.abs(r.runSeconds[0]! - r.seconds) <= 1e-12 * r.seconds, JSON.stringify(r));
+      // round r of a cell is its shard holding examples [2r, 2r + 2)
+      assert.equal(r.shardIndex, r.exampleId! - (r.exampleId! % 2), JSON.stringify(r));
       assert.equal(r.tokens, r.batchSize! * r.seqLen!);
       assert.ok(Math.abs(r.tokensPerSecond - r.tokens / r.seconds) < 1e-6 * r.tokensPerSecond);
       assert.equal(r.device, 'cpu');
@@ -69,8 +72,28 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     assert.equal(await stack.db.throughputMeasurement.count({ where: { source: 'shard-prefill', cellKey: { in: benchCells.map((c) => c.key) } } }), 0);
     assert.equal(await stack.db.exampleResult.count({ where: { cellKey: { in: benchCells.map((c) => c.key) } } }), 0);
 
+    // every round of every benchmark cell is a shard, and they ran round-major: round 1 of all
+    // six cells before round 2 of any
+    const benchShards = await stack.db.shardRecord.findMany({
+      where: { cellKey: { in: benchCells.map((c) => c.key) } },
+      orderBy: { recordedAt: 'asc' },
+      select: { shardIndex: true, cellKey: true },
+    });
+    assert.equal(benchShards.length, 6 * 10);
+    const roundsInOrder = benchShards.map((s) => s.shardIndex / 2);
+    assert.ok(
+      roundsInOrder.every((round, i) => i === 0 || round >= roundsInOrder[i - 1]! - 1),
+      `rounds out of order: ${roundsInOrder.join(' ')}`,
+    );
+    // the worker kept every model loaded: one load per model across all the rounds
     const report = await loadSweepReport(stack.db, sweepId);
+    assert.equal(report.execution.modelLoads, 3, JSON.stringify(report.execution));
+    // one row per point, its median and interval over the ten rounds
     assert.equal(report.benchmarks.length, 6 * 2);
+    for (const b of report.benchmarks) {
+      assert.equal(b.runSeconds?.length, 10, JSON.stringify(b));
+      assert.ok(Math.abs(medianInterval(b.runSeconds!).estimate - b.seconds) <= 1e-12 * b.seconds, JSON.stringify(b));
+    }
     assert.equal(report.paretoAxis, 'benchmark');
     assert.deepEqual(report.pareto.map((p) => `${p.model}/${p.strategy}`).sort(), [
       'debug-based-bytes/default',
@@ -90,9 +113,10 @@ describe('the prefill benchmark in the grid', { timeout: 600_000 }, () => {
     assert.match(text, /Interval: 95% interval of the median run/);
     const fromRows = report.pareto.map((p) => {
       const own = rows.filter((r) => r.source === 'benchmark' && r.cell!.modelName === p.model && r.cell!.strategyName === p.strategy);
-      assert.equal(own.length, 2, `${p.model}/${p.strategy}`);
-      const tokens = own.reduce((s, r) => s + r.tokens, 0);
-      const ends = own.map((r) => medianInterval(r.runSeconds));
+      assert.equal(own.length, 2 * 10, `${p.model}/${p.strategy}`);
+      const lengths = [...new Set(own.map((r) => r.seqLen!))];
+      const tokens = lengths.reduce((s, n) => s + own.find((r) => r.seqLen === n)!.tokens, 0);
+      const ends = lengths.map((n) => medianInterval(own.filter((r) => r.seqLen === n).flatMap((r) => r.runSeconds)));
       const lo = tokens / ends.reduce((s, e) => s + e.hi, 0);
       const hi = tokens / ends.reduce((s, e) => s + e.lo, 0);
       assert.ok(p.interval === 'median-ci' && Math.abs(p.throughputLo - lo) <= 1e-9 * lo && Math.abs(p.throughputHi - hi) <= 1e-9 * hi, JSON.stringify(p));

@@ -107,6 +107,27 @@ const TIES: SeedCell[] = [
   { key: 't-p5', model: 'p5', strategy: 'default', scores: [1, 0, 0, 0], shards: [one(4, 0.2, at('08:00', '2026-10-01'))] },
 ];
 
+/** A finished prefill_throughput cell of `numExamples` points x rounds, cut into `numShards`. */
+const benchCell = (key: string, model: string, strategy: string, numExamples: number, numShards: number) => ({
+  key,
+  modelName: model,
+  modelRevision: 'r1',
+  modelFamily: model.split('-')[0]!,
+  dtype: 'bfloat16',
+  taskName: 'prefill_throughput',
+  taskVersion: 1,
+  taskParams: {},
+  taskDataDigest: 'dd',
+  strategyName: strategy,
+  strategyVersion: 1,
+  strategyParams: {},
+  generation: {},
+  scorer: {},
+  numExamples,
+  numShards,
+  status: 'done' as const,
+});
+
 async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
   const sweeps = [
     { id: 'sw-selected', name: 'recall-grid', createdAt: '2026-11-20T09:00:00.000Z', status: 'completed' },
@@ -229,27 +250,7 @@ async function seed(db: Awaited<ReturnType<typeof testPostgres>>['db']) {
     ['c-bench-tfpp', 'tfpp-360m', 'default', [[0, 2048, 0.1, 0.03]]],
   ];
   for (const [key, model, strategy, points] of benchCells) {
-    await db.cell.create({
-      data: {
-        key,
-        modelName: model,
-        modelRevision: 'r1',
-        modelFamily: model.split('-')[0]!,
-        dtype: 'bfloat16',
-        taskName: 'prefill_throughput',
-        taskVersion: 1,
-        taskParams: {},
-        taskDataDigest: 'dd',
-        strategyName: strategy,
-        strategyVersion: 1,
-        strategyParams: {},
-        generation: {},
-        scorer: {},
-        numExamples: points.length,
-        numShards: 1,
-        status: 'done',
-      },
-    });
+    await db.cell.create({ data: benchCell(key, model, strategy, points.length, 1) });
     await link('sw-selected', [{ key } as SeedCell]);
     for (const [exampleId, n, measured, baseline] of points) {
       const repeats = strategy === 'jrt_prompt' ? 2 : 1;
@@ -564,6 +565,88 @@ describe('dashboards', () => {
         .sort(),
       frontier.map((r) => String(r.frontier_point)).sort(),
     );
+  });
+
+  it('prefill benchmark over rounds: a point timed in several shards is one row, its median over every run', async () => {
+    // one cell, two points (2048 and 4096 tokens), timed over three rounds: round r is the shard
+    // holding examples [2r, 2r + 2), one timed run per point and one of its baseline
+    const sweepId = 'sw-rounds';
+    const key = 'c-rounds';
+    const measured: Record<number, number[]> = { 2048: [0.04, 0.01, 0.02], 4096: [0.2, 0.1, 0.3] };
+    const baseline: Record<number, number[]> = { 2048: [0.03, 0.05, 0.04], 4096: [0.09, 0.07, 0.08] };
+    await fx.db.sweep.create({
+      data: {
+        id: sweepId,
+        name: 'rounds',
+        specFile: 'specs/x.yaml',
+        specYaml: 'x: 1',
+        spec: {},
+        specDigest: 'd',
+        workflowId: `wf-${sweepId}`,
+        status: 'completed',
+      },
+    });
+    await fx.db.cell.create({ data: benchCell(key, 'based-360m', 'default', 6, 3) });
+    await fx.db.sweepCell.create({ data: { sweepId, cellKey: key, reused: false } });
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (const [point, n] of [2048, 4096].entries()) {
+          for (const [source, implementation, seconds] of [
+            ['benchmark', 'based-360m', measured[n]![round]!],
+            ['benchmark-baseline', 'sdpa-flash', baseline[n]![round]!],
+          ] as const) {
+            await fx.db.throughputMeasurement.create({
+              data: {
+                cellKey: key,
+                shardIndex: 2 * round,
+                source,
+                exampleId: 2 * round + point,
+                implementation,
+                seqLen: n,
+                batchSize: 16,
+                processedLen: n,
+                tokens: 16 * n,
+                seconds,
+                minSeconds: seconds,
+                runs: 1,
+                runSeconds: [seconds],
+                tokensPerSecond: (16 * n) / seconds,
+                device: 'cpu',
+                versions: {},
+              },
+            });
+          }
+        }
+      }
+      const rows = await query('PREFILL_BENCHMARK_SQL', sweepId);
+      assert.deepEqual(
+        rows.map((r) => [r.n, r.run_seconds, r.min_seconds]),
+        [
+          [2048, [0.04, 0.01, 0.02], 0.01],
+          [4096, [0.2, 0.1, 0.3], 0.1],
+        ],
+      );
+      close(rows[0]!.seconds, 0.02, 'median at 2048');
+      close(rows[0]!.baseline_seconds, 0.04, 'baseline median at 2048');
+      close(rows[0]!.tokens_per_second, (16 * 2048) / 0.02, 'tok/s at 2048');
+      close(rows[1]!.speedup, 0.08 / 0.2, 'speed-up at 4096');
+      // the report and the benchmark axis read the same medians
+      const report = await loadSweepReport(fx.db, sweepId);
+      assert.deepEqual(
+        report.benchmarks.map((b) => [b.seqLen, b.seconds, b.runSeconds, b.baselineSeconds]),
+        [
+          [2048, 0.02, [0.04, 0.01, 0.02], 0.04],
+          [4096, 0.2, [0.2, 0.1, 0.3], 0.08],
+        ],
+      );
+      // the selected sweep's based·default recall cell gives the point its accuracy
+      await fx.db.sweepCell.create({ data: { sweepId, cellKey: 'c-based-default', reused: true } });
+      const [point] = await query('QUALITY_BENCHMARK_SQL', sweepId);
+      close(point!.tokens_per_second, (16 * (2048 + 4096)) / (0.02 + 0.2), 'benchmark axis');
+    } finally {
+      await fx.db.sweep.delete({ where: { id: sweepId } });
+      await fx.db.cell.delete({ where: { key } });
+    }
   });
 
   it('ran every query in panels.ts', () => {

@@ -7,12 +7,15 @@ import {
   digestOf,
   expandCells,
   parseSweepSpec,
+  resolveGeneratedTask,
+  roundMajor,
+  shardWidth,
   shardsOf,
   skippedPairs,
   type ResolvedSweep,
   type SweepSpec,
 } from '../../workflows/sweep-spec';
-import { TASKS, type TaskName } from '../../workflows/catalog';
+import { TASKS, generatedExampleCount, type TaskName } from '../../workflows/catalog';
 
 const catalog = { families: { 'm-attn': 'transformer', 'm-based': 'based', 'm-jrt': 'jrt_rnn' } };
 
@@ -250,6 +253,68 @@ describe('shardsOf', () => {
       ],
     );
     assert.deepEqual(shardsOf({ key: 'k', numExamples: 30 }, 4, [[0, 30]]), []);
+  });
+});
+
+describe('the prefill benchmark in rounds', () => {
+  const spec = parseSweepSpec(
+    `name: r
+models: [m-based, m-jrt]
+tasks:
+  - { name: prefill_throughput, params: { lengths: [128, 256, 512], batchSizes: [2], runs: 10 } }
+  - { name: mqar, params: { numExamples: 4 } }
+strategies: [default, jrt_prompt]
+`,
+    'r.yaml',
+    catalog,
+  );
+  const benchParams = spec.tasks[0]!.params;
+  const cells = expandCells({ ...resolve(spec), tasks: spec.tasks.map((t) => resolveGeneratedTask(t)) });
+  const bench = cells.filter((c) => c.task.name === 'prefill_throughput');
+
+  it('holds one example per (point, round): 3 points x 10 rounds; before rounds, one per point', () => {
+    assert.equal(generatedExampleCount('prefill_throughput', benchParams), 30);
+    assert.equal(generatedExampleCount('prefill_throughput', benchParams, { rounds: false }), 3);
+    assert.equal(resolveGeneratedTask(spec.tasks[0]!, { rounds: false }).numExamples, 3);
+    assert.ok(bench.length === 4 && bench.every((c) => c.numExamples === 30));
+  });
+
+  it('cuts a benchmark cell into one shard per round whatever the shard size; other cells by shard size', () => {
+    for (const shardSize of [1, 7, 100]) {
+      assert.deepEqual(
+        shardsOf(bench[0]!, shardWidth(bench[0]!, shardSize)).map((s) => [s.exampleStart, s.exampleEnd]),
+        Array.from({ length: 10 }, (_, r) => [3 * r, 3 * r + 3]),
+      );
+    }
+    const mqar = cells.find((c) => c.task.name === 'mqar')!;
+    assert.equal(shardWidth(mqar, 3), 3);
+    // a cell resolved before rounds (one example per point) is cut as it was then
+    assert.equal(shardWidth({ ...bench[0]!, numExamples: 3 }, 2), 2);
+    // a round recorded already is not cut again
+    assert.deepEqual(
+      shardsOf(bench[0]!, 3, [[0, 6]]).map((s) => s.exampleStart),
+      [6, 9, 12, 15, 18, 21, 24, 27],
+    );
+  });
+
+  it('dispatches every other shard first in grid order, then the benchmark round-major across its cells', () => {
+    const jobs = cells.flatMap((cell) => shardsOf(cell, shardWidth(cell, 2)).map((shard) => ({ cell, shard })));
+    const order = roundMajor(jobs).map(({ cell, shard }) => `${cell.model.name}/${cell.task.name}/${cell.strategy.name}@${shard.exampleStart}`);
+    assert.equal(order.length, jobs.length);
+    // mqar: 4 examples in shards of 2, per model and strategy, in the grid's model-major order
+    assert.deepEqual(order.slice(0, 8), [
+      'm-based/mqar/default@0',
+      'm-based/mqar/default@2',
+      'm-based/mqar/jrt_prompt@0',
+      'm-based/mqar/jrt_prompt@2',
+      'm-jrt/mqar/default@0',
+      'm-jrt/mqar/default@2',
+      'm-jrt/mqar/jrt_prompt@0',
+      'm-jrt/mqar/jrt_prompt@2',
+    ]);
+    const round = (r: number) =>
+      ['m-based/default', 'm-based/jrt_prompt', 'm-jrt/default', 'm-jrt/jrt_prompt'].map((p) => p.replace('/', '/prefill_throughput/') + `@${3 * r}`);
+    assert.deepEqual(order.slice(8), Array.from({ length: 10 }, (_, r) => round(r)).flat());
   });
 });
 

@@ -1,7 +1,10 @@
 """The ``prefill_throughput`` task (kind "throughput", scorer "none"): its examples are not prompts
-but (length, batch) points, the cartesian product lengths x batchSizes in that order, each timed
-by run_shard on random inputs. Params mirror the zod schema in workflows/catalog.ts. Tested in
-``tests/test_throughput.py``.
+but (point, round) pairs. The points are (length, batch), the cartesian product lengths x
+batchSizes in that order; the task times every point ``runs`` times, once per round, and example
+``round * points + point`` is round ``round``'s timing of that point. The orchestrator cuts one
+shard per round and runs the rounds of all benchmarked models in turn, so every model's timings
+spread over the same stretch of machine load. Params mirror the zod schema in workflows/catalog.ts.
+Tested in ``tests/test_throughput.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ class ThroughputPointSpec:
     example_id: int
     seq_len: int
     batch_size: int
+    # which (length, batch) point, whatever the round: it seeds the inputs, so every round of a
+    # point times the same ones
+    point: int
 
 
 class PrefillThroughputTask:
@@ -47,8 +53,11 @@ class PrefillThroughputTask:
             (length, batch) for length in self.params.lengths for batch in self.params.batch_sizes
         ]
 
-    def num_examples(self) -> int:
+    def num_points(self) -> int:
         return len(self._points)
+
+    def num_examples(self) -> int:
+        return len(self._points) * self.params.runs
 
     def points(self, start: int, end: int) -> list[ThroughputPointSpec]:
         if not 0 <= start < end <= self.num_examples():
@@ -56,7 +65,11 @@ class PrefillThroughputTask:
                 f"task {self.name!r}: point range [{start}, {end}) is outside "
                 f"[0, {self.num_examples()})"
             )
-        return [ThroughputPointSpec(i, *self._points[i]) for i in range(start, end)]
+        width = len(self._points)
+        return [
+            ThroughputPointSpec(i, *self._points[i % width], point=i % width)
+            for i in range(start, end)
+        ]
 
     def data_digest(self) -> str:
         """sha256 over the params with defaults filled in (the points and their random seed)."""
