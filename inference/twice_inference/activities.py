@@ -3,9 +3,9 @@
 Payloads are plain JSON dicts validated against ``contract.py`` at entry and exit. A recall task's
 shard generates and scores; a throughput task's shard (prefill_throughput) times one prefill per
 point once beside the attention baseline (one round of the benchmark) and returns measurements
-instead of examples. The model and
-task registries are imported lazily (and can be injected), so the worker starts without loading any
-adapter. ``tests/test_activities.py`` runs them in ``temporalio.testing.ActivityEnvironment``.
+instead of examples. The model and task registries are imported lazily (and can be injected), so
+the worker starts without loading any adapter. ``tests/test_activities.py`` runs them in
+``temporalio.testing.ActivityEnvironment``.
 """
 
 from __future__ import annotations
@@ -887,8 +887,8 @@ def _measure_point(
     warm: _WarmUps,
 ) -> tuple[contract.ThroughputPoint, Timing]:
     """One timed run of the measured thing at (point.batch_size, repeats x point.seq_len), then
-    one of the attention baseline at (batch, N); each is warmed up first only if ``warmed`` does
-    not hold it yet. Each workload's inputs are freed before the next one is drawn."""
+    one of the attention baseline at (batch, N); each is warmed up first only if ``warm`` has
+    not seen it yet. Each workload's inputs are freed before the next one is drawn."""
     batch, seq_len = point.batch_size, point.seq_len
     workload = _workload(loaded, batch, seq_len, repeats, seed)
     processed_len, implementation = workload.processed_len, workload.implementation
