@@ -246,12 +246,18 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
      */
     async claimCells(input: { sweepId: string; keys: string[] }): Promise<ClaimCellsResult> {
       if (input.keys.length === 0) return { waitingOn: {} };
-      // one statement: PostgreSQL locks each row it updates, so two sweeps never both win a cell
-      await db.$executeRaw`
-        UPDATE cells c SET claimed_by = ${input.sweepId}, claimed_at = now()
-         WHERE c.key = ANY(${input.keys}) AND c.status <> 'done'
-           AND (c.claimed_by IS NULL OR c.claimed_by = ${input.sweepId}
-                OR NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.id = c.claimed_by AND s.status = 'running'))`;
+      // Lock the rows first (in key order, so claimers cannot deadlock), then update in a second
+      // statement. In one statement, a claimer that blocked on another's row lock re-checks only
+      // the row: its NOT EXISTS over sweeps still reads the snapshot taken before it blocked, which
+      // may predate the other sweep's registration, so both sweeps won the cell.
+      await db.$transaction(async (tx) => {
+        await tx.$queryRaw`SELECT key FROM cells WHERE key = ANY(${input.keys}) ORDER BY key FOR UPDATE`;
+        await tx.$executeRaw`
+          UPDATE cells c SET claimed_by = ${input.sweepId}, claimed_at = now()
+           WHERE c.key = ANY(${input.keys}) AND c.status <> 'done'
+             AND (c.claimed_by IS NULL OR c.claimed_by = ${input.sweepId}
+                  OR NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.id = c.claimed_by AND s.status = 'running'))`;
+      }, TRANSACTION);
       const held = await db.$queryRaw<Array<{ key: string; claimed_by: string; workflow_id: string | null }>>`
         SELECT c.key, c.claimed_by, s.workflow_id
           FROM cells c LEFT JOIN sweeps s ON s.id = c.claimed_by
