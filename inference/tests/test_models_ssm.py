@@ -242,11 +242,23 @@ def test_mamba_matches_transformers() -> None:
         assert rel_error(ours(ids), hf(ids).logits) < 1e-5
 
 
-def test_mamba2_matches_transformers() -> None:
+@pytest.mark.parametrize("ngroups", [1, 2])
+def test_mamba2_matches_transformers(ngroups: int) -> None:
     """Unpadded batches only: transformers zeroes pad inputs but still decays the state there,
     so its left-padded outputs legitimately differ from ours (ours keeps the state fixed)."""
-    from transformers import Mamba2Config, Mamba2ForCausalLM
+    import inspect
 
+    from transformers import Mamba2Config, Mamba2ForCausalLM
+    from transformers.models.mamba2 import modeling_mamba2
+
+    if (
+        ngroups > 1
+        and "group_size" not in inspect.signature(modeling_mamba2.MambaRMSNormGated).parameters
+    ):
+        # Older transformers (5.17 measured) normalise the gated output over the whole inner
+        # width instead of per group as mamba-ssm does, so only ngroups = 1 (the paper's Mamba-2
+        # checkpoints) can agree with it; ours then matches it to 2e-7.
+        pytest.skip("this transformers' Mamba-2 gated RMSNorm ignores n_groups")
     torch.manual_seed(5)
     hf_cfg = Mamba2Config(
         hidden_size=32,
@@ -256,7 +268,7 @@ def test_mamba2_matches_transformers() -> None:
         expand=2,
         head_dim=8,
         num_heads=8,
-        n_groups=2,
+        n_groups=ngroups,
         conv_kernel=4,
         chunk_size=4,
         layer_norm_epsilon=1e-5,
@@ -264,7 +276,7 @@ def test_mamba2_matches_transformers() -> None:
     )
     hf = _perturbed(Mamba2ForCausalLM(hf_cfg))
     _, tiny = TINY["mamba2"]
-    ours = mamba2.build(tiny).eval()
+    ours = mamba2.build({**tiny, "ssm_cfg": {**tiny["ssm_cfg"], "ngroups": ngroups}}).eval()
     ours.load_state_dict(checkpoint.convert_mamba(hf.state_dict()), strict=True)
     ids = torch.randint(0, VOCAB, (2, 11))  # not a multiple of chunk_size
     with torch.no_grad():
