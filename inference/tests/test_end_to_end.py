@@ -24,6 +24,7 @@ from twice_inference.bench.end_to_end import (
     phi3_to_transformer,
     profiled,
     prompt_lengths,
+    timed_steps,
 )
 from twice_inference.models.layers import rel_error
 from twice_inference.models.registry import build_model
@@ -67,6 +68,23 @@ def test_grid_is_priced_per_batch_of_the_longest_prompt() -> None:
     batches = sum(-(-PAPER_SIZES[t] // BATCH) for t in MEAN_DOC_TOKENS for _ in ("default", "jrt"))
     assert grid_seconds(lambda n: 1.0, lambda n: 0.0) == pytest.approx(batches)
     assert grid_seconds(lambda n: 0.0, lambda n: 1.0) == pytest.approx(batches * (NEW_TOKENS - 1))
+    # a graphed batch's first step (eager + capture) is priced once, the replays for the rest
+    assert grid_seconds(lambda n: 0.0, lambda n: 1.0, lambda n: 10.0) == pytest.approx(
+        batches * (10 + NEW_TOKENS - 2)
+    )
+
+
+def test_timed_steps_step_the_engines_decoder_on_the_cpu() -> None:
+    torch.manual_seed(0)
+    model = build_model(
+        "transformer", dict(vocab_size=VOCAB, d_model=32, n_layers=2, n_heads=2)
+    ).eval()
+    with torch.inference_mode():
+        times = timed_steps(model, 2, 9, "cpu", graphs=False)
+        assert times.first_s > 0 and times.step_s > 0
+        # graphs are asked for but a CPU cannot capture: the price must not pass eager for graphed
+        with pytest.raises(RuntimeError, match="could not be captured"):
+            timed_steps(model, 2, 9, "cpu", graphs=True)
 
 
 def test_transformer_loaded_from_phi3_weights_matches_transformers() -> None:
