@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from twice_inference.kernels.taylor_state import second_order
+from twice_inference.kernels.taylor_state import fold_chunk, read_state
 
 FEATURE_DIM = 16
 FEATURES = 1 + FEATURE_DIM + FEATURE_DIM * FEATURE_DIM  # 273
@@ -74,7 +74,6 @@ def decayed_taylor_fwd(
     h = pid_bh % H
     offs_c = tl.arange(0, BLOCK_C)
     offs_k = tl.arange(0, DK)
-    offs_h = tl.arange(0, HALF)
     offs_v = pid_v * BLOCK_DV + tl.arange(0, BLOCK_DV)
     lg = tl.load(LOG_G + h).to(tl.float32)
 
@@ -108,22 +107,8 @@ def decayed_taylor_fwd(
         k_bf = k.to(tl.bfloat16)
 
         # Every earlier token through the carried (decayed) state, then decayed to row i.
-        carried = tl.zeros((BLOCK_C, BLOCK_DV), dtype=tl.float32)
-        q_lo = (
-            tl.load(q_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
-        )
-        carried = tl.dot(
-            second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), carried
-        )
-        q_hi = (
-            tl.load(q_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-            * scale
-        )
-        carried = tl.dot(
-            second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), carried
-        )
-        carried = tl.dot(q_bf, s1.to(tl.bfloat16), carried)
-        num = (carried + s0[None, :]) * from_state[:, None]
+        carried = read_state(q_ptr, q, valid, s2_lo, s2_hi, s1, s0, scale, BLOCK_C, BLOCK_DV, DK)
+        num = carried * from_state[:, None]
 
         # In-chunk: the Taylor kernel 1 + s + s^2/2, decayed in the numerator only.
         s = tl.dot(q_bf, tl.trans(k_bf))
@@ -142,25 +127,26 @@ def decayed_taylor_fwd(
             mask=valid[:, None],
         )
 
-        # State update: carried state decayed over the chunk's L tokens, key j by gamma^(L-1-j).
+        # State update: carried state decayed over the chunk's L tokens, key j by gamma^(L-1-j)
+        # (through v); the normaliser sums are not decayed.
         count = tl.minimum(N - start, BLOCK_C)
         to_end = tl.where(valid, tl.exp(lg * (count - 1 - offs_c).to(tl.float32)), 0.0)
-        vw32 = v.to(tl.float32) * to_end[:, None]
-        vw = vw32.to(tl.bfloat16)
+        vw = (v.to(tl.float32) * to_end[:, None]).to(tl.bfloat16)
         over_chunk = tl.exp(lg * count.to(tl.float32))
-        k_lo = (
-            tl.load(k_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+        s2_lo, s2_hi, s1, s0, zk, z1 = fold_chunk(
+            k_ptr,
+            vw,
+            valid,
+            s2_lo * over_chunk,
+            s2_hi * over_chunk,
+            s1 * over_chunk,
+            s0 * over_chunk,
+            zk,
+            z1,
+            scale,
+            BLOCK_C,
+            DK,
         )
-        s2_lo = tl.dot(tl.trans(second_order(k_lo, k, BLOCK_C, HALF, DK)), vw, s2_lo * over_chunk)
-        k_hi = (
-            tl.load(k_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-            * scale
-        )
-        s2_hi = tl.dot(tl.trans(second_order(k_hi, k, BLOCK_C, HALF, DK)), vw, s2_hi * over_chunk)
-        s1 = tl.dot(tl.trans(k_bf), vw, s1 * over_chunk)
-        s0 = s0 * over_chunk + tl.sum(vw32, axis=0)
-        zk = tl.dot(tl.trans(k), k, zk, input_precision="tf32")
-        z1 += tl.sum(k, axis=0)
 
     # The final state in taylor_feature_map's rows: [1 | x / d^(1/4) | x x^T / (sqrt(2) sqrt(d))];
     # the kernel's second-order sums are of the scaled k, so they carry the 1/sqrt(2) still.
