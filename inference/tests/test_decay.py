@@ -16,11 +16,12 @@ from twice_inference.models.checkpoint import convert_hazy
 from twice_inference.models.decay import (
     checkpoint_decay_options,
     decay_options,
-    decayed_linear_attention,
     log_decay,
 )
 from twice_inference.models.layers import rel_error
 from twice_inference.ops.feature_map import taylor_feature_map
+from twice_inference.ops.linear_attention.decayed import decayed_linear_attention
+from twice_inference.ops.linear_attention.naive import decayed_linear_attention_naive
 
 DECAYED = {**HYBRID, "fixed_decay": True, "decay_const": -3, "use_decay_proj": True}
 
@@ -65,6 +66,20 @@ def test_decayed_attention_matches_float64_loop(t: int, chunk: int) -> None:
     want_s = torch.einsum("bht,bhtf,bhtd->bhfd", weights.expand(2, 3, t), phi_k64, v.double())
     assert rel_error(s.double(), want_s) < 1e-5
     assert rel_error(z.double(), phi_k64.sum(dim=2)) < 1e-5
+
+
+def test_quadratic_reference_is_the_loop() -> None:
+    """The float64 reference the kernel is tested against (test_decay_kernel.py), vectorised."""
+    gen = torch.Generator().manual_seed(3)
+    q, k = (torch.randn(1, 3, 20, 16, generator=gen, dtype=torch.float64) * 0.5 for _ in range(2))
+    v = torch.randn(1, 3, 20, 8, generator=gen, dtype=torch.float64)
+    dt = torch.randn(1, 3, 20, generator=gen, dtype=torch.float64)
+    y, s, z = decayed_linear_attention_naive(q, k, v, log_decay(3, -3), dt, None, 1e-12)
+    # gamma from log_decay is float32: 1e-8 relative, not float64 round-off
+    assert rel_error(y, reference_float64(q, k, v, dt, -3, 1e-12)) < 1e-6
+    phi_q, phi_k = taylor_feature_map(q), taylor_feature_map(k)
+    want = decayed_linear_attention(phi_q, phi_k, v, log_decay(3, -3), dt, 1e-12, 8)
+    assert rel_error(s, want[1].double()) < 1e-6 and rel_error(z, want[2].double()) < 1e-6
 
 
 def test_decay_constants() -> None:

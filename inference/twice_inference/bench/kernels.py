@@ -11,10 +11,11 @@ kernels (``fused_chunk_based``, ``parallel_based``) on the same inputs, with rat
 versions, the card's measured ceilings and, at every benchmarked shape, our outputs against a
 float64 reference (batch rows 0 and B - 1); plus the CUDA kernel on ragged lengths, two value
 slices, the recurrent (decode) form and padded inputs (``small_checks``), the ops' own dispatch
-(``op_checks``), and the CUDA kernel's two register budgets (``variants``). ``--suite check``
-runs only the correctness part, ``--suite quick`` the CUDA checks and budgets; ``--suite
-profile`` launches each of our kernels once at the headline and a small-batch shape (for Nsight
-Compute). Needs a CUDA GPU; writes $OUT/kernel_bench.json.
+(``op_checks``), the decayed kernel of based-360m-30b (``decay_checks``), and the CUDA kernel's
+two register budgets (``variants``). ``--suite check`` runs only the correctness part, ``--suite
+quick`` the small checks and budgets, ``--suite decay`` the decayed kernel's checks and timings
+alone; ``--suite profile`` launches each of our kernels once at the headline and a small-batch
+shape (for Nsight Compute). Needs a CUDA GPU; writes $OUT/kernel_bench.json.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 from ..engine.throughput import environment_versions
 from ..ops.feature_map import taylor_feature_map
 from ..ops.linear_attention.chunk import causal_linear_attention_parts
+from .decay_checks import decay_checks, decay_timings
 from .model_common import write_to_out
 
 HEADS, D_FEATURE, D_VALUE = 16, 16, 64
@@ -466,7 +468,9 @@ def profile() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--suite", choices=["all", "check", "quick", "profile"], default="all")
+    parser.add_argument(
+        "--suite", choices=["all", "check", "quick", "profile", "decay"], default="all"
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench needs a CUDA GPU", file=sys.stderr)
@@ -477,7 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"env": environment()}
     print(json.dumps(results["env"]), flush=True)
     timed = args.suite == "all"
-    small = small_checks() + op_checks()
+    if args.suite == "decay":  # the decayed kernel alone: its checks and the op's timings
+        failures = decay_checks()
+        results["decay_failures"] = failures
+        results["decay_ms"] = decay_timings(time_ms)
+        print(f"decayed checks: {len(failures)} failures" + "".join(f"\n  {f}" for f in failures))
+        write_to_out("kernel_bench_decay.json", results)
+        return 1 if failures else 0
+    small = small_checks() + op_checks() + decay_checks()
     print(f"small-shape checks: {len(small)} failures" + "".join(f"\n  {f}" for f in small))
     if args.suite == "quick":  # the CUDA kernel's own checks and its two register budgets
         results["cuda_variants"] = variants()

@@ -1,7 +1,7 @@
 """Where a prefill's GPU time goes, part by part, for the 360M Transformer++, Based and JRT-RNN.
 
     python -m twice_inference.bench.prefill_profile [--families transformer,based,jrt_rnn]
-        [--batch 8] [--lengths 8192,16384] [--profile-length 8192]
+        [--batch 8] [--lengths 8192,16384] [--profile-length 8192] [--decay-baseline]
 
 Per family (random weights, bf16, the smallest paper model of ``bench.model_common``):
 - prefill time at each length (median of 5 after 2 warm-ups, CUDA events) and tokens/s, all in
@@ -13,6 +13,9 @@ Per family (random weights, bf16, the smallest paper model of ``bench.model_comm
   stream runs kernels in order, so an interval is the GPU time of the kernels launched in it
   (plus any gap where the GPU waited on the host, which a prefill of this size has little of);
   a nested part (the short conv inside Mamba's mixer) is listed under its parent;
+- with ``--decay-baseline``, Based's prefill also timed with its decayed linear attention on the
+  PyTorch form (``ops.linear_attention.decayed.without_decay_kernel``): before and after the
+  kernel in one process;
 - one prefill under torch.profiler: the kernels with the most GPU time, to split a part into
   the kernels it runs (Taylor kernel vs feature map vs elementwise work).
 
@@ -34,6 +37,7 @@ from torch import nn
 from ..models.based import BaseConv
 from ..models.layers import Mixer, RMSNorm, ShortConv, SwiGLU
 from ..models.transformer import Attention
+from ..ops.linear_attention.decayed import without_decay_kernel
 from .model_common import (
     build_random,
     environment,
@@ -162,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lengths", default="8192,16384")
     parser.add_argument("--profile-length", type=int, default=8192)
+    parser.add_argument(
+        "--decay-baseline",
+        action="store_true",
+        help="also time Based with its decayed linear attention on the PyTorch form (before the "
+        "kernel), in the same process",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench.prefill_profile needs a CUDA GPU", file=sys.stderr)
@@ -185,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"{name} {args.batch}x{n}: {row['ms'][n]:.1f} ms, "
                     f"{row['tokens_per_s'][n]:,.0f} tok/s"
                 )
+                if args.decay_baseline and family == "based":
+                    with without_decay_kernel():
+                        before = timed_ms(model, ids)
+                    row.setdefault("ms_decay_pytorch", {})[n] = before
+                    log(f"{name} {args.batch}x{n}, decayed attention on PyTorch: {before:.1f} ms")
             ids = torch.randint(
                 1, model.vocab_size, (args.batch, args.profile_length), device="cuda", generator=gen
             )

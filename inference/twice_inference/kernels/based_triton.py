@@ -22,6 +22,7 @@ from twice_inference.kernels.taylor_state import (
     carried_states,
     choose_segments,
     fold_chunk,
+    read_state,
     second_order,
     segment_length,
     segment_states,
@@ -125,20 +126,9 @@ def taylor_linear_attention_fwd(
         k_bf = k.to(tl.bfloat16)
 
         # Inter-chunk first: every earlier token (and the encoder) through the on-chip state. This
-        # order (state readout, then the intra-chunk block) and re-reading the column halves from
-        # L1 where they are used keep the fewest values live; other orders spilled (NOTES.md).
-        num = tl.zeros((BLOCK_C, BLOCK_DV), dtype=tl.float32)
-        q_lo = (
-            tl.load(q_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
-        )
-        num = tl.dot(second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), num)
-        q_hi = (
-            tl.load(q_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
-            * scale
-        )
-        num = tl.dot(second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), num)
-        num = tl.dot(q_bf, s1.to(tl.bfloat16), num)
-        num += s0[None, :]
+        # order (state readout, then the intra-chunk block) keeps the fewest values live; other
+        # orders spilled (NOTES.md).
+        num = read_state(q_ptr, q, valid, s2_lo, s2_hi, s1, s0, scale, BLOCK_C, BLOCK_DV, DK)
 
         # Intra-chunk: the Taylor kernel 1 + s + s^2/2 of the scaled scores, causally masked.
         s = tl.dot(q_bf, tl.trans(k_bf))

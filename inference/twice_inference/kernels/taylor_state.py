@@ -74,6 +74,37 @@ def fold_chunk(
 
 
 @triton.jit
+def read_state(
+    q_ptr,  # [BLOCK_C, 1] row pointers into q (DK columns each)
+    q,  # [BLOCK_C, DK] fp32, scaled, zero on invalid rows
+    valid,
+    s2_lo,
+    s2_hi,
+    s1,
+    s0,
+    scale,
+    BLOCK_C: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+    DK: tl.constexpr,
+):
+    """phi(q_i) . state for one chunk of rows: the readout half of the causal kernels' chunk step
+    (``based_triton``'s and ``decay_triton``'s). The column halves are re-read from L1 where they
+    are used, which keeps the fewest values live (NOTES.md)."""
+    HALF: tl.constexpr = DK // 2
+    offs_h = tl.arange(0, HALF)
+    num = tl.zeros((BLOCK_C, BLOCK_DV), dtype=tl.float32)
+    q_lo = tl.load(q_ptr + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32) * scale
+    num = tl.dot(second_order(q_lo, q, BLOCK_C, HALF, DK), (0.5 * s2_lo).to(tl.bfloat16), num)
+    q_hi = (
+        tl.load(q_ptr + HALF + offs_h[None, :], mask=valid[:, None], other=0.0).to(tl.float32)
+        * scale
+    )
+    num = tl.dot(second_order(q_hi, q, BLOCK_C, HALF, DK), (0.5 * s2_hi).to(tl.bfloat16), num)
+    num = tl.dot(q.to(tl.bfloat16), s1.to(tl.bfloat16), num)
+    return num + s0[None, :]
+
+
+@triton.jit
 def taylor_segment_state(
     K,
     V,  # k [B*H, L, DK], v [B*H, L, DV] bf16

@@ -11,8 +11,9 @@ Head h decays by gamma_h = 1 - 2^(decay_const - h) per step. With a decay projec
 The normaliser is not decayed and not scaled (the training config's ``decay_denom: False``). The
 recurrent form carries s_i = gamma s_{i-1} + phi(k_i)^T v_i and the plain z_i. (The released
 recurrent step adds phi(k_i)^T v_i twice when decay is on; we follow the trained parallel form,
-which the recurrence here reproduces exactly.) Tested by ``tests/test_decay.py`` against a float64
-loop.
+which the recurrence here reproduces exactly.) The parallel form is the op
+``ops.linear_attention.decayed`` (a Triton kernel on CUDA, chunked PyTorch elsewhere). Tested by
+``tests/test_decay.py`` against a float64 loop.
 """
 
 from __future__ import annotations
@@ -22,14 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..ops.feature_map import taylor_feature_map
-from ..ops.linear_attention.chunk import LinearAttentionState, masked_features
-
-# 128: at 8-16k tokens the in-chunk quadratic part and the [N, N] carry are then about even
-DECAY_CHUNK = 128
+from ..ops.linear_attention.chunk import LinearAttentionState
+from ..ops.linear_attention.decayed import decayed_taylor_attention
 
 
 def log_decay(heads: int, decay_const: float) -> torch.Tensor:
@@ -58,63 +56,6 @@ def checkpoint_decay_options(directory: Path) -> dict[str, Any]:
     return decay_options(json.loads(path.read_text(encoding="utf-8")))
 
 
-def decayed_linear_attention(
-    phi_q: torch.Tensor,
-    phi_k: torch.Tensor,
-    v: torch.Tensor,
-    log_gamma: torch.Tensor,
-    scale: torch.Tensor | None,
-    eps: float,
-    chunk: int = DECAY_CHUNK,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Float32 features [B, H, T, F], v [B, H, T, Dv], log_gamma [H], scale [B, H, T] or None ->
-    (y [B, H, T, Dv], decayed state s [B, H, F, Dv], plain z [B, H, F]).
-
-    Chunked, with every chunk computed at once: quadratic inside a chunk; across chunks, the
-    decayed state entering chunk c, sum_{c' < c} gamma^(C (c - 1 - c')) (chunk c's own sum), is
-    one [N, N] x [N, F Dv] product per head. A loop over chunks (the first form) launched ~15
-    kernels per 64 tokens, which bounded the 360M model's prefill by launches. The sequence is
-    left-padded to whole chunks with zero features and values: they add nothing to any sum, and
-    padding in front keeps the decay between the last token and the final state exact."""
-    b, h, t, f = phi_q.shape
-    dv = v.shape[-1]
-    pad = (-t) % chunk
-    if pad:
-        phi_q, phi_k, v = (F.pad(x, (0, 0, pad, 0)) for x in (phi_q, phi_k, v))
-        if scale is not None:
-            scale = F.pad(scale, (pad, 0))
-    n = (t + pad) // chunk
-    qc = phi_q.reshape(b, h, n, chunk, f)
-    kc = phi_k.reshape(b, h, n, chunk, f)
-    vc = v.reshape(b, h, n, chunk, dv)
-    lg = log_gamma.to(phi_q)[:, None, None]  # [H, 1, 1]
-    idx = torch.arange(chunk, device=phi_q.device, dtype=phi_q.dtype)
-    gap = idx[:, None] - idx[None, :]
-    causal = gap >= 0
-    within = torch.where(causal, torch.exp(lg * gap.clamp(min=0)), 0.0)  # [H, C, C]: gamma^(i-j)
-    scores = qc @ kc.transpose(-1, -2)  # [B, H, N, C, C]
-    num = (scores * within[None, :, None]) @ vc
-    # the normaliser is not decayed: plain causal sums
-    chunk_z = kc.sum(dim=3)  # [B, H, N, F]
-    z_before = chunk_z.cumsum(dim=2) - chunk_z
-    den = (scores * causal).sum(dim=-1) + (qc @ z_before[..., None])[..., 0]
-    # each chunk's own decayed sum, as seen from its last position: gamma^(C-1-j) phi_k_j^T v_j
-    to_end = torch.exp(lg * (chunk - 1 - idx)[None, :, None])[None, :, None]  # [1, H, 1, C, 1]
-    chunk_s = ((kc * to_end).transpose(-1, -2) @ vc).reshape(b, h, n, f * dv)
-    c = torch.arange(n, device=phi_q.device, dtype=phi_q.dtype)
-    lag = c[:, None] - 1 - c[None, :]  # c - 1 - c'
-    carry = torch.where(lag >= 0, torch.exp(lg * chunk * lag.clamp(min=0)), 0.0)  # [H, N, N]
-    s_before = (carry[None] @ chunk_s).reshape(b, h, n, f, dv)
-    from_carry = torch.exp(lg * (idx + 1)[None, :, None])[None, :, None]  # gamma^(i+1)
-    num = num + from_carry * (qc @ s_before)
-    if scale is not None:
-        num = num * scale.reshape(b, h, n, chunk, 1)
-    y = (num / (den[..., None] + eps)).reshape(b, h, n * chunk, dv)[:, :, pad:]
-    to_final = torch.exp(lg[:, 0] * chunk * (n - 1 - c))  # [H, N]: gamma^(C (N-1-c))
-    s = (to_final[None, :, None] @ chunk_s)[:, :, 0].reshape(b, h, f, dv)
-    return y, s, chunk_z.sum(dim=2)
-
-
 def make_decayed(base: type) -> type:
     """A subclass of Based's ``LinearAttention`` with the decay (kept out of based.py)."""
 
@@ -133,14 +74,11 @@ def make_decayed(base: type) -> type:
         def _scale(self, x: torch.Tensor) -> torch.Tensor | None:
             if self.decay_proj is None:
                 return None
-            return self.decay_proj(x).float().transpose(1, 2)  # [B, H, T]
+            return self.decay_proj(x).transpose(1, 2)  # [B, H, T], x's dtype, a strided view
 
         def _parallel(self, x, mask):
             q, k, v = self._qkv(x)
-            phi_q, phi_k, v32 = masked_features(q, k, v, mask)
-            return decayed_linear_attention(
-                phi_q, phi_k, v32, self.log_gamma, self._scale(x), self.eps
-            )
+            return decayed_taylor_attention(q, k, v, self.log_gamma, self._scale(x), mask, self.eps)
 
         def forward(self, x, mask, positions):
             y, _, _ = self._parallel(x, mask)
@@ -160,7 +98,7 @@ def make_decayed(base: type) -> type:
             num = torch.einsum("bhf,bhfd->bhd", phi_q, s)
             scale = self._scale(x[:, None, :])
             if scale is not None:
-                num = num * scale[:, :, 0, None]
+                num = num * scale[:, :, 0, None].float()
             y = num / ((phi_q * z).sum(dim=-1)[..., None] + self.eps)
             return self._out(y[:, :, None, :], x)[:, 0], LinearAttentionState(s, z)
 

@@ -3,7 +3,8 @@ kernels (``kernels.taylor_prefill``: CUDA where built and faster, else Triton) w
 ``kernel_mode.taylor_kernel_applies``, else the chunked PyTorch form (``chunk``). ``naive`` is
 the float64 reference both are tested against (``tests/test_models_linear.py``,
 ``tests/test_kernels.py``; dispatch under the Triton interpreter in
-``tests/test_kernel_dispatch.py``).
+``tests/test_kernel_dispatch.py``). ``decayed`` is the same op with based-360m-30b's per-head
+decay and output scale (its own Triton kernel, ``kernels.decay_triton``).
 """
 
 from __future__ import annotations

@@ -63,3 +63,32 @@ def linear_attention_state_naive(
     phi(k), over the positions key_mask keeps."""
     _, phi_k, vd = naive_features(k, k, v, key_mask, torch.float64)
     return LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, vd), phi_k.sum(dim=2))
+
+
+def decayed_linear_attention_naive(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_gamma: torch.Tensor,
+    scale: torch.Tensor | None,
+    key_mask: torch.Tensor | None = None,
+    eps: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The decayed form (``decayed.py``) in float64, quadratic: y_i = scale_i sum_{j<=i}
+    gamma^(i-j) s_ij v_j / sum_{j<=i} s_ij with s_ij = phi(q_i).phi(k_j); and the state the prompt
+    leaves, s = sum_j gamma^(T-1-j) phi(k_j)^T v_j, z = sum_j phi(k_j). q, k [B, H, T, d], v
+    [B, H, T, Dv], log_gamma [H], scale [B, H, T] or None -> (y, s, z)."""
+    check_bhtd(q=q, k=k, v=v)
+    phi_q, phi_k, vd = naive_features(q, k, v, key_mask, torch.float64)
+    scores = causal_scores(phi_q, phi_k)
+    t = q.shape[2]
+    pos = torch.arange(t, device=q.device, dtype=torch.float64)
+    lg = log_gamma.to(device=q.device, dtype=torch.float64)[:, None, None]
+    gap = (pos[:, None] - pos[None, :]).clamp(min=0)
+    num = (scores * torch.exp(lg * gap)) @ vd  # the causal mask is already in the scores
+    if scale is not None:
+        num = num * scale.to(torch.float64)[..., None]
+    y = num / (scores.sum(-1, keepdim=True) + eps)
+    to_end = torch.exp(lg[:, :, 0] * (t - 1 - pos))  # [H, T]
+    s = torch.einsum("ht,bhtf,bhtd->bhfd", to_end, phi_k, vd)
+    return y, s, phi_k.sum(dim=2)
