@@ -19,7 +19,10 @@ from twice_inference.ops import (
     prefix_linear_attention,
     window_attention,
 )
-from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops.linear_attention.naive import (
+    based_linear_attention_naive,
+    linear_attention_state_naive,
+)
 from twice_inference.ops.prefix_linear_attention import chunk as prefix_chunk
 from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 
@@ -192,6 +195,44 @@ def test_tiny_model_kernel_path_matches_pytorch_path(
     assert rel_error(padded.float(), want_padded.float()) < padded_tolerance
     assert rel_error(logits.float(), want_logits.float()) < tolerance
     assert rel_error(step.float(), want_step.float()) < tolerance
+
+
+@pytest.mark.parametrize(("t", "dv"), [(2, 32), (70, 32), (600, 64)])
+def test_decode_state_kernel_matches_float64(t: int, dv: int) -> None:
+    """The segment-state kernel's decode state (``kernels.taylor_decode_state``, several segments
+    at t = 600) in the feature map's layout, against one float64 sum: bf16 products, so the
+    bf16 bar; the kernel is what an unpadded prompt takes, the PyTorch form what a padded one."""
+    q, k, v, _, _ = _inputs(t, dv)
+    mask = _pad_mask(t, min(5, t - 1))
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        state = linear_attention.linear_attention_state(k, v, None)
+        padded = linear_attention.linear_attention_state(k, v, mask)
+    want = linear_attention_state_naive(k, v, None)
+    want_padded = linear_attention_state_naive(k, v, mask)
+    assert state.s.dtype == torch.float32 and state.s.shape == want.s.shape
+    assert rel_error(state.s.double(), want.s) < BF16_TOL
+    assert rel_error(state.z.double(), want.z) < BF16_TOL
+    # The padded prompt's state came from the float32 form: far closer than bf16.
+    assert rel_error(padded.s.double(), want_padded.s) < 1e-5
+    assert rel_error(padded.z.double(), want_padded.z) < 1e-5
+
+
+def test_decode_state_kernel_takes_one_run_of_kept_columns() -> None:
+    """JRT-RNN's encoder mask keeps the same leading M columns of every row: the kernel sums
+    those alone. A region that differs between rows is left to the PyTorch form."""
+    _, k, v, _, _ = _inputs(48)
+    lead = torch.zeros(2, 48, dtype=torch.bool)
+    lead[:, :20] = True
+    ragged = lead.clone()
+    ragged[1, 19] = False
+    assert linear_attention.kept_span(lead, 48) == (0, 20)
+    assert linear_attention.kept_span(ragged, 48) is None
+    assert linear_attention.kept_span(None, 48) == (0, 48)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        state = linear_attention.linear_attention_state(k, v, lead)
+    want = linear_attention_state_naive(k, v, lead)
+    assert rel_error(state.s.double(), want.s) < BF16_TOL
+    assert rel_error(state.z.double(), want.z) < BF16_TOL
 
 
 @pytest.mark.parametrize(("t", "window", "d"), [(40, 1, 16), (40, 3, 32), (70, 8, 16), (9, 30, 16)])
