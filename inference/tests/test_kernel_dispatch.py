@@ -228,6 +228,14 @@ def test_decode_state_kernel_takes_one_run_of_kept_columns() -> None:
     assert linear_attention.kept_span(lead, 48) == (0, 20)
     assert linear_attention.kept_span(ragged, 48) is None
     assert linear_attention.kept_span(None, 48) == (0, 48)
+    assert linear_attention.kept_span(torch.ones(2, 48, dtype=torch.bool), 48) == (0, 48)
+    assert linear_attention.kept_span(torch.zeros(2, 48, dtype=torch.bool), 48) is None
+    gap = lead.clone()
+    gap[:, 10] = False
+    assert linear_attention.kept_span(gap, 48) is None
+    tail = torch.zeros(2, 48, dtype=torch.bool)
+    tail[:, 30:] = True
+    assert linear_attention.kept_span(tail, 48) == (30, 48)
     with kernel_mode.use_taylor_kernel_mode("interpreter"):
         state = linear_attention.linear_attention_state(k, v, lead)
     want = linear_attention_state_naive(k, v, lead)

@@ -52,14 +52,21 @@ def linear_attention_state(
 
 def kept_span(key_mask: torch.Tensor | None, length: int) -> tuple[int, int] | None:
     """(start, stop) when the kept positions are columns start..stop-1 of every row (all of them
-    for no mask), else None."""
-    if key_mask is None or bool(key_mask.all()):  # the common case in one device sync
+    for no mask), else None. One device sync: the span is read back with its check."""
+    if key_mask is None:
         return (0, length) if length else None
-    kept = key_mask.any(dim=0).nonzero()
-    if kept.numel() == 0:
+    rows, columns = key_mask.shape
+    if columns == 0:
         return None
-    start, stop = int(kept[0]), int(kept[-1]) + 1
-    return (start, stop) if bool(key_mask[:, start:stop].all()) else None
+    index = torch.arange(columns, device=key_mask.device)
+    kept = key_mask.any(dim=0)
+    start = torch.where(kept, index, columns).min()
+    stop = torch.where(kept, index + 1, 0).max()
+    # With start and stop the outermost kept columns, every row keeps all of them exactly when
+    # the mask holds rows x (stop - start) kept positions.
+    whole = key_mask.sum() == rows * (stop - start)
+    first, last, ok = torch.stack([start, stop, whole.long()]).tolist()
+    return (first, last) if ok and last > first else None
 
 
 __all__ = [
