@@ -11,10 +11,18 @@ import torch
 from tiny_configs import KERNEL_HYBRID, VOCAB
 
 from twice_inference.kernels import based_triton, prefix_triton
-from twice_inference.models import based, jrt_rnn
+from twice_inference.models import based, jrt_rnn, layers
 from twice_inference.models.layers import rel_error
-from twice_inference.ops import kernel_mode, linear_attention, prefix_linear_attention
-from twice_inference.ops.linear_attention.naive import based_linear_attention_naive
+from twice_inference.ops import (
+    kernel_mode,
+    linear_attention,
+    prefix_linear_attention,
+    window_attention,
+)
+from twice_inference.ops.linear_attention.naive import (
+    based_linear_attention_naive,
+    linear_attention_state_naive,
+)
 from twice_inference.ops.prefix_linear_attention import chunk as prefix_chunk
 from twice_inference.ops.prefix_linear_attention.naive import prefix_linear_attention_naive
 
@@ -187,3 +195,91 @@ def test_tiny_model_kernel_path_matches_pytorch_path(
     assert rel_error(padded.float(), want_padded.float()) < padded_tolerance
     assert rel_error(logits.float(), want_logits.float()) < tolerance
     assert rel_error(step.float(), want_step.float()) < tolerance
+
+
+@pytest.mark.parametrize(("t", "dv"), [(2, 32), (70, 32), (600, 64)])
+def test_decode_state_kernel_matches_float64(t: int, dv: int) -> None:
+    """The segment-state kernel's decode state (``kernels.taylor_decode_state``, several segments
+    at t = 600) in the feature map's layout, against one float64 sum: bf16 products, so the
+    bf16 bar; the kernel is what an unpadded prompt takes, the PyTorch form what a padded one."""
+    q, k, v, _, _ = _inputs(t, dv)
+    mask = _pad_mask(t, min(5, t - 1))
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        state = linear_attention.linear_attention_state(k, v, None)
+        padded = linear_attention.linear_attention_state(k, v, mask)
+    want = linear_attention_state_naive(k, v, None)
+    want_padded = linear_attention_state_naive(k, v, mask)
+    assert state.s.dtype == torch.float32 and state.s.shape == want.s.shape
+    assert rel_error(state.s.double(), want.s) < BF16_TOL
+    assert rel_error(state.z.double(), want.z) < BF16_TOL
+    # The padded prompt's state came from the float32 form: far closer than bf16.
+    assert rel_error(padded.s.double(), want_padded.s) < 1e-5
+    assert rel_error(padded.z.double(), want_padded.z) < 1e-5
+
+
+def test_decode_state_kernel_takes_one_run_of_kept_columns() -> None:
+    """JRT-RNN's encoder mask keeps the same leading M columns of every row: the kernel sums
+    those alone. A region that differs between rows is left to the PyTorch form."""
+    _, k, v, _, _ = _inputs(48)
+    lead = torch.zeros(2, 48, dtype=torch.bool)
+    lead[:, :20] = True
+    ragged = lead.clone()
+    ragged[1, 19] = False
+    assert linear_attention.kept_span(lead, 48) == (0, 20)
+    assert linear_attention.kept_span(ragged, 48) is None
+    assert linear_attention.kept_span(None, 48) == (0, 48)
+    assert linear_attention.kept_span(torch.ones(2, 48, dtype=torch.bool), 48) == (0, 48)
+    assert linear_attention.kept_span(torch.zeros(2, 48, dtype=torch.bool), 48) is None
+    gap = lead.clone()
+    gap[:, 10] = False
+    assert linear_attention.kept_span(gap, 48) is None
+    tail = torch.zeros(2, 48, dtype=torch.bool)
+    tail[:, 30:] = True
+    assert linear_attention.kept_span(tail, 48) == (30, 48)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        state = linear_attention.linear_attention_state(k, v, lead)
+    want = linear_attention_state_naive(k, v, lead)
+    assert rel_error(state.s.double(), want.s) < BF16_TOL
+    assert rel_error(state.z.double(), want.z) < BF16_TOL
+
+
+@pytest.mark.parametrize(("t", "window", "d"), [(40, 1, 16), (40, 3, 32), (70, 8, 16), (9, 30, 16)])
+def test_flash_window_matches_float64(t: int, window: int, d: int) -> None:
+    """fla's kernel with our window: query i over keys i-w..i. fla counts its window in keys
+    (i-W+1..i), so a W off by one would drop or add a key in every row: at w <= 8 that moves the
+    output far past the bf16 bar."""
+    g = torch.Generator().manual_seed(t + window)
+    q, k, v = (torch.randn(2, 2, t, d, generator=g).to(torch.bfloat16) for _ in range(3))
+    mask = torch.ones(2, t, dtype=torch.bool)
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        assert window_attention.flash_window_applies(q, k, v)
+        out = layers.masked_causal_attention(q, k, v, mask, window)
+        shifted = window_attention.flash_window_attention(q, k, v, window + 1)
+    want = layers.masked_causal_attention_dense(q.double(), k.double(), v.double(), mask, window)
+    assert out.shape == want.shape and bool(torch.isfinite(out).all())
+    assert rel_error(out.double(), want) < BF16_TOL
+    if t > window + 1:  # a wider window changes rows past it
+        assert rel_error(shifted.double(), want) > 3 * BF16_TOL
+
+
+def test_flash_window_takes_only_what_it_computes_the_same() -> None:
+    """16-bit dtypes, one head dim in fla's tile for q, k and v, no CPU outside the interpreter
+    mode; padded prompts never reach it (the dense reference keeps them)."""
+    q = torch.randn(1, 2, 8, 32).to(torch.bfloat16)
+    applies = window_attention.flash_window_applies
+    with kernel_mode.use_taylor_kernel_mode("auto"):
+        assert not applies(q, q, q)  # CPU tensors
+    with kernel_mode.use_taylor_kernel_mode("interpreter"):
+        assert applies(q, q, q)
+        assert applies(q.half(), q.half(), q.half())
+        assert not applies(q.float(), q.float(), q.float())
+        assert not applies(q[..., :8], q[..., :8], q[..., :8])
+        wide = torch.randn(1, 2, 8, 512).to(torch.bfloat16)
+        assert not applies(wide, wide, wide)
+        assert not applies(q, q, torch.randn(1, 2, 8, 16).to(torch.bfloat16))
+        assert not applies(q[:, :, :0], q[:, :, :0], q[:, :, :0])
+        mask = torch.ones(1, 8, dtype=torch.bool)
+        mask[0, :3] = False
+        padded = layers.masked_causal_attention(q, q, q, mask, 2)
+    want = layers.masked_causal_attention_dense(q, q, q, mask, 2)
+    assert torch.equal(padded, want)

@@ -16,7 +16,7 @@ from twice_inference.engine.generate import greedy_generate, left_pad
 from twice_inference.engine.naive import naive_greedy_generate
 from twice_inference.models import based, transformer
 from twice_inference.models.layers import DecodeState, attend_one, positions_from_mask
-from twice_inference.models.transformer import GROWTH_SLOTS, Attention, KVCache
+from twice_inference.models.transformer import GROWTH_SLOTS, Attention, KVCache, to_ring
 
 D_MODEL, HEADS = 32, 4
 
@@ -90,6 +90,21 @@ def test_in_place_steps_equal_the_concatenating_cache(
         assert int(cache.valid.sum()) == int(mask.sum()) + 3 * steps
     else:
         assert cache.k.shape[2] == window + 1 and cache.ring
+
+
+@pytest.mark.parametrize("window", [3, 12])
+def test_ring_after_prefill_is_the_masked_prompt_tail(window: int) -> None:
+    """Prefill masks only the keys and values the ring keeps: the same ring as masking the whole
+    prompt first, padded rows included, for prompts longer and shorter than the window."""
+    layer = _attention(window)
+    x, mask, positions = _prompt(3, 9)
+    with torch.no_grad():
+        _, ring = layer.prefill(x, mask, positions)
+        _, k, v = layer._qkv(x, positions)
+    keep = mask[:, None, :, None].to(k.dtype)
+    want = to_ring(KVCache(k * keep, v * keep, mask.clone()), window)
+    assert torch.equal(ring.k, want.k) and torch.equal(ring.v, want.v)
+    assert torch.equal(ring.valid, want.valid)
 
 
 def test_prefill_state_holds_the_prompt_alone() -> None:

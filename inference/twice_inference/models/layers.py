@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.short_conv import causal_depthwise_conv
+from ..ops.window_attention import flash_window_applies, flash_window_attention
 from .rotary import inverse_frequencies, rotated_width
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +187,8 @@ def masked_causal_attention(
 ) -> torch.Tensor:
     """Causal SDPA over [B, H, T, Dh] with pad keys excluded. ``window`` w limits query i to keys
     i-w..i (w + 1 keys, itself included). Without padding this takes a fast path that builds no
-    [T, T] mask (``causal_attention`` / ``sliding_window_attention``); with padding it is
+    [T, T] mask (``causal_attention``; for a window, fla's flash kernel on a GPU where
+    ``ops.window_attention`` allows it, else ``sliding_window_attention``); with padding it is
     ``masked_causal_attention_dense``, the reference the fast paths are tested against."""
     if window is not None and window < 1:
         raise ValueError(f"window must be >= 1 or None, got {window}")
@@ -194,6 +196,8 @@ def masked_causal_attention(
         return masked_causal_attention_dense(q, k, v, key_mask, window)
     if window is None:
         return causal_attention(q, k, v)
+    if flash_window_applies(q, k, v):
+        return flash_window_attention(q, k, v, window)
     return sliding_window_attention(q, k, v, window)
 
 

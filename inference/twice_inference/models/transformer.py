@@ -154,6 +154,11 @@ class Attention(Mixer[KVCache]):
     def prefill(self, x, mask, positions):
         q, k, v = self._qkv(x, positions)
         y = self._merge(masked_causal_attention(q, k, v, mask, self.window))
+        if self.window is not None:
+            # The ring keeps the last ``window`` positions: mask those alone, not the whole
+            # prompt's keys and values (two passes over them that the ring then dropped).
+            start = max(0, k.shape[2] - self.window)
+            k, v, mask = k[:, :, start:], v[:, :, start:], mask[:, start:]
         keep = mask[:, None, :, None].to(k.dtype)
         cache = KVCache(k * keep, v * keep, mask.clone())
         if self.window is not None:

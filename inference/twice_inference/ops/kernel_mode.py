@@ -1,10 +1,11 @@
 """When a kernel may stand in for an op's PyTorch form: the Taylor kernels (Based, JRT-RNN;
-CUDA or Triton, ``kernels.taylor_prefill``), the Triton selective scan (Mamba-1) and fla's
-chunked kernels (Mamba-2's SSD, GLA). ``TWICE_TAYLOR_KERNEL`` (its name from when it governed
-the Taylor kernels alone): "auto" uses the kernels on CUDA tensors where they apply, PyTorch
-elsewhere; "off" always PyTorch (A/B timing, bit-reproducible evals); "interpreter" also CPU
-tensors, through Triton's interpreter (tests; needs TRITON_INTERPRET=1 before the kernels are
-imported; fla's kernels stay CUDA-only). The env var can be overridden in-process with
+CUDA or Triton, ``kernels.taylor_prefill``), the Triton selective scan (Mamba-1), fla's chunked
+kernels (Mamba-2's SSD, GLA) and fla's window attention (``ops.window_attention``).
+``TWICE_TAYLOR_KERNEL`` (its name from when it governed the Taylor kernels alone): "auto" uses
+the kernels on CUDA tensors where they apply, PyTorch elsewhere; "off" always PyTorch (A/B
+timing, bit-reproducible evals); "interpreter" also CPU tensors, through Triton's interpreter
+(tests; needs TRITON_INTERPRET=1 before the kernels are imported; fla's chunked kernels stay
+CUDA-only, its window attention runs there too). The env var can be overridden in-process with
 ``use_taylor_kernel_mode``."""
 
 from __future__ import annotations
