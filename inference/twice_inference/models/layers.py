@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.pointwise import rotate_half, swiglu
 from ..ops.short_conv import causal_depthwise_conv
 from ..ops.window_attention import flash_window_applies, flash_window_attention
 from .rotary import inverse_frequencies, rotated_width
@@ -89,7 +90,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.fc1(x).chunk(2, dim=-1)
-        return self.fc2(value * F.silu(gate))
+        return self.fc2(swiglu(value, gate))
 
 
 def swiglu_hidden_default(d_model: int, multiple_of: int = 128) -> int:
@@ -122,17 +123,12 @@ class Rotary(nn.Module):
             return x
         if self.width > x.shape[-1]:
             raise ValueError(f"rotary width {self.width} exceeds head dim {x.shape[-1]}")
-        half = self.width // 2
         inv_freq = self._inv_freq.get(x.device)
         if inv_freq is None:
             inv_freq = inverse_frequencies(self.rotary_dim, self.base, x.device)
             self._inv_freq[x.device] = inv_freq
         angles = positions.to(torch.float32)[:, None, :, None] * inv_freq  # [B, 1, T, half]
-        cos, sin = angles.cos(), angles.sin()
-        rot, rest = x[..., : self.width].float(), x[..., self.width :]
-        x1, x2 = rot[..., :half], rot[..., half:]
-        rotated = torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
-        return torch.cat([rotated, rest], dim=-1) if rest.shape[-1] else rotated
+        return rotate_half(x, angles.cos(), angles.sin(), self.width)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """When a kernel may stand in for an op's PyTorch form: the Taylor kernels (Based, JRT-RNN;
 CUDA or Triton, ``kernels.taylor_prefill``), the Triton selective scan (Mamba-1), fla's chunked
-kernels (Mamba-2's SSD, GLA) and fla's window attention (``ops.window_attention``).
+kernels (Mamba-2's SSD, GLA), fla's window attention (``ops.window_attention``) and the fused
+rotary and SwiGLU (``ops.pointwise``).
 ``TWICE_TAYLOR_KERNEL`` (its name from when it governed the Taylor kernels alone): "auto" uses
 the kernels on CUDA tensors where they apply, PyTorch elsewhere; "off" always PyTorch (A/B
 timing, bit-reproducible evals); "interpreter" also CPU tensors, through Triton's interpreter
