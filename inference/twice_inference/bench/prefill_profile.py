@@ -2,6 +2,7 @@
 
     python -m twice_inference.bench.prefill_profile [--families transformer,based,jrt_rnn]
         [--batch 8] [--lengths 8192,16384] [--profile-length 8192] [--decay-baseline]
+        [--pointwise-baseline]
 
 Per family (random weights, bf16, the smallest paper model of ``bench.model_common``):
 - prefill time at each length (median of 5 after 2 warm-ups, CUDA events) and tokens/s, all in
@@ -16,6 +17,9 @@ Per family (random weights, bf16, the smallest paper model of ``bench.model_comm
 - with ``--decay-baseline``, Based's prefill also timed with its decayed linear attention on the
   PyTorch form (``ops.linear_attention.decayed.without_decay_kernel``): before and after the
   kernel in one process;
+- with ``--pointwise-baseline``, every model's prefill also timed with the rotary and the SwiGLU
+  on their PyTorch forms (``ops.pointwise.without_pointwise_kernels``), and the ratios to
+  Transformer++ printed both ways: before and after the fused kernels in one process;
 - one prefill under torch.profiler: the kernels with the most GPU time, to split a part into
   the kernels it runs (Taylor kernel vs feature map vs elementwise work).
 
@@ -38,6 +42,7 @@ from ..models.based import BaseConv
 from ..models.layers import Mixer, RMSNorm, ShortConv, SwiGLU
 from ..models.transformer import Attention
 from ..ops.linear_attention.decayed import without_decay_kernel
+from ..ops.pointwise import without_pointwise_kernels
 from .model_common import (
     build_random,
     environment,
@@ -172,6 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         help="also time Based with its decayed linear attention on the PyTorch form (before the "
         "kernel), in the same process",
     )
+    parser.add_argument(
+        "--pointwise-baseline",
+        action="store_true",
+        help="also time every model with the rotary and SwiGLU on their PyTorch forms (before "
+        "the fused kernels), in the same process",
+    )
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench.prefill_profile needs a CUDA GPU", file=sys.stderr)
@@ -200,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                         before = timed_ms(model, ids)
                     row.setdefault("ms_decay_pytorch", {})[n] = before
                     log(f"{name} {args.batch}x{n}, decayed attention on PyTorch: {before:.1f} ms")
+                if args.pointwise_baseline:
+                    with without_pointwise_kernels():
+                        before = timed_ms(model, ids)
+                    row.setdefault("ms_pointwise_pytorch", {})[n] = before
+                    log(f"{name} {args.batch}x{n}, rotary and SwiGLU on PyTorch: {before:.1f} ms")
             ids = torch.randint(
                 1, model.vocab_size, (args.batch, args.profile_length), device="cuda", generator=gen
             )
@@ -226,6 +242,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{row['model']}: "
                 + ", ".join(f"{r:.2f}x Transformer++ at {n}" for n, r in ratios.items())
             )
+            if args.pointwise_baseline:
+                # Both models on the PyTorch forms: the ratio as it read before the kernels.
+                old = {
+                    n: base["ms_pointwise_pytorch"][n] / row["ms_pointwise_pytorch"][n]
+                    for n in lengths
+                }
+                row["vs_transformer_pointwise_pytorch"] = old
+                log(
+                    f"{row['model']}, rotary and SwiGLU on PyTorch in both: "
+                    + ", ".join(f"{r:.2f}x Transformer++ at {n}" for n, r in old.items())
+                )
     write_to_out("prefill_profile.json", report)
     return 0
 
