@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -31,14 +30,11 @@ import torch
 from ..models.layers import Rotary, positions_from_mask, swiglu_hidden_default
 from ..ops.pointwise import swiglu, swiglu_torch, without_pointwise_kernels
 from .model_common import (
-    build_random,
     environment,
-    family_configs,
     log,
-    release_memory,
     write_to_out,
 )
-from .window_check import prefill_and_steps, rel
+from .window_check import bench, compare_models
 
 # (batch, heads, length, head dim, configured rotary dim, dtype)
 ROTARY_SHAPES: list[tuple[int, int, int, int, int, torch.dtype]] = [
@@ -127,37 +123,7 @@ def check_swiglu(gen: torch.Generator) -> list[dict[str, Any]]:
 
 
 def check_models() -> list[dict[str, Any]]:
-    rows = []
-    for family, name, config in family_configs(["transformer", "based", "jrt_rnn"], None):
-        model = build_random(family, config, "cuda", torch.bfloat16, 0)
-        gen = torch.Generator(device="cuda").manual_seed(2)
-        ids = torch.randint(1, model.vocab_size, (2, 4096), device="cuda", generator=gen)
-        nxt = torch.randint(1, model.vocab_size, (2, 2), device="cuda", generator=gen)
-        with torch.inference_mode():
-            new = prefill_and_steps(model, ids, nxt)
-            with without_pointwise_kernels():
-                old = prefill_and_steps(model, ids, nxt)
-            exact = prefill_and_steps(model.float(), ids, nxt)
-        row = {
-            "model": name,
-            "logits_new_vs_old": rel(new[0], old[0]),
-            "steps_new_vs_old": rel(new[2], old[2]),
-            "logits_old_vs_float32": rel(old[0], exact[0]),
-            "logits_new_vs_float32": rel(new[0], exact[0]),
-            "steps_old_vs_float32": rel(old[2], exact[2]),
-            "steps_new_vs_float32": rel(new[2], exact[2]),
-        }
-        rows.append(row)
-        log(f"model {name}: " + ", ".join(f"{k} {v:.2e}" for k, v in row.items() if k != "model"))
-        del model
-        release_memory("cuda")
-    return rows
-
-
-def bench(fn: Callable[[], Any]) -> float:
-    import triton.testing
-
-    return float(triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="median"))
+    return compare_models(["transformer", "based", "jrt_rnn"], without_pointwise_kernels, False)
 
 
 def time_ops(batch: int, length: int, gen: torch.Generator) -> dict[str, Any]:
