@@ -4,6 +4,7 @@ and all of them, and a cancellation brought back by one stops the shard at the n
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from twice_inference.heartbeats import shard_heartbeats
+
+SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
 
 
 def test_the_computation_goes_on_while_a_heartbeat_is_delivered() -> None:
@@ -26,7 +29,7 @@ def test_the_computation_goes_on_while_a_heartbeat_is_delivered() -> None:
     env.on_heartbeat = on_heartbeat
 
     def shard() -> None:
-        with shard_heartbeats() as beats:
+        with shard_heartbeats(SENDER) as beats:
             beats.beat(1)
             went_on.set()
             beats.beat(2)
@@ -48,7 +51,7 @@ def test_a_cancellation_stops_the_next_beat() -> None:
     env.on_heartbeat = cancel_on_first
 
     def shard() -> None:
-        with shard_heartbeats() as beats:
+        with shard_heartbeats(SENDER) as beats:
             beats.beat(1)
             beats.beat(2)
 
@@ -66,7 +69,7 @@ def test_a_heartbeat_that_fails_fails_the_shard() -> None:
     env.on_heartbeat = broken
 
     def shard() -> None:
-        with shard_heartbeats() as beats:
+        with shard_heartbeats(SENDER) as beats:
             beats.beat(1)
 
     with pytest.raises(RuntimeError, match="event loop is gone"):

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -296,6 +297,10 @@ class InferenceActivities:
         if compute_slots < 1:
             raise ValueError(f"compute_slots must be >= 1, got {compute_slots}")
         self._compute = DeviceSlots(compute_slots)
+        # one heartbeat in flight per computing shard (twice_inference/heartbeats.py)
+        self._heartbeat_sender = ThreadPoolExecutor(
+            max_workers=compute_slots, thread_name_prefix="heartbeat"
+        )
         self._tasks: OrderedDict[str, Task] = OrderedDict()
         self._tasks_lock = threading.Lock()
         self.default_device = device
@@ -401,7 +406,10 @@ class InferenceActivities:
                 prepared = (resident, *_recall_inputs(shard, task, resident, strategy))
 
         # entered before the slot, left after it: the last heartbeat is awaited off the device
-        with shard_heartbeats() as beats, self._compute_slot(phases, shard.model, device):
+        with (
+            shard_heartbeats(self._heartbeat_sender) as beats,
+            self._compute_slot(phases, shard.model, device),
+        ):
             loaded, load_seconds = self._model(shard.model, device)
             if prepared is None or prepared[0] is not loaded:
                 # the model was not resident, or was evicted and reloaded while this shard waited
@@ -556,7 +564,10 @@ class InferenceActivities:
             )
         from twice_inference.tasks.perplexity import protocol_slice_sums
 
-        with shard_heartbeats() as beats, self._compute_slot(phases, shard.model, device):
+        with (
+            shard_heartbeats(self._heartbeat_sender) as beats,
+            self._compute_slot(phases, shard.model, device),
+        ):
             loaded, load_seconds = self._model(shard.model, device)
             tokenizer, model = loaded.tokenizer, loaded.model
             if tokenizer is None or isinstance(model, Operator):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextvars
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,12 +27,14 @@ from twice_inference import contract
 
 class ShardHeartbeats:
     """Progress heartbeats of one running activity (create it inside the activity: it sends
-    from the activity's context)."""
+    from the activity's context), sent by ``sender``: a pool the worker keeps, since starting a
+    thread per shard would be done on the device's path. The pool needs a thread per shard that
+    computes at once; each of them has one heartbeat in flight at most."""
 
-    def __init__(self) -> None:
+    def __init__(self, sender: Executor) -> None:
         # activity.heartbeat finds its activity through a context variable
         self._context = contextvars.copy_context()
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartbeat")
+        self._sender = sender
         self._in_flight: Future[Any] | None = None
 
     def beat(self, examples_done: int) -> None:
@@ -45,12 +47,8 @@ class ShardHeartbeats:
         self._in_flight = self._sender.submit(self._context.run, activity.heartbeat, details)
 
     def close(self) -> None:
-        """Waits for the last heartbeat (a failure to send it is raised here) and stops the
-        sender."""
-        try:
-            self._settle()
-        finally:
-            self._sender.shutdown(wait=True)
+        """Waits for the last heartbeat; a failure to send it is raised here."""
+        self._settle()
 
     def _settle(self) -> None:
         if self._in_flight is not None:
@@ -59,9 +57,9 @@ class ShardHeartbeats:
 
 
 @contextmanager
-def shard_heartbeats() -> Iterator[ShardHeartbeats]:
+def shard_heartbeats(sender: Executor) -> Iterator[ShardHeartbeats]:
     """Heartbeats for the length of the block; the last one is delivered when it ends."""
-    beats = ShardHeartbeats()
+    beats = ShardHeartbeats(sender)
     try:
         yield beats
     finally:
