@@ -11,6 +11,7 @@ import {
   type RecordShardResult,
   type RecordShardsInput,
   type RegisterSweepInput,
+  type RegisteredSweep,
   type SweepState,
 } from '../workflows/messages';
 import { coveredExamples, digestOf, expandCells, shardWidth, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
@@ -39,7 +40,7 @@ const askTemporal: WorkflowRunning = async (workflowId) => {
 export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRunning } = {}) {
   const workflowRunning = deps.workflowRunning ?? askTemporal;
   const activities = {
-    async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
+    async registerSweep(input: RegisterSweepInput): Promise<RegisteredSweep> {
       const cells = expandCells(input.resolved);
       const shardSize = input.resolved.spec.execution.shardSize;
       const keys = cells.map((c) => c.key);
@@ -90,7 +91,12 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
           SELECT ${input.sweepId}, c.key, c.status = 'done' FROM cells c WHERE c.key = ANY(${keys})
           ON CONFLICT DO NOTHING`;
       }, TRANSACTION);
-      return loadSweepState(db, input.sweepId, keys);
+      const state = await loadSweepState(db, input.sweepId, keys);
+      if (!input.claim) return state;
+      // the same claim as claimCells, in this activity: one round trip fewer before the first shard
+      const done = new Set(state.doneCells);
+      const claimed = await activities.claimCells({ sweepId: input.sweepId, keys: keys.filter((k) => !done.has(k)) });
+      return { ...state, ...claimed };
     },
 
     /**

@@ -37,6 +37,7 @@ import {
   type PlanWorkflowInput,
   type RecordShardInput,
   type RecordShardResult,
+  type RegisteredSweep,
   type SweepProgress,
   type SweepResult,
   type SweepState,
@@ -174,6 +175,9 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // resolution in through `continued` for a sweep nothing registered yet)
     const resumed = paged && input.continued?.registered === true;
     const rounds = patched(BENCHMARK_ROUNDS_PATCH);
+    // a first run claims its cells in the registering activity, one round trip before the first
+    // shard fewer; a sweep started before replays its separate claimCells
+    const claimOnRegister = patched('register-claims');
     const resolved = input.continued?.resolved ?? (await resolveSweep(spec, rounds));
     const cells = expandCells(resolved);
     const stateOf = async (keys: string[]): Promise<SweepState> => {
@@ -186,7 +190,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         doneRanges: Object.assign({}, ...parts.map((p) => p.doneRanges)) as SweepState['doneRanges'],
       };
     };
-    const state = resumed
+    const state: RegisteredSweep = resumed
       ? await stateOf(cells.map((c) => c.key))
       : await local.registerSweep({
           sweepId,
@@ -196,6 +200,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           resolved,
           gitSha: input.gitSha,
           retryFailed: !input.continued,
+          ...(claimOnRegister ? { claim: true } : {}),
         });
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
@@ -210,6 +215,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       progress.waitingOn = Object.assign({}, ...parts.map((p) => p.waitingOn)) as SweepProgress['waitingOn'];
     };
     if (resumed) progress.waitingOn = input.continued?.waitingOn ?? {};
+    // an orchestrator of code from before the patch may have run the activity, and not claimed
+    else if (state.waitingOn) progress.waitingOn = state.waitingOn;
     else {
       const done = new Set(state.doneCells);
       await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
