@@ -251,7 +251,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
      * live sweep holds, which this sweep waits for instead of computing them a second time.
      */
     async claimCells(input: { sweepId: string; keys: string[] }): Promise<ClaimCellsResult> {
-      if (input.keys.length === 0) return { waitingOn: {} };
+      if (input.keys.length === 0) return { waitingOn: {}, done: [] };
       // Lock the rows first (in key order, so claimers cannot deadlock), then update in a second
       // statement. In one statement, a claimer that blocked on another's row lock re-checks only
       // the row: its NOT EXISTS over sweeps still reads the snapshot taken before it blocked, which
@@ -283,7 +283,11 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
         });
         if (taken.count === 0) waitingOn[h.key] = h.claimed_by; // someone else took it first; ask again later
       }
-      return { waitingOn };
+      // Read after the cells held: a cell done by now is neither held nor to compute, though the
+      // state the sweep read before claiming says it is missing (another sweep's last shard landed
+      // in between); without this the sweep ran its remaining shards a second time.
+      const done = await db.$queryRaw<Array<{ key: string }>>`SELECT key FROM cells WHERE key = ANY(${input.keys}) AND status = 'done'`;
+      return { waitingOn, done: done.map((d) => d.key) };
     },
 
     async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {

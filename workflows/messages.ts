@@ -97,6 +97,8 @@ export interface SweepState {
 export interface ClaimCellsResult {
   /** cells another live sweep has claimed: cell key -> that sweep's id */
   waitingOn: Record<string, string>;
+  /** cells found done when claiming (absent in results recorded before it was returned) */
+  done?: string[];
 }
 
 export interface RecordShardInput {

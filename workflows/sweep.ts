@@ -205,22 +205,31 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
-    // another live sweep computing a cell this one needs: wait for it rather than compute it twice
-    const claim = async (keys: string[]) => {
+    // another live sweep computing a cell this one needs: wait for it rather than compute it twice.
+    // Returns the cells found done meanwhile (none in results recorded before claims said so).
+    const claim = async (keys: string[]): Promise<string[]> => {
       if (!paged) {
-        progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
-        return;
+        const claimed = await local.claimCells({ sweepId, keys });
+        progress.waitingOn = claimed.waitingOn;
+        return claimed.done ?? [];
       }
       const parts = await Promise.all(pagesOf(keys).map((page) => local.claimCells({ sweepId, keys: page })));
       progress.waitingOn = Object.assign({}, ...parts.map((p) => p.waitingOn)) as SweepProgress['waitingOn'];
+      return parts.flatMap((p) => p.done ?? []);
     };
+    // a state read before claiming, with the cells the claim found done since
+    const withDone = (st: SweepState, done: string[]): SweepState => (done.length ? { ...st, doneCells: [...st.doneCells, ...done] } : st);
+    let doneAtClaim: string[] = [];
     if (resumed) progress.waitingOn = input.continued?.waitingOn ?? {};
     // an orchestrator of code from before the patch may have run the activity, and not claimed
-    else if (state.waitingOn) progress.waitingOn = state.waitingOn;
-    else {
+    else if (state.waitingOn) {
+      progress.waitingOn = state.waitingOn;
+      doneAtClaim = state.done ?? [];
+    } else {
       const done = new Set(state.doneCells);
-      await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
+      doneAtClaim = await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
     }
+    const claimedState = withDone(state, doneAtClaim);
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -244,14 +253,14 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
       return { jobs: rounds ? roundMajor(jobs) : jobs, examplesDone, shardsDone };
     };
-    const first = pendingOf(state);
+    const first = pendingOf(claimedState);
     progress.examples = { total: cells.reduce((n, c) => n + c.numExamples, 0), done: first.examplesDone };
     progress.shards.total = first.shardsDone + first.jobs.length;
     progress.shards.done = first.shardsDone;
     progress.cells = {
       total: cells.length,
       reused: state.reusedCells.length,
-      done: state.doneCells.length,
+      done: claimedState.doneCells.length,
       failed: failedCells.size,
     };
     progress.phase = 'running';
@@ -379,8 +388,13 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         break;
       }
       const waitedBefore = Object.keys(progress.waitingOn).length;
-      await claim(missing.map((c) => c.key));
-      const mine = missing.filter((c) => !(c.key in progress.waitingOn));
+      const doneMeanwhile = new Set(await claim(missing.map((c) => c.key)));
+      const mine = missing.filter((c) => !(c.key in progress.waitingOn) && !doneMeanwhile.has(c.key));
+      // every missing cell was completed by another sweep while this one read its state
+      if (mine.length === 0 && missing.every((c) => doneMeanwhile.has(c.key))) {
+        jobs = [];
+        continue;
+      }
       if (mine.length === 0) {
         pause = waitedBefore ? Math.min(WAIT_MAX_SECONDS, pause * 2) : 1;
         await sleep(`${pause} seconds`);
@@ -401,7 +415,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
       round += 1;
       pause = 1;
-      jobs = pendingOf(now).jobs;
+      jobs = pendingOf(withDone(now, [...doneMeanwhile])).jobs;
       // the re-cut shards may belong to models whose workers were already scaled away
       await pool.start(countByModel(jobs));
     }

@@ -165,6 +165,7 @@ describe('recordShards', () => {
 
     const first = await register('first', 'wf-first');
     assert.deepEqual(first.waitingOn, {});
+    assert.deepEqual(first.done, []);
     assert.deepEqual(first.doneCells, []);
     const claims = await pg.db.cell.findMany({ where: { key: { in: keys } }, select: { claimedBy: true } });
     assert.deepEqual(
@@ -185,5 +186,12 @@ describe('recordShards', () => {
       retryFailed: true,
     });
     assert.equal(plain.waitingOn, undefined);
+
+    // a cell whose last shard landed after the waiting sweep read its state: reported done, not
+    // left for the waiting sweep to compute again
+    await pg.db.cell.update({ where: { key: keys[0]! }, data: { status: 'done' } });
+    const again = await acts.claimCells({ sweepId: 'second', keys });
+    assert.deepEqual(again.done, [keys[0]]);
+    assert.deepEqual(again.waitingOn, { [keys[1]!]: 'first' });
   });
 });
