@@ -27,8 +27,6 @@ from twice_inference.activities import InferenceActivities, import_registries
 from twice_inference.contract import GPU_QUEUE
 from twice_inference.engine.device_info import DEVICE_CHOICES
 
-GIL_SWITCH_SECONDS = 0.0005
-
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ
@@ -118,10 +116,6 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     # Line-buffered so log collectors (kubectl logs, the embedded launcher) see lines as they come.
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    # The computing shard needs the GIL back after each torch op, and a shard that wakes for the
-    # device needs it to start; threads doing Python meanwhile (the previous shard's scoring and
-    # result, the SDK's event loop) hold it up to the switch interval, 5 ms by default.
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
