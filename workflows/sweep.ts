@@ -175,8 +175,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // resolution in through `continued` for a sweep nothing registered yet)
     const resumed = paged && input.continued?.registered === true;
     const rounds = patched(BENCHMARK_ROUNDS_PATCH);
-    // a first run claims its cells in the registering activity, one round trip before the first
-    // shard fewer; a sweep started before replays its separate claimCells
+    // a first run of up to KEYS_PAGE cells claims them in the registering activity, one round
+    // trip before the first shard fewer; a sweep started before replays its separate claimCells
     const claimOnRegister = patched('register-claims');
     const resolved = input.continued?.resolved ?? (await resolveSweep(spec, rounds));
     const cells = expandCells(resolved);
@@ -200,7 +200,8 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           resolved,
           gitSha: input.gitSha,
           retryFailed: !input.continued,
-          ...(claimOnRegister ? { claim: true } : {}),
+          // a larger grid claims in pages, so that no answer grows with it
+          ...(claimOnRegister && cells.length <= KEYS_PAGE ? { claim: true } : {}),
         });
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
