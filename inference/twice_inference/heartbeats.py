@@ -3,12 +3,12 @@ for them.
 
 ``activity.heartbeat`` in a synchronous activity hands the heartbeat to the worker's event loop
 and blocks until the loop has taken it: on a loaded machine that took about 10 ms a call (a
-py-spy profile of a 100-shard sweep: a fifth of the worker's idle time between shards), and the
-recall path calls it after every batch while it holds the device. Here a heartbeat is handed to a
-sender thread and the computation goes on; the next heartbeat first waits for the previous one
-(one in flight at most, so they arrive in order and none is dropped), and only then asks whether
-the activity was cancelled, so a cancellation that a heartbeat brings back still stops the shard
-at its next batch.
+py-spy profile of a 100-shard sweep: about a quarter of the worker's idle while shards ran),
+and the recall path calls it after every batch while it holds the device. Here a heartbeat is
+handed to a sender thread and the computation goes on; the next heartbeat first waits for the
+previous one (one in flight at most, so they arrive in order and none is dropped), and only then
+asks whether the activity was cancelled, so a cancellation that a heartbeat brings back still
+stops the shard at its next batch.
 """
 
 from __future__ import annotations
