@@ -11,6 +11,7 @@ import {
   type RecordShardResult,
   type RecordShardsInput,
   type RegisterSweepInput,
+  type RegisteredSweep,
   type SweepState,
 } from '../workflows/messages';
 import { coveredExamples, digestOf, expandCells, shardWidth, shardsOf, type SweepSpec } from '../workflows/sweep-spec';
@@ -39,7 +40,7 @@ const askTemporal: WorkflowRunning = async (workflowId) => {
 export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRunning } = {}) {
   const workflowRunning = deps.workflowRunning ?? askTemporal;
   const activities = {
-    async registerSweep(input: RegisterSweepInput): Promise<SweepState> {
+    async registerSweep(input: RegisterSweepInput): Promise<RegisteredSweep> {
       const cells = expandCells(input.resolved);
       const shardSize = input.resolved.spec.execution.shardSize;
       const keys = cells.map((c) => c.key);
@@ -90,7 +91,12 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
           SELECT ${input.sweepId}, c.key, c.status = 'done' FROM cells c WHERE c.key = ANY(${keys})
           ON CONFLICT DO NOTHING`;
       }, TRANSACTION);
-      return loadSweepState(db, input.sweepId, keys);
+      const state = await loadSweepState(db, input.sweepId, keys);
+      if (!input.claim) return state;
+      // the same claim as claimCells, in this activity: one round trip fewer before the first shard
+      const done = new Set(state.doneCells);
+      const claimed = await activities.claimCells({ sweepId: input.sweepId, keys: keys.filter((k) => !done.has(k)) });
+      return { ...state, ...claimed };
     },
 
     /**
@@ -245,7 +251,7 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
      * live sweep holds, which this sweep waits for instead of computing them a second time.
      */
     async claimCells(input: { sweepId: string; keys: string[] }): Promise<ClaimCellsResult> {
-      if (input.keys.length === 0) return { waitingOn: {} };
+      if (input.keys.length === 0) return { waitingOn: {}, done: [] };
       // Lock the rows first (in key order, so claimers cannot deadlock), then update in a second
       // statement. In one statement, a claimer that blocked on another's row lock re-checks only
       // the row: its NOT EXISTS over sweeps still reads the snapshot taken before it blocked, which
@@ -277,7 +283,11 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
         });
         if (taken.count === 0) waitingOn[h.key] = h.claimed_by; // someone else took it first; ask again later
       }
-      return { waitingOn };
+      // Read after the cells held: a cell done by now is neither held nor to compute, though the
+      // state the sweep read before claiming says it is missing (another sweep's last shard landed
+      // in between); without this the sweep ran its remaining shards a second time.
+      const done = await db.$queryRaw<Array<{ key: string }>>`SELECT key FROM cells WHERE key = ANY(${input.keys}) AND status = 'done'`;
+      return { waitingOn, done: done.map((d) => d.key) };
     },
 
     async markCellFailed(input: { cellKey: string; error: string }): Promise<void> {

@@ -79,7 +79,12 @@ export interface RegisterSweepInput {
   resolved: ResolvedSweep;
   gitSha: string | null;
   retryFailed: boolean;
+  /** also claim the cells still to compute, as claimCells does (patch register-claims) */
+  claim?: boolean;
 }
+
+/** registerSweep's answer: with `claim`, the cells another live sweep holds (claimCells' answer) */
+export type RegisteredSweep = SweepState & Partial<ClaimCellsResult>;
 
 export interface SweepState {
   doneCells: string[];
@@ -92,6 +97,8 @@ export interface SweepState {
 export interface ClaimCellsResult {
   /** cells another live sweep has claimed: cell key -> that sweep's id */
   waitingOn: Record<string, string>;
+  /** cells found done when claiming (absent in results recorded before it was returned) */
+  done?: string[];
 }
 
 export interface RecordShardInput {

@@ -37,6 +37,7 @@ import {
   type PlanWorkflowInput,
   type RecordShardInput,
   type RecordShardResult,
+  type RegisteredSweep,
   type SweepProgress,
   type SweepResult,
   type SweepState,
@@ -174,6 +175,9 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
     // resolution in through `continued` for a sweep nothing registered yet)
     const resumed = paged && input.continued?.registered === true;
     const rounds = patched(BENCHMARK_ROUNDS_PATCH);
+    // a first run of up to KEYS_PAGE cells claims them in the registering activity, one round
+    // trip before the first shard fewer; a sweep started before replays its separate claimCells
+    const claimOnRegister = patched('register-claims');
     const resolved = input.continued?.resolved ?? (await resolveSweep(spec, rounds));
     const cells = expandCells(resolved);
     const stateOf = async (keys: string[]): Promise<SweepState> => {
@@ -186,7 +190,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         doneRanges: Object.assign({}, ...parts.map((p) => p.doneRanges)) as SweepState['doneRanges'],
       };
     };
-    const state = resumed
+    const state: RegisteredSweep = resumed
       ? await stateOf(cells.map((c) => c.key))
       : await local.registerSweep({
           sweepId,
@@ -196,24 +200,37 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
           resolved,
           gitSha: input.gitSha,
           retryFailed: !input.continued,
+          // a larger grid claims in pages, so that no answer grows with it
+          ...(claimOnRegister && cells.length <= KEYS_PAGE ? { claim: true } : {}),
         });
     // failures carry over continue-as-new, so the final result names every failed cell
     const failures = new Map((input.continued?.failures ?? []).map((f) => [f.cellKey, f.error]));
     const failedCells = new Set(failures.keys());
-    // another live sweep computing a cell this one needs: wait for it rather than compute it twice
-    const claim = async (keys: string[]) => {
+    // another live sweep computing a cell this one needs: wait for it rather than compute it twice.
+    // Returns the cells found done meanwhile (none in results recorded before claims said so).
+    const claim = async (keys: string[]): Promise<string[]> => {
       if (!paged) {
-        progress.waitingOn = (await local.claimCells({ sweepId, keys })).waitingOn;
-        return;
+        const claimed = await local.claimCells({ sweepId, keys });
+        progress.waitingOn = claimed.waitingOn;
+        return claimed.done ?? [];
       }
       const parts = await Promise.all(pagesOf(keys).map((page) => local.claimCells({ sweepId, keys: page })));
       progress.waitingOn = Object.assign({}, ...parts.map((p) => p.waitingOn)) as SweepProgress['waitingOn'];
+      return parts.flatMap((p) => p.done ?? []);
     };
+    // a state read before claiming, with the cells the claim found done since
+    const withDone = (st: SweepState, done: string[]): SweepState => (done.length ? { ...st, doneCells: [...st.doneCells, ...done] } : st);
+    let doneAtClaim: string[] = [];
     if (resumed) progress.waitingOn = input.continued?.waitingOn ?? {};
-    else {
+    // an orchestrator of code from before the patch may have run the activity, and not claimed
+    else if (state.waitingOn) {
+      progress.waitingOn = state.waitingOn;
+      doneAtClaim = state.done ?? [];
+    } else {
       const done = new Set(state.doneCells);
-      await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
+      doneAtClaim = await claim(cells.filter((c) => !done.has(c.key)).map((c) => c.key));
     }
+    const claimedState = withDone(state, doneAtClaim);
 
     // the shards still to run, in model-major order; a continued run recomputes this from the
     // database, so nothing has to be carried through continue-as-new but the resolution
@@ -237,14 +254,14 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
       return { jobs: rounds ? roundMajor(jobs) : jobs, examplesDone, shardsDone };
     };
-    const first = pendingOf(state);
+    const first = pendingOf(claimedState);
     progress.examples = { total: cells.reduce((n, c) => n + c.numExamples, 0), done: first.examplesDone };
     progress.shards.total = first.shardsDone + first.jobs.length;
     progress.shards.done = first.shardsDone;
     progress.cells = {
       total: cells.length,
       reused: state.reusedCells.length,
-      done: state.doneCells.length,
+      done: claimedState.doneCells.length,
       failed: failedCells.size,
     };
     progress.phase = 'running';
@@ -372,8 +389,13 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
         break;
       }
       const waitedBefore = Object.keys(progress.waitingOn).length;
-      await claim(missing.map((c) => c.key));
-      const mine = missing.filter((c) => !(c.key in progress.waitingOn));
+      const doneMeanwhile = new Set(await claim(missing.map((c) => c.key)));
+      const mine = missing.filter((c) => !(c.key in progress.waitingOn) && !doneMeanwhile.has(c.key));
+      // every missing cell was completed by another sweep while this one read its state
+      if (mine.length === 0 && missing.every((c) => doneMeanwhile.has(c.key))) {
+        jobs = [];
+        continue;
+      }
       if (mine.length === 0) {
         pause = waitedBefore ? Math.min(WAIT_MAX_SECONDS, pause * 2) : 1;
         await sleep(`${pause} seconds`);
@@ -394,7 +416,7 @@ export async function sweepWorkflow(input: SweepWorkflowInput): Promise<SweepRes
       }
       round += 1;
       pause = 1;
-      jobs = pendingOf(now).jobs;
+      jobs = pendingOf(withDone(now, [...doneMeanwhile])).jobs;
       // the re-cut shards may belong to models whose workers were already scaled away
       await pool.start(countByModel(jobs));
     }

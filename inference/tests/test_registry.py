@@ -415,3 +415,13 @@ def test_random_source_seed_changes_weights_and_tokenizer_must_fit() -> None:
         registry.load_entry(too_small, "random:seed=0", "cpu")
     with pytest.raises(ValueError, match="seed"):
         registry.RandomSource.model_validate({"kind": "random", "seed": -1, "tokenizer": "x"})
+
+
+def test_import_families_imports_each_and_names_those_that_cannot(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(registry.FAMILIES, "nowhere", "no_such_module:build")
+    assert registry.import_families() == ["nowhere"]
+    for family, target in registry.FAMILIES.items():
+        if family != "nowhere":
+            assert f"twice_inference.models.{target.split(':')[0]}" in sys.modules

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -38,6 +39,7 @@ from twice_inference.engine.throughput import (
     time_callable,
     timed_prefill,
 )
+from twice_inference.heartbeats import shard_heartbeats
 from twice_inference.models.operators import Operator, OperatorUnavailable, Workload
 from twice_inference.protocols import Example, LanguageModel, StrategySpec, Task, Tokenizer
 
@@ -148,6 +150,16 @@ def _registry_slice_sums(
     from twice_inference.tasks.slices import slice_sums
 
     return slice_sums(prompt_ids, nll, settings)
+
+
+def import_registries() -> list[str]:
+    """Imports what a worker's first shard would otherwise import while the sweep waits on it:
+    the model and task registries, every model family, the scorers and strategies (py-spy put a
+    loaded machine's first shard at 1.3 s of imports). Returns the families that cannot import."""
+    from twice_inference.models.registry import import_families
+    from twice_inference.tasks import registry, scoring, strategies  # noqa: F401
+
+    return import_families()
 
 
 def parse_payload(model: type[M], payload: Any) -> M:
@@ -285,6 +297,10 @@ class InferenceActivities:
         if compute_slots < 1:
             raise ValueError(f"compute_slots must be >= 1, got {compute_slots}")
         self._compute = DeviceSlots(compute_slots)
+        # one heartbeat in flight per computing shard (twice_inference/heartbeats.py)
+        self._heartbeat_sender = ThreadPoolExecutor(
+            max_workers=compute_slots, thread_name_prefix="heartbeat"
+        )
         self._tasks: OrderedDict[str, Task] = OrderedDict()
         self._tasks_lock = threading.Lock()
         self.default_device = device
@@ -383,18 +399,17 @@ class InferenceActivities:
         )
         settings = shard.generation
 
-        def progress(done: int) -> None:
-            activity.heartbeat(contract.ShardHeartbeat(examples_done=done).to_json())
-            if activity.is_cancelled():
-                raise CancelledError("run_shard cancelled")
-
         prepared: tuple[LoadedModel, list[Example], list[list[int]]] | None = None
         resident = self._resident(shard.model, device)
         if resident is not None:
             with phases.timing("data"):
                 prepared = (resident, *_recall_inputs(shard, task, resident, strategy))
 
-        with self._compute_slot(phases, shard.model, device):
+        # entered before the slot, left after it: the last heartbeat is awaited off the device
+        with (
+            shard_heartbeats(self._heartbeat_sender) as beats,
+            self._compute_slot(phases, shard.model, device),
+        ):
             loaded, load_seconds = self._model(shard.model, device)
             if prepared is None or prepared[0] is not loaded:
                 # the model was not resident, or was evicted and reloaded while this shard waited
@@ -423,7 +438,7 @@ class InferenceActivities:
                     stop_id=tokenizer.newline_id if settings.stop_at_newline else None,
                     batch_size=settings.batch_size,
                     pad_id=tokenizer.pad_id,
-                    on_batch_done=progress,
+                    on_batch_done=beats.beat,
                     eos_id=getattr(tokenizer, "eos_id", None),
                 )
                 nll, nll_started = None, time.perf_counter()
@@ -435,7 +450,7 @@ class InferenceActivities:
                             prompts,
                             batch_size=settings.batch_size,
                             pad_id=tokenizer.pad_id,
-                            on_batch_done=lambda _: progress(len(prompts)),
+                            on_batch_done=lambda _: beats.beat(len(prompts)),
                         )
                     ]
                 nll_seconds = time.perf_counter() - nll_started
@@ -549,7 +564,10 @@ class InferenceActivities:
             )
         from twice_inference.tasks.perplexity import protocol_slice_sums
 
-        with self._compute_slot(phases, shard.model, device):
+        with (
+            shard_heartbeats(self._heartbeat_sender) as beats,
+            self._compute_slot(phases, shard.model, device),
+        ):
             loaded, load_seconds = self._model(shard.model, device)
             tokenizer, model = loaded.tokenizer, loaded.model
             if tokenizer is None or isinstance(model, Operator):
@@ -571,9 +589,7 @@ class InferenceActivities:
                     sequences,
                     batch_size=shard.generation.batch_size,
                     pad_id=tokenizer.pad_id,
-                    on_batch_done=lambda done: activity.heartbeat(
-                        contract.ShardHeartbeat(examples_done=done).to_json()
-                    ),
+                    on_batch_done=beats.beat,
                 )
             seconds = time.perf_counter() - started
         scoring_started = time.perf_counter()

@@ -23,7 +23,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from twice_inference.activities import InferenceActivities
+from twice_inference.activities import InferenceActivities, import_registries
 from twice_inference.contract import GPU_QUEUE
 from twice_inference.engine.device_info import DEVICE_CHOICES
 
@@ -80,6 +80,9 @@ async def serve(args: argparse.Namespace) -> None:
     activities = InferenceActivities(
         device=args.device, model_cache_size=args.model_cache, compute_slots=args.max_concurrent
     )
+    # before polling: the first shard would import them while the sweep waits on it
+    for family in import_registries():
+        print(f"worker: model family {family!r} cannot be imported here", flush=True)
     # the prefetched shards hold activity slots (and threads) of their own, not compute slots
     slots = args.max_concurrent + args.prefetch
     client = await Client.connect(args.address, namespace=args.namespace)

@@ -146,6 +146,9 @@ function table(runs: SweepFigures[]): string {
     // the denominators, said once: "wall" runs from the client's start request to its result;
     // the workflow's own span from its first history event to its last
     ['workflow span, first to last history event (s)', ...runs.map((r) => fixed(r.timeline.historySeconds))],
+    // the wall, split: the client's start request and result outside the workflow, the head, the
+    // shards, the tail (the rows below); their sum is the wall
+    ['client to workflow and back (s, wall minus the workflow span)', ...runs.map((r) => fixed(r.wallSeconds - r.timeline.historySeconds!))],
     ['before the first shard started (s, from the first history event)', ...runs.map((r) => fixed(r.timeline['run_shard first started at (s)']))],
     [
       'after the last shard ended (s, to the last history event)',
@@ -163,6 +166,10 @@ function table(runs: SweepFigures[]): string {
     ],
     // the same from the first shard's start to the last one's end, as seconds: what is left
     ['worker idle while shards ran (s)', ...runs.map((r) => fixed(shardSpan(r) - (r.busyPercent * r.wallSeconds) / 100))],
+    ['worker idle while shards ran, per shard (ms)', ...runs.map((r) => fixed((1000 * (shardSpan(r) - (r.busyPercent * r.wallSeconds) / 100)) / r.shards))],
+    // busy >= 95% of the wall leaves, at this much compute, compute / 0.95 - compute of idle
+    ['idle the goal of 95% busy allows at this compute (s)', ...runs.map((r) => fixed(((r.busyPercent * r.wallSeconds) / 100) * (1 / 0.95 - 1)))],
+    ['idle (s, wall minus load+prefill+decode)', ...runs.map((r) => fixed(r.wallSeconds * (1 - r.busyPercent / 100)))],
     ['model loads (models in the grid: 2)', ...runs.map((r) => String(r.modelLoads))],
     ...[...new Set(runs.flatMap((r) => Object.keys(r.timeline)))].map((n) => [
       `history: ${n}`,

@@ -18,8 +18,8 @@ strategies: [default, jrt_prompt]
 execution: { shardSize: 2 }
 `;
 
-function resolved(): ResolvedSweep {
-  const spec = parseSweepSpec(SPEC, 'batch.yaml', { families: { 'm-a': 'based' } });
+function resolved(text = SPEC): ResolvedSweep {
+  const spec = parseSweepSpec(text, 'batch.yaml', { families: { 'm-a': 'based' } });
   return {
     spec,
     specDigest: digestOf(spec),
@@ -153,5 +153,45 @@ describe('recordShards', () => {
     const last = shardsB.at(-1)!;
     const oldRow = await pg.db.exampleResult.findUniqueOrThrow({ where: { cellKey_exampleId: { cellKey: b!.key, exampleId: last.exampleStart } } });
     assert.equal(oldRow.prompt, null);
+  });
+
+  it('registers and claims in one call: the cells to compute are claimed, a second live sweep waits on them', async () => {
+    const running = new Set(['wf-first']);
+    const acts = createDbActivities(pg.db, { workflowRunning: async (id) => running.has(id) });
+    const r = resolved(SPEC.replace('numKvPairs: 4', 'numKvPairs: 4, seed: 11'));
+    const keys = expandCells(r).map((c) => c.key);
+    const register = (sweepId: string, workflowId: string) =>
+      acts.registerSweep({ sweepId, workflowId, specFile: 'batch.yaml', specYaml: SPEC, resolved: r, gitSha: null, retryFailed: true, claim: true });
+
+    const first = await register('first', 'wf-first');
+    assert.deepEqual(first.waitingOn, {});
+    assert.deepEqual(first.done, []);
+    assert.deepEqual(first.doneCells, []);
+    const claims = await pg.db.cell.findMany({ where: { key: { in: keys } }, select: { claimedBy: true } });
+    assert.deepEqual(
+      claims.map((c) => c.claimedBy),
+      keys.map(() => 'first'),
+    );
+
+    const second = await register('second', 'wf-second');
+    assert.deepEqual(second.waitingOn, Object.fromEntries(keys.map((k) => [k, 'first'])));
+    // without `claim` (an orchestrator of code from before register-claims): no claim made
+    const plain = await acts.registerSweep({
+      sweepId: 'third',
+      workflowId: 'wf-third',
+      specFile: 'batch.yaml',
+      specYaml: SPEC,
+      resolved: r,
+      gitSha: null,
+      retryFailed: true,
+    });
+    assert.equal(plain.waitingOn, undefined);
+
+    // a cell whose last shard landed after the waiting sweep read its state: reported done, not
+    // left for the waiting sweep to compute again
+    await pg.db.cell.update({ where: { key: keys[0]! }, data: { status: 'done' } });
+    const again = await acts.claimCells({ sweepId: 'second', keys });
+    assert.deepEqual(again.done, [keys[0]]);
+    assert.deepEqual(again.waitingOn, { [keys[1]!]: 'first' });
   });
 });

@@ -70,6 +70,18 @@ describe('sweepWorkflow replays histories of earlier code', () => {
       assert.deepEqual(patches, ['record-shards-batched']);
       await replay(json);
     });
+
+    it(`run ${run} of a sweep that claimed in an activity of its own (before register-claims) replays`, async () => {
+      const json = load(`sweep-before-register-claims-run${run}.json`);
+      const { activities, patches, continued } = summary(json);
+      assert.equal(continued, run > 1);
+      // the first run registered, then claimed in a second activity: what the patch folds in
+      assert.equal(activities.registerSweep, run === 1 ? 1 : undefined);
+      assert.equal(activities.claimCells, run === 1 ? 1 : undefined);
+      assert.ok((activities.run_shard ?? 0) > 0);
+      assert.deepEqual(patches, ['sweep-keys-paged', 'benchmark-rounds', 'record-shards-batched']);
+      await replay(json);
+    });
   }
 
   it('a history whose commands the code does not issue fails to replay', async () => {

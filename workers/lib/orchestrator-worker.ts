@@ -8,6 +8,7 @@ import { type Db } from '../../activities/db';
 import type { PoolProvider } from '../../activities/pool';
 import { type NightlyNotifier } from '../../activities/nightly';
 import { ORCHESTRATOR_QUEUE } from '../../workflows/contract';
+import { warmDb } from './db-client';
 import { repoRoot } from './paths';
 import { nightlyNotifierFromEnv } from './slack-notify';
 
@@ -21,6 +22,8 @@ export async function createOrchestratorWorker(opts: {
   /** where finished nights are announced; by default Slack when the environment configures it */
   notify?: NightlyNotifier;
 }): Promise<Worker> {
+  // best effort: a database that does not answer yet is the activities' to report (they retry)
+  await warmDb(opts.db).catch(() => undefined);
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,

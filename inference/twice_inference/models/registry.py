@@ -175,6 +175,19 @@ def _resolve(family: str) -> Callable[..., Any]:
     return getattr(module, function)
 
 
+def import_families() -> list[str]:
+    """Imports every family's module now (a worker does it before it takes shards, so that its
+    first shard of each family does not); returns the families that cannot import, which fail
+    only the models that name them, when they are loaded."""
+    unavailable = []
+    for family in FAMILIES:
+        try:
+            _resolve(family)
+        except FamilyUnavailable:
+            unavailable.append(family)
+    return unavailable
+
+
 def build_model(family: str, config: dict[str, Any]) -> torch.nn.Module:
     return _resolve(family)(config)
 
