@@ -102,7 +102,7 @@ def test_based_kernel_path_matches_the_pytorch_path(kernel_calls: dict[str, int]
         out = linear_attention.based_linear_attention(
             q, k, v, torch.ones(2, 70, dtype=torch.bool), EPS
         )
-    assert kernel_calls["based"] == 1 and out.dtype == torch.float32
+    assert kernel_calls["based"] == 1 and out.dtype == torch.bfloat16  # the kernel's, unwidened
     assert rel_error(out, expected) < BF16_TOL
 
 
@@ -117,7 +117,7 @@ def test_prefix_kernel_path_matches_the_pytorch_path(
     expected = prefix_linear_attention_naive(q, k, v, k_enc, v_enc, mask, enc_mask, EPS)
     with kernel_mode.use_taylor_kernel_mode("interpreter"):
         out = prefix_linear_attention.prefix_linear_attention(*args)
-    assert kernel_calls["prefix"] == 1 and out.dtype == torch.float32
+    assert kernel_calls["prefix"] == 1 and out.dtype == torch.bfloat16
     assert rel_error(out, expected) < BF16_TOL
     no_encoder = based_linear_attention_naive(q, k, v, None, EPS)
     assert rel_error(out, no_encoder) > 10 * BF16_TOL  # the encoder region really is folded in

@@ -19,6 +19,7 @@ from pydantic import Field
 from torch import nn
 
 from ..ops.linear_attention import LinearAttentionState, linear_attention_state
+from ..ops.padding import mask_is_full
 from ..ops.prefix_linear_attention import encoder_mask, prefix_linear_attention
 from .based import BasedConfig, BasedLM, LinearAttention
 from .jrt_released_padding import (
@@ -71,10 +72,28 @@ class PrefixLinearAttention(LinearAttention):
         if self.released_key_mask is not None:
             y, state = self._attend(x, mask)
             return self._out(y, x), state
+        if mask_is_full(mask):
+            return self._prefill_unpadded(x)
         y, (k, v, k_enc, v_enc, enc_mask) = self._attend(x, mask)
         # Decoding continues from encoder sums (over the encoder region only) plus decoder sums.
         enc = linear_attention_state(k_enc, v_enc, enc_mask)
         dec = linear_attention_state(k, v, mask)
+        return self._out(y, x), LinearAttentionState(enc.s + dec.s, enc.z + dec.z)
+
+    def _prefill_unpadded(self, x: torch.Tensor):
+        """An unpadded prompt (at least M tokens once ``JrtRnnLM`` has padded it): the encoder
+        region is the first M columns of every row, so the encoder projections run over those
+        alone, and q, k, v and the encoder's k, v are made contiguous once, here, for both the
+        prefix kernel and the two state kernels (each made its own copy of the projections'
+        strided views before). The same function as the general path, to the rounding of the
+        smaller encoder matmuls."""
+        q, k, v = (t.contiguous() for t in self._qkv(x))
+        head = x[:, : min(self.encoder_length, x.shape[1])]
+        k_enc = self._split(head, self.proj_k_enc, self.feature_dim).contiguous()
+        v_enc = self._split(head, self.proj_v_enc, self.value_dim).contiguous()
+        y = prefix_linear_attention(q, k, v, k_enc, v_enc, None, None, self.eps)
+        enc = linear_attention_state(k_enc, v_enc, None)
+        dec = linear_attention_state(k, v, None)
         return self._out(y, x), LinearAttentionState(enc.s + dec.s, enc.z + dec.z)
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..ops.padding import known_padding, mask_is_full
 from ..ops.pointwise import rotate_half, swiglu
 from ..ops.short_conv import causal_depthwise_conv
 from ..ops.window_attention import flash_window_applies, flash_window_attention
@@ -154,11 +155,13 @@ class ShortConv(nn.Module):
 
     def tail_state(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The last K-1 (masked) inputs as [B, C, K-1], zero-filled for short prompts."""
-        x = (x * mask[..., None].to(x.dtype)).transpose(1, 2)
         need = self.kernel_size - 1
+        # Mask only the kept positions: masking the whole prompt first was a pass over all of it.
+        start = max(0, x.shape[1] - need)
+        x = (x[:, start:] * mask[:, start:, None].to(x.dtype)).transpose(1, 2)
         if x.shape[-1] < need:
             x = F.pad(x, (need - x.shape[-1], 0))
-        return x[..., x.shape[-1] - need :].contiguous()
+        return x.contiguous()
 
     def step(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, C], state [B, C, K-1] -> (y [B, C], new state)."""
@@ -188,7 +191,7 @@ def masked_causal_attention(
     ``masked_causal_attention_dense``, the reference the fast paths are tested against."""
     if window is not None and window < 1:
         raise ValueError(f"window must be >= 1 or None, got {window}")
-    if q.shape[-2] == 0 or not bool(key_mask.all()):
+    if q.shape[-2] == 0 or not mask_is_full(key_mask):
         return masked_causal_attention_dense(q, k, v, key_mask, window)
     if window is None:
         return causal_attention(q, k, v)
@@ -419,9 +422,10 @@ class DecoderLM(nn.Module):
         mask = resolve_mask(input_ids, mask)
         positions = positions_from_mask(mask)
         h = self.embeddings(input_ids)
-        for block in self.blocks():
-            h = h + block.mixer(block.norm1(h), mask, positions)
-            h = block._mlp(h)
+        with known_padding(mask):  # one sync for every layer's unpadded fast path
+            for block in self.blocks():
+                h = h + block.mixer(block.norm1(h), mask, positions)
+                h = block._mlp(h)
         return self.lm_head(self.final_norm(h)).float()
 
     # -- recurrent form -------------------------------------------------------------------------
@@ -433,10 +437,11 @@ class DecoderLM(nn.Module):
         positions = positions_from_mask(mask)
         h = self.embeddings(input_ids)
         states: list[object] = []
-        for block in self.blocks():
-            y, layer_state = block.mixer.prefill(block.norm1(h), mask, positions)
-            h = block._mlp(h + y)
-            states.append(layer_state)
+        with known_padding(mask):  # one sync for every layer's unpadded fast path
+            for block in self.blocks():
+                y, layer_state = block.mixer.prefill(block.norm1(h), mask, positions)
+                h = block._mlp(h + y)
+                states.append(layer_state)
         logits = self.lm_head(self.final_norm(h[:, -1])).float()
         return logits, DecodeState(states, mask.long().sum(dim=1))
 

@@ -12,6 +12,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from ..ops.padding import mask_is_full
 from .layers import (
     Block,
     DecoderLM,
@@ -154,13 +155,19 @@ class Attention(Mixer[KVCache]):
     def prefill(self, x, mask, positions):
         q, k, v = self._qkv(x, positions)
         y = self._merge(masked_causal_attention(q, k, v, mask, self.window))
+        full = mask_is_full(mask)
         if self.window is not None:
             # The ring keeps the last ``window`` positions: mask those alone, not the whole
             # prompt's keys and values (two passes over them that the ring then dropped).
             start = max(0, k.shape[2] - self.window)
             k, v, mask = k[:, :, start:], v[:, :, start:], mask[:, start:]
-        keep = mask[:, None, :, None].to(k.dtype)
-        cache = KVCache(k * keep, v * keep, mask.clone())
+        if full:
+            # Nothing to zero: k is already the rotary's own copy, and v needs one out of the
+            # qkv projection (a view would keep q and k's projections alive in the cache).
+            cache = KVCache(k, v.contiguous(), mask.clone())
+        else:
+            keep = mask[:, None, :, None].to(k.dtype)
+            cache = KVCache(k * keep, v * keep, mask.clone())
         if self.window is not None:
             cache = to_ring(cache, self.window)
         return y, cache

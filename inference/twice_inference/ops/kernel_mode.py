@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 import torch
 
+from .padding import mask_is_full
+
 KERNEL_MODE_ENV = "TWICE_TAYLOR_KERNEL"
 KERNEL_MODES = ("auto", "off", "interpreter")
 _kernel_mode_override: str | None = None
@@ -92,6 +94,6 @@ def taylor_kernel_applies(
         return False
     if v.shape[-1] % KERNEL_VALUE_BLOCK or eps > KERNEL_MAX_EPS or q.shape[2] == 0:
         return False
-    if key_mask is not None and not bool(key_mask.all()):
+    if key_mask is not None and not mask_is_full(key_mask):
         return False
     return kernel_may_run(tensors)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..kernel_mode import taylor_kernel_applies
+from ..padding import mask_is_full
 from .chunk import (
     STATE_CHUNK,
     LinearAttentionState,
@@ -25,11 +26,13 @@ def based_linear_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None, eps: float
 ) -> torch.Tensor:
     """Parallel causal Taylor linear attention. q, k [B, H, T, d] (before the feature map), v
-    [B, H, T, Dv], key_mask [B, T] bool or None -> float32 [B, H, T, Dv]."""
+    [B, H, T, Dv], key_mask [B, T] bool or None -> y [B, H, T, Dv]: float32 from the PyTorch
+    form, the inputs' bf16 from the kernel (rounded there already: widening it only cost passes
+    before the output projection rounds it again)."""
     if taylor_kernel_applies((q, k, v), key_mask, eps):
         from ...kernels.taylor_prefill import based_prefill  # imports triton: lazily
 
-        return based_prefill(q, k, v).float()
+        return based_prefill(q, k, v)
     return based_linear_attention_torch(q, k, v, key_mask, eps)
 
 
@@ -54,7 +57,7 @@ def linear_attention_state(
 def kept_span(key_mask: torch.Tensor | None, length: int) -> tuple[int, int] | None:
     """(start, stop) when the kept positions are columns start..stop-1 of every row (all of them
     for no mask), else None. One device sync: the span is read back with its check."""
-    if key_mask is None:
+    if key_mask is None or mask_is_full(key_mask, ask=False):  # known: no sync
         return (0, length) if length else None
     rows, columns = key_mask.shape
     if columns == 0:

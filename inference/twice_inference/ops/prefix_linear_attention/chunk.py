@@ -21,9 +21,10 @@ def encoder_mask(mask: torch.Tensor, encoder_length: int) -> torch.Tensor:
 
 
 def encoder_state(
-    k_enc: torch.Tensor, v_enc: torch.Tensor, enc_mask: torch.Tensor
+    k_enc: torch.Tensor, v_enc: torch.Tensor, enc_mask: torch.Tensor | None
 ) -> LinearAttentionState:
-    """Non-causal encoder sums over the masked region: s_e [B, H, F, Dv], z_e [B, H, F]."""
+    """Non-causal encoder sums over the masked region (None: every column): s_e [B, H, F, Dv],
+    z_e [B, H, F]."""
     _, phi_k, v = masked_features(k_enc, k_enc, v_enc, enc_mask)
     return LinearAttentionState(torch.einsum("bhtf,bhtd->bhfd", phi_k, v), phi_k.sum(dim=2))
 
@@ -45,7 +46,7 @@ def prefix_linear_attention_torch(
     k_enc: torch.Tensor,
     v_enc: torch.Tensor,
     key_mask: torch.Tensor | None,
-    enc_mask: torch.Tensor,
+    enc_mask: torch.Tensor | None,
     eps: float,
 ) -> torch.Tensor:
     """The PyTorch form of ``prefix_linear_attention`` (any device, dtype, padding)."""
