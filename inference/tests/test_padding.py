@@ -28,9 +28,16 @@ def test_known_padding_answers_once_for_its_own_mask() -> None:
         assert not full and not mask_is_full(mask, ask=False)
 
 
-def test_unpadded_kv_cache_holds_the_same_keys_without_sharing_the_projection() -> None:
+def alone_in_storage(x: torch.Tensor) -> bool:
+    return x.untyped_storage().nbytes() == x.numel() * x.element_size()
+
+
+@pytest.mark.parametrize("rotary_dim", [8, 4, 0])  # whole head, partial, none (k a view of qkv)
+def test_unpadded_kv_cache_holds_the_same_keys_without_sharing_the_projection(
+    rotary_dim: int,
+) -> None:
     torch.manual_seed(0)
-    attn = transformer.Attention(32, 4, 8, 10000.0).eval()
+    attn = transformer.Attention(32, 4, rotary_dim, 10000.0).eval()
     x = torch.randn(2, 9, 32)
     mask = torch.ones(2, 9, dtype=torch.bool)
     positions = layers.positions_from_mask(mask)
@@ -38,7 +45,8 @@ def test_unpadded_kv_cache_holds_the_same_keys_without_sharing_the_projection() 
         y, cache = attn.prefill(x, mask, positions)
         q, k, v = attn._qkv(x, positions)
     assert torch.equal(cache.k, k) and torch.equal(cache.v, v) and bool(cache.valid.all())
-    assert cache.v.is_contiguous()  # its own storage, not a view of the qkv projection
+    # each in storage of its own: a view would keep q or the whole qkv projection alive
+    assert alone_in_storage(cache.k) and alone_in_storage(cache.v)
     # A padded prompt still zeroes its pad keys and values.
     padded = mask.clone()
     padded[0, :3] = False

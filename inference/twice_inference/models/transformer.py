@@ -141,8 +141,9 @@ class Attention(Mixer[KVCache]):
     def _qkv(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, t, _ = x.shape
         qkv = self.Wqkv(x).view(b, t, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = self.rotary(qkv[:2], positions)  # one rotation for both: one set of launches
-        return q, k, qkv[2]
+        # q and k rotated apart, so each lands in storage of its own: a prefill's cache keeps k,
+        # and a k that shared storage with q would keep every layer's q alive with it
+        return self.rotary(qkv[0], positions), self.rotary(qkv[1], positions), qkv[2]
 
     def _merge(self, y: torch.Tensor) -> torch.Tensor:
         b, _, t, _ = y.shape
@@ -162,9 +163,9 @@ class Attention(Mixer[KVCache]):
             start = max(0, k.shape[2] - self.window)
             k, v, mask = k[:, :, start:], v[:, :, start:], mask[:, start:]
         if full:
-            # Nothing to zero: k is already the rotary's own copy, and v needs one out of the
-            # qkv projection (a view would keep q and k's projections alive in the cache).
-            cache = KVCache(k, v.contiguous(), mask.clone())
+            # Nothing to zero, so no pass over k and v unless one shares storage (v always does:
+            # a view would keep the whole qkv projection alive in the cache)
+            cache = KVCache(sole_owner(k), sole_owner(v), mask.clone())
         else:
             keep = mask[:, None, :, None].to(k.dtype)
             cache = KVCache(k * keep, v * keep, mask.clone())
@@ -193,6 +194,15 @@ class Attention(Mixer[KVCache]):
     def state_bytes(self, prompt_len: int, element_size: int) -> int:
         cached = prompt_len if self.window is None else self.window
         return 2 * cached * self.n_heads * self.head_dim * element_size
+
+
+def sole_owner(x: torch.Tensor) -> torch.Tensor:
+    """``x`` itself when it is contiguous and alone in its storage, else a compact copy: what a
+    cache keeps must not hold a larger tensor's memory alive."""
+    whole = x.numel() * x.element_size()
+    if x.is_contiguous() and x.storage_offset() == 0 and x.untyped_storage().nbytes() == whole:
+        return x
+    return x.clone(memory_format=torch.contiguous_format)
 
 
 def to_ring(cache: KVCache, window: int) -> KVCache:
