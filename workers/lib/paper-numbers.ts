@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { cachedFromFiles } from './file-cache';
-import type { CellResult } from './report/types';
+import type { CellResult, PaperComparison } from './report/types';
 
 const Accuracy = z.number().min(0).max(100);
 const PaperNumbers = z
@@ -38,18 +38,6 @@ export const paperNumbers = cachedFromFiles(
 
 /** What of a report cell decides which paper number it is comparable to. */
 export type ComparableCell = Pick<CellResult, 'model' | 'family' | 'task' | 'taskLabel' | 'strategy' | 'status' | 'accuracy' | 'taskParams' | 'strategyParams'>;
-
-export interface PaperComparison {
-  model: string;
-  task: string;
-  strategy: string;
-  /** percent */
-  ours: number;
-  paper: number;
-  /** ours - paper, in points */
-  difference: number;
-  source: string;
-}
 
 const ANSWER_BUDGET = 50;
 const TABLE1_CONTEXT = 950;

@@ -2,7 +2,6 @@
 import type { ParetoAxis, ParetoInterval, ParetoPoint } from '../../../workflows/pareto';
 import type { Interval } from '../../../workflows/stats';
 import type { AnalyticCost } from '../analytic-cost';
-import { type PaperComparison } from '../paper-numbers';
 
 /** One (model, strategy)'s costs at the analytic axes' stated length (workers/lib/report/analytic.ts). */
 export interface AnalyticPoint extends AnalyticCost {
@@ -138,4 +137,17 @@ export interface ExecutionSummary {
   modelLoads: number;
   /** distinct (worker process, model) pairs that ran shards */
   workerModelPairs: number;
+}
+
+/** One report cell beside the paper's number for it (workers/lib/paper-numbers.ts). */
+export interface PaperComparison {
+  model: string;
+  task: string;
+  strategy: string;
+  /** percent */
+  ours: number;
+  paper: number;
+  /** ours - paper, in points */
+  difference: number;
+  source: string;
 }
