@@ -181,7 +181,10 @@ export function createDbActivities(db: Db, deps: { workflowRunning?: WorkflowRun
             })),
           ),
         });
-        await tx.throughputMeasurement.createMany({ data: accepted.flatMap(({ item, out }) => throughputRows(item, out)) });
+        const timed = accepted.flatMap(({ item, out }) => throughputRows(item, out));
+        // the run seconds follow in a statement of their own (writeRunSeconds)
+        await tx.throughputMeasurement.createMany({ data: timed.map((row) => ({ ...row, runSeconds: undefined })) });
+        await writeRunSeconds(tx, timed);
         // done when every example is covered, whatever shard sizes covered them; the last shard
         // of the batch that covers a cell is the one that completed it
         const donePending = new Set<string>();
@@ -450,6 +453,27 @@ function throughputRows(input: RecordShardInput, out: RunShardOutput) {
     })),
   );
   return [...own, ...points];
+}
+
+/**
+ * Every timed run's seconds, written exactly. Prisma 7 sends a Float[] with 16 significant digits
+ * where a double needs up to 17, so about a quarter of the runs landed one ulp off their own
+ * row's median (a one-run point's median is its run) and the report's two timing paths disagreed
+ * in the last digit. JSON text keeps the shortest exact form, and PostgreSQL's numeric to float8
+ * rounds it back to the same double.
+ */
+async function writeRunSeconds(tx: Tx, rows: ReadonlyArray<ReturnType<typeof throughputRows>[number]>): Promise<void> {
+  const kept = rows.flatMap((r) =>
+    'runSeconds' in r && r.runSeconds
+      ? [{ cell_key: r.cellKey, shard_index: r.shardIndex, source: r.source, example_id: r.exampleId, run_seconds: r.runSeconds }]
+      : [],
+  );
+  if (kept.length === 0) return;
+  const written = await tx.$executeRaw`
+    UPDATE throughput_measurements m SET run_seconds = u.run_seconds
+      FROM jsonb_to_recordset(${JSON.stringify(kept)}::jsonb) AS u(cell_key text, shard_index int, source text, example_id int, run_seconds float8[])
+     WHERE m.cell_key = u.cell_key AND m.shard_index = u.shard_index AND m.source = u.source AND m.example_id = u.example_id`;
+  if (written !== kept.length) throw new Error(`wrote the run seconds of ${written} of ${kept.length} throughput rows`);
 }
 
 /** Claims end with their sweep, so the sweeps waiting on its cells take them over at once. */

@@ -26,6 +26,9 @@ const runPy = !args.includes('--ts') && only.length === 0;
 let passed = 0;
 let failed = 0;
 let status = 0;
+// node's own list of failing TypeScript tests with their assertions, said again at the very end:
+// a CI log is often read from its tail, where the Python suite's output would have buried it
+let failingTs = '';
 
 if (runTs && only.length === 0) {
   // static checks first: a type error, a boundary violation or an unformatted file fails fast
@@ -58,6 +61,8 @@ if (runTs) {
   passed += count(r.stdout, /ℹ pass (\d+)/);
   failed += count(r.stdout, /ℹ fail (\d+)/);
   if (r.status !== 0) status = 1;
+  const at = r.stdout.indexOf('✖ failing tests:');
+  if (at >= 0) failingTs = r.stdout.slice(at).trimEnd();
   // a file whose process died before reporting any test shows up as one passing entry named
   // after the file; a suite that never ran must not count as green
   const silent = [...r.stdout.matchAll(/^✔ (\/\S+\.test\.ts) \(/gm)].map((m) => m[1]);
@@ -101,5 +106,6 @@ if (runPy) {
   if (r.status !== 0) status = 1;
 }
 
+if (failingTs && runPy) console.log(`\n${failingTs}`);
 console.log(`\ntotal: ${passed} passed, ${failed} failed`);
 process.exit(status);

@@ -194,4 +194,52 @@ describe('recordShards', () => {
     assert.deepEqual(again.done, [keys[0]]);
     assert.deepEqual(again.waitingOn, { [keys[1]!]: 'first' });
   });
+
+  it('stores every timed run to the last bit, so a one-run point equals its median', async () => {
+    // doubles that need all 17 significant digits: Prisma's own Float[] write dropped the last one
+    const runs = [0.00031861843620679145, 0.0007326922773509103, 1.2345678901234567e-5];
+    const spec = `
+name: runs
+models: [m-a]
+tasks: [{ name: prefill_throughput, params: { lengths: [32, 64], batchSizes: [2], runs: 10 } }]
+strategies: [default]
+execution: { shardSize: 2 }
+`;
+    const acts = createDbActivities(pg.db);
+    const base = resolved(spec);
+    const r: ResolvedSweep = { ...base, tasks: base.tasks.map((t) => ({ ...t, numExamples: 2 })) };
+    await acts.registerSweep({ sweepId: 's-runs', workflowId: 'w-runs', specFile: 'runs.yaml', specYaml: spec, resolved: r, gitSha: null, retryFailed: true });
+    const [shard] = shardsOf(expandCells(r)[0]!, 2);
+    const timed = (scale: number) => ({
+      implementation: 'x',
+      medianSeconds: runs[0]! * scale,
+      minSeconds: runs[2]! * scale,
+      runs: 3,
+      runSeconds: runs.map((s) => s * scale),
+      tokensPerSecond: 64 / (runs[0]! * scale),
+    });
+    const out: RunShardOutput = {
+      ...output(shard!),
+      examples: [],
+      slices: [],
+      measurements: [0, 1].map((exampleId) => ({
+        exampleId,
+        seqLen: 32 * (exampleId + 1),
+        batchSize: 2,
+        processedLen: 32 * (exampleId + 1),
+        measured: timed(1 + exampleId / 3),
+        baseline: timed(2 + exampleId / 7),
+        versions: { torch: '2' },
+      })),
+    };
+    const [result] = await acts.recordShards({ sweepId: 's-runs', gitSha: null, shards: [{ ...item(shard!, out), taskKind: 'throughput' }] });
+    assert.equal(result!.malformed, null);
+    const rows = await pg.db.throughputMeasurement.findMany({ where: { cellKey: shard!.cellKey }, orderBy: [{ exampleId: 'asc' }, { source: 'asc' }] });
+    assert.equal(rows.length, 4);
+    for (const row of rows) {
+      const sent = out.measurements[row.exampleId!]![row.source === 'benchmark' ? 'measured' : 'baseline'];
+      assert.deepEqual(row.runSeconds, sent.runSeconds, `${row.source} #${row.exampleId}`);
+      assert.equal(row.seconds, sent.runSeconds![0]);
+    }
+  });
 });
