@@ -3,6 +3,7 @@
 // and kills it (SIGKILL, like a lost node) as soon as the pod is deleted, evicted or terminating.
 // So the pool the orchestrator created on the real control plane really serves the sweep.
 import * as k8s from '@kubernetes/client-node';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LABELS } from '../../activities/pool-kubernetes';
 import { spawnPythonWorker, type PythonWorker } from '../../workers/lib/stack';
@@ -13,6 +14,8 @@ export interface PodWorkers {
   running(): number;
   /** the pod whose worker process has this pid (Temporal's worker identity is pid@host) */
   podOfPid(pid: number): string | undefined;
+  /** each worker's pod, state and restarts, with the tail of its log: for a failing test's message */
+  describe(logLines?: number): string;
   stop(): Promise<void>;
 }
 
@@ -25,6 +28,8 @@ export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: s
   const core = opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
   const workers = new Map<string, PythonWorker>();
   const podNames = new Map<number, string>();
+  const restarts = new Map<string, number>();
+  const logFiles = new Map<string, string>();
   const started: string[] = [];
   let stopped = false;
   const kill = async (w: PythonWorker) => {
@@ -41,19 +46,25 @@ export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: s
       const uid = pod.metadata!.uid!;
       if (pod.status?.phase !== 'Running' || pod.metadata?.deletionTimestamp) continue;
       live.add(uid);
-      if (workers.has(uid)) continue;
+      const running = workers.get(uid);
+      const exited = running && (running.process.exitCode !== null || running.process.signalCode !== null);
+      if (running && !exited) continue;
+      const name = pod.metadata!.name!;
       const args = pod.spec!.containers[0]!.args ?? [];
+      const logFile = join(opts.logDir, `pod-${name}.log`);
       const w = spawnPythonWorker({
         temporalAddress: opts.temporalAddress,
         namespace: 'default',
         device: 'cpu',
-        logFile: join(opts.logDir, `pod-${pod.metadata!.name}.log`),
+        logFile,
         taskQueue: argOf(args, '--task-queue')!,
         modelCache: Number(argOf(args, '--model-cache') ?? 1),
       });
       workers.set(uid, w);
-      if (w.process.pid) podNames.set(w.process.pid, pod.metadata!.name!);
-      started.push(pod.metadata!.name!);
+      logFiles.set(uid, logFile);
+      if (w.process.pid) podNames.set(w.process.pid, name);
+      if (exited) restarts.set(uid, (restarts.get(uid) ?? 0) + 1);
+      else started.push(name);
     }
     for (const [uid, w] of workers) {
       if (!live.has(uid)) {
@@ -75,6 +86,17 @@ export function startPodWorkers(opts: { kubeConfig: k8s.KubeConfig; namespace: s
     started,
     running: () => workers.size,
     podOfPid: (pid) => podNames.get(pid),
+    describe(logLines = 8) {
+      return [...workers.entries()]
+        .map(([uid, w]) => {
+          const name = podNames.get(w.process.pid ?? -1) ?? uid;
+          const state = w.process.exitCode !== null || w.process.signalCode !== null ? `exited (${w.process.exitCode ?? w.process.signalCode})` : 'running';
+          const file = logFiles.get(uid);
+          const tail = file && existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-logLines) : [];
+          return [`pod ${name}: worker ${state}, ${restarts.get(uid) ?? 0} restarts`, ...tail.map((l) => `  | ${l}`)].join('\n');
+        })
+        .join('\n');
+    },
     async stop() {
       stopped = true;
       await loop;

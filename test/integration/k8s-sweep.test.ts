@@ -5,7 +5,7 @@
 // evicted mid-shard, cancellation, the orchestrator killed mid-sweep, and the reconcile schedule.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -86,6 +86,50 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     await exited;
   };
   const leftovers = (sweepId: string) => poolLeftovers(cp.kubeConfig, NS, sweepId);
+  // A failure says what the pool's workers and the orchestrator were doing last: their logs are
+  // deleted with the suite's directory, and a CI log is all there is to read afterwards.
+  let watched: Awaited<ReturnType<typeof startSweep>>['handle'] | null = null;
+  const start = async (file: string) => {
+    const started = await startSweep(stack.client, file);
+    watched = started.handle;
+    return started;
+  };
+  const pendingActivities = async (): Promise<string[]> => {
+    if (!watched) return [];
+    const { raw } = await watched.describe();
+    return (raw.pendingActivities ?? []).map((a) => {
+      const state = proto.temporal.api.enums.v1.PendingActivityState[a.state ?? 0];
+      const failure = a.lastFailure?.message ? `, last failure: ${a.lastFailure.message.slice(0, 200)}` : '';
+      return `${a.activityType?.name} ${state} attempt ${a.attempt} on ${a.lastWorkerIdentity || '-'}${failure}`;
+    });
+  };
+  const explained = (test: () => Promise<void>) => async () => {
+    try {
+      watched = null;
+      await test();
+    } catch (err) {
+      const log = join(dir, 'orchestrator.log');
+      const orchestratorTail = existsSync(log)
+        ? readFileSync(log, 'utf8')
+            .split('\n')
+            .filter((l) => /^[^\s}]/.test(l))
+            .slice(-20)
+        : [];
+      const activities = await pendingActivities().catch((e: unknown) => [`(could not describe the sweep: ${String(e)})`]);
+      if (err instanceof Error) {
+        err.stack = [
+          err.stack,
+          '-- pod workers',
+          pods.describe(),
+          "-- the sweep's pending activities",
+          ...activities,
+          '-- orchestrator log (last lines)',
+          ...orchestratorTail,
+        ].join('\n');
+      }
+      throw err;
+    }
+  };
   const specFile = (name: string, examples: number, maxNewTokens?: number) => {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, spec(name, examples, maxNewTokens));
@@ -112,92 +156,104 @@ describe('sweeps on a kubernetes GPU pool (KWOK + local workers per pod)', { ski
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('runs model-major on the pool, survives an evicted pod mid-shard, and leaves nothing behind', async () => {
-    // longer generations than the other sweeps here: a shard runs long enough to be evicted mid-way
-    const { handle, sweepId } = await startSweep(stack.client, specFile('k8s-e2e', 16, 24));
-    // 2 models x 2 strategies x 4 shards; 8 pending shards per model at 8 per pod: one pod each
-    await waitFor('one Running pod per model group', async () => pods.running() === 2);
-    // evict the pod of the first model group while its worker runs a shard (Temporal says which
-    // worker holds a started activity): the shard is retried on the replacement pod
-    const g0Pods = new Set(
-      (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items.map(
-        (p) => p.metadata!.name!,
-      ),
-    );
-    const victim = await waitFor(
-      'a shard running on the pod of the first model group',
-      async () => {
-        const { raw } = await handle.describe();
-        for (const a of raw.pendingActivities ?? []) {
-          if (a.state !== proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) continue;
-          const pod = pods.podOfPid(Number((a.lastWorkerIdentity ?? '').split('@')[0]));
-          if (pod && g0Pods.has(pod)) return pod;
-        }
-        return undefined;
-      },
-      180_000,
-    );
-    await core.createNamespacedPodEviction({ name: victim, namespace: NS, body: { metadata: { name: victim, namespace: NS } } });
-
-    const result = await handle.result();
-    assert.equal(result.status, 'completed', JSON.stringify(result.failures));
-    const counts = await tableCounts(stack.db);
-    assert.equal(counts.shards, 16, 'every shard recorded exactly once');
-    assert.equal(counts.examples, 64);
-    for (const c of await stack.db.cell.findMany({ include: { examples: { select: { exampleId: true } } } })) {
-      assert.deepEqual(
-        c.examples.map((e) => e.exampleId).sort((a, b) => a - b),
-        [...Array(16).keys()],
+  it(
+    'runs model-major on the pool, survives an evicted pod mid-shard, and leaves nothing behind',
+    explained(async () => {
+      // longer generations than the other sweeps here: a shard runs long enough to be evicted mid-way
+      const { handle, sweepId } = await start(specFile('k8s-e2e', 16, 24));
+      // 2 models x 2 strategies x 4 shards; 8 pending shards per model at 8 per pod: one pod each
+      await waitFor('one Running pod per model group', async () => pods.running() === 2);
+      // evict the pod of the first model group while its worker runs a shard (Temporal says which
+      // worker holds a started activity): the shard is retried on the replacement pod
+      const g0Pods = new Set(
+        (await core.listNamespacedPod({ namespace: NS, labelSelector: `${LABELS.sweep}=${sweepLabel(sweepId)},${LABELS.group}=g0` })).items.map(
+          (p) => p.metadata!.name!,
+        ),
       );
-    }
-    const stats = await activityStats(stack.client, handle.workflowId);
-    assert.ok(stats.maxAttempt >= 2, `the evicted pod's shard was retried (max attempt ${stats.maxAttempt})`);
-    assert.ok(pods.started.length >= 3, `a replacement pod took over: ${pods.started.join(', ')}`);
+      const victim = await waitFor(
+        'a shard running on the pod of the first model group',
+        async () => {
+          const { raw } = await handle.describe();
+          for (const a of raw.pendingActivities ?? []) {
+            if (a.state !== proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) continue;
+            const pod = pods.podOfPid(Number((a.lastWorkerIdentity ?? '').split('@')[0]));
+            if (pod && g0Pods.has(pod)) return pod;
+          }
+          return undefined;
+        },
+        180_000,
+      );
+      await core.createNamespacedPodEviction({ name: victim, namespace: NS, body: { metadata: { name: victim, namespace: NS } } });
 
-    const report = await loadSweepReport(stack.db, sweepId);
-    const e = report.execution;
-    console.log(`# k8s e2e: ${e.shards} shards on ${e.workers} pod workers, ${e.modelLoads} model loads (${e.workerModelPairs} pod-model pairs)`);
-    assert.equal(e.shards, 16);
-    assert.equal(e.modelLoads, e.workerModelPairs, 'one load per (pod, model), not per shard');
-    assert.ok(e.modelLoads <= 3, `at most the two first pods and one replacement loaded a model, got ${e.modelLoads}`);
-    assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
-  });
+      const result = await handle.result();
+      assert.equal(result.status, 'completed', JSON.stringify(result.failures));
+      const counts = await tableCounts(stack.db);
+      assert.equal(counts.shards, 16, 'every shard recorded exactly once');
+      assert.equal(counts.examples, 64);
+      for (const c of await stack.db.cell.findMany({ include: { examples: { select: { exampleId: true } } } })) {
+        assert.deepEqual(
+          c.examples.map((e) => e.exampleId).sort((a, b) => a - b),
+          [...Array(16).keys()],
+        );
+      }
+      const stats = await activityStats(stack.client, handle.workflowId);
+      assert.ok(stats.maxAttempt >= 2, `the evicted pod's shard was retried (max attempt ${stats.maxAttempt})`);
+      assert.ok(pods.started.length >= 3, `a replacement pod took over: ${pods.started.join(', ')}`);
 
-  it('deletes every pool object when the sweep is cancelled', async () => {
-    const { handle, sweepId } = await startSweep(stack.client, specFile('k8s-cancel', 200));
-    await waitFor('pool pods Running', async () => pods.running() >= 1);
-    assert.ok((await leftovers(sweepId)).length > 0);
-    await handle.cancel();
-    await assert.rejects(handle.result());
-    assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
-    await waitFor('the pod workers to be stopped', async () => pods.running() === 0);
-  });
+      const report = await loadSweepReport(stack.db, sweepId);
+      const e = report.execution;
+      console.log(`# k8s e2e: ${e.shards} shards on ${e.workers} pod workers, ${e.modelLoads} model loads (${e.workerModelPairs} pod-model pairs)`);
+      assert.equal(e.shards, 16);
+      assert.equal(e.modelLoads, e.workerModelPairs, 'one load per (pod, model), not per shard');
+      assert.ok(e.modelLoads <= 3, `at most the two first pods and one replacement loaded a model, got ${e.modelLoads}`);
+      assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
+    }),
+  );
 
-  it('finishes the sweep and removes its pool after the orchestrator is killed mid-sweep and restarted', async () => {
-    const { handle, sweepId } = await startSweep(stack.client, specFile('k8s-restart', 24));
-    await waitFor('pool pods Running', async () => pods.running() >= 1);
-    const recordedBefore = await stack.db.shardRecord.count();
-    await waitFor('a shard of this sweep', async () => (await stack.db.shardRecord.count()) > recordedBefore);
-    await killOrchestrator();
-    await startOrchestrator();
-    const result = await handle.result();
-    assert.equal(result.status, 'completed', JSON.stringify(result.failures));
-    assert.equal((await loadSweepReport(stack.db, sweepId)).execution.shards, 24);
-    assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
-  });
+  it(
+    'deletes every pool object when the sweep is cancelled',
+    explained(async () => {
+      const { handle, sweepId } = await start(specFile('k8s-cancel', 200));
+      await waitFor('pool pods Running', async () => pods.running() >= 1);
+      assert.ok((await leftovers(sweepId)).length > 0);
+      await handle.cancel();
+      await assert.rejects(handle.result());
+      assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
+      await waitFor('the pod workers to be stopped', async () => pods.running() === 0);
+    }),
+  );
 
-  it('the reconcile schedule removes the pool of a sweep that is not running', async () => {
-    const ghost = 'ghost-20261128-000000-0000';
-    const pool = new KubernetesPool(cp.kubeConfig, {
-      namespace: NS,
-      image: 'twice-inference:test',
-      temporalAddress: stack.temporalAddress,
-      temporalNamespace: 'default',
-    });
-    const groups = poolGroups(ghost, ['zoo-based-tiny'], POOL_DEFAULTS);
-    await pool.apply({ sweepId: ghost, groups, replicas: { g0: 1 }, settings: POOL_DEFAULTS }, `sweep/${ghost}`);
-    assert.ok((await leftovers(ghost)).length > 0);
-    await stack.client.schedule.getHandle(POOL_RECONCILE_SCHEDULE).trigger();
-    assert.deepEqual(await waitFor('the reconcile to remove the pool', async () => ((await leftovers(ghost)).length === 0 ? [] : false), 60_000), []);
-  });
+  it(
+    'finishes the sweep and removes its pool after the orchestrator is killed mid-sweep and restarted',
+    explained(async () => {
+      const { handle, sweepId } = await start(specFile('k8s-restart', 24));
+      await waitFor('pool pods Running', async () => pods.running() >= 1);
+      const recordedBefore = await stack.db.shardRecord.count();
+      await waitFor('a shard of this sweep', async () => (await stack.db.shardRecord.count()) > recordedBefore);
+      await killOrchestrator();
+      await startOrchestrator();
+      const result = await handle.result();
+      assert.equal(result.status, 'completed', JSON.stringify(result.failures));
+      assert.equal((await loadSweepReport(stack.db, sweepId)).execution.shards, 24);
+      assert.deepEqual(await waitFor('the pool to be gone', async () => ((await leftovers(sweepId)).length === 0 ? [] : false), 60_000), []);
+    }),
+  );
+
+  it(
+    'the reconcile schedule removes the pool of a sweep that is not running',
+    explained(async () => {
+      const ghost = 'ghost-20261128-000000-0000';
+      const pool = new KubernetesPool(cp.kubeConfig, {
+        namespace: NS,
+        image: 'twice-inference:test',
+        temporalAddress: stack.temporalAddress,
+        temporalNamespace: 'default',
+      });
+      const groups = poolGroups(ghost, ['zoo-based-tiny'], POOL_DEFAULTS);
+      await pool.apply({ sweepId: ghost, groups, replicas: { g0: 1 }, settings: POOL_DEFAULTS }, `sweep/${ghost}`);
+      assert.ok((await leftovers(ghost)).length > 0);
+      await stack.client.schedule.getHandle(POOL_RECONCILE_SCHEDULE).trigger();
+      assert.deepEqual(await waitFor('the reconcile to remove the pool', async () => ((await leftovers(ghost)).length === 0 ? [] : false), 60_000), []);
+    }),
+  );
 });
