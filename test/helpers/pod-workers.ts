@@ -1,7 +1,9 @@
 // Stands in for the kubelet of KWOK's fake GPU nodes: for every Running pod of a twice GPU pool it
 // starts a local Python inference worker with the pod's own task queue and model cache arguments,
 // and kills it (SIGKILL, like a lost node) as soon as the pod is deleted, evicted or terminating.
-// So the pool the orchestrator created on the real control plane really serves the sweep.
+// A worker that exits while its pod is still Running is started again, as the kubelet restarts a
+// Deployment's container. So the pool the orchestrator created on the real control plane really
+// serves the sweep.
 import * as k8s from '@kubernetes/client-node';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
